@@ -1,0 +1,95 @@
+"""Service settings: one pydantic-settings object, read from the environment and `.env`.
+
+Build it at the entry point (`Settings()`), then pass it (or the typed configs it
+produces) inward. With no `.env` every value has an embedded default: a SQLite
+tracking store and local artifacts under `./mlruns`, the bundled real candles.
+
+Names follow the user's guide: `MLFLOW_TRACKING_URI`, `MLFLOW_ARTIFACT_LOCATION`,
+`MLFLOW_EXPERIMENT_NAME`. Other variables use the `ML_` prefix.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+SAMPLE_DATA_DIR = PACKAGE_DIR / "sample_data"
+
+#: Experiment names from the user's guide, with the description each is created with.
+EXPERIMENT_DEFAULT = "trading_bot_ml"
+EXPERIMENT_TRAINING = "model_training"
+EXPERIMENT_RETRAINING = "auto_retraining"
+
+
+class Settings(BaseSettings):
+    """Everything a deployment may change, with defaults that work on a fresh clone."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    # --- MLflow (names as in the user's guide) -------------------------------------------
+    mlflow_tracking_uri: str = Field(
+        default="sqlite:///mlruns/mlflow.db",
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "mlflow_tracking_uri"),
+        description="sqlite:///..., postgresql://user:pass@host:5432/db or http://mlflow-server:5000",
+    )
+    mlflow_artifact_location: str = Field(
+        default="./mlruns/artifacts",
+        validation_alias=AliasChoices("MLFLOW_ARTIFACT_LOCATION", "mlflow_artifact_location"),
+    )
+    mlflow_experiment_name: str = Field(
+        default=EXPERIMENT_DEFAULT,
+        validation_alias=AliasChoices("MLFLOW_EXPERIMENT_NAME", "mlflow_experiment_name"),
+    )
+
+    # --- data ---------------------------------------------------------------------------
+    data_path: str = Field(
+        default=str(SAMPLE_DATA_DIR),
+        validation_alias=AliasChoices("ML_DATA_PATH", "data_path"),
+        description="A candle file (csv/parquet/feather) or a folder of them",
+    )
+    symbols: str = Field(
+        default="",
+        validation_alias=AliasChoices("ML_SYMBOLS", "symbols"),
+        description="Comma-separated symbols to train on (empty: every file in data_path)",
+    )
+    timeframe: str = Field(default="5m", validation_alias=AliasChoices("ML_TIMEFRAME", "timeframe"))
+    max_fill_gap: int = Field(
+        default=3,
+        ge=0,
+        validation_alias=AliasChoices("ML_MAX_FILL_GAP", "max_fill_gap"),
+        description="Gaps of at most this many missing candles are forward-filled; longer gaps split the series",
+    )
+    candles_database_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ML_CANDLES_DATABASE_URL", "candles_database_url"),
+    )
+    candles_table: str = Field(default="candles", validation_alias=AliasChoices("ML_CANDLES_TABLE", "candles_table"))
+    cache_dir: str = Field(default="./data_cache", validation_alias=AliasChoices("ML_CACHE_DIR", "cache_dir"))
+
+    # --- model and training defaults ----------------------------------------------------
+    window: int = Field(default=60, ge=2, validation_alias=AliasChoices("ML_WINDOW", "window"))
+    horizon: int = Field(default=6, ge=1, validation_alias=AliasChoices("ML_HORIZON", "horizon"))
+    epochs: int = Field(default=20, ge=1, validation_alias=AliasChoices("ML_EPOCHS", "epochs"))
+    batch_size: int = Field(default=128, ge=1, validation_alias=AliasChoices("ML_BATCH_SIZE", "batch_size"))
+    learning_rate: float = Field(default=1e-3, gt=0, validation_alias=AliasChoices("ML_LEARNING_RATE", "learning_rate"))
+    seed: int = Field(default=42, validation_alias=AliasChoices("ML_SEED", "seed"))
+    device: str = Field(default="auto", validation_alias=AliasChoices("ML_DEVICE", "device"))
+    output_dir: str = Field(default="./outputs", validation_alias=AliasChoices("ML_OUTPUT_DIR", "output_dir"))
+    min_accuracy_for_promotion: float = Field(
+        default=0.5, ge=0, le=1, validation_alias=AliasChoices("ML_MIN_ACCURACY_FOR_PROMOTION", "min_accuracy_for_promotion")
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _device_known(cls, v: str) -> str:
+        if v not in {"auto", "cpu", "cuda"} and not v.startswith("cuda:"):
+            raise ValueError("device must be auto, cpu, cuda or cuda:N")
+        return v
+
+    @property
+    def symbol_list(self) -> list[str]:
+        return [s.strip() for s in self.symbols.split(",") if s.strip()]

@@ -1,0 +1,51 @@
+"""Shared fixtures: real PostgreSQL databases created and dropped per test, sample data paths."""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_DATA = REPO / "backend" / "ml_engine" / "sample_data"
+SHARED_MARKET = REPO.parent / "shared" / "data" / "market"
+
+PG_HOST = os.environ.get("TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("TEST_PG_USER", "postgres")
+
+
+def _admin_connect():
+    import psycopg2
+
+    conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", connect_timeout=5)
+    conn.autocommit = True
+    return conn
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh, empty PostgreSQL database for one test; dropped afterwards. Yields its SQLAlchemy URL."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    try:
+        conn = _admin_connect()
+    except Exception as exc:  # pragma: no cover - .ci/run starts the server, so this is a real failure
+        pytest.fail(f"PostgreSQL on {PG_HOST}:{PG_PORT} is not reachable: {exc}")
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    yield f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    conn = _admin_connect()
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    conn.close()
+
+
+@pytest.fixture
+def sample_data_dir() -> Path:
+    return SAMPLE_DATA
