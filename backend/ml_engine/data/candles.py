@@ -1,0 +1,559 @@
+"""Candle series, the validation policy and its report.
+
+One policy for every source (files, PostgreSQL, exchange), applied by `validate_candles`:
+
+| rule                  | action                                                                  |
+|-----------------------|-------------------------------------------------------------------------|
+| missing_column        | error: open/high/low/close/volume or a time column is absent            |
+| bad_timestamp         | error: time empty or not ISO 8601 / epoch number                       |
+| mixed_timezones       | error: time strings carry different UTC offsets (or some none)         |
+| non_finite            | error: NaN, inf or a non-number in OHLCV                               |
+| non_positive_price    | error: open/high/low/close <= 0                                        |
+| high_below_low        | error: high < low                                                      |
+| price_outside_range   | error: open or close outside [low, high]                               |
+| negative_volume       | error: volume < 0                                                      |
+| duplicate_conflict    | error: same timestamp twice with different values                      |
+| (duplicate identical) | repair: later copies dropped, counted (dropped_duplicates)             |
+| (unsorted rows)       | repair: sorted, counted (reordered_rows)                               |
+| timeframe_mismatch    | error: median spacing != timeframe, or a timestamp off the grid        |
+| (gap <= max_fill_gap) | repair: OHLC = previous close, volume 0 (filled_gaps, filled_candles)  |
+| (longer gap)          | repair: new `segment` id after it (long_gaps, segments)                |
+| too_few_rows          | error: fewer than min_rows rows, or longest segment shorter            |
+
+Errors are checked in this order; the first failing rule wins, at its first row.
+Rows are 1-based data rows of the input (file header excluded).
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+PRICE_COLUMNS = ("open", "high", "low", "close")
+OHLCV_COLUMNS = ("open", "high", "low", "close", "volume")
+#: Names accepted for the time column, in order of preference (case-insensitive).
+TIME_COLUMN_NAMES = ("date", "datetime", "timestamp", "time")
+DEFAULT_MAX_FILL_GAP = 3
+#: The floor; callers pass window + horizon + feature warm-up.
+DEFAULT_MIN_ROWS = 2
+
+_UNNAMED = re.compile(r"^(unnamed: ?\d+|index|)$")
+_TIMEFRAME = re.compile(r"^(\d+)([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# A time of day followed by an optional zone designator, at the end of the string.
+_TZ_SUFFIX = r"(\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)\s*(Z|z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)?\s*$"
+
+
+class DataValidationError(ValueError):
+    """Bad input data: names the source, the 1-based data row (or None) and the rule broken."""
+
+    def __init__(self, source: str, row: int | None, rule: str, detail: str) -> None:
+        super().__init__(source, row, rule, detail)
+        self.source = source
+        self.row = row
+        self.rule = rule
+        self.detail = detail
+
+    def __str__(self) -> str:
+        if self.row is None:
+            return f"{self.source}: {self.rule}: {self.detail}"
+        return f"{self.source}: row {self.row}: {self.rule}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class LongGap:
+    """A gap longer than max_fill_gap: the series is split between `start` and `end`."""
+
+    start: pd.Timestamp  # last candle before the gap
+    end: pd.Timestamp  # first candle after the gap
+    missing: int  # candles missing in between
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "missing": self.missing}
+
+
+@dataclass
+class ValidationReport:
+    """Repairs applied by `validate_candles`, counted."""
+
+    source: str
+    timeframe: str = ""
+    rows_in: int = 0
+    rows_out: int = 0
+    dropped_duplicates: int = 0
+    reordered_rows: int = 0
+    filled_gaps: int = 0
+    filled_candles: int = 0
+    segments: int = 0
+    long_gaps: list[LongGap] = field(default_factory=list)
+
+    @property
+    def repaired(self) -> bool:
+        return bool(self.dropped_duplicates or self.reordered_rows or self.filled_gaps or self.long_gaps)
+
+    def summary(self) -> str:
+        """One line, e.g. for a log or a run description."""
+        return (
+            f"{self.source}: {self.rows_in} rows in, {self.rows_out} out; "
+            f"{self.dropped_duplicates} duplicates dropped, {self.reordered_rows} rows reordered, "
+            f"{self.filled_gaps} gaps filled ({self.filled_candles} candles), "
+            f"{len(self.long_gaps)} long gaps -> {self.segments} segments"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able, for run metadata."""
+        return {
+            "source": self.source,
+            "timeframe": self.timeframe,
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "dropped_duplicates": self.dropped_duplicates,
+            "reordered_rows": self.reordered_rows,
+            "filled_gaps": self.filled_gaps,
+            "filled_candles": self.filled_candles,
+            "segments": self.segments,
+            "long_gaps": [g.to_dict() for g in self.long_gaps],
+        }
+
+    def log(self, log: logging.Logger = logger) -> None:
+        """Log each repair once (WARNING: repairs change the data)."""
+        if self.dropped_duplicates:
+            log.warning("%s: dropped %d duplicate rows (identical values)", self.source, self.dropped_duplicates)
+        if self.reordered_rows:
+            log.warning("%s: sorted by time, %d rows were out of order", self.source, self.reordered_rows)
+        if self.filled_gaps:
+            log.warning(
+                "%s: forward-filled %d gaps (%d candles, volume 0)", self.source, self.filled_gaps, self.filled_candles
+            )
+        if self.long_gaps:
+            log.warning(
+                "%s: %d gaps too long to fill, split into %d segments: %s",
+                self.source,
+                len(self.long_gaps),
+                self.segments,
+                ", ".join(f"{g.start} .. {g.end} ({g.missing} missing)" for g in self.long_gaps[:5])
+                + (f", ... {len(self.long_gaps) - 5} more" if len(self.long_gaps) > 5 else ""),
+            )
+
+
+@dataclass(frozen=True, eq=False)
+class CandleSeries:
+    """One symbol and timeframe of validated candles."""
+
+    symbol: str  # "ETH/BTC"
+    timeframe: str  # "5m"
+    frame: pd.DataFrame  # timestamp (datetime64[ns, UTC]), open..volume (float64), segment (int64)
+    source: str  # file path, "postgresql://user:***@host/db#table", "ccxt:binance"
+    report: ValidationReport
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+# --- timeframes ----------------------------------------------------------------------------
+
+
+def timeframe_to_timedelta(timeframe: str) -> pd.Timedelta:
+    """'5m' -> 5 minutes; units s, m, h, d, w (ccxt notation, months unsupported)."""
+    m = _TIMEFRAME.match(timeframe.strip()) if isinstance(timeframe, str) else None
+    if not m or int(m.group(1)) == 0:
+        raise ValueError(f"unknown timeframe {timeframe!r} (expected e.g. 1m, 5m, 1h, 1d, 1w)")
+    return pd.Timedelta(seconds=int(m.group(1)) * _UNIT_SECONDS[m.group(2)])
+
+
+def timedelta_to_timeframe(delta: pd.Timedelta) -> str:
+    """5 minutes -> '5m'; the largest unit that divides it; str(delta) when not whole seconds."""
+    ns = int(pd.Timedelta(delta).value)
+    if ns <= 0 or ns % 1_000_000_000:
+        return str(pd.Timedelta(delta))
+    seconds = ns // 1_000_000_000
+    for unit in ("w", "d", "h", "m", "s"):
+        if seconds % _UNIT_SECONDS[unit] == 0:
+            return f"{seconds // _UNIT_SECONDS[unit]}{unit}"
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# --- column resolution and parsing ---------------------------------------------------------
+
+
+def _fmt(value: float) -> str:
+    return format(float(value), ".10g")
+
+
+def find_time_column(columns: list[Any]) -> Any | None:
+    """The time column: date/datetime/timestamp/time (any case), else the first unnamed column."""
+    names = {}
+    for col in columns:
+        names.setdefault(str(col).strip().lower() if col is not None else "", col)
+    for candidate in TIME_COLUMN_NAMES:
+        if candidate in names:
+            return names[candidate]
+    for col in columns:
+        if col is None or _UNNAMED.match(str(col).strip().lower()):
+            return col
+    return None
+
+
+def index_to_column(frame: pd.DataFrame) -> pd.DataFrame:
+    """A DatetimeIndex or a named index becomes a column; any other index is dropped (RangeIndex after)."""
+    if isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 and frame.index.step == 1:
+        return frame
+    keep = isinstance(frame.index, pd.DatetimeIndex) or any(n is not None for n in frame.index.names)
+    return frame.reset_index(drop=not keep)
+
+
+def _resolve_columns(frame: pd.DataFrame, source: str) -> dict[str, Any]:
+    names: dict[str, Any] = {}
+    for col in frame.columns:
+        names.setdefault(str(col).strip().lower(), col)
+    found = ", ".join(str(c) for c in frame.columns) or "none"
+    resolved: dict[str, Any] = {}
+    time_col = find_time_column(list(frame.columns))
+    if time_col is None:
+        raise DataValidationError(
+            source,
+            None,
+            "missing_column",
+            f"no time column (date, datetime, timestamp, time or an unnamed first column); columns: {found}",
+        )
+    resolved["timestamp"] = time_col
+    for name in OHLCV_COLUMNS:
+        if name not in names:
+            raise DataValidationError(source, None, "missing_column", f"no {name!r} column; columns: {found}")
+        resolved[name] = names[name]
+    return resolved
+
+
+def _tz_label(key: str) -> str:
+    return "no time zone" if key == "" else key
+
+
+def _normalise_offset(designator: pd.Series) -> pd.Series:
+    """Zone designators -> '+HH:MM' ('' for naive)."""
+    d = designator.fillna("").astype(object)
+    utc = d.isin(["Z", "z", "UTC", "GMT"])
+    digits = d.str.replace(":", "", regex=False)
+    hours = digits.str.slice(0, 3)
+    minutes = digits.str.slice(3, 5).replace("", "00")
+    out = (hours + ":" + minutes).where(d != "", "")
+    out = out.where(~utc, "+00:00")
+    return out.replace("-00:00", "+00:00")
+
+
+def _parse_string_times(values: pd.Series, source: str) -> pd.Series:
+    s = values.astype(object)
+    is_null = s.isna().to_numpy()
+    if is_null.any():
+        row = int(np.flatnonzero(is_null)[0]) + 1
+        raise DataValidationError(source, row, "bad_timestamp", "empty time")
+    text = s.astype(str).str.strip()
+    numeric = pd.to_numeric(text, errors="coerce")
+    if numeric.notna().all():
+        return _parse_epoch(numeric.to_numpy(dtype="float64"), source)
+    parts = text.str.extract(_TZ_SUFFIX, expand=True)
+    has_time = parts[0].notna().to_numpy()  # strings without a time of day tell no zone
+    keys = _normalise_offset(parts[1])
+    first = ""
+    if has_time.any():
+        ref = int(np.flatnonzero(has_time)[0])
+        first = keys.iloc[ref]
+        differs = has_time & (keys != first).to_numpy()
+        if differs.any():
+            i = int(np.flatnonzero(differs)[0])
+            raise DataValidationError(
+                source,
+                i + 1,
+                "mixed_timezones",
+                f"{text.iloc[i]!r} has {_tz_label(keys.iloc[i])}, row {ref + 1} has {_tz_label(first)}",
+            )
+    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=first != "")
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataValidationError(
+            source, i + 1, "bad_timestamp", f"{text.iloc[i]!r} is not an ISO 8601 time or an epoch number"
+        )
+    if first == "":
+        parsed = parsed.dt.tz_localize("UTC")  # naive times are UTC
+    return parsed
+
+
+_EPOCH_UNITS = ("s", "ms", "us", "ns")
+_EPOCH_BOUNDS = np.array([1e11, 1e14, 1e17])  # below 1e11 seconds (year 5138), then ms, us, ns
+
+
+def _parse_epoch(raw: np.ndarray, source: str) -> pd.Series:
+    """Epoch numbers; the unit (s, ms, us, ns) is told by magnitude and must be the same for every row."""
+    values = raw.astype("float64")
+    bad = ~np.isfinite(values)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataValidationError(source, i + 1, "bad_timestamp", "empty time" if np.isnan(values[i]) else "infinite time")
+    unit_idx = np.searchsorted(_EPOCH_BOUNDS, np.abs(values), side="right")
+    differs = unit_idx != unit_idx[0]
+    if differs.any():
+        i = int(np.flatnonzero(differs)[0])
+        raise DataValidationError(
+            source,
+            i + 1,
+            "bad_timestamp",
+            f"epoch {_fmt(values[i])} is in {_EPOCH_UNITS[unit_idx[i]]}, row 1 is in {_EPOCH_UNITS[unit_idx[0]]}",
+        )
+    exact = raw if np.issubdtype(raw.dtype, np.integer) else values  # int64 ns would lose digits as float
+    return pd.Series(pd.to_datetime(exact, unit=_EPOCH_UNITS[unit_idx[0]], utc=True))
+
+
+def parse_timestamps(values: pd.Series, source: str) -> pd.Series:
+    """Datetimes, ISO strings or epoch s/ms/us/ns -> datetime64[ns, UTC] (naive means UTC)."""
+    values = values.reset_index(drop=True)
+    if len(values) == 0:
+        return pd.Series(pd.DatetimeIndex([], tz="UTC", dtype="datetime64[ns, UTC]"))
+    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values.dtype):
+        bad = values.isna().to_numpy()
+        if bad.any():
+            raise DataValidationError(source, int(np.flatnonzero(bad)[0]) + 1, "bad_timestamp", "empty time")
+        parsed = values.dt.tz_convert("UTC") if values.dt.tz is not None else values.dt.tz_localize("UTC")
+    elif pd.api.types.is_bool_dtype(values.dtype):
+        raise DataValidationError(source, 1 if len(values) else None, "bad_timestamp", "time column holds booleans")
+    elif pd.api.types.is_numeric_dtype(values.dtype):
+        parsed = _parse_epoch(values.to_numpy(), source)
+    else:
+        parsed = _parse_string_times(values, source)
+    return parsed.dt.as_unit("ns").reset_index(drop=True)
+
+
+def _numeric_ohlcv(frame: pd.DataFrame, cols: dict[str, Any], source: str) -> np.ndarray:
+    """(n, 5) float64 of OHLCV; the first non-finite or non-number cell raises non_finite."""
+    n = len(frame)
+    out = np.empty((n, 5), dtype="float64")
+    raw_bad = np.zeros((n, 5), dtype=bool)
+    for j, name in enumerate(OHLCV_COLUMNS):
+        col = frame[cols[name]]
+        if pd.api.types.is_bool_dtype(col.dtype):
+            raw_bad[:, j] = True
+            out[:, j] = np.nan
+            continue
+        num = pd.to_numeric(col, errors="coerce") if not pd.api.types.is_numeric_dtype(col.dtype) else col
+        out[:, j] = np.asarray(num, dtype="float64")
+        raw_bad[:, j] = np.isnan(out[:, j]) & col.notna().to_numpy()
+    bad = ~np.isfinite(out)
+    rows = np.flatnonzero(bad.any(axis=1))
+    if len(rows):
+        i = int(rows[0])
+        j = int(np.flatnonzero(bad[i])[0])
+        name = OHLCV_COLUMNS[j]
+        if raw_bad[i, j]:
+            detail = f"{name} is {frame[cols[name]].iloc[i]!r}, not a number"
+        else:
+            v = out[i, j]
+            detail = f"{name} is {'NaN' if np.isnan(v) else ('inf' if v > 0 else '-inf')}"
+        raise DataValidationError(source, i + 1, "non_finite", detail)
+    return out
+
+
+def _rows(n: int) -> str:
+    return f"{n} row" if n == 1 else f"{n} rows"
+
+
+def _first_row(mask: np.ndarray) -> int | None:
+    idx = np.flatnonzero(mask)
+    return int(idx[0]) if len(idx) else None
+
+
+def _check_values(v: np.ndarray, source: str) -> None:
+    o, h, lo, c, vol = (v[:, j] for j in range(5))
+    prices = v[:, :4]
+    i = _first_row((prices <= 0).any(axis=1))
+    if i is not None:
+        j = int(np.flatnonzero(prices[i] <= 0)[0])
+        raise DataValidationError(source, i + 1, "non_positive_price", f"{PRICE_COLUMNS[j]} is {_fmt(prices[i, j])}")
+    i = _first_row(h < lo)
+    if i is not None:
+        raise DataValidationError(source, i + 1, "high_below_low", f"high {_fmt(h[i])} < low {_fmt(lo[i])}")
+    outside = (o < lo) | (o > h) | (c < lo) | (c > h)
+    i = _first_row(outside)
+    if i is not None:
+        name, val = ("open", o[i]) if (o[i] < lo[i] or o[i] > h[i]) else ("close", c[i])
+        raise DataValidationError(
+            source, i + 1, "price_outside_range", f"{name} {_fmt(val)} is outside [low {_fmt(lo[i])}, high {_fmt(h[i])}]"
+        )
+    i = _first_row(vol < 0)
+    if i is not None:
+        raise DataValidationError(source, i + 1, "negative_volume", f"volume is {_fmt(vol[i])}")
+
+
+# --- the policy ----------------------------------------------------------------------------
+
+
+def validate_candles(
+    frame: pd.DataFrame,
+    source: str,
+    timeframe: str | None,
+    max_fill_gap: int = DEFAULT_MAX_FILL_GAP,
+    min_rows: int = DEFAULT_MIN_ROWS,
+) -> tuple[pd.DataFrame, ValidationReport]:
+    """Apply the policy table above to a raw frame; returns the clean frame (with `segment`) and the report.
+
+    `frame` may use any column case, any accepted time column and time encoding; with
+    `timeframe=None` the timeframe is the median spacing of the data (see `report.timeframe`).
+
+    >>> clean, report = validate_candles(raw, "ADA_BTC-5m.feather", "5m", max_fill_gap=3)
+    >>> report.summary()  # '... 3 gaps filled (3 candles), 2 long gaps -> 3 segments'
+    """
+    if max_fill_gap < 0:
+        raise ValueError("max_fill_gap must be >= 0")
+    frame = index_to_column(frame)
+    report = ValidationReport(source=source, rows_in=len(frame))
+    cols = _resolve_columns(frame, source)
+    ts = parse_timestamps(frame[cols["timestamp"]], source)
+    values = _numeric_ohlcv(frame, cols, source)
+    _check_values(values, source)
+    ts_ns = ts.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]").view("int64")
+    rows = np.arange(len(frame), dtype="int64")  # original positions, for messages
+
+    # duplicates: identical copies dropped; different values refused
+    key = pd.DataFrame({"t": ts_ns})
+    dup_ts = key["t"].duplicated(keep="first").to_numpy()
+    if dup_ts.any():
+        full = pd.DataFrame(values, columns=list(OHLCV_COLUMNS))
+        full.insert(0, "t", ts_ns)
+        dup_full = full.duplicated(keep="first").to_numpy()
+        i = _first_row(dup_ts & ~dup_full)
+        if i is not None:
+            first = int(np.flatnonzero(ts_ns == ts_ns[i])[0])
+            raise DataValidationError(
+                source,
+                i + 1,
+                "duplicate_conflict",
+                f"timestamp {ts.iloc[i]} repeats row {first + 1} with different values",
+            )
+        keep = ~dup_ts
+        report.dropped_duplicates = int(dup_ts.sum())
+        ts_ns, values, rows = ts_ns[keep], values[keep], rows[keep]
+
+    # unsorted rows: sorted, counted as rows earlier than a row above them
+    if len(ts_ns) > 1:
+        out_of_order = ts_ns[1:] < np.maximum.accumulate(ts_ns)[:-1]
+        if out_of_order.any():
+            report.reordered_rows = int(out_of_order.sum())
+            order = np.argsort(ts_ns, kind="stable")
+            ts_ns, values, rows = ts_ns[order], values[order], rows[order]
+
+    # timeframe: median spacing, then every candle on the grid
+    if timeframe is None:
+        if len(ts_ns) < 2:
+            raise DataValidationError(
+                source, None, "too_few_rows", f"{_rows(len(ts_ns))}, need at least {max(min_rows, 2)}"
+            )
+        timeframe = timedelta_to_timeframe(pd.Timedelta(int(np.median(np.diff(ts_ns))), unit="ns"))
+    try:
+        tf_ns = int(timeframe_to_timedelta(timeframe).value)
+    except ValueError as exc:
+        raise DataValidationError(source, None, "timeframe_mismatch", str(exc)) from None
+    report.timeframe = timeframe
+    if len(ts_ns) >= 2:
+        diffs = np.diff(ts_ns)
+        median = int(np.median(diffs))
+        if median != tf_ns:
+            raise DataValidationError(
+                source,
+                None,
+                "timeframe_mismatch",
+                f"median spacing of the data is {timedelta_to_timeframe(pd.Timedelta(median, unit='ns'))}, "
+                f"timeframe is {timeframe}",
+            )
+        off = (ts_ns - ts_ns[0]) % tf_ns != 0
+        k = _first_row(off)
+        if k is not None:
+            raise DataValidationError(
+                source,
+                int(rows[k]) + 1,
+                "timeframe_mismatch",
+                f"{pd.Timestamp(ts_ns[k], tz='UTC')} is not on the {timeframe} grid of {pd.Timestamp(ts_ns[0], tz='UTC')}",
+            )
+        missing = diffs // tf_ns - 1
+    else:
+        missing = np.zeros(0, dtype="int64")
+
+    # gaps: short ones forward-filled, long ones start a new segment
+    long_gap = missing > max_fill_gap
+    segment = np.concatenate([[0], np.cumsum(long_gap)]).astype("int64")
+    report.long_gaps = [
+        LongGap(pd.Timestamp(ts_ns[i], tz="UTC"), pd.Timestamp(ts_ns[i + 1], tz="UTC"), int(missing[i]))
+        for i in np.flatnonzero(long_gap)
+    ]
+    fill = np.where((missing >= 1) & ~long_gap, missing, 0)
+    fill = np.concatenate([fill, [0]]).astype("int64")
+    total = int(fill.sum())
+    n = len(ts_ns)
+    if total:
+        report.filled_gaps = int((fill > 0).sum())
+        report.filled_candles = total
+        src = np.repeat(np.arange(n), fill)
+        step = np.arange(total) - np.repeat(np.cumsum(fill) - fill, fill) + 1
+        pos_orig = np.arange(n) + np.concatenate([[0], np.cumsum(fill)[:-1]])
+        pos_new = pos_orig[src] + step
+        out_ts = np.empty(n + total, dtype="int64")
+        out_vals = np.empty((n + total, 5), dtype="float64")
+        out_seg = np.empty(n + total, dtype="int64")
+        out_ts[pos_orig], out_vals[pos_orig], out_seg[pos_orig] = ts_ns, values, segment
+        prev_close = values[src, 3]
+        out_ts[pos_new] = ts_ns[src] + step * tf_ns
+        out_vals[pos_new, :4] = prev_close[:, None]
+        out_vals[pos_new, 4] = 0.0
+        out_seg[pos_new] = segment[src]
+        ts_ns, values, segment = out_ts, out_vals, out_seg
+
+    report.segments = int(segment[-1]) + 1 if len(segment) else 0
+    report.rows_out = len(ts_ns)
+
+    if len(ts_ns) < min_rows:
+        raise DataValidationError(source, None, "too_few_rows", f"{_rows(len(ts_ns))}, need at least {min_rows}")
+    longest = int(np.bincount(segment).max()) if len(segment) else 0
+    if longest < min_rows:
+        raise DataValidationError(
+            source,
+            None,
+            "too_few_rows",
+            f"longest contiguous segment has {_rows(longest)}, need at least {min_rows} "
+            f"({report.segments} segments split by gaps over {max_fill_gap} candles)",
+        )
+
+    clean = pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(ts_ns, utc=True).as_unit("ns"),
+            **{name: values[:, j] for j, name in enumerate(OHLCV_COLUMNS)},
+            "segment": segment,
+        }
+    )
+    report.log()
+    return clean, report
+
+
+def take_last_days(series: CandleSeries, days: float) -> CandleSeries:
+    """The last `days` days of a series; refuses (rule date_range) when the data holds fewer."""
+    if days <= 0:
+        raise DataValidationError(series.source, None, "date_range", f"asked for {days} days, need a positive number")
+    frame = series.frame
+    tf = timeframe_to_timedelta(series.timeframe)
+    if len(frame) == 0:
+        raise DataValidationError(series.source, None, "date_range", f"asked for {days:g} days, the data is empty")
+    first, last = frame["timestamp"].iloc[0], frame["timestamp"].iloc[-1]
+    held = (last - first + tf) / pd.Timedelta(days=1)
+    if days > held + 1e-9:
+        raise DataValidationError(
+            series.source,
+            None,
+            "date_range",
+            f"asked for {days:g} days, the data holds {held:.1f} days ({first:%Y-%m-%d} .. {last:%Y-%m-%d})",
+        )
+    cutoff = last + tf - pd.Timedelta(days=days)
+    part = frame[frame["timestamp"] >= cutoff].reset_index(drop=True)
+    part["segment"] = pd.factorize(part["segment"])[0].astype("int64")
+    return replace(series, frame=part)
