@@ -1,0 +1,1228 @@
+"""MLflowTracker: one training's window onto MLflow, built on ``MlflowClient`` with explicit run ids.
+
+Usage (the user's guide)::
+
+    from backend.ml_engine.mlflow_integration import get_mlflow_tracker
+
+    tracker = get_mlflow_tracker(experiment_name="model_training")
+    with tracker.run(run_name="my_experiment_v1", tags={"training_mode": "manual"}):
+        tracker.log_params({"model": {"hidden_size": 128}, "trainer": {"epochs": 50}})
+        for epoch in range(50):
+            for step, loss in ...:
+                tracker.log_metrics({"train_loss": loss}, step=step)      # buffered
+            tracker.log_metrics({"val_accuracy": acc}, step=epoch)
+            tracker.flush()                                               # one log_batch per epoch
+        uri = tracker.log_model(model, "model", input_example=x_batch, onnx_path="model.onnx")
+        version = tracker.register_model(uri, "hybrid_cnn_lstm", tags={...}, description="...")
+    best = tracker.get_best_run(metric="val_accuracy", order="DESC")
+    model = tracker.load_model("models:/hybrid_cnn_lstm/latest")
+
+Design decisions
+----------------
+
+**No fluent (global) run state.** ``mlflow.start_run()`` keeps the active run per thread, and
+asyncio tasks on one loop share a thread, so two trainings in one process could log into each
+other's run. A tracker holds its own run id (a small stack, for nested runs) and every call goes
+through ``MlflowClient`` with that id; two trackers never share mutable state. One tracker per
+training. A tracker's own methods are guarded by a lock, so a trainer thread and the event loop
+may both use it.
+
+**log_model without the fluent API.** ``mlflow.pytorch.log_model`` ends in ``Model.log``, which
+resolves the *global* tracking URI and the fluent active run/experiment, and registers through a
+fresh global client. Instead the tracker does the same steps with its own client:
+``client.create_logged_model(experiment_id, name, source_run_id=run_id)`` (an MLflow 3
+``LoggedModel`` in state PENDING), ``mlflow.pytorch.save_model`` into a temporary folder with an
+``MLmodel`` that carries the model id and run id, ``client.log_model_artifacts(model_id, dir)``,
+``client.log_outputs(run_id, [LoggedModelOutput(model_id, step)])`` (the run page lists the
+model) and ``client.finalize_logged_model(model_id, READY)`` (FAILED on error). The result is
+the same ``models:/<model_id>`` URI ``mlflow.pytorch.log_model`` returns, and the registry
+version created from it shows the signature. Loading resolves ``runs:/``, ``models:/name/latest``,
+``models:/name/<version>``, ``models:/name@alias`` and ``models:/<model_id>`` with the tracker's
+client too (MLflow's resolver for ``models:/`` URIs uses the global registry URI).
+Registration has the same trap: MLflow's SQL registry store looks a ``models:/<model_id>``
+source up with a fresh ``MlflowClient()`` (the global URI; a TODO in MLflow says so) and keeps no
+model id. On SQL stores the version's source is therefore the model's artifact location and the
+model id is the version tag ``model_id``; through a tracking server the source is
+``models:/<model_id>``.
+
+**Always a signature and an input example.** ``log_model`` refuses to run without an input
+example (``ValueError``); the signature is inferred from that example and the model's output on
+it when not given, so the registry never shows an empty input/output schema. Pip requirements
+are explicit (``torch``, ``numpy``, ``onnxruntime``, ``cloudpickle`` pinned to the installed
+versions; MLflow adds itself), so MLflow never imports the model in a subprocess to infer them.
+
+**Serialization: pickle by default, measured.** MLflow 3 defaults to ``"pt2"`` (``torch.export``).
+On this 2-core machine ``log_model`` of the project's HybridCNNLSTM (103k parameters, T=60, F=22)
+took 2.8 s with pt2 against 0.09 s with pickle (``bench/results/tracking.md``); for a
+256k-parameter CNN-LSTM, ``save_model`` alone took 6-8 s against 0.02-0.4 s. A pt2 model loads as a
+``torch.fx.GraphModule``, not the original class (no config attributes, no ``train()``). The
+ONNX file logged next to the model is the safe, fast format the predictor serves, so the
+PyTorch flavor's job is reproducibility and fine-tuning, where pickle's faithful object is what
+we want. Pickle runs code when loaded: load only models from your own tracking store
+(``MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false`` refuses them). ``serialization_format="pt2"``
+remains available per call. The model is saved as a CPU, eval-mode copy; the caller's module is
+not touched.
+
+**Metrics are buffered.** ``log_metrics`` only appends to a buffer; ``flush()`` sends it with one
+``MlflowClient.log_batch`` (split at MLflow's 1000-metric limit). Call it once per epoch; it also
+runs by itself every ``flush_every`` buffered values, before a nested run starts, and always at
+``end_run``, also when training failed. One ``log_metric`` call per value costs ~4-5 ms on SQLite
+and PostgreSQL here, the buffered path ~0.2 ms per value (``bench/results/tracking.md``). Within
+one flush the same ``(key, step)`` logged twice keeps the last value, without error. A flush that fails for a store error keeps its
+values for the next try; one rejected as invalid is dropped and the error raised.
+
+**Non-finite values.** NaN is logged as NaN (MLflow stores an ``is_nan`` flag and reads it back
+as NaN; it is never turned into 0.0). +inf/-inf are clamped by MLflow's SQL store to
++-1.7976931348623157e308 (the largest double). Either way the key is added to the run tag
+``nonfinite_metrics`` (comma-separated, sorted) and a warning is logged once per key and run.
+Search filters never match a NaN value and ``order_by`` puts NaN last; ``get_best_run`` skips it.
+
+**Parameters.** Nested dicts are flattened with ``_`` (``{"model": {"hidden": 64}}`` ->
+``model_hidden``); dataclasses and pydantic models are flattened like dicts. Values longer than
+MLflow's limit (6000 characters) are truncated with a warning; more than 100 params go in
+several batches. ``SecretStr`` values and URIs with a password are masked.
+
+**Failures.** ``with tracker.run(...)``: an exception in the body flushes the buffer, sets the
+tag ``failure_reason`` (``"TypeName: message"``) and ends the run FAILED (KILLED for
+KeyboardInterrupt / cancellation), then re-raises. A store that is unreachable when the tracker
+is built raises ``TrackingStoreUnavailable`` (one line, password masked) before any training.
+
+**Versions** returned by ``register_model`` are strings (``"3"``): MLflow's REST API returns
+strings while its SQL store returns ints, so the tracker normalises; ``int(version)`` for arithmetic.
+
+Downloads show MLflow's progress bars; ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false`` hides them.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import dataclasses
+import hashlib
+import importlib.metadata
+import logging
+import math
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from mlflow import MlflowClient
+from mlflow.data.dataset_source import DatasetSource
+from mlflow.entities import (
+    DatasetInput,
+    InputTag,
+    LoggedModelOutput,
+    LoggedModelStatus,
+    Metric,
+    Param,
+    Run,
+    RunTag,
+    ViewType,
+)
+from mlflow.entities.model_registry.model_version_status import ModelVersionStatus
+from mlflow.exceptions import MlflowException
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
+from mlflow.utils.validation import (
+    MAX_DATASET_DIGEST_SIZE,
+    MAX_METRICS_PER_BATCH,
+    MAX_PARAM_VAL_LENGTH,
+    MAX_PARAMS_TAGS_PER_BATCH,
+    MAX_TAG_VAL_LENGTH,
+)
+
+from ..config import Settings
+from .experiments import ensure_experiment
+from .stores import (
+    DEFAULT_CHECK_TIMEOUT_S,
+    check_tracking_store,
+    mask_uri,
+    resolve_tracking_uri,
+    store_kind,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    import torch
+
+logger = logging.getLogger(__name__)
+
+#: Buffered metric values that trigger a flush by themselves (MLflow's per-request limit).
+DEFAULT_FLUSH_EVERY = MAX_METRICS_PER_BATCH
+#: Run tag listing metric keys that received NaN or +-inf.
+NONFINITE_TAG = "nonfinite_metrics"
+#: Run tag with the error that ended a run FAILED.
+FAILURE_TAG = "failure_reason"
+#: Model-version tag with the MLflow 3 LoggedModel id the version was registered from.
+MODEL_ID_TAG = "model_id"
+#: Seconds register_model waits for a model version to become READY.
+DEFAULT_REGISTRATION_TIMEOUT_S = 300.0
+#: Rows of the input example stored with a model (the signature keeps the batch dim as -1).
+MAX_EXAMPLE_ROWS = 5
+
+SerializationFormat = Literal["pickle", "pt2"]
+_TERMINAL = {"FINISHED", "FAILED", "KILLED"}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunsPage:
+    """One page of :meth:`MLflowTracker.search_runs_page`."""
+
+    runs: list[dict[str, Any]]
+    next_page_token: str | None
+
+
+class UriDatasetSource(DatasetSource):
+    """A dataset source that is just a URI-like string MLflow has no resolver for
+    (``postgresql://host/db#table``, ``ccxt:binance``)."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+
+    @staticmethod
+    def _get_source_type() -> str:
+        return "uri"
+
+    def load(self, **kwargs: Any) -> str:
+        return self.uri
+
+    @staticmethod
+    def _can_resolve(raw_source: Any) -> bool:
+        return False  # only built explicitly, never claims a string from MLflow's resolvers
+
+    @classmethod
+    def _resolve(cls, raw_source: Any) -> UriDatasetSource:
+        return cls(str(raw_source))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"uri": self.uri}
+
+    @classmethod
+    def from_dict(cls, source_dict: dict[Any, Any]) -> UriDatasetSource:
+        return cls(str(source_dict["uri"]))
+
+
+_source_registered = False
+_source_lock = threading.Lock()
+
+
+def _register_uri_source() -> None:
+    global _source_registered
+    with _source_lock:
+        if not _source_registered:
+            from mlflow.data.dataset_source_registry import register_dataset_source
+
+            register_dataset_source(UriDatasetSource)
+            _source_registered = True
+
+
+def _resolve_source(raw: str) -> DatasetSource | None:
+    """MLflow's dataset source for ``raw`` (a path, s3://, http://...), or None if none fits.
+
+    Same choice as ``mlflow.data.dataset_source_registry.resolve_dataset_source`` (the last
+    registered match), without its warning about local paths, which MLflow 3.17 registers twice.
+    """
+    from mlflow.data.dataset_source_registry import _dataset_source_registry
+
+    for cls in reversed(_dataset_source_registry.sources):
+        try:
+            if cls._can_resolve(raw):
+                return cls._resolve(raw)
+        except Exception:  # noqa: BLE001 - a source that cannot decide does not fit
+            continue
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# small pure helpers
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _truncate(value: str, limit: int, what: str, key: str) -> str:
+    if len(value) <= limit:
+        return value
+    logger.warning("%s %r is %d characters long; truncated to MLflow's limit of %d", what, key, len(value), limit)
+    return value[:limit]
+
+
+def _as_mapping(value: Any) -> Mapping[str, Any] | None:
+    if isinstance(value, Mapping):
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    dump = getattr(value, "model_dump", None)
+    if callable(dump) and not isinstance(value, type):
+        try:
+            result = dump()
+        except Exception:  # pragma: no cover - exotic objects
+            return None
+        return result if isinstance(result, Mapping) else None
+    return None
+
+
+def flatten_params(params: Mapping[str, Any], sep: str = "_", prefix: str = "") -> dict[str, Any]:
+    """Flatten nested mappings (and dataclasses / pydantic models): ``{"model": {"hidden": 64}}``
+    -> ``{"model_hidden": 64}``."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{sep}{key}" if prefix else str(key)
+        nested = _as_mapping(value)
+        if nested is not None and len(nested) > 0:
+            flat.update(flatten_params(nested, sep, name))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _param_text(value: Any) -> str:
+    try:
+        from pydantic import SecretStr
+
+        if isinstance(value, SecretStr):
+            return "**********"
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(value, Mapping) and len(value) == 0:
+        return "{}"
+    text = str(value)
+    if "://" in text and "@" in text:
+        text = mask_uri(text)
+    return text
+
+
+def dataset_digest(frame: pd.DataFrame) -> str:
+    """A 32-character digest over the whole frame: values (all rows, datetime columns included),
+    index, column names and dtypes. MLflow's default hashes only the first 10,000 rows."""
+    import pandas as pd
+
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode())
+    h.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+    digest = h.hexdigest()
+    assert len(digest) <= MAX_DATASET_DIGEST_SIZE
+    return digest
+
+
+def _installed_version(package: str) -> str | None:
+    try:
+        version = importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return version.split("+", 1)[0]  # a local label (+cpu) is not installable from PyPI
+
+
+def default_pip_requirements(serialization_format: SerializationFormat = "pickle") -> list[str]:
+    """Pinned requirements written with every model (MLflow adds ``mlflow==<installed>`` itself)."""
+    packages = ["torch", "numpy", "onnxruntime"]
+    if serialization_format == "pickle":
+        packages.append("cloudpickle")
+    reqs = []
+    for package in packages:
+        version = _installed_version(package)
+        if version is not None:
+            reqs.append(f"{package}=={version}")
+    return reqs
+
+
+def run_to_dict(run: Run) -> dict[str, Any]:
+    """A run as a flat dict, keys as in ``mlflow.search_runs``: ``run_id``, ``run_name``,
+    ``experiment_id``, ``status``, ``start_time``/``end_time`` (ms since epoch), ``artifact_uri``,
+    ``metrics.<key>``, ``params.<key>``, ``tags.<key>``."""
+    info = run.info
+    out: dict[str, Any] = {
+        "run_id": info.run_id,
+        "run_name": info.run_name,
+        "experiment_id": info.experiment_id,
+        "status": info.status,
+        "start_time": info.start_time,
+        "end_time": info.end_time,
+        "artifact_uri": info.artifact_uri,
+        "lifecycle_stage": info.lifecycle_stage,
+    }
+    out.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
+    out.update({f"params.{k}": v for k, v in run.data.params.items()})
+    out.update({f"tags.{k}": v for k, v in run.data.tags.items()})
+    return out
+
+
+def _quote_key(key: str) -> str:
+    if key.replace("_", "").isalnum():
+        return key
+    return f"`{key}`"
+
+
+def _to_numpy(example: Any) -> np.ndarray:
+    try:
+        import torch
+
+        if isinstance(example, torch.Tensor):
+            return example.detach().cpu().numpy()
+    except ImportError:  # pragma: no cover
+        pass
+    return np.asarray(example)
+
+
+def _parse_models_uri(uri: str) -> tuple[str | None, str | None, str | None, str | None]:
+    """``models:/...`` -> (model_id, name, version_or_latest_or_stage, alias)."""
+    path = uri[len("models:") :].lstrip("/")
+    if not path:
+        raise ValueError(f"malformed model URI {uri!r}")
+    if "/" in path:
+        name, suffix = path.split("/", 1)
+        return None, name, suffix, None
+    if "@" in path:
+        name, alias = path.split("@", 1)
+        return None, name, None, alias
+    return path, None, None, None
+
+
+def _model_id_of_version(mv: Any) -> str | None:
+    """The LoggedModel id of a registry version: its own field, our tag, or a ``models:/<id>`` source."""
+    if getattr(mv, "model_id", None):
+        return str(mv.model_id)
+    tag = (mv.tags or {}).get(MODEL_ID_TAG)
+    if tag:
+        return str(tag)
+    source = mv.source or ""
+    if source.startswith("models:/"):
+        model_id, *_ = _parse_models_uri(source)
+        return model_id
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class MLflowTracker:
+    """Logs one training (and its nested runs) into one MLflow experiment; see the module doc."""
+
+    def __init__(
+        self,
+        experiment_name: str | None = None,
+        *,
+        tracking_uri: str | None = None,
+        artifact_location: str | None = None,
+        settings: Settings | None = None,
+        flush_every: int = DEFAULT_FLUSH_EVERY,
+        check_store: bool = True,
+        check_timeout: float = DEFAULT_CHECK_TIMEOUT_S,
+    ) -> None:
+        if flush_every < 1:
+            raise ValueError("flush_every must be >= 1")
+        settings = settings if settings is not None else Settings()
+        configured = tracking_uri if tracking_uri is not None else settings.mlflow_tracking_uri
+        self.experiment_name: str = experiment_name or settings.mlflow_experiment_name
+        self.artifact_location: str = (
+            artifact_location if artifact_location is not None else settings.mlflow_artifact_location
+        )
+        self.display_uri: str = mask_uri(configured)
+        if check_store:
+            check_tracking_store(configured, timeout=check_timeout)
+        self.tracking_uri: str = resolve_tracking_uri(configured)
+        self.flush_every = int(flush_every)
+        self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        self.experiment_id: str = ensure_experiment(self.client, self.experiment_name, self.artifact_location)
+
+        self._lock = threading.RLock()
+        self._stack: list[str] = []
+        self._buffer: list[Metric] = []
+        self._nonfinite: dict[str, set[str]] = {}
+        self._nonfinite_sent: dict[str, int] = {}
+        self._last_run_id: str | None = None
+
+    def __repr__(self) -> str:
+        return f"MLflowTracker(experiment={self.experiment_name!r}, store={self.display_uri!r}, run={self.run_id!r})"
+
+    # ---------------------------------------------------------------- runs
+
+    @property
+    def run_id(self) -> str | None:
+        """The active (innermost) run of this tracker, or None."""
+        with self._lock:
+            return self._stack[-1] if self._stack else None
+
+    @property
+    def last_run_id(self) -> str | None:
+        """The active run, else the run this tracker ended last."""
+        with self._lock:
+            return self._stack[-1] if self._stack else self._last_run_id
+
+    def _require_run(self) -> str:
+        run_id = self.run_id
+        if run_id is None:
+            raise RuntimeError("no active run: call start_run() first (or use `with tracker.run(...)`)")
+        return run_id
+
+    def start_run(
+        self,
+        run_name: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        nested: bool = False,
+        description: str | None = None,
+    ) -> str:
+        """Create a run in this tracker's experiment and make it the active one; returns its id.
+
+        ``nested=True`` starts a child of the active run (tag ``mlflow.parentRunId``); without
+        it a second ``start_run`` while a run is active is an error. ``description`` becomes the
+        run's note (``mlflow.note.content``), shown by the MLflow UI.
+        """
+        with self._lock:
+            if self._stack and not nested:
+                raise RuntimeError(
+                    f"run {self._stack[-1]} is still active: end_run() first, or pass nested=True"
+                )
+            all_tags = self._context_tags()
+            all_tags.update({str(k): _param_text(v) for k, v in (tags or {}).items()})
+            if self._stack:
+                self._flush_locked()
+                all_tags[MLFLOW_PARENT_RUN_ID] = self._stack[-1]
+            if description:
+                all_tags[MLFLOW_RUN_NOTE] = description
+            all_tags = {k: _truncate(v, MAX_TAG_VAL_LENGTH, "Tag", k) for k, v in all_tags.items()}
+            run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=run_name)
+            run_id = run.info.run_id
+            self._stack.append(run_id)
+            logger.info("Started MLflow run %s (%s) in experiment %r", run_id, run.info.run_name, self.experiment_name)
+            return run_id
+
+    @staticmethod
+    def _context_tags() -> dict[str, str]:
+        """Source / user / git tags as the fluent API would set them (no run state involved)."""
+        try:
+            from mlflow.tracking.context.registry import resolve_tags
+
+            return {str(k): str(v) for k, v in resolve_tags({}).items()}
+        except Exception:  # pragma: no cover - a context provider failing must not stop training
+            logger.debug("Could not resolve MLflow context tags", exc_info=True)
+            return {}
+
+    def end_run(self, status: str = "FINISHED") -> None:
+        """Flush the buffer and end the active run with ``status`` (FINISHED, FAILED, KILLED).
+
+        The run is ended even when the final flush fails; the flush error is raised afterwards.
+        Without an active run this logs a warning and does nothing.
+        """
+        with self._lock:
+            if not self._stack:
+                logger.warning("end_run(): no active run")
+                return
+            self._end_top_locked(status)
+
+    def _end_top_locked(self, status: str) -> None:
+        status = status.upper()
+        if status not in _TERMINAL:
+            raise ValueError(f"status must be one of {sorted(_TERMINAL)}, got {status!r}")
+        run_id = self._stack[-1]
+        flush_error: BaseException | None = None
+        try:
+            self._flush_locked()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, after the run is ended
+            flush_error = exc
+            logger.error("Final metric flush of run %s failed: %s", run_id, exc)
+        try:
+            self.client.set_terminated(run_id, status=status)
+        finally:
+            self._stack.pop()
+            self._last_run_id = run_id
+            self._nonfinite.pop(run_id, None)
+            self._nonfinite_sent.pop(run_id, None)
+            self._buffer = []
+        logger.info("Ended MLflow run %s: %s", run_id, status)
+        if flush_error is not None:
+            raise flush_error
+
+    @contextlib.contextmanager
+    def run(
+        self,
+        run_name: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        nested: bool = False,
+        description: str | None = None,
+    ) -> Iterator[str]:
+        """``with tracker.run(...) as run_id:`` starts a run and always ends it: FINISHED, or on an
+        exception FAILED (KILLED for KeyboardInterrupt / cancellation) with the tag
+        ``failure_reason``; buffered metrics are flushed in every case. Runs nested inside the
+        body and left open are ended first."""
+        run_id = self.start_run(run_name=run_name, tags=tags, nested=nested, description=description)
+        try:
+            yield run_id
+        except BaseException as exc:
+            killed = isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError, SystemExit))
+            status = "KILLED" if killed else "FAILED"
+            reason = f"{type(exc).__name__}: {exc}".strip()
+            with self._lock:
+                self._end_through_locked(run_id, status, reason)
+            raise
+        else:
+            with self._lock:
+                self._end_through_locked(run_id, "FINISHED", None)
+
+    def _end_through_locked(self, run_id: str, status: str, reason: str | None) -> None:
+        if run_id not in self._stack:
+            return  # ended inside the body already
+        while self._stack:  # nested runs left open inside the body end first, the same way
+            top = self._stack[-1]
+            try:
+                if reason is not None:
+                    self._log_tags_now(top, {FAILURE_TAG: reason})
+                self._end_top_locked(status)
+            except Exception:
+                if reason is None:
+                    raise
+                logger.exception("Could not end run %s cleanly after a failure", top)
+                if self._stack and self._stack[-1] == top:
+                    self._stack.pop()
+            if top == run_id:
+                break
+
+    # ---------------------------------------------------------------- params, tags
+
+    def log_params(self, params: Mapping[str, Any]) -> dict[str, str]:
+        """Log params (nested configs flattened with ``_``); returns what was logged, key -> text.
+
+        Values over MLflow's 6000-character limit are truncated with a warning; more than 100
+        params are sent in several batches. MLflow refuses to change a param's value in a run.
+        """
+        run_id = self._require_run()
+        flat = {k: _param_text(v) for k, v in flatten_params(params).items()}
+        flat = {k: _truncate(v, MAX_PARAM_VAL_LENGTH, "Param", k) for k, v in flat.items()}
+        items = [Param(k, v) for k, v in flat.items()]
+        for i in range(0, len(items), MAX_PARAMS_TAGS_PER_BATCH):
+            self.client.log_batch(run_id, params=items[i : i + MAX_PARAMS_TAGS_PER_BATCH], synchronous=True)
+        return flat
+
+    def log_param(self, key: str, value: Any) -> None:
+        self.log_params({key: value})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set run tags now (not buffered); values over MLflow's limit are truncated with a warning."""
+        self._log_tags_now(self._require_run(), tags)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self.set_tags({key: value})
+
+    def _log_tags_now(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        items = [RunTag(str(k), _truncate(_param_text(v), MAX_TAG_VAL_LENGTH, "Tag", str(k))) for k, v in tags.items()]
+        for i in range(0, len(items), MAX_PARAMS_TAGS_PER_BATCH):
+            self.client.log_batch(run_id, tags=items[i : i + MAX_PARAMS_TAGS_PER_BATCH], synchronous=True)
+
+    # ---------------------------------------------------------------- metrics
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None, timestamp_ms: int | None = None) -> None:
+        """Buffer metric values for the active run (sent by :meth:`flush`; see the module doc).
+
+        Values must convert with ``float()`` (Python/numpy numbers, 0-d tensors); anything else
+        raises ``TypeError`` at once. NaN and +-inf are kept and reported in ``nonfinite_metrics``.
+        """
+        timestamp = timestamp_ms if timestamp_ms is not None else _now_ms()
+        step_value = int(step) if step is not None else 0
+        converted: list[tuple[str, float]] = []
+        for key, value in metrics.items():
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise TypeError(f"metric {key!r}: value {value!r} is not a number") from None
+            converted.append((str(key), number))
+        with self._lock:
+            run_id = self._require_run()
+            for key, number in converted:
+                if not math.isfinite(number):
+                    seen = self._nonfinite.setdefault(run_id, set())
+                    if key not in seen:
+                        seen.add(key)
+                        logger.warning(
+                            "Run %s: metric %r is %s at step %d (kept as %s; listed in tag %s)",
+                            run_id,
+                            key,
+                            number,
+                            step_value,
+                            "NaN" if math.isnan(number) else "+-1.79e308 by MLflow",
+                            NONFINITE_TAG,
+                        )
+                self._buffer.append(Metric(key, number, timestamp, step_value))
+            if len(self._buffer) >= self.flush_every:
+                self._flush_locked()
+
+    def log_metric(self, key: str, value: Any, step: int | None = None) -> None:
+        self.log_metrics({key: value}, step=step)
+
+    @property
+    def buffered(self) -> int:
+        """Metric values waiting for the next flush."""
+        with self._lock:
+            return len(self._buffer)
+
+    def flush(self) -> int:
+        """Send buffered metrics with ``log_batch``; returns how many values were sent (after
+        dropping all but the last value of a repeated ``(key, step)``)."""
+        with self._lock:
+            return self._flush_locked()
+
+    def _flush_locked(self) -> int:
+        run_id = self._stack[-1] if self._stack else None
+        pending_tags: list[RunTag] = []
+        if run_id is not None:
+            keys = self._nonfinite.get(run_id, set())
+            if len(keys) != self._nonfinite_sent.get(run_id, 0):
+                pending_tags.append(RunTag(NONFINITE_TAG, ",".join(sorted(keys))))
+        if not self._buffer and not pending_tags:
+            return 0
+        if run_id is None:  # pragma: no cover - buffer is emptied when a run ends
+            self._buffer = []
+            return 0
+        latest: dict[tuple[str, int], Metric] = {}
+        for metric in self._buffer:
+            latest.pop((metric.key, metric.step), None)  # keep the order of the last occurrence
+            latest[(metric.key, metric.step)] = metric
+        batch = list(latest.values())
+        self._buffer = []
+        sent = 0
+        try:
+            first = True
+            while first or sent < len(batch):
+                chunk = batch[sent : sent + MAX_METRICS_PER_BATCH]
+                self.client.log_batch(run_id, metrics=chunk, tags=pending_tags if first else (), synchronous=True)
+                if first and pending_tags:
+                    self._nonfinite_sent[run_id] = len(self._nonfinite.get(run_id, set()))
+                first = False
+                sent += len(chunk)
+        except MlflowException as exc:
+            if exc.error_code == "INVALID_PARAMETER_VALUE":
+                logger.error("MLflow rejected %d metric values of run %s: %s", len(batch) - sent, run_id, exc)
+                raise
+            self._buffer = batch[sent:] + self._buffer
+            raise
+        except Exception:
+            self._buffer = batch[sent:] + self._buffer
+            raise
+        return sent
+
+    # ---------------------------------------------------------------- artifacts, datasets
+
+    def log_artifact(self, local_path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+        """Upload a file or folder to the active run's artifacts."""
+        self.client.log_artifact(self._require_run(), os.fspath(local_path), artifact_path)
+
+    def log_artifacts(self, local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+        """Upload a folder's contents to the active run's artifacts."""
+        self.client.log_artifacts(self._require_run(), os.fspath(local_dir), artifact_path)
+
+    def log_dict(self, dictionary: Mapping[str, Any], artifact_file: str) -> None:
+        """Write a dict as JSON (or YAML for .yaml/.yml) into the run's artifacts."""
+        self.client.log_dict(self._require_run(), dict(dictionary), artifact_file)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self._require_run(), text, artifact_file)
+
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        """Save a matplotlib (or plotly) figure into the run's artifacts, e.g. ``plots/loss.png``."""
+        self.client.log_figure(self._require_run(), figure, artifact_file)
+
+    def log_image(self, image: Any, artifact_file: str) -> None:
+        """Save an image (numpy array or PIL image) into the run's artifacts."""
+        self.client.log_image(self._require_run(), image, artifact_file=artifact_file)
+
+    def log_input(
+        self,
+        dataset: Any,
+        *,
+        name: str | None = None,
+        source: str | None = None,
+        targets: str | None = None,
+        context: str = "training",
+        tags: Mapping[str, str] | None = None,
+        digest: str | None = None,
+    ) -> str:
+        """Log a dataset as an input of the active run (lineage in the UI); returns its digest.
+
+        ``dataset``: a pandas DataFrame (wrapped with ``mlflow.data.from_pandas`` and a digest over
+        the whole frame, see :func:`dataset_digest`) or an ``mlflow.data.Dataset``. ``source`` is
+        a path or URI (passwords masked); ``context`` is e.g. training / validation / testing.
+        """
+        import mlflow.data
+        import pandas as pd
+
+        run_id = self._require_run()
+        if isinstance(dataset, pd.DataFrame):
+            digest = digest or dataset_digest(dataset)
+            src: Any = None
+            if source is not None:
+                masked = mask_uri(str(source))
+                src = _resolve_source(masked)
+                if src is None:
+                    _register_uri_source()
+                    src = UriDatasetSource(masked)
+            ds = mlflow.data.from_pandas(dataset, source=src, name=name, targets=targets, digest=digest[:MAX_DATASET_DIGEST_SIZE])
+        else:
+            ds = dataset
+        input_tags = [InputTag(MLFLOW_DATASET_CONTEXT, context)] if context else []
+        input_tags += [InputTag(str(k), str(v)) for k, v in (tags or {}).items()]
+        entity = ds._to_mlflow_entity()
+        self.client.log_inputs(run_id, datasets=[DatasetInput(dataset=entity, tags=input_tags)])
+        return entity.digest
+
+    def log_dataset(
+        self,
+        series: Any,
+        digest: str | None = None,
+        context: str = "training",
+    ) -> list[str]:
+        """Log candle series (a ``CandleSeries`` or a list of them) as dataset inputs of the run.
+
+        One dataset per series: name ``"<symbol> <timeframe>"``, source the series' source
+        (path, ``postgresql://host/db#table`` with the password masked, ``ccxt:<exchange>``),
+        digest over the whole frame. ``digest`` (e.g. the training's overall data hash) is used as
+        the digest of a single series and added as input tag ``data_hash`` to every dataset.
+        Returns the digests logged.
+        """
+        items = list(series) if isinstance(series, (list, tuple)) else [series]
+        digests = []
+        for s in items:
+            frame = s.frame
+            own = digest if (digest and len(items) == 1) else None
+            tags = {"symbol": str(s.symbol), "timeframe": str(s.timeframe), "rows": str(len(frame))}
+            if digest:
+                tags["data_hash"] = digest
+            digests.append(
+                self.log_input(
+                    frame,
+                    name=f"{s.symbol} {s.timeframe}",
+                    source=str(s.source),
+                    context=context,
+                    tags=tags,
+                    digest=own,
+                )
+            )
+        return digests
+
+    # ---------------------------------------------------------------- models
+
+    def log_model(
+        self,
+        model: torch.nn.Module,
+        model_name: str = "model",
+        signature: Any = None,
+        input_example: Any = None,
+        onnx_path: str | os.PathLike[str] | None = None,
+        artifacts: Mapping[str, str | os.PathLike[str]] | None = None,
+        pip_requirements: Sequence[str] | None = None,
+        serialization_format: SerializationFormat = "pickle",
+        metadata: Mapping[str, Any] | None = None,
+        step: int = 0,
+    ) -> str:
+        """Log a PyTorch model as an MLflow 3 LoggedModel of the active run; returns ``models:/<model_id>``.
+
+        ``input_example`` (array or tensor, e.g. a (B, T, F) float32 batch) is required; at most
+        5 rows are stored. ``signature`` is inferred from it and the model's output when not
+        given. ``onnx_path`` and ``artifacts`` (name -> file or folder) are uploaded to the run's
+        artifacts (root) and copied into the model folder (``<file name>`` for the ONNX file,
+        ``artifacts/<file name>`` for the others), so a ``models:/`` URI alone gives the serving
+        files. ``runs:/<run_id>/<model_name>`` also resolves to this model.
+        """
+        import mlflow.pytorch
+        import torch
+        from mlflow.models import Model, infer_signature
+
+        if input_example is None:
+            raise ValueError(
+                "log_model needs an input_example (a real input batch): the signature and the "
+                "stored example come from it, so the registry shows the input/output schema"
+            )
+        if serialization_format not in ("pickle", "pt2"):
+            raise ValueError("serialization_format must be 'pickle' or 'pt2'")
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        onnx_file = Path(onnx_path) if onnx_path is not None else None
+        extra = {str(k): Path(v) for k, v in (artifacts or {}).items()}
+        for label, path in ([("onnx_path", onnx_file)] if onnx_file else []) + list(extra.items()):
+            if not path.exists():
+                raise FileNotFoundError(f"{label}: {path} does not exist")
+
+        run_id = self._require_run()
+        started = time.perf_counter()
+        example = _to_numpy(input_example)
+        if example.ndim >= 1 and example.shape[0] > MAX_EXAMPLE_ROWS:
+            example = example[:MAX_EXAMPLE_ROWS]
+        if example.dtype == np.float64:
+            logger.warning("input_example is float64; models here take float32 (logging it as given)")
+
+        # A CPU, eval-mode copy: the caller's module (maybe on a GPU, maybe training) is untouched.
+        try:
+            saved = copy.deepcopy(model).to("cpu").eval()
+        except Exception as exc:  # noqa: BLE001 - a module that cannot be copied is saved as it is
+            logger.warning("Could not copy the model (%s); saving it as it is", exc)
+            saved = model
+        if signature is None:
+            with torch.no_grad():
+                output = saved(torch.from_numpy(np.ascontiguousarray(example)))
+            if not isinstance(output, torch.Tensor):
+                raise TypeError("signature inference needs a model returning one tensor; pass signature=")
+            signature = infer_signature(example, output.detach().cpu().numpy())
+        reqs = list(pip_requirements) if pip_requirements is not None else default_pip_requirements(serialization_format)
+
+        run_params = self.client.get_run(run_id).data.params
+        logged = self.client.create_logged_model(
+            experiment_id=self.experiment_id,
+            name=model_name,
+            source_run_id=run_id,
+            params=dict(run_params),
+            tags={"serialization_format": serialization_format},
+        )
+        model_id = logged.model_id
+        try:
+            with tempfile.TemporaryDirectory(prefix="mlflow-model-") as tmp:
+                local = os.path.join(tmp, "model")
+                mlflow_model = Model(
+                    artifact_path=logged.artifact_location,
+                    model_uuid=model_id,
+                    run_id=run_id,
+                    model_id=model_id,
+                    metadata=dict(metadata) if metadata else None,
+                )
+                mlflow.pytorch.save_model(
+                    saved,
+                    local,
+                    mlflow_model=mlflow_model,
+                    signature=signature,
+                    input_example=example,
+                    pip_requirements=reqs,
+                    serialization_format=serialization_format,
+                    metadata=dict(metadata) if metadata else None,
+                )
+                if onnx_file is not None:
+                    shutil.copy2(onnx_file, os.path.join(local, onnx_file.name))
+                for path in extra.values():
+                    target = os.path.join(local, "artifacts", path.name)
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    if path.is_dir():
+                        shutil.copytree(path, target)
+                    else:
+                        shutil.copy2(path, target)
+                self.client.log_model_artifacts(model_id, local)
+            self.client.log_outputs(run_id, [LoggedModelOutput(model_id, step)])
+            self.client.finalize_logged_model(model_id, LoggedModelStatus.READY)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.client.finalize_logged_model(model_id, LoggedModelStatus.FAILED)
+            raise
+        if onnx_file is not None:
+            self.client.log_artifact(run_id, os.fspath(onnx_file))
+        for path in extra.values():
+            self.client.log_artifact(run_id, os.fspath(path))
+        logger.info(
+            "Logged model %r of run %s as models:/%s (%s, %.2f s)",
+            model_name,
+            run_id,
+            model_id,
+            serialization_format,
+            time.perf_counter() - started,
+        )
+        return f"models:/{model_id}"
+
+    def register_model(
+        self,
+        model_uri: str,
+        model_name: str,
+        tags: Mapping[str, Any] | None = None,
+        description: str | None = None,
+        run_id: str | None = None,
+        registered_model_description: str | None = None,
+        await_timeout_s: float = DEFAULT_REGISTRATION_TIMEOUT_S,
+    ) -> str:
+        """Register ``model_uri`` (``models:/<model_id>`` or ``runs:/<run_id>/<name>``) as a new
+        version of ``model_name``; returns the version as a string (``"3"``).
+
+        The registered model is created when missing, with ``registered_model_description`` (or a
+        default). The version carries ``description`` and ``tags`` plus ``run_id``, ``model_id``
+        and ``experiment`` tags (never an empty tag list); waits until it is READY.
+        """
+        model_id = self._model_id_of(model_uri)
+        logged = self.client.get_logged_model(model_id)
+        run_id = run_id or logged.source_run_id or self.last_run_id
+        self._ensure_registered_model(model_name, registered_model_description)
+        version_tags: dict[str, str] = {"experiment": self.experiment_name}
+        version_tags.update({str(k): _param_text(v) for k, v in (tags or {}).items()})
+        version_tags[MODEL_ID_TAG] = model_id  # the SQL registry keeps no model id of its own
+        if run_id:
+            version_tags.setdefault("run_id", run_id)
+        version_tags = {k: _truncate(v, MAX_TAG_VAL_LENGTH, "Tag", k) for k, v in version_tags.items()}
+        # MLflow's SQL registry store resolves a ``models:/<model_id>`` source with a fresh
+        # ``MlflowClient()``, i.e. the *global* tracking URI (its own TODO says so), and stores no
+        # model id. For SQL stores the source is therefore the model's artifact location (what
+        # MLflow would store as the version's storage location anyway) and the model id goes in
+        # the version tag ``model_id``; a tracking server resolves ``models:/<id>`` with its own
+        # store.
+        source = f"models:/{model_id}" if store_kind(self.tracking_uri) == "http" else logged.artifact_location
+        mv = self.client.create_model_version(
+            name=model_name,
+            source=source,
+            run_id=run_id,
+            tags=version_tags,
+            description=description,
+            await_creation_for=0,
+            model_id=model_id,
+        )
+        version = str(mv.version)
+        self._wait_ready(model_name, version, await_timeout_s)
+        logger.info("Registered %s as %s version %s", model_uri, model_name, version)
+        return version
+
+    def _ensure_registered_model(self, name: str, description: str | None) -> None:
+        text = description or (
+            f"Модель {name}: версии регистрируются из запусков MLflow; production-версия — алиас "
+            f"'production'.\n\nModel {name}: versions are registered from MLflow runs; the "
+            f"production version is the alias 'production'."
+        )
+        try:
+            self.client.create_registered_model(name, description=text)
+            logger.info("Created registered model %r", name)
+        except MlflowException as exc:
+            if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+                raise
+            if description:
+                current = self.client.get_registered_model(name)
+                if not current.description:
+                    self.client.update_registered_model(name, description=description)
+
+    def _wait_ready(self, name: str, version: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        delay = 0.05
+        while True:
+            mv = self.client.get_model_version(name, version)
+            status = ModelVersionStatus.from_string(mv.status) if isinstance(mv.status, str) else mv.status
+            if status == ModelVersionStatus.READY:
+                return
+            if status == ModelVersionStatus.FAILED_REGISTRATION:
+                raise RuntimeError(f"registration of {name} version {version} failed: {mv.status_message}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} version {version} not READY after {timeout_s:.0f} s")
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def set_model_alias(self, model_name: str, alias: str, version: str | int) -> None:
+        """Point ``models:/<model_name>@<alias>`` at ``version``."""
+        self.client.set_registered_model_alias(model_name, alias, str(version))
+
+    def _model_id_of(self, model_uri: str) -> str:
+        if model_uri.startswith("models:"):
+            model_id, name, suffix, alias = _parse_models_uri(model_uri)
+            if model_id is not None:
+                return model_id
+            mv = self._model_version_of(name or "", suffix, alias)
+            found = _model_id_of_version(mv)
+            if not found:
+                raise ValueError(f"{model_uri} has no MLflow 3 model id (registered from a legacy source)")
+            return found
+        if model_uri.startswith("runs:/"):
+            run_id, _, path = model_uri[len("runs:/") :].partition("/")
+            model = self._logged_model_of_run(run_id, path.split("/", 1)[0] if path else "model")
+            if model is None:
+                raise ValueError(f"run {run_id} has no logged model named {path!r}")
+            return model.model_id
+        raise ValueError(f"expected a models:/ or runs:/ URI, got {model_uri!r}")
+
+    def _model_version_of(self, name: str, suffix: str | None, alias: str | None) -> Any:
+        if alias is not None:
+            return self.client.get_model_version_by_alias(name, alias)
+        if suffix is None or suffix.lower() == "latest":
+            found = self.client.search_model_versions(
+                filter_string=f"name = '{name}'", max_results=1, order_by=["version_number DESC"]
+            )
+            if not found:
+                raise MlflowException(f"registered model {name!r} has no versions", error_code="RESOURCE_DOES_NOT_EXIST")
+            return found[0]
+        if suffix.isdigit():
+            return self.client.get_model_version(name, suffix)
+        # a stage name (deprecated since MLflow 2.9): newest version in that stage
+        found = [
+            mv
+            for mv in self.client.search_model_versions(filter_string=f"name = '{name}'")
+            if (mv.current_stage or "").lower() == suffix.lower()
+        ]
+        if not found:
+            raise MlflowException(f"no version of {name!r} in stage {suffix!r}", error_code="RESOURCE_DOES_NOT_EXIST")
+        return max(found, key=lambda mv: int(mv.version))
+
+    def _logged_model_of_run(self, run_id: str, name: str) -> Any:
+        run = self.client.get_run(run_id)
+        outputs = run.outputs.model_outputs if run.outputs is not None else []
+        best = None
+        for output in outputs:
+            model = self.client.get_logged_model(output.model_id)
+            if model.name != name:
+                continue
+            rank = (output.step, model.creation_timestamp)
+            if best is None or rank > best[0]:
+                best = (rank, model)
+        return best[1] if best else None
+
+    def resolve_model_location(self, model_uri: str) -> str:
+        """The artifact URI holding the MLflow model that ``model_uri`` names (see module doc)."""
+        if model_uri.startswith("models:"):
+            model_id, name, suffix, alias = _parse_models_uri(model_uri)
+            if model_id is None:
+                mv = self._model_version_of(name or "", suffix, alias)
+                model_id = _model_id_of_version(mv)
+                if not model_id:
+                    return self.client.get_model_version_download_uri(mv.name, mv.version)
+            return self.client.get_logged_model(model_id).artifact_location
+        if model_uri.startswith("runs:/"):
+            run_id, _, path = model_uri[len("runs:/") :].partition("/")
+            head, _, rest = path.partition("/")
+            model = self._logged_model_of_run(run_id, head or "model")
+            if model is not None:
+                return model.artifact_location.rstrip("/") + (f"/{rest}" if rest else "")
+            return self.client.get_run(run_id).info.artifact_uri.rstrip("/") + f"/{path}"
+        return model_uri
+
+    def load_model(self, model_uri: str) -> torch.nn.Module:
+        """Load a logged PyTorch model: ``runs:/<run_id>/<name>``, ``models:/<name>/latest``,
+        ``models:/<name>/<version>``, ``models:/<name>@<alias>`` or ``models:/<model_id>``.
+
+        Returns the module in eval mode (a ``torch.fx.GraphModule`` for pt2 models)."""
+        import mlflow.pytorch
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        location = self.resolve_model_location(model_uri)
+        repo = get_artifact_repository(location, tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        with tempfile.TemporaryDirectory(prefix="mlflow-load-") as tmp:
+            local = repo.download_artifacts("", dst_path=tmp)
+            model = mlflow.pytorch.load_model(local)
+        with contextlib.suppress(Exception):  # exported GraphModules refuse train()/eval()
+            model.eval()
+        return model
+
+    # ---------------------------------------------------------------- search
+
+    def search_runs_page(
+        self,
+        filter_string: str = "",
+        order_by: Sequence[str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+        experiment_ids: Sequence[str] | None = None,
+        run_view_type: int = ViewType.ACTIVE_ONLY,
+    ) -> RunsPage:
+        """One page of runs (dicts as :func:`run_to_dict`) and the token of the next page."""
+        found = self.client.search_runs(
+            experiment_ids=list(experiment_ids) if experiment_ids else [self.experiment_id],
+            filter_string=filter_string or "",
+            run_view_type=run_view_type,
+            max_results=max_results,
+            order_by=list(order_by) if order_by else None,
+            page_token=page_token,
+        )
+        return RunsPage([run_to_dict(r) for r in found], found.token or None)
+
+    def search_runs(
+        self,
+        filter_string: str = "",
+        order_by: Sequence[str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+        experiment_ids: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Runs of this tracker's experiment (or ``experiment_ids``) matching an MLflow filter
+        (``"metrics.val_accuracy > 0.7"``, ``"params.trainer_epochs = '50'"``, AND only), as dicts
+        with ``run_id``, ``metrics.<k>``, ``params.<k>``, ``tags.<k>``; see :meth:`search_runs_page`
+        for the next-page token."""
+        return self.search_runs_page(filter_string, order_by, max_results, page_token, experiment_ids).runs
+
+    def get_best_run(
+        self, metric: str = "val_accuracy", order: str = "DESC", filter_string: str = ""
+    ) -> dict[str, Any] | None:
+        """The run with the highest (``DESC``) or lowest (``ASC``) finite value of ``metric``, as a
+        dict (``best['run_id']``, ``best['metrics.val_accuracy']``); None when no run has it."""
+        order = order.upper()
+        if order not in ("ASC", "DESC"):
+            raise ValueError("order must be 'ASC' or 'DESC'")
+        key = f"metrics.{_quote_key(metric)}"
+        token: str | None = None
+        while True:
+            page = self.search_runs_page(filter_string, [f"{key} {order}"], 100, token)
+            for run in page.runs:
+                value = run.get(f"metrics.{metric}")
+                if value is not None and math.isfinite(value):
+                    return run
+                if value is None:
+                    return None  # runs without the metric sort last
+            token = page.next_page_token
+            if not token:
+                return None
+
+    def get_run(self, run_id: str | None = None) -> dict[str, Any]:
+        """A run (default: the active or last one) as a dict."""
+        rid = run_id or self.last_run_id
+        if rid is None:
+            raise RuntimeError("no run to read")
+        return run_to_dict(self.client.get_run(rid))
+
+
+class MLflowCallback:
+    """Trainer callback (``backend.ml_engine.trainer`` hooks) that logs into a tracker.
+
+    ``on_batch_end(step, metrics)``: the batch values (keys prefixed ``batch_``, e.g.
+    ``batch_loss``, ``batch_learning_rate``) at the global optimiser step, buffered;
+    ``on_epoch_end(epoch, metrics)``: the epoch row (``train_loss``, ``val_accuracy``, ...) at
+    step = epoch, then one flush; ``on_train_end(result)``: ``best_epoch`` and ``best_<monitor>``,
+    flushed. Non-numeric values and the ``epoch`` counter itself are skipped.
+    """
+
+    def __init__(self, tracker: MLflowTracker) -> None:
+        self.tracker = tracker
+
+    @staticmethod
+    def _numbers(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+        out: dict[str, float] = {}
+        for key, value in metrics.items():
+            if key == "epoch" or isinstance(value, bool):
+                continue
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                continue
+            name = key if not prefix or key.startswith(prefix) else f"{prefix}{key}"
+            out[name] = number
+        return out
+
+    def on_train_start(self, trainer: Any) -> None:  # noqa: D102 - hook
+        pass
+
+    def on_batch_end(self, step: int, metrics: Mapping[str, Any]) -> None:
+        self.tracker.log_metrics(self._numbers(metrics, prefix="batch_"), step=step)
+
+    def on_epoch_end(self, epoch: int, metrics: Mapping[str, Any]) -> None:
+        self.tracker.log_metrics(self._numbers(metrics), step=epoch)
+        self.tracker.flush()
+
+    def on_train_end(self, result: Any) -> None:
+        final: dict[str, float] = {}
+        if getattr(result, "best_epoch", None) is not None:
+            final["best_epoch"] = float(result.best_epoch)
+        monitor = getattr(result, "monitor", None)
+        best = getattr(result, "best_metric", None)
+        if monitor and best is not None:
+            final[f"best_{monitor}"] = float(best)
+        if final:
+            self.tracker.log_metrics(final)
+        self.tracker.flush()
+
+
+def get_mlflow_tracker(
+    experiment_name: str | None = None,
+    settings: Settings | None = None,
+    **kwargs: Any,
+) -> MLflowTracker:
+    """A new tracker for ``experiment_name`` (default ``MLFLOW_EXPERIMENT_NAME``) over the store in
+    ``settings`` (default ``Settings()``: env and ``.env``). Checks the store first and raises
+    :class:`TrackingStoreUnavailable` when it cannot be reached. Extra keyword arguments go to
+    :class:`MLflowTracker` (``tracking_uri``, ``artifact_location``, ``flush_every``, ...)."""
+    return MLflowTracker(experiment_name, settings=settings, **kwargs)
