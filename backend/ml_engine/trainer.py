@@ -260,6 +260,13 @@ class BaseCallback:
         pass
 
 
+def seed_everything(seed: int) -> None:
+    """Seed torch, numpy and random; call it before building a model so its initial weights repeat."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
 class ProgressBarCallback(BaseCallback):
     """tqdm progress bar over epochs for the CLI (batch loss in the postfix)."""
 
@@ -623,9 +630,7 @@ class Trainer:
             bad_epochs = 0
             stopped_early = False
             if state is None:
-                torch.manual_seed(cfg.seed)
-                np.random.seed(cfg.seed % 2**32)
-                random.seed(cfg.seed)
+                seed_everything(cfg.seed)
                 self.generator.manual_seed(cfg.seed)
                 labels = self._labels(train_ds)
                 if labels.size == 0:

@@ -107,6 +107,7 @@ import shutil
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -317,6 +318,18 @@ def _installed_version(package: str) -> str | None:
     except importlib.metadata.PackageNotFoundError:
         return None
     return version.split("+", 1)[0]  # a local label (+cpu) is not installable from PyPI
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str, level: int = logging.ERROR) -> Iterator[None]:
+    """Raise one logger's level for the duration of a block."""
+    log = logging.getLogger(name)
+    old = log.level
+    log.setLevel(level)
+    try:
+        yield
+    finally:
+        log.setLevel(old)
 
 
 def default_pip_requirements(serialization_format: SerializationFormat = "pickle") -> list[str]:
@@ -760,12 +773,19 @@ class MLflowTracker:
                 if src is None:
                     _register_uri_source()
                     src = UriDatasetSource(masked)
-            ds = mlflow.data.from_pandas(dataset, source=src, name=name, targets=targets, digest=digest[:MAX_DATASET_DIGEST_SIZE])
+            with warnings.catch_warnings():
+                # MLflow hints that integer columns cannot hold NaN; candle frames never hold NaN.
+                warnings.simplefilter("ignore", UserWarning)
+                ds = mlflow.data.from_pandas(
+                    dataset, source=src, name=name, targets=targets, digest=digest[:MAX_DATASET_DIGEST_SIZE]
+                )
         else:
             ds = dataset
         input_tags = [InputTag(MLFLOW_DATASET_CONTEXT, context)] if context else []
         input_tags += [InputTag(str(k), str(v)) for k, v in (tags or {}).items()]
-        entity = ds._to_mlflow_entity()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # schema inference hint, see above
+            entity = ds._to_mlflow_entity()
         self.client.log_inputs(run_id, datasets=[DatasetInput(dataset=entity, tags=input_tags)])
         return entity.digest
 
@@ -887,16 +907,17 @@ class MLflowTracker:
                     model_id=model_id,
                     metadata=dict(metadata) if metadata else None,
                 )
-                mlflow.pytorch.save_model(
-                    saved,
-                    local,
-                    mlflow_model=mlflow_model,
-                    signature=signature,
-                    input_example=example,
-                    pip_requirements=reqs,
-                    serialization_format=serialization_format,
-                    metadata=dict(metadata) if metadata else None,
-                )
+                with _quiet_logger("mlflow.pytorch"):  # pickle is chosen on purpose: see the module docstring
+                    mlflow.pytorch.save_model(
+                        saved,
+                        local,
+                        mlflow_model=mlflow_model,
+                        signature=signature,
+                        input_example=example,
+                        pip_requirements=reqs,
+                        serialization_format=serialization_format,
+                        metadata=dict(metadata) if metadata else None,
+                    )
                 if onnx_file is not None:
                     shutil.copy2(onnx_file, os.path.join(local, onnx_file.name))
                 for path in extra.values():

@@ -1,0 +1,698 @@
+"""Training orchestrator: candles -> dataset -> HybridCNN-LSTM -> evaluation -> outputs and MLflow.
+
+Library use (the guide's example 1)::
+
+    orchestrator = TrainingOrchestrator()
+    result = await orchestrator.train_model(model_name="hybrid_cnn_lstm", run_name="my_experiment_v1",
+                                            export_onnx=True, auto_promote=True, min_accuracy_for_promotion=0.75)
+
+CLI (the guide's flags)::
+
+    python -m backend.ml_engine.training_orchestrator --epochs 100 --batch-size 128 --lr 0.0005 --date-range 60
+
+A training writes into ``<output_dir>/<run_name>/``: ``model.pt`` (state dict and config), ``model.onnx``
+(parity-checked against PyTorch), ``metadata.json``, PNG plots and per-epoch checkpoints; and, when
+tracking is on, logs all of it into the MLflow experiment ``model_training`` and registers a version.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import hashlib
+import json
+import logging
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+from backend.ml_engine.config import EXPERIMENT_TRAINING, Settings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL_NAME = "hybrid_cnn_lstm"
+
+
+# --------------------------------------------------------------------------------------------
+# Request: everything one training needs, built from Settings plus per-call overrides
+# --------------------------------------------------------------------------------------------
+@dataclass
+class DataSpec:
+    """Where the candles come from and which part of them to use."""
+
+    path: str
+    """A file, a folder of files, or a postgresql:// URL of a candles table."""
+    symbols: list[str] = field(default_factory=list)
+    """Symbols to use; empty means every file in a folder."""
+    timeframe: str | None = None
+    """Candle timeframe such as 5m; None infers it from file names."""
+    date_range_days: float | None = None
+    """Use only the last N days of every series."""
+    max_fill_gap: int = 3
+    """Gaps of at most this many candles are forward-filled; longer gaps split a series."""
+    table: str = "candles"
+    """Table name when `path` is a PostgreSQL URL."""
+
+
+@dataclass
+class TrainingRequest:
+    """The full, typed description of one training."""
+
+    data: DataSpec
+    features: Any
+    labels: Any
+    split: Any
+    model: Any
+    trainer: Any
+    window: int = 60
+    fee: float = 0.001
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> "TrainingRequest":
+        """Defaults from settings; overrides use flat names (epochs, batch_size, lr, date_range, ...)."""
+        from backend.ml_engine.dataset import SplitConfig
+        from backend.ml_engine.features import FeatureConfig
+        from backend.ml_engine.labels import LabelConfig
+        from backend.ml_engine.model import ModelConfig
+        from backend.ml_engine.trainer import TrainerConfig
+
+        o = {k: v for k, v in overrides.items() if v is not None}
+        window = int(o.get("window", settings.window))
+        horizon = int(o.get("horizon", settings.horizon))
+        data = DataSpec(
+            path=str(o.get("data", settings.data_path)),
+            symbols=list(o.get("symbols") or settings.symbol_list),
+            timeframe=o.get("timeframe", settings.timeframe or None),
+            date_range_days=o.get("date_range"),
+            max_fill_gap=int(o.get("max_fill_gap", settings.max_fill_gap)),
+            table=settings.candles_table,
+        )
+        labels = LabelConfig(horizon=horizon)
+        features = FeatureConfig()
+        split = SplitConfig(purge_gap=window + horizon)
+        model_kwargs = dict(o.get("model_kwargs") or {})
+        model = ModelConfig(n_features=1, window=window, **model_kwargs)  # n_features set once known
+        trainer = TrainerConfig(
+            epochs=int(o.get("epochs", settings.epochs)),
+            batch_size=int(o.get("batch_size", settings.batch_size)),
+            learning_rate=float(o.get("lr", settings.learning_rate)),
+            seed=int(o.get("seed", settings.seed)),
+            device=str(o.get("device", settings.device)),
+            **dict(o.get("trainer_kwargs") or {}),
+        )
+        return cls(data=data, features=features, labels=labels, split=split, model=model, trainer=trainer, window=window)
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.asdict(obj)
+    return dict(obj)
+
+
+def code_version() -> str:
+    """The git commit of the working tree when there is one, else the package version."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+        if sha.returncode == 0 and sha.stdout.strip():
+            return sha.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("trading-bot-ml-engine")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def data_hash(series_list: Sequence[Any]) -> str:
+    """SHA-256 over every candle of every series (timestamps and OHLCV), first 32 hex characters."""
+    h = hashlib.sha256()
+    for s in sorted(series_list, key=lambda s: s.symbol):
+        h.update(s.symbol.encode())
+        h.update(s.timeframe.encode())
+        f = s.frame
+        h.update(f["timestamp"].astype("int64").to_numpy().tobytes())
+        h.update(f[["open", "high", "low", "close", "volume"]].to_numpy(dtype="float64").tobytes())
+    return h.hexdigest()[:32]
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("torch", "numpy", "pandas", "mlflow", "onnx", "onnxruntime"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The synchronous pipeline (runs in a worker thread under asyncio)
+# --------------------------------------------------------------------------------------------
+class TrainingFailed(RuntimeError):
+    """A training that could not produce a model; the message says why."""
+
+
+def run_training(
+    request: TrainingRequest,
+    output_dir: Path,
+    *,
+    run_name: str,
+    model_name: str = DEFAULT_MODEL_NAME,
+    export_onnx: bool = True,
+    callbacks: Sequence[Any] = (),
+    tracker: Any = None,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Train, evaluate and write outputs. Returns a dict of results; raises on bad data or divergence."""
+    import numpy as np
+    import torch
+
+    from backend.ml_engine import evaluation, plots
+    from backend.ml_engine.data import load_candles
+    from backend.ml_engine.dataset import prepare_dataset
+    from backend.ml_engine.model import HybridCNNLSTM
+    from backend.ml_engine.trainer import Trainer, seed_everything
+
+    t_start = time.perf_counter()
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    # 1. data ---------------------------------------------------------------------------
+    spec = request.data
+    min_rows = request.window + request.labels.horizon + 1
+    series = load_candles(
+        spec.path,
+        symbols=spec.symbols or None,
+        timeframe=spec.timeframe,
+        max_fill_gap=spec.max_fill_gap,
+        min_rows=min_rows,
+        date_range_days=spec.date_range_days,
+        table=spec.table,
+    )
+    digest = data_hash(series)
+    for s in series:
+        logger.info("data %s %s: %d candles from %s; %s", s.symbol, s.timeframe, len(s.frame), s.source, s.report.summary())
+
+    prepared = prepare_dataset(series, request.features, request.labels, request.split, request.window)
+    n_features = len(prepared.feature_names)
+    request.model = dataclasses.replace(request.model, n_features=n_features, window=request.window)
+    request.trainer = dataclasses.replace(request.trainer, checkpoint_dir=str(out / "checkpoints"))
+
+    symbols = [s.symbol for s in series]
+    timeframe = series[0].timeframe
+    if tracker is not None:
+        tracker.set_tags({"symbol": ",".join(symbols), "timeframe": timeframe, "data_hash": digest})
+        tracker.log_params(
+            {
+                "model": _as_dict(request.model),
+                "trainer": {k: v for k, v in _as_dict(request.trainer).items() if k != "checkpoint_dir"},
+                "data": {
+                    "source": ",".join(s.source for s in series),
+                    "symbols": ",".join(symbols),
+                    "timeframe": timeframe,
+                    "date_range_days": spec.date_range_days,
+                    "window": request.window,
+                    "horizon": request.labels.horizon,
+                    "label_threshold_mode": request.labels.threshold_mode,
+                    "label_threshold": request.labels.threshold,
+                    "max_fill_gap": spec.max_fill_gap,
+                    "n_features": n_features,
+                    "rows_train": len(prepared.train),
+                    "rows_val": len(prepared.val),
+                    "rows_test": len(prepared.test),
+                    "hash": digest,
+                },
+            }
+        )
+        tracker.log_dataset(series, digest=digest)
+
+    # 2. train --------------------------------------------------------------------------
+    seed_everything(request.trainer.seed)  # initial weights repeat with the seed
+    model = HybridCNNLSTM(request.model)
+    trainer = Trainer(model, request.trainer, callbacks=list(callbacks))
+    t_fit = time.perf_counter()
+    result = trainer.fit(prepared.train, prepared.val, resume=resume)
+    fit_seconds = time.perf_counter() - t_fit
+
+    # 3. evaluate on the test split -------------------------------------------------------
+    proba = trainer.predict_proba(prepared.test)
+    y_pred = proba.argmax(axis=1)
+    ends = prepared.test.ends
+    y_true = prepared.y[ends]
+    test_metrics = evaluation.classification_metrics(y_true, y_pred)
+    # Previous direction: the last move fully realised at t is the label of row t - horizon.
+    prev = prepared.y[ends - prepared.horizon]
+    prev = np.where(prev < 0, 1, prev)
+    baselines = evaluation.baseline_metrics(y_true, y_train=prepared.train.labels, prev_direction=prev)
+    # A backtest return must never span a gap: series and segment together identify a run of bars.
+    run_id = prepared.series_id[ends].astype(np.int64) * 1_000_000 + prepared.segment[ends]
+    bt = evaluation.backtest(y_pred, prepared.close[ends], run_id, fee=request.fee, timeframe=timeframe)
+
+    # 4. outputs ------------------------------------------------------------------------
+    model.eval()
+    torch.save({"state_dict": model.state_dict(), "model_config": _as_dict(request.model)}, out / "model.pt")
+    example = prepared.test.get_batch(np.arange(min(8, len(prepared.test))))[0].numpy()  # (B, T, F) real batch
+    onnx_info: dict[str, Any] = {}
+    if export_onnx:
+        from backend.ml_engine.onnx_export import export_onnx as _export
+
+        res = _export(model, example, out / "model.onnx")
+        onnx_info = {"path": str(res.path), "max_abs_diff": res.max_abs_diff, "opset": res.opset}
+        logger.info("ONNX parity: max |onnx - torch| = %.2e", res.max_abs_diff)
+
+    plot_paths = {
+        "confusion_matrix.png": plots.plot_confusion_matrix(test_metrics["confusion_matrix"], out / "confusion_matrix.png"),
+        "learning_curves.png": plots.plot_learning_curves(result.history, out / "learning_curves.png"),
+        "equity_curve.png": plots.plot_equity_curve(
+            {_run_label(prepared.symbols, k): v for k, v in bt["equity"].items()}, out / "equity_curve.png",
+            title="Test-split backtest with fees: model vs buy & hold",
+        ),
+    }
+
+    flat_test = {f"test_{k}": v for k, v in test_metrics.items() if isinstance(v, (int, float))}
+    flat_base = {k: v for k, v in _flatten_numbers(baselines, "baseline").items()}
+    flat_bt = evaluation.scalar_metrics(bt, prefix="backtest_")
+
+    metadata = {
+        "model_name": model_name,
+        "run_name": run_name,
+        "created_at": datetime.now(timezone.utc).isoformat(),
+        "code_version": code_version(),
+        "model_config": _as_dict(request.model),
+        "trainer_config": _as_dict(request.trainer),
+        "feature_config": _as_dict(request.features),
+        "label_config": _as_dict(request.labels),
+        "split_config": _as_dict(request.split),
+        "features": list(prepared.feature_names),
+        "label_definition": {
+            "classes": ["down", "flat", "up"],
+            "horizon": request.labels.horizon,
+            "threshold_mode": request.labels.threshold_mode,
+            "threshold": request.labels.threshold,
+        },
+        "pipeline": prepared.pipeline,
+        "data": {
+            "sources": [s.source for s in series],
+            "symbols": symbols,
+            "timeframe": timeframe,
+            "date_range_days": spec.date_range_days,
+            "start": min(str(s.frame["timestamp"].iloc[0]) for s in series),
+            "end": max(str(s.frame["timestamp"].iloc[-1]) for s in series),
+            "candles": {s.symbol: len(s.frame) for s in series},
+            "repairs": {s.symbol: s.report.to_dict() for s in series},
+            "hash": digest,
+        },
+        "dataset": prepared.summary,
+        "training": {
+            "best_epoch": result.best_epoch,
+            "best_metric": result.best_metric,
+            "stopped_early": result.stopped_early,
+            "epochs_run": len(result.history),
+            "fit_seconds": fit_seconds,
+            "history": result.history,
+        },
+        "test_metrics": test_metrics,
+        "baselines": baselines,
+        "backtest": evaluation.scalar_metrics(bt),
+        "onnx": onnx_info,
+        "library_versions": library_versions(),
+    }
+    (out / "metadata.json").write_text(json.dumps(metadata, indent=2, default=_json_default))
+
+    outcome: dict[str, Any] = {
+        "output_dir": str(out),
+        "model_path": str(out / "model.pt"),
+        "onnx_path": onnx_info.get("path"),
+        "onnx_max_abs_diff": onnx_info.get("max_abs_diff"),
+        "metadata_path": str(out / "metadata.json"),
+        "plots": {k: str(v) for k, v in plot_paths.items()},
+        "test_metrics": test_metrics,
+        "baselines": baselines,
+        "backtest": metadata["backtest"],
+        "history": result.history,
+        "best_epoch": result.best_epoch,
+        "data_hash": digest,
+        "symbols": symbols,
+        "timeframe": timeframe,
+        "rows": {"train": len(prepared.train), "val": len(prepared.val), "test": len(prepared.test)},
+        "fit_seconds": fit_seconds,
+        "wall_seconds": time.perf_counter() - t_start,
+        "model": model,
+        "example": example,
+        "prepared": prepared,
+    }
+
+    if tracker is not None:
+        tracker.log_metrics({**flat_test, **flat_base, **flat_bt})
+        tracker.flush()
+        for p in plot_paths.values():
+            tracker.log_artifact(str(p), artifact_path="plots")
+        model_uri = tracker.log_model(
+            model,
+            model_name="model",
+            input_example=example,
+            onnx_path=onnx_info.get("path"),
+            artifacts={"metadata.json": str(out / "metadata.json")},
+        )
+        outcome["model_uri"] = model_uri
+    return outcome
+
+
+def _run_label(symbols: Sequence[str], run_id: int) -> str:
+    """'ETH/BTC' for the first segment of a series, 'ADA/BTC #2' for a later one."""
+    series, segment = divmod(int(run_id), 1_000_000)
+    return symbols[series] + (f" #{segment + 1}" if segment else "")
+
+
+def _flatten_numbers(d: dict[str, Any], prefix: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k, v in d.items():
+        key = f"{prefix}_{k}"
+        if isinstance(v, dict):
+            out.update(_flatten_numbers(v, key))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[key] = float(v)
+    return out
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+# --------------------------------------------------------------------------------------------
+# Orchestrator
+# --------------------------------------------------------------------------------------------
+class TrainingOrchestrator:
+    """Runs trainings end to end and records each in MLflow (`model_training`)."""
+
+    def __init__(self, settings: Settings | None = None, *, experiment_name: str = EXPERIMENT_TRAINING,
+                 tracking: bool = True) -> None:
+        self.settings = settings or Settings()
+        self.experiment_name = experiment_name
+        self.tracking = tracking
+
+    async def train_model(
+        self,
+        model_name: str = DEFAULT_MODEL_NAME,
+        run_name: str | None = None,
+        export_onnx: bool = True,
+        auto_promote: bool = False,
+        min_accuracy_for_promotion: float | None = None,
+        *,
+        training_mode: str = "manual",
+        callbacks: Sequence[Any] = (),
+        request: TrainingRequest | None = None,
+        **overrides: Any,
+    ) -> dict[str, Any]:
+        """Train one model; never raises for a failed training: the result says `success: False` and why."""
+        return await asyncio.to_thread(
+            self.train_model_sync,
+            model_name=model_name,
+            run_name=run_name,
+            export_onnx=export_onnx,
+            auto_promote=auto_promote,
+            min_accuracy_for_promotion=min_accuracy_for_promotion,
+            training_mode=training_mode,
+            callbacks=callbacks,
+            request=request,
+            **overrides,
+        )
+
+    def train_model_sync(
+        self,
+        model_name: str = DEFAULT_MODEL_NAME,
+        run_name: str | None = None,
+        export_onnx: bool = True,
+        auto_promote: bool = False,
+        min_accuracy_for_promotion: float | None = None,
+        *,
+        training_mode: str = "manual",
+        callbacks: Sequence[Any] = (),
+        request: TrainingRequest | None = None,
+        resume: bool = False,
+        **overrides: Any,
+    ) -> dict[str, Any]:
+        settings = self.settings
+        run_name = run_name or f"{model_name}_{datetime.now(timezone.utc):%Y%m%d_%H%M%S_%f}"
+        request = request or TrainingRequest.from_settings(settings, **overrides)
+        threshold = settings.min_accuracy_for_promotion if min_accuracy_for_promotion is None else min_accuracy_for_promotion
+        output_dir = Path(settings.output_dir) / run_name
+
+        tracker = None
+        if self.tracking:
+            from backend.ml_engine.mlflow_integration import get_mlflow_tracker
+
+            # Raises a clear error before any training when the store is unreachable.
+            tracker = get_mlflow_tracker(experiment_name=self.experiment_name, settings=settings)
+            tracker.start_run(
+                run_name=run_name,
+                tags={"training_mode": training_mode, "model_name": model_name, "code_version": code_version()},
+            )
+        all_callbacks = list(callbacks)
+        if tracker is not None:
+            from backend.ml_engine.mlflow_integration import MLflowCallback
+
+            all_callbacks.append(MLflowCallback(tracker))
+
+        try:
+            outcome = run_training(
+                request, output_dir, run_name=run_name, model_name=model_name, export_onnx=export_onnx,
+                callbacks=all_callbacks, tracker=tracker, resume=resume,
+            )
+        except Exception as exc:  # noqa: BLE001 - the result reports every failure
+            reason = _one_line(exc)
+            logger.error("training %s failed: %s", run_name, reason)
+            if tracker is not None:
+                tracker.set_tags({"failure_reason": reason[:4000]})
+                tracker.end_run(status="FAILED")
+            return {"success": False, "error": reason, "error_type": type(exc).__name__, "run_name": run_name,
+                    "run_id": getattr(tracker, "run_id", None), "version": None, "test_metrics": {}}
+
+        result: dict[str, Any] = {
+            "success": True,
+            "run_name": run_name,
+            "run_id": getattr(tracker, "run_id", None),
+            "model_uri": outcome.get("model_uri"),
+            "version": None,
+            "promoted": False,
+            **{k: v for k, v in outcome.items() if k not in {"model", "example", "prepared", "model_uri"}},
+        }
+        # The guide's example reads result['test_metrics'].get('accuracy').
+        if tracker is not None:
+            tm = outcome["test_metrics"]
+            tags = {
+                "run_id": tracker.run_id,
+                "data_hash": outcome["data_hash"],
+                "symbol": ",".join(outcome["symbols"]),
+                "timeframe": outcome["timeframe"],
+                "test_accuracy": f"{tm['accuracy']:.4f}",
+                "test_f1_macro": f"{tm['f1_macro']:.4f}",
+                "backtest_sharpe": f"{outcome['backtest'].get('sharpe', float('nan')):.4f}",
+                "onnx_parity_max_abs_diff": f"{outcome['onnx_max_abs_diff']:.2e}" if outcome["onnx_max_abs_diff"] is not None else "n/a",
+                "training_mode": training_mode,
+                "code_version": code_version(),
+            }
+            description = (
+                f"HybridCNN-LSTM on {', '.join(outcome['symbols'])} {outcome['timeframe']}, run {run_name}: "
+                f"test accuracy {tm['accuracy']:.3f}, macro F1 {tm['f1_macro']:.3f} "
+                f"(majority baseline {outcome['baselines']['majority']['accuracy']:.3f})."
+            )
+            version = tracker.register_model(outcome["model_uri"], model_name, tags=tags, description=description)
+            result["version"] = version
+            if auto_promote:
+                result.update(self._auto_promote(tracker, model_name, version, tm, threshold))
+            tracker.end_run(status="FINISHED")
+        return result
+
+    def _auto_promote(self, tracker: Any, model_name: str, version: Any, test_metrics: dict, threshold: float) -> dict:
+        """Through the registry's promotion gate (the one truth: the MLflow alias `production`)."""
+        from backend.ml_engine.model_registry import PromotionGate, get_model_registry
+
+        gate = PromotionGate.from_settings(self.settings, min_accuracy_for_promotion=threshold)
+        registry = get_model_registry(self.settings, gate=gate)
+        try:
+            decision = asyncio.run(registry.auto_promote(model_name, version))
+        finally:
+            registry.close()
+        tracker.set_tags({
+            "promotion": "promoted" if decision.promoted else "refused",
+            "promotion_reason": decision.reason[:4000],
+        })
+        return {"promoted": decision.promoted, "promotion_reason": decision.reason}
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _positive_int(v: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}")
+    return n
+
+
+def _positive_float(v: str) -> float:
+    try:
+        x = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {v!r}") from None
+    if not x > 0 or x != x or x == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {v!r}")
+    return x
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m backend.ml_engine.training_orchestrator",
+        description="Train the HybridCNN-LSTM on market candles, evaluate it honestly, log it to MLflow "
+        "(experiment model_training) and register a version. Defaults come from .env / environment.",
+        epilog="Example: python -m backend.ml_engine.training_orchestrator --epochs 100 --batch-size 128 "
+        "--lr 0.0005 --date-range 60",
+    )
+    p.add_argument("--epochs", type=_positive_int, help="training epochs (default: ML_EPOCHS or 20)")
+    p.add_argument("--batch-size", type=_positive_int, help="batch size (default: ML_BATCH_SIZE or 128)")
+    p.add_argument("--lr", type=_positive_float, help="learning rate (default: ML_LEARNING_RATE or 0.001)")
+    p.add_argument("--date-range", type=_positive_float, metavar="DAYS", help="use only the last N days of candles")
+    p.add_argument("--data", help="candle file (csv/parquet/feather), folder, or postgresql:// URL (default: bundled sample)")
+    p.add_argument("--symbol", action="append", help="symbol to train on, e.g. ETH/BTC; repeat for several")
+    p.add_argument("--timeframe", help="candle timeframe, e.g. 5m (default: ML_TIMEFRAME or 5m)")
+    p.add_argument("--seed", type=int, help="random seed; CPU runs with the same seed are repeatable")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default: auto)")
+    p.add_argument("--window", type=_positive_int, help="candles per input window (default: 60)")
+    p.add_argument("--horizon", type=_positive_int, help="label horizon in candles (default: 6)")
+    p.add_argument("--model-name", default=DEFAULT_MODEL_NAME, help="registered model name (default: hybrid_cnn_lstm)")
+    p.add_argument("--run-name", help="MLflow run name and output folder name (default: timestamped)")
+    p.add_argument("--no-onnx", action="store_true", help="skip the ONNX export")
+    p.add_argument("--no-mlflow", action="store_true", help="write local outputs only, no tracking")
+    p.add_argument("--auto-promote", action="store_true", help="move alias production to the new version if it passes the gate")
+    p.add_argument("--min-accuracy", type=float, help="promotion gate: minimal test accuracy")
+    p.add_argument("--demo", action="store_true", help="small, quick configuration on the bundled data (used by make demo)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+DEMO_OVERRIDES = {"epochs": 3, "date_range": 10, "window": 32, "batch_size": 256}
+
+
+def _print_summary(result: dict[str, Any], settings: Settings, stream=sys.stdout) -> None:
+    tm = result["test_metrics"]
+    base = result["baselines"]
+    bt = result["backtest"]
+    rows = [
+        ("metric", "model", "majority", "prev. direction"),
+        ("accuracy", f"{tm['accuracy']:.4f}", f"{base['majority']['accuracy']:.4f}", f"{base['previous_direction']['accuracy']:.4f}"),
+        ("macro F1", f"{tm['f1_macro']:.4f}", f"{base['majority']['f1_macro']:.4f}", f"{base['previous_direction']['f1_macro']:.4f}"),
+    ]
+    w = [max(len(r[i]) for r in rows) for i in range(4)]
+    print("", file=stream)
+    print(f"Test split ({result['rows']['test']} windows; train {result['rows']['train']}, val {result['rows']['val']})", file=stream)
+    for i, r in enumerate(rows):
+        print("  " + "  ".join(c.ljust(w[j]) for j, c in enumerate(r)), file=stream)
+        if i == 0:
+            print("  " + "  ".join("-" * w[j] for j in range(4)), file=stream)
+    print("", file=stream)
+    print("Backtest with fees     model       buy & hold", file=stream)
+    print(f"  total return         {bt['total_return']:+.4f}     {bt['buy_and_hold_total_return']:+.4f}", file=stream)
+    print(f"  Sharpe (annualised)  {bt['sharpe']:+.3f}      {bt['buy_and_hold_sharpe']:+.3f}", file=stream)
+    print(f"  max drawdown         {bt['max_drawdown']:.4f}      {bt['buy_and_hold_max_drawdown']:.4f}", file=stream)
+    print(f"  trades / win rate    {int(bt['n_trades'])} / {bt['win_rate']:.3f}", file=stream)
+    print("", file=stream)
+    if result.get("onnx_max_abs_diff") is not None:
+        print(f"ONNX parity: max |onnx - torch| = {result['onnx_max_abs_diff']:.2e}", file=stream)
+    print(f"Outputs:  {result['output_dir']}  (model.pt, model.onnx, metadata.json, plots)", file=stream)
+    if result.get("run_id"):
+        from backend.ml_engine.mlflow_integration.stores import mask_uri
+
+        print(f"MLflow:   run {result['run_id']} in experiment '{EXPERIMENT_TRAINING}' at {mask_uri(settings.mlflow_tracking_uri)}", file=stream)
+        print(f"Registry: {result.get('model_name', DEFAULT_MODEL_NAME)} version {result['version']}"
+              + (" (promoted to production)" if result.get("promoted") else ""), file=stream)
+        if result.get("promotion_reason") and not result.get("promoted"):
+            print(f"Promotion refused: {result['promotion_reason']}", file=stream)
+        print("Browse:   python start_mlflow_ui.py  ->  http://127.0.0.1:5000", file=stream)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    try:
+        settings = Settings()
+    except Exception as exc:  # pydantic ValidationError: bad .env value
+        print(f"error: invalid settings: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    overrides: dict[str, Any] = dict(DEMO_OVERRIDES) if args.demo else {}
+    overrides.update({k: v for k, v in {
+        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "date_range": args.date_range,
+        "data": args.data, "symbols": args.symbol, "timeframe": args.timeframe, "seed": args.seed,
+        "device": args.device, "window": args.window, "horizon": args.horizon,
+    }.items() if v is not None})
+
+    from backend.ml_engine.data import DataValidationError
+    from backend.ml_engine.trainer import ProgressBarCallback
+
+    try:
+        request = TrainingRequest.from_settings(settings, **overrides)
+    except (ValueError, TypeError) as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    orchestrator = TrainingOrchestrator(settings, tracking=not args.no_mlflow)
+    try:
+        result = orchestrator.train_model_sync(
+            model_name=args.model_name, run_name=args.run_name, export_onnx=not args.no_onnx,
+            auto_promote=args.auto_promote, min_accuracy_for_promotion=args.min_accuracy,
+            callbacks=[ProgressBarCallback()], request=request,
+        )
+    except Exception as exc:  # store unreachable before training, and the like
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT if _is_bad_input(exc) else EXIT_FAILED
+    if not result["success"]:
+        print(f"error: {result['error']}", file=sys.stderr)
+        return EXIT_BAD_INPUT if result.get("error_type") in {DataValidationError.__name__, "ValueError"} else EXIT_FAILED
+    result["model_name"] = args.model_name
+    _print_summary(result, settings)
+    return EXIT_OK
+
+
+def _is_bad_input(exc: BaseException) -> bool:
+    from backend.ml_engine.data import DataValidationError
+
+    return isinstance(exc, (DataValidationError, ValueError)) or type(exc).__name__ == "TrackingStoreUnavailable"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
