@@ -49,3 +49,23 @@ def pg_url():
 @pytest.fixture
 def sample_data_dir() -> Path:
     return SAMPLE_DATA
+
+
+#: A model small enough for tests; real sizes belong in bench/.
+TINY_MODEL = {"conv_channels": (16,), "lstm_hidden": 16, "lstm_layers": 1, "attention_dim": 16, "head_hidden": 16}
+#: Overrides for TrainingRequest.from_settings / train_model that keep a training to seconds.
+TINY_TRAINING = {"epochs": 2, "date_range": 3, "window": 16, "horizon": 4, "batch_size": 256,
+                 "symbols": ["ETH/BTC", "LTC/BTC"], "model_kwargs": TINY_MODEL}
+
+
+def make_settings(tmp_path: Path, tracking_uri: str | None = None, **overrides):
+    """Settings with every path inside tmp_path; the tracking store is SQLite there unless given."""
+    from backend.ml_engine.config import Settings
+
+    return Settings(
+        mlflow_tracking_uri=tracking_uri or f"sqlite:///{tmp_path}/mlflow.db",
+        mlflow_artifact_location=str(tmp_path / "artifacts"),
+        output_dir=str(tmp_path / "outputs"),
+        cache_dir=str(tmp_path / "cache"),
+        **overrides,
+    )

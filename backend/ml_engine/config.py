@@ -56,7 +56,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("ML_SYMBOLS", "symbols"),
         description="Comma-separated symbols to train on (empty: every file in data_path)",
     )
-    timeframe: str = Field(default="5m", validation_alias=AliasChoices("ML_TIMEFRAME", "timeframe"))
+    timeframe: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ML_TIMEFRAME", "timeframe"),
+        description="Candle timeframe such as 5m; empty: taken from file names and checked against the data",
+    )
     max_fill_gap: int = Field(
         default=3,
         ge=0,

@@ -87,7 +87,7 @@ class TrainingRequest:
         data = DataSpec(
             path=str(o.get("data", settings.data_path)),
             symbols=list(o.get("symbols") or settings.symbol_list),
-            timeframe=o.get("timeframe", settings.timeframe or None),
+            timeframe=o.get("timeframe", settings.timeframe),
             date_range_days=o.get("date_range"),
             max_fill_gap=int(o.get("max_fill_gap", settings.max_fill_gap)),
             table=settings.candles_table,
@@ -587,7 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date-range", type=_positive_float, metavar="DAYS", help="use only the last N days of candles")
     p.add_argument("--data", help="candle file (csv/parquet/feather), folder, or postgresql:// URL (default: bundled sample)")
     p.add_argument("--symbol", action="append", help="symbol to train on, e.g. ETH/BTC; repeat for several")
-    p.add_argument("--timeframe", help="candle timeframe, e.g. 5m (default: ML_TIMEFRAME or 5m)")
+    p.add_argument("--timeframe", help="candle timeframe, e.g. 5m (default: ML_TIMEFRAME, else from file names)")
     p.add_argument("--seed", type=int, help="random seed; CPU runs with the same seed are repeatable")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default: auto)")
     p.add_argument("--window", type=_positive_int, help="candles per input window (default: 60)")
@@ -606,7 +606,8 @@ def build_parser() -> argparse.ArgumentParser:
 DEMO_OVERRIDES = {"epochs": 3, "date_range": 10, "window": 32, "batch_size": 256}
 
 
-def _print_summary(result: dict[str, Any], settings: Settings, stream=sys.stdout) -> None:
+def _print_summary(result: dict[str, Any], settings: Settings, stream: Any = None) -> None:
+    stream = stream or sys.stdout
     tm = result["test_metrics"]
     base = result["baselines"]
     bt = result["backtest"]

@@ -138,7 +138,7 @@ from mlflow.utils.validation import (
 )
 
 from ..config import Settings
-from .experiments import ensure_experiment
+from .experiments import ensure_experiment, ensure_project_experiments
 from .stores import (
     DEFAULT_CHECK_TIMEOUT_S,
     check_tracking_store,
@@ -442,7 +442,12 @@ class MLflowTracker:
         self.tracking_uri: str = resolve_tracking_uri(configured)
         self.flush_every = int(flush_every)
         self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-        self.experiment_id: str = ensure_experiment(self.client, self.experiment_name, self.artifact_location)
+        # The guide's three experiments are created together, in its order, so that on a fresh store
+        # their ids are the guide's: trading_bot_ml 1, model_training 2, auto_retraining 3.
+        project = ensure_project_experiments(self.client, self.artifact_location)
+        self.experiment_id: str = project.get(self.experiment_name) or ensure_experiment(
+            self.client, self.experiment_name, self.artifact_location
+        )
 
         self._lock = threading.RLock()
         self._stack: list[str] = []
