@@ -461,12 +461,13 @@ class TrainingOrchestrator:
         output_dir = Path(settings.output_dir) / run_name
 
         tracker = None
+        run_id: str | None = None
         if self.tracking:
             from backend.ml_engine.mlflow_integration import get_mlflow_tracker
 
             # Raises a clear error before any training when the store is unreachable.
             tracker = get_mlflow_tracker(experiment_name=self.experiment_name, settings=settings)
-            tracker.start_run(
+            run_id = tracker.start_run(
                 run_name=run_name,
                 tags={"training_mode": training_mode, "model_name": model_name, "code_version": code_version()},
             )
@@ -476,57 +477,59 @@ class TrainingOrchestrator:
 
             all_callbacks.append(MLflowCallback(tracker))
 
+        result: dict[str, Any] = {"success": False, "run_name": run_name, "run_id": run_id, "version": None,
+                                  "promoted": False, "test_metrics": {}}
         try:
             outcome = run_training(
                 request, output_dir, run_name=run_name, model_name=model_name, export_onnx=export_onnx,
                 callbacks=all_callbacks, tracker=tracker, resume=resume,
             )
-        except Exception as exc:  # noqa: BLE001 - the result reports every failure
+            result.update({k: v for k, v in outcome.items() if k not in {"model", "example", "prepared"}})
+            if tracker is not None:
+                result["version"] = self._register(tracker, outcome, model_name, run_name, run_id, training_mode)
+                if auto_promote:
+                    result.update(self._auto_promote(tracker, model_name, result["version"], threshold))
+        except BaseException as exc:  # noqa: BLE001 - the result reports every failure; the run never stays RUNNING
             reason = _one_line(exc)
             logger.error("training %s failed: %s", run_name, reason)
             if tracker is not None:
                 tracker.set_tags({"failure_reason": reason[:4000]})
-                tracker.end_run(status="FAILED")
-            return {"success": False, "error": reason, "error_type": type(exc).__name__, "run_name": run_name,
-                    "run_id": getattr(tracker, "run_id", None), "version": None, "test_metrics": {}}
-
-        result: dict[str, Any] = {
-            "success": True,
-            "run_name": run_name,
-            "run_id": getattr(tracker, "run_id", None),
-            "model_uri": outcome.get("model_uri"),
-            "version": None,
-            "promoted": False,
-            **{k: v for k, v in outcome.items() if k not in {"model", "example", "prepared", "model_uri"}},
-        }
-        # The guide's example reads result['test_metrics'].get('accuracy').
+                tracker.end_run(status="FAILED" if isinstance(exc, Exception) else "KILLED")
+            if not isinstance(exc, Exception):
+                raise
+            result.update({"success": False, "error": reason, "error_type": type(exc).__name__})
+            return result
         if tracker is not None:
-            tm = outcome["test_metrics"]
-            tags = {
-                "run_id": tracker.run_id,
-                "data_hash": outcome["data_hash"],
-                "symbol": ",".join(outcome["symbols"]),
-                "timeframe": outcome["timeframe"],
-                "test_accuracy": f"{tm['accuracy']:.4f}",
-                "test_f1_macro": f"{tm['f1_macro']:.4f}",
-                "backtest_sharpe": f"{outcome['backtest'].get('sharpe', float('nan')):.4f}",
-                "onnx_parity_max_abs_diff": f"{outcome['onnx_max_abs_diff']:.2e}" if outcome["onnx_max_abs_diff"] is not None else "n/a",
-                "training_mode": training_mode,
-                "code_version": code_version(),
-            }
-            description = (
-                f"HybridCNN-LSTM on {', '.join(outcome['symbols'])} {outcome['timeframe']}, run {run_name}: "
-                f"test accuracy {tm['accuracy']:.3f}, macro F1 {tm['f1_macro']:.3f} "
-                f"(majority baseline {outcome['baselines']['majority']['accuracy']:.3f})."
-            )
-            version = tracker.register_model(outcome["model_uri"], model_name, tags=tags, description=description)
-            result["version"] = version
-            if auto_promote:
-                result.update(self._auto_promote(tracker, model_name, version, tm, threshold))
             tracker.end_run(status="FINISHED")
+        result["success"] = True
         return result
 
-    def _auto_promote(self, tracker: Any, model_name: str, version: Any, test_metrics: dict, threshold: float) -> dict:
+    @staticmethod
+    def _register(tracker: Any, outcome: dict[str, Any], model_name: str, run_name: str, run_id: str | None,
+                  training_mode: str) -> str:
+        """A registry version whose tags and description say what it is (the guide's problem no. 2)."""
+        tm = outcome["test_metrics"]
+        parity = outcome["onnx_max_abs_diff"]
+        tags = {
+            "run_id": run_id,
+            "data_hash": outcome["data_hash"],
+            "symbol": ",".join(outcome["symbols"]),
+            "timeframe": outcome["timeframe"],
+            "test_accuracy": f"{tm['accuracy']:.4f}",
+            "test_f1_macro": f"{tm['f1_macro']:.4f}",
+            "backtest_sharpe": f"{outcome['backtest'].get('sharpe', float('nan')):.4f}",
+            "onnx_parity_max_abs_diff": f"{parity:.2e}" if parity is not None else "n/a",
+            "training_mode": training_mode,
+            "code_version": code_version(),
+        }
+        description = (
+            f"HybridCNN-LSTM on {', '.join(outcome['symbols'])} {outcome['timeframe']}, run {run_name}: "
+            f"test accuracy {tm['accuracy']:.3f}, macro F1 {tm['f1_macro']:.3f} "
+            f"(majority baseline {outcome['baselines']['majority']['accuracy']:.3f})."
+        )
+        return tracker.register_model(outcome["model_uri"], model_name, tags=tags, description=description)
+
+    def _auto_promote(self, tracker: Any, model_name: str, version: Any, threshold: float) -> dict:
         """Through the registry's promotion gate (the one truth: the MLflow alias `production`)."""
         from backend.ml_engine.model_registry import PromotionGate, get_model_registry
 
