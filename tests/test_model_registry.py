@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from backend.ml_engine.config import Settings
+from backend.ml_engine.mlflow_integration.stores import resolve_tracking_uri
 from backend.ml_engine.model_registry import (
     ALIAS_CHALLENGER,
     ModelNotFoundError,
@@ -33,7 +34,6 @@ from backend.ml_engine.model_registry import (
     PromotionGate,
     RegistryLockTimeout,
     get_model_registry,
-    resolve_store_uri,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,7 +78,7 @@ def _save_models(root: Path) -> None:
 def _make_store(url: str, artifacts: Path, models: Path) -> Store:
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=resolve_store_uri(url))
+    client = MlflowClient(tracking_uri=resolve_tracking_uri(url))
     exp_id = client.create_experiment("registry_tests", artifact_location=artifacts.as_uri())
     run = client.create_run(exp_id, run_name="tiny_models")
     client.log_artifacts(run.info.run_id, str(models / "model"), "model")
@@ -648,7 +648,7 @@ def global_tracking_uri(store):
     import mlflow
 
     previous = os.environ.get("MLFLOW_TRACKING_URI")
-    mlflow.set_tracking_uri(resolve_store_uri(store.url))
+    mlflow.set_tracking_uri(resolve_tracking_uri(store.url))
     yield
     mlflow.set_tracking_uri(previous)
 

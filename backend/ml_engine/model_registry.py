@@ -103,6 +103,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from backend.ml_engine.config import EXPERIMENT_DEFAULT, Settings
+from backend.ml_engine.mlflow_integration.stores import mask_uri, resolve_tracking_uri
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
@@ -577,24 +578,6 @@ class PromotionGate:
 # ---------------------------------------------------------------------------------------------
 
 
-def resolve_store_uri(uri: str) -> str:
-    """The URI MLflow/SQLAlchemy can open: a bare ``postgresql://`` (or ``postgres://``) gets the
-    ``psycopg2`` driver when ``psycopg`` (v3, SQLAlchemy 2.1's default) is not installed."""
-    parts = urlsplit(uri)
-    scheme = parts.scheme.lower()
-    if scheme in ("postgresql", "postgres"):
-        has_v3 = importlib.util.find_spec("psycopg") is not None
-        if scheme == "postgres" or not has_v3:
-            driver = "postgresql" if has_v3 else "postgresql+psycopg2"
-            return driver + uri[len(parts.scheme):]
-    return uri
-
-
-def mask_uri(uri: str) -> str:
-    """``uri`` with any password replaced by ``***`` (for logs and errors)."""
-    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", uri)
-
-
 _PROCESS_LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _PROCESS_LOCKS_GUARD = threading.Lock()
 
@@ -776,8 +759,8 @@ class ModelRegistry:
         artifact_location: str | None = None,
         lock_timeout_s: float = 60.0,
     ) -> None:
-        self.tracking_uri = resolve_store_uri(tracking_uri)
-        self.registry_uri = resolve_store_uri(registry_uri) if registry_uri else self.tracking_uri
+        self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        self.registry_uri = resolve_tracking_uri(registry_uri) if registry_uri else self.tracking_uri
         self.gate = gate or PromotionGate()
         self.evaluator = evaluator
         self.experiment_name = experiment_name or EXPERIMENT_DEFAULT

@@ -1,0 +1,80 @@
+"""What every benchmark shares: the machine description, a throw-away PostgreSQL database, the report."""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import platform
+import shlex
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> str:
+    """One line: CPUs, model, memory, Python, load average at the start."""
+    try:
+        mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal"))
+        mem = f"{mem_kb / 2**20:.0f} GiB"
+    except (OSError, StopIteration):
+        mem = "?"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"{os.cpu_count()} CPUs ({cpu_model()}), {mem} RAM, Python {platform.python_version()}, "
+            f"load average {load:.2f} at start")
+
+
+def command() -> str:
+    return " ".join(shlex.quote(a) for a in [".venv/bin/python", *sys.argv])
+
+
+def write_report(name: str, title: str, body: str) -> Path:
+    """bench/results/<name>.md with the title, date, machine and the command that produced it."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.md"
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    path.write_text(
+        f"# {title}\n\n- command: `{command()}`\n- date: {stamp}\n- machine: {machine()}\n\n{body.strip()}\n"
+    )
+    return path
+
+
+@contextlib.contextmanager
+def temp_postgres_database(prefix: str = "bench") -> Iterator[str]:
+    """A fresh database on the local server (user postgres, trust auth), dropped afterwards."""
+    import psycopg2
+
+    def admin():
+        conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
+        conn.autocommit = True
+        return conn
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    conn = admin()
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        conn = admin()
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.close()
