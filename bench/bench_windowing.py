@@ -97,6 +97,7 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-batches", type=int, default=30, help="batches for the training throughput phase")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "windowing.md")
     args = parser.parse_args()
     command = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
@@ -149,6 +150,28 @@ def main() -> int:
     t_batches = time.perf_counter() - t
     assert seen == len(ds)
     phase(f"train epoch, batches({args.batch_size}, shuffle)", t_batches, seen, "samples")
+
+    # Training throughput: the default HybridCNN-LSTM, forward + backward + AdamW step, on batches
+    # gathered from the same windows (a bounded number of batches: the rate is what matters).
+    from backend.ml_engine.model import HybridCNNLSTM, ModelConfig
+
+    model = HybridCNNLSTM(ModelConfig(n_features=n_feat, window=args.window))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    model.train()
+    batches = ds.batches(args.batch_size, shuffle=True, generator=torch.Generator().manual_seed(args.seed))
+    for _, (xb, yb) in zip(range(3), batches):  # warm-up
+        opt.zero_grad(); loss_fn(model(xb), yb).backward(); opt.step()  # noqa: E702
+    t = time.perf_counter()
+    trained = 0
+    for _, (xb, yb) in zip(range(args.train_batches), batches):
+        opt.zero_grad()
+        loss_fn(model(xb), yb).backward()
+        opt.step()
+        trained += xb.shape[0]
+    phase(f"model training steps ({args.train_batches} batches, default model)", time.perf_counter() - t,
+          trained, "samples")
+    del model, opt
 
     n_cmp = min(len(ds), 50 * args.batch_size)
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(n_cmp)), batch_size=args.batch_size,

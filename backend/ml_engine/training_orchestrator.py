@@ -22,7 +22,9 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import platform
+import socket
 import subprocess
 import sys
 import time
@@ -106,6 +108,28 @@ class TrainingRequest:
             **dict(o.get("trainer_kwargs") or {}),
         )
         return cls(data=data, features=features, labels=labels, split=split, model=model, trainer=trainer, window=window)
+
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"data": dataclasses.asdict(self.data), "features": _as_dict(self.features),
+                "labels": _as_dict(self.labels), "split": _as_dict(self.split), "model": _as_dict(self.model),
+                "trainer": _as_dict(self.trainer), "window": self.window, "fee": self.fee}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainingRequest":
+        from backend.ml_engine.dataset import SplitConfig
+        from backend.ml_engine.features import FeatureConfig
+        from backend.ml_engine.labels import LabelConfig
+        from backend.ml_engine.model import ModelConfig
+        from backend.ml_engine.trainer import TrainerConfig
+
+        return cls(data=DataSpec(**d["data"]), features=FeatureConfig.from_dict(d["features"]),
+                   labels=LabelConfig.from_dict(d["labels"]), split=SplitConfig.from_dict(d["split"]),
+                   model=ModelConfig.from_dict(d["model"]), trainer=TrainerConfig.from_dict(d["trainer"]),
+                   window=int(d["window"]), fee=float(d["fee"]))
+
+
+REQUEST_FILE = "request.json"
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:
@@ -211,6 +235,8 @@ def run_training(
     n_features = len(prepared.feature_names)
     request.model = dataclasses.replace(request.model, n_features=n_features, window=request.window)
     request.trainer = dataclasses.replace(request.trainer, checkpoint_dir=str(out / "checkpoints"))
+    if not resume:  # the exact request, so that --resume continues the same training
+        (out / REQUEST_FILE).write_text(json.dumps(request.to_dict(), indent=2, default=_json_default))
 
     symbols = [s.symbol for s in series]
     timeframe = series[0].timeframe
@@ -456,9 +482,14 @@ class TrainingOrchestrator:
     ) -> dict[str, Any]:
         settings = self.settings
         run_name = run_name or f"{model_name}_{datetime.now(timezone.utc):%Y%m%d_%H%M%S_%f}"
+        output_dir = Path(settings.output_dir) / run_name
+        if resume:
+            saved = output_dir / REQUEST_FILE
+            if not (output_dir / "checkpoints" / "last.pt").exists() or not saved.exists():
+                raise ValueError(f"nothing to resume: no checkpoint of run {run_name!r} in {output_dir}")
+            request = TrainingRequest.from_dict(json.loads(saved.read_text()))  # the interrupted run's own config
         request = request or TrainingRequest.from_settings(settings, **overrides)
         threshold = settings.min_accuracy_for_promotion if min_accuracy_for_promotion is None else min_accuracy_for_promotion
-        output_dir = Path(settings.output_dir) / run_name
 
         tracker = None
         run_id: str | None = None
@@ -467,10 +498,12 @@ class TrainingOrchestrator:
 
             # Raises a clear error before any training when the store is unreachable.
             tracker = get_mlflow_tracker(experiment_name=self.experiment_name, settings=settings)
-            run_id = tracker.start_run(
-                run_name=run_name,
-                tags={"training_mode": training_mode, "model_name": model_name, "code_version": code_version()},
-            )
+            reap_orphaned_runs(tracker)
+            tags = {"training_mode": training_mode, "model_name": model_name, "code_version": code_version(),
+                    "host": socket.gethostname(), "pid": str(os.getpid())}
+            if resume:
+                tags["resumed"] = "true"
+            run_id = tracker.start_run(run_name=run_name, tags=tags)
         all_callbacks = list(callbacks)
         if tracker is not None:
             from backend.ml_engine.mlflow_integration import MLflowCallback
@@ -546,6 +579,39 @@ class TrainingOrchestrator:
         return {"promoted": decision.promoted, "promotion_reason": decision.reason}
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def reap_orphaned_runs(tracker: Any) -> list[str]:
+    """End as KILLED the RUNNING runs of this host whose training process is gone (SIGKILL, OOM, power).
+
+    A run records its host and pid when it starts; only runs of this host can be judged here.
+    Returns the ids of the runs it ended.
+    """
+    host = socket.gethostname()
+    ended = []
+    runs = tracker.client.search_runs(
+        [tracker.experiment_id], filter_string=f"attributes.status = 'RUNNING' AND tags.host = '{host}'",
+        max_results=200,
+    )
+    for run in runs:
+        pid = run.data.tags.get("pid", "")
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            tracker.client.set_tag(run.info.run_id, "failure_reason", f"training process {pid} died before the run ended")
+            tracker.client.set_terminated(run.info.run_id, status="KILLED")
+            logger.warning("run %s (%s) was left RUNNING by dead process %s: marked KILLED",
+                           run.info.run_id, run.info.run_name, pid)
+            ended.append(run.info.run_id)
+    return ended
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
@@ -601,6 +667,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-mlflow", action="store_true", help="write local outputs only, no tracking")
     p.add_argument("--auto-promote", action="store_true", help="move alias production to the new version if it passes the gate")
     p.add_argument("--min-accuracy", type=float, help="promotion gate: minimal test accuracy")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run named by --run-name from its last checkpoint (after a crash or kill)")
     p.add_argument("--demo", action="store_true", help="small, quick configuration on the bundled data (used by make demo)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
@@ -652,6 +720,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
+    if args.resume and not args.run_name:
+        print("error: --resume needs --run-name (the run whose checkpoint to continue)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         settings = Settings()
     except Exception as exc:  # pydantic ValidationError: bad .env value
@@ -679,7 +750,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = orchestrator.train_model_sync(
             model_name=args.model_name, run_name=args.run_name, export_onnx=not args.no_onnx,
             auto_promote=args.auto_promote, min_accuracy_for_promotion=args.min_accuracy,
-            callbacks=[ProgressBarCallback()], request=request,
+            callbacks=[ProgressBarCallback()], request=request, resume=args.resume,
         )
     except Exception as exc:  # store unreachable before training, and the like
         print(f"error: {_one_line(exc)}", file=sys.stderr)
