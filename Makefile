@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: demo test install install-test bench ui clean help
+.PHONY: demo test install install-test bench ui dashboard screenshots api worker clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -19,6 +19,8 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(PIP) install -q -e '.[test]'
+	@# Browser tests use Debian's chromium (never a downloaded browser).
+	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; }
 	touch $@
 
 install: $(VENV)/.installed  ## create the virtual environment and install the package
@@ -31,12 +33,26 @@ demo: install  ## train a small model on the bundled real candles (embedded SQLi
 test: install-test  ## run the whole test suite
 	$(PY) -m pytest -q
 
-bench: install-test  ## run the benchmarks and write their reports under bench/results
-	$(PY) bench/bench_windowing.py
-	$(PY) bench/bench_tracking.py
+bench: install-test  ## run every benchmark and regenerate docs/benchmarks.md
+	$(PY) bench/run_all.py
 
 ui: install  ## MLflow UI on :5000 over the configured store
 	$(PY) start_mlflow_ui.py
+
+API_HOST ?= 127.0.0.1
+API_PORT ?= 8000
+
+api: install  ## REST API on :8000 (OpenAPI at /docs); state changes need ML_API_TOKEN
+	$(PY) -m uvicorn backend.api.main:app --host $(API_HOST) --port $(API_PORT)
+
+worker: install  ## job worker: runs queued trainings (ML_MAX_CONCURRENT_TRAININGS at once)
+	$(PY) -m backend.services.worker
+
+dashboard: install  ## Russian dashboard (Streamlit) on :8501 over the configured store
+	$(PY) -m backend.dashboard --port 8501
+
+screenshots: install-test  ## retake docs/screenshots/*.png (headless Debian chromium, local PostgreSQL)
+	DASHBOARD_SCREENSHOTS=docs/screenshots $(PY) -m pytest -q tests/test_dashboard_e2e.py
 
 clean:  ## remove local runs, outputs and caches (not the venv)
 	rm -rf mlruns outputs data_cache .pytest_cache

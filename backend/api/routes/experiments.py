@@ -1,0 +1,15 @@
+"""Experiments with their descriptions."""
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from ..deps import RunServiceDep
+from ..schemas import ExperimentsPublic
+
+router = APIRouter(prefix="/experiments", tags=["experiments"])
+
+
+@router.get("", response_model=ExperimentsPublic)
+def list_experiments(runs: RunServiceDep, include_deleted: bool = False) -> ExperimentsPublic:
+    """Experiments (``trading_bot_ml``, ``model_training``, ``auto_retraining``...) with descriptions."""
+    return runs.list_experiments(include_deleted=include_deleted)

@@ -1,0 +1,20 @@
+"""``GET /health``: stores, queue, workers, production model per name."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from ..deps import HealthServiceDep
+from ..schemas import HealthPublic
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=HealthPublic, responses={503: {"model": HealthPublic}})
+def health(health: HealthServiceDep, response: Response) -> HealthPublic:
+    """Tracking store reachable and its kind (URI with the password masked), jobs database, queue,
+    workers, job counts, and the production version of each registered model. 503 when a store or
+    the queue does not answer."""
+    report = health.check()
+    if report.status != "ok":
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return report

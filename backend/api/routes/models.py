@@ -1,0 +1,76 @@
+"""Registered models: list, one version with its schema, history, promote, rollback."""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Body, Path, Query
+
+from backend.services.schemas import MODEL_NAME_PATTERN
+
+from ..deps import ModelServiceDep, WriteAccess
+from ..schemas import (
+    Message,
+    ModelPublic,
+    ModelsPublic,
+    ModelVersionDetail,
+    PromoteCreate,
+    PromotionDecisionPublic,
+    PromotionHistoryPublic,
+    RollbackCreate,
+)
+
+router = APIRouter(prefix="/models", tags=["models"])
+
+ModelName = Annotated[str, Path(pattern=MODEL_NAME_PATTERN, description="registered model name")]
+_WRITE_ERRORS = {401: {"model": Message}, 403: {"model": Message}, 404: {"model": Message}}
+
+
+@router.get("", response_model=ModelsPublic)
+def list_models(models: ModelServiceDep) -> ModelsPublic:
+    """Registered models with aliases, tags, and their versions (newest first) with key metrics."""
+    return models.list_models()
+
+
+@router.get("/{name}", response_model=ModelPublic, responses={404: {"model": Message}})
+def get_model(name: ModelName, models: ModelServiceDep) -> ModelPublic:
+    """One registered model."""
+    return models.get_model(name)
+
+
+@router.get("/{name}/versions/{version}", response_model=ModelVersionDetail, responses={404: {"model": Message}})
+def get_version(
+    name: ModelName, version: Annotated[int, Path(ge=1, le=2**31 - 1)], models: ModelServiceDep
+) -> ModelVersionDetail:
+    """One version with its input/output schema (the MLmodel signature), tags and metrics."""
+    return models.get_version(name, version)
+
+
+@router.get("/{name}/history", response_model=PromotionHistoryPublic, responses={404: {"model": Message}})
+def get_history(
+    name: ModelName,
+    models: ModelServiceDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    decision: Literal["promoted", "refused", "rolled_back", "archived"] | None = None,
+) -> PromotionHistoryPublic:
+    """Promotion history (promoted, refused, rolled back, archived), newest first."""
+    return models.history(name, limit=limit, decision=decision)
+
+
+@router.post("/{name}/promote", response_model=PromotionDecisionPublic, dependencies=[WriteAccess],
+             responses=_WRITE_ERRORS)
+def promote(name: ModelName, body: PromoteCreate, models: ModelServiceDep) -> PromotionDecisionPublic:
+    """Move alias ``production`` to ``version`` through the promotion gate (``force`` skips it).
+
+    A refusal is answered 200 with ``promoted: false`` and the gate's reason; it is recorded in
+    the history like a promotion."""
+    return models.promote(name, body.version, reason=body.reason, force=body.force, actor=body.actor)
+
+
+@router.post("/{name}/rollback", response_model=PromotionDecisionPublic, dependencies=[WriteAccess],
+             responses={**_WRITE_ERRORS, 409: {"model": Message}})
+def rollback(
+    name: ModelName, models: ModelServiceDep, body: Annotated[RollbackCreate | None, Body()] = None
+) -> PromotionDecisionPublic:
+    """Move ``production`` back to the previous production version (409 when there is none)."""
+    body = body or RollbackCreate()
+    return models.rollback(name, reason=body.reason, actor=body.actor)

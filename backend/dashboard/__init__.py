@@ -1,0 +1,18 @@
+"""The Russian dashboard over the ML engine (Streamlit): ``make dashboard`` → http://localhost:8501.
+
+=================  ===========================================================================
+module             role
+=================  ===========================================================================
+``app``            entry point: language switch, navigation (``streamlit run .../app.py``)
+``__main__``       ``python -m backend.dashboard --port 8501``: the same, with the project's flags
+``i18n``           the one translation table (Russian default, English) and ``t()``
+``context``        the services: injected (tests) or built once from ``ServiceSettings()``
+``widgets``        formatting, errors as messages, the write-access gate, the live job view
+``charts``         Plotly figures (pure: data and translated labels in, figure out)
+``views/*``        one script per page: overview, runs, compare, models, training,
+                   retraining, glossary
+=================  ===========================================================================
+
+The dashboard reads and acts only through :mod:`backend.services` (the REST API's functions); it
+never opens a store of its own.
+"""

@@ -1,0 +1,666 @@
+"""The dashboard's one translation table: every visible string, Russian (default) and English.
+
+    t("overview.title")                      # "Обзор" or "Overview", by the sidebar switch
+    t("runs.page_info", page=2, count=50)    # placeholders are str.format fields
+    pick_language(experiment.description)    # the Russian or the English paragraphs of a bilingual text
+
+A page never writes a literal string of its own; data (run names, metric names, MLflow's messages)
+is shown as it is. ``tests/test_dashboard_i18n.py`` checks that both languages have every key and
+the same placeholders.
+"""
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "DEFAULT_LANGUAGE",
+    "LANGUAGES",
+    "LANG_KEY",
+    "TEXTS",
+    "current_language",
+    "ensure_language",
+    "has_text",
+    "in_language",
+    "pick_language",
+    "placeholders",
+    "t",
+]
+
+LANGUAGES: tuple[str, ...] = ("ru", "en")
+DEFAULT_LANGUAGE = "ru"
+#: Session-state key of the language switch (a widget in the sidebar).
+LANG_KEY = "lang"
+
+_FILTER_RU = (
+    "Синтаксис MLflow: `metrics.<имя> > 0.7`, `params.<имя> = '<значение>'`, `tags.<имя> = '<значение>'`, "
+    "`attributes.status = 'FINISHED'`. Условия соединяются через AND; значения параметров и тегов — "
+    "в одинарных кавычках."
+)
+_FILTER_EN = (
+    "MLflow syntax: `metrics.<name> > 0.7`, `params.<name> = '<value>'`, `tags.<name> = '<value>'`, "
+    "`attributes.status = 'FINISHED'`. Join conditions with AND; quote param and tag values with single quotes."
+)
+
+#: key -> (Russian, English)
+_TABLE: dict[str, tuple[str, str]] = {
+    # -- application -------------------------------------------------------------------------
+    "app.title": ("Trading Bot ML — панель", "Trading Bot ML — dashboard"),
+    "app.caption": ("Данные MLflow через сервисный слой проекта — тот же, что у REST API.",
+                    "MLflow data through the project's service layer, the same one the REST API uses."),
+    "app.settings_error": ("Настройки панели не годятся (переменные ML_* и MLFLOW_*, файл .env):",
+                           "The dashboard's settings are not usable (ML_* and MLFLOW_* variables, the .env file):"),
+    "error.unexpected": ("Страница не смогла получить данные. Сообщение об ошибке:",
+                         "The page could not get its data. The error says:"),
+    "lang.label": ("Язык", "Language"),
+    "lang.ru": ("RU", "RU"),
+    "lang.en": ("EN", "EN"),
+    "nav.overview": ("Обзор", "Overview"),
+    "nav.runs": ("Эксперименты и запуски", "Experiments and runs"),
+    "nav.compare": ("Сравнение", "Comparison"),
+    "nav.models": ("Модели", "Models"),
+    "nav.training": ("Обучение", "Training"),
+    "nav.retraining": ("Переобучение и дрейф", "Retraining and drift"),
+    "nav.glossary": ("Справка", "Help"),
+    # -- common ------------------------------------------------------------------------------
+    "common.yes": ("да", "yes"),
+    "common.no": ("нет", "no"),
+    "common.choose": ("Выберите…", "Choose…"),
+    "unit.s": ("{s} с", "{s} s"),
+    "unit.ms": ("{m} мин {s} с", "{m} min {s} s"),
+    "unit.hm": ("{h} ч {m} мин", "{h} h {m} min"),
+    "chart.step": ("Шаг (эпоха)", "Step (epoch)"),
+    "chart.value": ("Значение", "Value"),
+    "chart.time": ("Время запуска", "Start time"),
+    # -- table columns -----------------------------------------------------------------------
+    "col.run_name": ("Запуск", "Run"),
+    "col.run_id": ("ID запуска", "Run ID"),
+    "col.run": ("Запуск", "Run"),
+    "col.experiment": ("Эксперимент", "Experiment"),
+    "col.status": ("Статус", "Status"),
+    "col.started": ("Начало", "Started"),
+    "col.duration": ("Длительность", "Duration"),
+    "col.created": ("Создана", "Created"),
+    "col.time": ("Время", "Time"),
+    "col.job": ("Задача", "Job"),
+    "col.kind": ("Вид", "Kind"),
+    "col.model": ("Модель", "Model"),
+    "col.progress": ("Эпох пройдено", "Epochs done"),
+    "col.version": ("Версия", "Version"),
+    "col.aliases": ("Алиасы", "Aliases"),
+    "col.description": ("Описание", "Description"),
+    "col.decision": ("Решение", "Decision"),
+    "col.from_to": ("Было → стало", "From → to"),
+    "col.actor": ("Кто", "Who"),
+    "col.forced": ("Без проверки", "Forced"),
+    "col.reason": ("Причина", "Reason"),
+    "col.detail": ("Заключение проверки", "Gate verdict"),
+    "col.metric": ("Метрика", "Metric"),
+    "col.param": ("Параметр", "Parameter"),
+    "col.tag": ("Тег", "Tag"),
+    "col.value": ("Значение", "Value"),
+    "col.points": ("Точек", "Points"),
+    "col.path": ("Путь", "Path"),
+    "col.size": ("Размер, байт", "Size, bytes"),
+    "col.name": ("Имя", "Name"),
+    "col.type": ("Тип", "Type"),
+    "col.dtype": ("Тип данных", "Data type"),
+    "col.shape": ("Форма", "Shape"),
+    "col.optional": ("Необязательный", "Optional"),
+    "col.digest": ("Хеш", "Digest"),
+    "col.context": ("Контекст", "Context"),
+    "col.trigger": ("Причина запуска", "Trigger"),
+    "col.candidate": ("Кандидат", "Candidate"),
+    "col.production_before": ("Production до", "Production before"),
+    "col.drift": ("Дрейф", "Drift"),
+    "col.feature": ("Признак", "Feature"),
+    # -- statuses and decisions ----------------------------------------------------------------
+    "run.status.RUNNING": ("выполняется", "running"),
+    "run.status.SCHEDULED": ("запланирован", "scheduled"),
+    "run.status.FINISHED": ("завершён", "finished"),
+    "run.status.FAILED": ("ошибка", "failed"),
+    "run.status.KILLED": ("остановлен", "killed"),
+    "version.status.READY": ("готова", "ready"),
+    "version.status.PENDING_REGISTRATION": ("регистрируется", "registering"),
+    "version.status.FAILED_REGISTRATION": ("не зарегистрирована", "registration failed"),
+    "job.status.queued": ("в очереди", "queued"),
+    "job.status.running": ("выполняется", "running"),
+    "job.status.finished": ("завершена", "finished"),
+    "job.status.failed": ("ошибка", "failed"),
+    "job.status.cancelled": ("отменена", "cancelled"),
+    "job.kind.train": ("обучение", "training"),
+    "job.kind.retrain": ("переобучение", "retraining"),
+    "decision.promoted": ("продвинута", "promoted"),
+    "decision.refused": ("отклонена", "refused"),
+    "decision.rolled_back": ("откат", "rolled back"),
+    "decision.archived": ("в архиве", "archived"),
+    "trigger.manual": ("вручную", "by hand"),
+    "trigger.scheduled": ("по расписанию", "on schedule"),
+    "trigger.drift": ("дрейф данных", "data drift"),
+    "trigger.performance_drop": ("падение качества", "performance drop"),
+    # -- errors and access ---------------------------------------------------------------------
+    "error.not_found": ("Не найдено. Сообщение сервиса:", "Not found. The service says:"),
+    "error.invalid_request": ("Запрос отклонён. Сообщение сервиса:", "Request refused. The service says:"),
+    "error.invalid_data": ("Данные непригодны. Сообщение сервиса:", "Unusable data. The service says:"),
+    "error.conflict": ("Действие сейчас невозможно. Сообщение сервиса:", "Not possible now. The service says:"),
+    "error.unavailable": ("Хранилище недоступно. Сообщение сервиса:", "Store unavailable. The service says:"),
+    "error.other": ("Ошибка. Сообщение сервиса:", "Error. The service says:"),
+    "access.read_only": (
+        "Только просмотр: токен API (ML_API_TOKEN) не задан, поэтому продвижение, откат и запуск обучения "
+        "недоступны — как и в REST API.",
+        "Read-only: no API token (ML_API_TOKEN) is configured, so promotion, rollback and training are "
+        "disabled — as in the REST API.",
+    ),
+    "access.token": ("Токен API", "API token"),
+    "access.token_help": ("Значение ML_API_TOKEN — тот же токен, что требует REST API для изменений.",
+                          "The value of ML_API_TOKEN — the token the REST API requires for changes."),
+    "access.bad_token": ("Неверный или пустой токен API: действие не выполнено.",
+                         "Missing or wrong API token: nothing was done."),
+    # -- validation (pydantic error types of the API's request schemas) --------------------------
+    "validation.line": ("{field}: {message}", "{field}: {message}"),
+    "validation.other": ("недопустимое значение ({message})", "invalid value ({message})"),
+    "validation.greater_than": ("должно быть больше {gt}", "must be greater than {gt}"),
+    "validation.greater_than_equal": ("должно быть не меньше {ge}", "must be at least {ge}"),
+    "validation.less_than": ("должно быть меньше {lt}", "must be less than {lt}"),
+    "validation.less_than_equal": ("должно быть не больше {le}", "must be at most {le}"),
+    "validation.string_pattern_mismatch": ("не соответствует шаблону {pattern}", "does not match the pattern {pattern}"),
+    "validation.too_long": ("слишком много элементов (не больше {max_length})", "too many items (at most {max_length})"),
+    "validation.string_too_long": ("слишком длинная строка (не больше {max_length})",
+                                   "too long (at most {max_length} characters)"),
+    "validation.int_type": ("нужно целое число", "must be a whole number"),
+    "validation.int_parsing": ("нужно целое число", "must be a whole number"),
+    "validation.float_type": ("нужно число", "must be a number"),
+    "validation.bool_type": ("нужно да или нет", "must be yes or no"),
+    "validation.extra_forbidden": ("неизвестное поле", "unknown field"),
+    "validation.missing": ("обязательное поле", "required"),
+    "validation.literal_error": ("допустимо одно из: {expected}", "must be one of: {expected}"),
+    "validation.finite_number": ("нужно конечное число", "must be a finite number"),
+    # -- glossary: terms, descriptions, where in the dashboard -------------------------------
+    "glossary.experiment.term": ("Эксперимент", "Experiment"),
+    "glossary.experiment.desc": (
+        "Группа связанных запусков (как папка для экспериментов). В проекте: `trading_bot_ml`, "
+        "`model_training`, `auto_retraining`.",
+        "A group of related runs (like a folder). This project has `trading_bot_ml`, `model_training`, "
+        "`auto_retraining`.",
+    ),
+    "glossary.experiment.where": ("«Эксперименты и запуски»: выбор и назначение каждого",
+                                  "“Experiments and runs”: the picker, with each one's purpose"),
+    "glossary.run.term": ("Запуск", "Run"),
+    "glossary.run.desc": ("Одно выполнение обучения со своими параметрами и метриками.",
+                          "One execution of a training, with its own parameters and metrics."),
+    "glossary.run.where": ("Таблица запусков, карточка запуска, «Сравнение»",
+                           "The runs table, the run page, “Comparison”"),
+    "glossary.artifact.term": ("Артефакт", "Artifact"),
+    "glossary.artifact.desc": ("Файл, связанный с запуском: модель, ONNX, график, metadata.json.",
+                               "A file attached to a run: the model, ONNX, a plot, metadata.json."),
+    "glossary.artifact.where": ("Карточка запуска → «Артефакты»", "Run page → “Artifacts”"),
+    "glossary.metric.term": ("Метрика", "Metric"),
+    "glossary.metric.desc": ("Числовое значение (accuracy, loss); записанная по эпохам, даёт кривую обучения.",
+                             "A number (accuracy, loss); logged per epoch, it draws a learning curve."),
+    "glossary.metric.where": ("Карточка запуска → «Кривые обучения», «Метрики»",
+                              "Run page → “Learning curves”, “Metrics”"),
+    "glossary.parameter.term": ("Параметр", "Parameter"),
+    "glossary.parameter.desc": ("Настройка обучения (epochs, lr, batch_size); хранится строкой, "
+                                "поэтому в фильтре значение берут в кавычки.",
+                                "A training setting (epochs, lr, batch_size); stored as a string, so "
+                                "filters quote its value."),
+    "glossary.parameter.where": ("Карточка запуска → «Параметры», «Сравнение»", "Run page → “Parameters”, “Comparison”"),
+    "glossary.tag.term": ("Тег", "Tag"),
+    "glossary.tag.desc": ("Метка для поиска и фильтрации (trigger, training_mode, model_name).",
+                          "A label for search and filtering (trigger, training_mode, model_name)."),
+    "glossary.tag.where": ("Карточка запуска → «Теги»; версии в «Моделях»", "Run page → “Tags”; versions in “Models”"),
+    "glossary.registry.term": ("Реестр моделей", "Model registry"),
+    "glossary.registry.desc": ("Хранилище версий моделей и история их продвижения в production.",
+                               "Where model versions live, with the history of their promotions to production."),
+    "glossary.registry.where": ("«Модели»", "“Models”"),
+    "glossary.version.term": ("Версия модели", "Model version"),
+    "glossary.version.desc": ("Конкретная версия модели в реестре, созданная из запуска: теги с ключевыми "
+                              "метриками, описание, схема входа и выхода.",
+                              "One version of a model in the registry, made from a run: tags with the key "
+                              "metrics, a description, the input and output schema."),
+    "glossary.version.where": ("«Модели» → таблица версий", "“Models” → the versions table"),
+    "glossary.alias.term": ("Алиас", "Alias"),
+    "glossary.alias.desc": ("Именованная ссылка на версию (`production` → v3). Заменяет устаревшие стадии: "
+                            "продвижение и откат переставляют алиас `production`.",
+                            "A named pointer to a version (`production` → v3). Replaces the deprecated stages: "
+                            "promotion and rollback move the `production` alias."),
+    "glossary.alias.where": ("«Обзор», «Модели»", "“Overview”, “Models”"),
+    "glossary.stage.term": ("Стадия модели", "Model stage"),
+    "glossary.stage.desc": ("Staging / Production / Archived — устарели с MLflow 2.9; вместо них — алиас "
+                            "`production`.",
+                            "Staging / Production / Archived — deprecated since MLflow 2.9; the `production` "
+                            "alias replaces them."),
+    "glossary.stage.where": ("Не используется", "Not used"),
+    "glossary.drift.term": ("Дрейф данных", "Data drift"),
+    "glossary.drift.desc": ("Свежие свечи распределены иначе, чем данные обучения production-версии "
+                            "(PSI и тест Колмогорова–Смирнова по каждому признаку).",
+                            "Recent candles are distributed unlike the production version's training data "
+                            "(PSI and the Kolmogorov–Smirnov test per feature)."),
+    "glossary.drift.where": ("«Переобучение и дрейф»", "“Retraining and drift”"),
+    # -- help page -----------------------------------------------------------------------------
+    "glossary.title": ("Справка", "Help"),
+    "glossary.intro": (
+        "Интерфейс MLflow не переведён на русский и не умеет переключать язык, поэтому у проекта своя "
+        "панель: те же эксперименты, запуски и модели, по-русски (английский — переключателем слева). "
+        "Панель читает и меняет данные только через сервисный слой проекта — тот же, что у REST API.",
+        "MLflow's interface has no translations and no language switch, so the project has its own "
+        "dashboard: the same experiments, runs and models, in Russian by default (English on the switch "
+        "in the sidebar). It reads and changes data only through the project's service layer — the same "
+        "one the REST API uses.",
+    ),
+    "glossary.terms": ("Словарь терминов", "Glossary"),
+    "glossary.mlflow_note": ("Столбец «В MLflow» — название термина в интерфейсе и API MLflow.",
+                             "The “In MLflow” column is the term's name in MLflow's interface and API."),
+    "glossary.col.term": ("Термин", "Term"),
+    "glossary.col.mlflow": ("В MLflow", "In MLflow"),
+    "glossary.col.desc": ("Что это", "What it is"),
+    "glossary.col.where": ("Где на панели", "Where on the dashboard"),
+    "glossary.filters": ("Фильтры запусков", "Run filters"),
+    "glossary.faq": ("Ответы на вопросы из руководства", "Answers to the guide's questions"),
+    "glossary.faq1.q": ("Можно ли сделать интерфейс MLflow на русском языке?",
+                        "Can the MLflow interface be in Russian?"),
+    "glossary.faq1.a": (
+        "Сам MLflow UI — нет: в нём нет перевода и выбора языка. Поэтому есть эта панель: она на русском, "
+        "показывает то же, что MLflow UI (эксперименты, запуски, сравнение, модели), и умеет больше — "
+        "обучение, переобучение, дрейф.",
+        "MLflow's own UI cannot: it has no translations and no language selector. Hence this dashboard: "
+        "it shows what the MLflow UI shows (experiments, runs, comparison, models) and more — training, "
+        "retraining, drift.",
+    ),
+    "glossary.faq2.q": ("Почему у моделей были пустые теги?", "Why were the models' tags empty?"),
+    "glossary.faq2.a": (
+        "Теперь каждая версия регистрируется с тегами: эксперимент, run_id, символ, таймфрейм, хеш данных и "
+        "ключевые метрики (test_accuracy, test_f1_macro, backtest_sharpe). Смотрите «Модели» → «Теги».",
+        "Every version is now registered with tags: experiment, run_id, symbol, timeframe, data hash and the "
+        "key metrics (test_accuracy, test_f1_macro, backtest_sharpe). See “Models” → “Tags”.",
+    ),
+    "glossary.faq3.q": ("Почему схема входа и выхода была пустой?", "Why was the input/output schema empty?"),
+    "glossary.faq3.a": (
+        "Модель теперь логируется с сигнатурой и примером входа. Схема показана в «Модели» → «Схема входа "
+        "и выхода».",
+        "The model is now logged with a signature and an input example. The schema is in “Models” → "
+        "“Input and output schema”.",
+    ),
+    "glossary.faq4.q": ("Почему модели в разных экспериментах?", "Why are models in different experiments?"),
+    "glossary.faq4.a": (
+        "Ручное обучение пишет в `model_training`, автоматическое переобучение — в `auto_retraining`, "
+        "`trading_bot_ml` — эксперимент по умолчанию. Назначение каждого видно на странице «Эксперименты "
+        "и запуски».",
+        "Manual training writes to `model_training`, automatic retraining to `auto_retraining`; "
+        "`trading_bot_ml` is the default experiment. Each one's purpose is shown on “Experiments and runs”.",
+    ),
+    # -- experiments ---------------------------------------------------------------------------
+    "experiment.no_description": ("Описание не задано.", "No description."),
+    "experiment.purpose.trading_bot_ml": ("Эксперимент по умолчанию: общие и разовые запуски.",
+                                          "The default experiment: general and ad-hoc runs."),
+    "experiment.purpose.model_training": ("Ручное обучение через TrainingOrchestrator.",
+                                          "Manual training through TrainingOrchestrator."),
+    "experiment.purpose.auto_retraining": ("Автоматическое переобучение (RetrainingPipeline).",
+                                           "Automatic retraining (RetrainingPipeline)."),
+    "experiment.purpose.Default": ("Служебный эксперимент MLflow по умолчанию; проект в него не пишет.",
+                                   "MLflow's built-in default experiment; the project does not write to it."),
+    # -- overview ------------------------------------------------------------------------------
+    "overview.title": ("Обзор", "Overview"),
+    "overview.caption": ("Что сейчас в production, последние запуски, задачи и дрейф.",
+                         "What is in production now, the latest runs, jobs and drift."),
+    "overview.production": ("Модели в production", "Models in production"),
+    "overview.no_models": ("В реестре пока нет моделей. Запустите обучение на странице «Обучение».",
+                           "The registry has no models yet. Start a training on the “Training” page."),
+    "overview.no_production": ("Ни одна версия не продвинута в production (последняя версия: {latest}).",
+                               "No version is in production (latest version: {latest})."),
+    "overview.version": ("Версия в production", "Production version"),
+    "overview.promoted": ("**{how}** {when}, кто: `{actor}`", "**{how}** {when} by `{actor}`"),
+    "overview.forced": ("Продвинута без проверки (принудительно).", "Promoted past the gate (forced)."),
+    "overview.reason": ("Причина, как она записана в истории:", "The reason, as the history records it:"),
+    "overview.gate": ("Заключение проверки качества", "The quality gate's verdict"),
+    "overview.no_history": ("История продвижения не найдена.", "No promotion history found."),
+    "overview.newer": ("Есть более новая версия: v{latest}.", "A newer version exists: v{latest}."),
+    "overview.open_model": ("Открыть модель", "Open the model"),
+    "overview.latest_runs": ("Последние запуски", "Latest runs"),
+    "overview.all_runs": ("Все запуски", "All runs"),
+    "overview.no_runs": ("Запусков пока нет.", "No runs yet."),
+    "overview.jobs": ("Текущие задачи", "Active jobs"),
+    "overview.no_jobs": ("Нет выполняющихся задач и задач в очереди.", "No job is running or queued."),
+    "overview.to_training": ("Запустить обучение", "Start a training"),
+    "overview.drift": ("Дрейф данных", "Data drift"),
+    "overview.drift_no_models": ("Дрейф проверяется для моделей в production; таких пока нет.",
+                                 "Drift is checked for models in production; there are none yet."),
+    "overview.drift_none": ("{name}: проверок дрейфа ещё не было.", "{name}: no drift check yet."),
+    "overview.drift_yes": ("{name}: обнаружен дрейф (проверка {when}, доля признаков {share}).",
+                           "{name}: drift detected (checked {when}, feature share {share})."),
+    "overview.drift_no": ("{name}: дрейфа нет (проверка {when}, доля признаков {share}).",
+                          "{name}: no drift (checked {when}, feature share {share})."),
+    "overview.to_drift": ("Подробнее о переобучении и дрейфе", "Retraining and drift in detail"),
+    # -- runs ----------------------------------------------------------------------------------
+    "runs.title": ("Эксперименты и запуски", "Experiments and runs"),
+    "runs.no_experiments": ("Экспериментов пока нет.", "No experiments yet."),
+    "runs.experiment": ("Эксперимент", "Experiment"),
+    "runs.filter": ("Фильтр (синтаксис MLflow)", "Filter (MLflow syntax)"),
+    "runs.filter_help": (_FILTER_RU, _FILTER_EN),
+    "runs.filter_guide": ("Как писать фильтр — примеры из руководства", "How to write a filter — the guide's examples"),
+    "runs.filter_guide_text": (
+        "Фильтр — условия на метрики, параметры, теги и атрибуты запуска, соединённые словом `AND` "
+        "(`OR` MLflow не поддерживает).\n\n"
+        "- `metrics.<имя>` — число; операторы `=`, `!=`, `>`, `>=`, `<`, `<=`;\n"
+        "- `params.<имя>` и `tags.<имя>` — строка в одинарных кавычках; операторы `=`, `!=`, `LIKE` и "
+        "`ILIKE` (шаблон с `%`), `IS NULL`, `IS NOT NULL`;\n"
+        "- `attributes.status`, `attributes.run_name`, `attributes.start_time` — атрибуты запуска.\n\n"
+        "Примеры из руководства:",
+        "A filter is conditions on a run's metrics, params, tags and attributes, joined with `AND` "
+        "(MLflow has no `OR`).\n\n"
+        "- `metrics.<name>` — a number; operators `=`, `!=`, `>`, `>=`, `<`, `<=`;\n"
+        "- `params.<name>` and `tags.<name>` — a string in single quotes; operators `=`, `!=`, `LIKE` and "
+        "`ILIKE` (a pattern with `%`), `IS NULL`, `IS NOT NULL`;\n"
+        "- `attributes.status`, `attributes.run_name`, `attributes.start_time` — run attributes.\n\n"
+        "The guide's examples:",
+    ),
+    "runs.filter_guide_more": (
+        "Имя с пробелом или дефисом берут в обратные кавычки: ``metrics.`val-acc` > 0.7``. Если MLflow не "
+        "разобрал фильтр, вместо таблицы появится его сообщение: в нём сказано, что именно неверно.",
+        "Quote a name with a space or a hyphen in backticks: ``metrics.`val-acc` > 0.7``. If MLflow cannot "
+        "parse the filter, its message replaces the table and says what is wrong.",
+    ),
+    "runs.sort": ("Сортировка", "Sort by"),
+    "runs.sort.start_time": ("время начала", "start time"),
+    "runs.sort.end_time": ("время окончания", "end time"),
+    "runs.sort.run_name": ("имя запуска", "run name"),
+    "runs.direction": ("Порядок", "Order"),
+    "runs.direction.DESC": ("по убыванию", "descending"),
+    "runs.direction.ASC": ("по возрастанию", "ascending"),
+    "runs.page_size": ("На странице", "Per page"),
+    "runs.bad_filter": ("MLflow не разобрал фильтр. Сообщение разборщика:", "MLflow could not parse the filter. The parser says:"),
+    "runs.table": ("Запуски эксперимента {experiment}", "Runs of experiment {experiment}"),
+    "runs.empty": ("Нет запусков, подходящих под фильтр.", "No runs match the filter."),
+    "runs.metric_columns": ("Метрики в таблице", "Metrics in the table"),
+    "runs.param_columns": ("Параметры в таблице", "Parameters in the table"),
+    "runs.select_hint": ("Отметьте строку, чтобы открыть запуск, или 2–5 строк, чтобы сравнить их.",
+                         "Tick a row to open its run, or 2–5 rows to compare them."),
+    "runs.prev": ("← Предыдущая", "← Previous"),
+    "runs.next": ("Следующая →", "Next →"),
+    "runs.page_info": ("Страница {page} · запусков на ней: {count}", "Page {page} · {count} runs on it"),
+    "runs.compare_selected": ("Сравнить выбранные ({n})", "Compare the selected ({n})"),
+    "runs.compare_too_many": ("Сравнить можно не больше пяти запусков.", "At most five runs can be compared."),
+    "runs.open": ("Открыть запуск", "Open a run"),
+    "runs.open_placeholder": ("Выберите запуск из таблицы или списка", "Choose a run from the table or the list"),
+    # -- one run -------------------------------------------------------------------------------
+    "run.heading": ("Запуск {name}", "Run {name}"),
+    "run.summary": ("**Статус:** {status} · **Эксперимент:** `{experiment}` · **Начало:** {started} · "
+                    "**Длительность:** {duration}",
+                    "**Status:** {status} · **Experiment:** `{experiment}` · **Started:** {started} · "
+                    "**Duration:** {duration}"),
+    "run.ids": ("ID запуска: `{run_id}` · артефакты: `{uri}`", "Run ID: `{run_id}` · artifacts: `{uri}`"),
+    "run.tab.curves": ("Кривые обучения", "Learning curves"),
+    "run.tab.metrics": ("Метрики", "Metrics"),
+    "run.tab.params": ("Параметры", "Parameters"),
+    "run.tab.tags": ("Теги", "Tags"),
+    "run.tab.artifacts": ("Артефакты", "Artifacts"),
+    "run.curve_metrics": ("Метрики на графиках", "Metrics on the charts"),
+    "run.chart.loss": ("Функция потерь", "Loss"),
+    "run.chart.quality": ("Качество", "Quality"),
+    "run.no_curves": ("Нет метрик с историей по шагам: кривую построить не из чего.",
+                      "No metric has a history over steps: there is no curve to draw."),
+    "run.system_tags": ("Показать служебные теги MLflow", "Show MLflow's system tags"),
+    "run.folder": ("папка", "folder"),
+    "run.file": ("файл", "file"),
+    "run.no_artifacts": ("У запуска нет артефактов.", "The run has no artifacts."),
+    "run.artifacts_truncated": ("Показана только часть артефактов.", "Only part of the artifacts is shown."),
+    "run.datasets": ("**Датасеты запуска**", "**Datasets of the run**"),
+    # -- comparison ----------------------------------------------------------------------------
+    "compare.title": ("Сравнение запусков", "Run comparison"),
+    "compare.caption": ("От двух до пяти запусков рядом: различающиеся значения подсвечены, истории метрик — "
+                        "на общих графиках.",
+                        "Two to five runs side by side: differing values highlighted, metric histories on "
+                        "shared charts."),
+    "compare.runs": ("Запуски для сравнения", "Runs to compare"),
+    "compare.pick": ("Выберите от {min} до {max} запусков.", "Choose {min} to {max} runs."),
+    "compare.summary": ("Запуски", "Runs"),
+    "compare.params": ("Параметры", "Parameters"),
+    "compare.metrics": ("Итоговые метрики", "Final metrics"),
+    "compare.curves": ("Истории метрик", "Metric histories"),
+    "compare.only_diff": ("Только различающиеся", "Differences only"),
+    "compare.no_diff": ("Различий нет.", "No differences."),
+    "compare.legend": ("Подсвечены строки с различающимися значениями: {n} из {total}.",
+                       "Rows whose values differ are highlighted: {n} of {total}."),
+    # -- models --------------------------------------------------------------------------------
+    "models.title": ("Модели", "Models"),
+    "models.none": ("В реестре пока нет моделей.", "The registry has no models yet."),
+    "models.model": ("Модель", "Model"),
+    "models.production": ("В production", "In production"),
+    "models.latest": ("Последняя версия", "Latest version"),
+    "models.count": ("Версий", "Versions"),
+    "models.aliases_line": ("**Алиасы:** {aliases}", "**Aliases:** {aliases}"),
+    "models.no_tags": ("Тегов нет.", "No tags."),
+    "models.versions": ("Версии", "Versions"),
+    "models.no_versions": ("У модели нет версий.", "The model has no versions."),
+    "models.version": ("Версия", "Version"),
+    "models.version_heading": ("{name}, версия {version}", "{name}, version {version}"),
+    "models.tab.schema": ("Схема входа и выхода", "Input and output schema"),
+    "models.tab.tags": ("Теги", "Tags"),
+    "models.tab.about": ("Сведения", "Details"),
+    "models.inputs": ("Вход", "Input"),
+    "models.outputs": ("Выход", "Output"),
+    "models.no_signature": ("У версии нет сигнатуры: схема входа и выхода неизвестна.",
+                            "The version has no signature: its input and output schema is unknown."),
+    "models.mlmodel_error": ("Файл MLmodel не прочитан:", "The MLmodel file could not be read:"),
+    "models.about": ("URI модели: `{uri}`  \nФлейворы: {flavors}  \nПример входа сохранён: {example}",
+                     "Model URI: `{uri}`  \nFlavors: {flavors}  \nInput example saved: {example}"),
+    "models.open_run": ("Запуск, из которого создана версия ({run})", "The run this version came from ({run})"),
+    "models.history": ("История продвижения", "Promotion history"),
+    "models.no_history": ("История пуста.", "The history is empty."),
+    "models.actions": ("Продвижение и откат", "Promotion and rollback"),
+    "models.promote": ("Продвинуть в production", "Promote to production"),
+    "models.nothing_to_promote": ("Других версий нет.", "There are no other versions."),
+    "models.promote_version": ("Версия", "Version"),
+    "models.reason": ("Причина (для истории)", "Reason (for the history)"),
+    "models.force": ("Без проверки качества", "Skip the quality gate"),
+    "models.force_help": ("Продвинуть, даже если проверка отказала бы; в истории будет отмечено.",
+                          "Promote even if the gate would refuse; the history records it."),
+    "models.confirm_promote": ("Подтверждаю: перевести production модели {name} на версию v{version}",
+                               "I confirm: move {name}'s production to version v{version}"),
+    "models.promote_button": ("Продвинуть", "Promote"),
+    "models.rollback": ("Откатить production", "Roll production back"),
+    "models.nothing_in_production": ("В production ничего нет — откатывать нечего.",
+                                     "Nothing is in production — nothing to roll back."),
+    "models.rollback_text": ("Сейчас в production v{version}. Откат вернёт предыдущую production-версию.",
+                             "Production is v{version} now. A rollback restores the previous production version."),
+    "models.confirm_rollback": ("Подтверждаю: откатить production модели {name} с версии v{version}",
+                                "I confirm: roll {name}'s production back from v{version}"),
+    "models.rollback_button": ("Откатить", "Roll back"),
+    "models.promoted": ("Готово: production переведён с v{frm} на v{to}.", "Done: production moved from v{frm} to v{to}."),
+    "models.refused": ("Проверка отказала, production не изменён. Заключение проверки:",
+                       "The gate refused; production unchanged. Its verdict:"),
+    "models.rolled_back": ("Готово: откат с v{frm} на v{to}.", "Done: rolled back from v{frm} to v{to}."),
+    # -- training ------------------------------------------------------------------------------
+    "training.title": ("Обучение модели", "Model training"),
+    "training.caption": ("Задача обучения ставится в очередь и выполняется воркером; проверка полей — та же, "
+                         "что у POST /train.",
+                         "The training job is queued and run by the worker; the fields are checked exactly as "
+                         "POST /train checks them."),
+    "training.field.model_name": ("Имя модели в реестре", "Registered model name"),
+    "training.field.run_name": ("Имя запуска", "Run name"),
+    "training.field.data_source": ("Источник свечей", "Candle source"),
+    "training.field.epochs": ("Эпохи", "Epochs"),
+    "training.field.batch_size": ("Размер батча", "Batch size"),
+    "training.field.lr": ("Скорость обучения", "Learning rate"),
+    "training.field.date_range": ("Последние N дней данных", "Last N days of data"),
+    "training.field.symbols": ("Пары через запятую", "Pairs, comma-separated"),
+    "training.field.timeframe": ("Таймфрейм", "Timeframe"),
+    "training.field.window": ("Окно, свечей", "Window, candles"),
+    "training.field.horizon": ("Горизонт метки, свечей", "Label horizon, candles"),
+    "training.field.seed": ("Зерно случайности", "Random seed"),
+    "training.field.conv_channels": ("Каналы свёрток", "Convolution channels"),
+    "training.field.kernel_size": ("Ядро свёртки (нечётное)", "Kernel size (odd)"),
+    "training.field.lstm_hidden": ("Нейронов LSTM", "LSTM units"),
+    "training.field.lstm_layers": ("Слоёв LSTM", "LSTM layers"),
+    "training.field.dropout": ("Дропаут", "Dropout"),
+    "training.field.attention_dim": ("Размер внимания", "Attention size"),
+    "training.field.head_hidden": ("Нейронов головы", "Head units"),
+    "training.field.export_onnx": ("Экспорт в ONNX", "Export to ONNX"),
+    "training.field.auto_promote": ("Продвинуть, если пройдёт проверку", "Promote if it passes the gate"),
+    "training.field.min_accuracy_for_promotion": ("Мин. точность для продвижения", "Min. accuracy to promote"),
+    "training.field.model": ("Архитектура сети", "Network"),
+    "training.auto_promote_help": ("Проверка: точность не ниже порога, лучше текущей production-версии, "
+                                   "есть сигнатура, ONNX совпадает с PyTorch.",
+                                   "The gate: accuracy at least the threshold, better than the production "
+                                   "version, a signature, ONNX matching PyTorch."),
+    "training.network": ("Архитектура сети (необязательно)", "Network (optional)"),
+    "training.default": ("по умолчанию: {value}", "default: {value}"),
+    "training.auto": ("создаётся автоматически", "generated"),
+    "training.all_data": ("все данные", "all data"),
+    "training.source.default": ("по умолчанию (ML_DATA_PATH)", "default (ML_DATA_PATH)"),
+    "training.source.sample": ("встроенные свечи", "bundled candles"),
+    "training.source.database": ("таблица свечей в БД", "candles table in the database"),
+    "training.submit": ("Запустить обучение", "Start training"),
+    "training.invalid": ("Поля заполнены неверно — задача не создана:", "Invalid fields — no job was created:"),
+    "training.queued": ("Задача {id} поставлена в очередь.", "Job {id} is queued."),
+    "training.progress": ("Ход обучения", "Progress"),
+    "training.no_job": ("Задача не выбрана: запустите обучение или выберите задачу ниже.",
+                        "No job chosen: start a training or pick a job below."),
+    "training.recent": ("Недавние задачи обучения", "Recent training jobs"),
+    "training.no_jobs": ("Задач обучения ещё не было.", "No training jobs yet."),
+    "training.follow": ("Следить за задачей", "Follow a job"),
+    "training.cancel": ("Отменить задачу", "Cancel the job"),
+    "training.cancel_button": ("Отменить", "Cancel"),
+    "training.cancel_sent": ("Отмена запрошена.", "Cancellation requested."),
+    # -- jobs ----------------------------------------------------------------------------------
+    "job.heading": ("**Задача: {kind}** `{id}` — {status}", "**Job: {kind}** `{id}` — {status}"),
+    "job.progress": ("Эпоха {epoch} из {epochs}", "Epoch {epoch} of {epochs}"),
+    "job.queued_hint": ("Задача ждёт воркер: `python -m backend.services.worker`.",
+                        "The job waits for a worker: `python -m backend.services.worker`."),
+    "job.cancel_requested": ("Отмена запрошена: обучение остановится после текущего шага.",
+                             "Cancellation requested: the training stops after the current step."),
+    "job.finished": ("Обучение завершено.", "The training has finished."),
+    "job.open_run": ("Открыть запуск {run}", "Open run {run}"),
+    "job.open_version": ("Открыть версию {name} v{version}", "Open version {name} v{version}"),
+    "job.failed": ("Задача завершилась ошибкой:", "The job failed:"),
+    "job.cancelled": ("Задача отменена.", "The job was cancelled."),
+    # -- retraining and drift ------------------------------------------------------------------
+    "retraining.title": ("Переобучение и дрейф", "Retraining and drift"),
+    "retraining.caption": ("Запуски конвейера переобучения (эксперимент auto_retraining): причина, решение о "
+                           "продвижении, walk-forward; отчёт о дрейфе признаков.",
+                           "Runs of the retraining pipeline (experiment auto_retraining): trigger, promotion "
+                           "decision, walk-forward; the feature drift report."),
+    "retraining.runs": ("Запуски переобучения", "Retraining runs"),
+    "retraining.no_runs": ("Переобучений этой модели ещё не было.", "This model has not been retrained yet."),
+    "retraining.chart": ("Walk-forward: кандидат и production, доля дрейфа", "Walk-forward: candidate and production, drift share"),
+    "retraining.drift": ("Отчёт о дрейфе", "Drift report"),
+    "retraining.drift_recorded": ("Отчёт записан запуском `{run}` ({when}).", "Recorded by run `{run}` ({when})."),
+    "retraining.recheck": ("Посчитать дрейф заново", "Compute the drift again"),
+    "retraining.drift_fresh": ("Отчёт только что посчитан.", "The report was just computed."),
+    "retraining.recent_days": ("Свежие данные, дней", "Recent data, days"),
+    "retraining.pipeline_default": ("как в настройках конвейера", "the pipeline's default"),
+    "retraining.check_now": ("Проверить дрейф сейчас", "Check drift now"),
+    "retraining.checking": ("Считаю дрейф…", "Computing drift…"),
+    "retraining.verdict_yes": ("Дрейф: сместились {n} из {total} признаков (доля {share}).",
+                               "Drift: {n} of {total} features moved (share {share})."),
+    "retraining.verdict_no": ("Дрейфа нет: сместились {n} из {total} признаков (доля {share}).",
+                              "No drift: {n} of {total} features moved (share {share})."),
+    "retraining.psi_chart": ("PSI по признакам и порог", "PSI per feature and its limit"),
+    "retraining.psi": ("PSI", "PSI"),
+    "retraining.ks_stat": ("Статистика KS", "KS statistic"),
+    "retraining.psi_limit": ("Порог PSI", "PSI limit"),
+    "retraining.feature_drifted": ("сместился", "drifted"),
+    "retraining.feature_stable": ("стабилен", "stable"),
+    "retraining.ks_chart": ("Тест Колмогорова–Смирнова: p-значение", "Kolmogorov–Smirnov test: p-value"),
+    "retraining.ks_pvalue": ("p-значение KS", "KS p-value"),
+    "retraining.ks_threshold": ("Порог p-значения", "p-value threshold"),
+    "retraining.drift_rule": (
+        "Признак смещён, если PSI выше его порога (не ниже {psi}) и p-значение KS меньше {ks}; дрейф данных — "
+        "если смещено не меньше {share} признаков.",
+        "A feature drifted when its PSI exceeds its limit (at least {psi}) and its KS p-value is below {ks}; "
+        "the data drifted when at least {share} of the features did.",
+    ),
+    "retraining.rows": ("Сравнивались {current} свежих строк с {reference} строками данных обучения.",
+                        "{current} recent rows were compared with {reference} rows of training data."),
+    "retraining.drifted_list": ("Сместились: {features}", "Drifted: {features}"),
+    "retraining.feature_table": ("Таблица по признакам", "Per-feature table"),
+    "retraining.start": ("Запустить переобучение", "Start a retraining"),
+    "retraining.field.trigger": ("Причина запуска", "Trigger"),
+    "retraining.field.force": ("Без проверки причины и паузы", "Skip the trigger check and cooldown"),
+    "retraining.field.n_folds": ("Фолдов walk-forward", "Walk-forward folds"),
+    "retraining.field.reason": ("Комментарий", "Comment"),
+    "retraining.field.epochs": ("Эпохи", "Epochs"),
+    "retraining.force_help": ("Переобучить, даже если дрейфа или падения качества нет; блокировка всё равно "
+                              "действует.",
+                              "Retrain even without drift or a performance drop; the lock still applies."),
+    "retraining.submit": ("Поставить в очередь", "Queue it"),
+}
+
+TEXTS: dict[str, dict[str, str]] = {
+    lang: {key: pair[i] for key, pair in _TABLE.items()} for i, lang in enumerate(LANGUAGES)
+}
+
+_CYRILLIC = re.compile(r"[А-Яа-яЁё]")
+
+
+class _Keep(dict):
+    """Format mapping that leaves unknown ``{fields}`` as they are."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def current_language() -> str:
+    """The language chosen in the sidebar (Russian until someone switches)."""
+    try:
+        import streamlit as st
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        # Outside a script run (unit tests; AppTest formatting options in its own thread) there is no session.
+        if get_script_run_ctx(suppress_warning=True) is None:
+            return DEFAULT_LANGUAGE
+        lang = st.session_state.get(LANG_KEY, DEFAULT_LANGUAGE)
+    except Exception:  # noqa: BLE001 - no Streamlit runtime at all
+        lang = DEFAULT_LANGUAGE
+    return lang if lang in TEXTS else DEFAULT_LANGUAGE
+
+
+def ensure_language() -> str:
+    """Put the default language into the session before the switch is drawn."""
+    import streamlit as st
+
+    if st.session_state.get(LANG_KEY) not in TEXTS:
+        st.session_state[LANG_KEY] = DEFAULT_LANGUAGE
+    return st.session_state[LANG_KEY]
+
+
+def has_text(key: str) -> bool:
+    return key in _TABLE
+
+
+def t(key: str, lang: str | None = None, **values: Any) -> str:
+    """The text of ``key`` in ``lang`` (default: the session's), with ``values`` filled in.
+
+    A missing key is a bug: it raises ``KeyError`` so tests catch it at once.
+    """
+    text = TEXTS[lang or current_language()][key]
+    return string.Formatter().vformat(text, (), _Keep(values)) if values else text
+
+
+def placeholders(text: str) -> set[str]:
+    """The ``{fields}`` of a text."""
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+def pick_language(text: str, lang: str | None = None) -> str:
+    """The paragraphs of a bilingual text (Russian paragraphs, then English ones, as the project
+    writes experiment and model descriptions) in ``lang``; the whole text when it has none in it."""
+    lang = lang or current_language()
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text or "") if p.strip()]
+    russian = [p for p in paragraphs if _CYRILLIC.search(p)]
+    other = [p for p in paragraphs if not _CYRILLIC.search(p)]
+    chosen = russian if lang == "ru" else other
+    return "\n\n".join(chosen) if chosen else (text or "").strip()
+
+
+def in_language(text: str, lang: str | None = None) -> bool:
+    """Is ``text`` written in ``lang``? (Russian: has Cyrillic letters; English: has none.)"""
+    has_cyrillic = bool(_CYRILLIC.search(text or ""))
+    return has_cyrillic if (lang or current_language()) == "ru" else not has_cyrillic
+
+
+def table() -> Mapping[str, tuple[str, str]]:
+    """The raw table (key -> (Russian, English)), for tests and tooling."""
+    return dict(_TABLE)

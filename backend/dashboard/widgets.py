@@ -1,0 +1,281 @@
+"""Pieces every page uses: formatting, service errors as messages, the write-access gate, glossary
+tooltips and the live view of a background job. Every visible string comes from :mod:`.i18n`."""
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import streamlit as st
+
+from backend.services.access import (
+    InvalidTokenError,
+    ReadOnlyError,
+    WriteAccessError,
+    check_write_access,
+)
+from backend.services.errors import (
+    ConflictError,
+    InvalidDataError,
+    InvalidRequestError,
+    NotFoundError,
+    ServiceError,
+    UnavailableError,
+)
+from backend.services.schemas import JobPublic
+
+from . import context
+from .i18n import has_text, in_language, t
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pydantic import ValidationError
+
+__all__ = [
+    "ACTOR",
+    "PAGE_PATHS",
+    "TERMINAL_JOB_STATUSES",
+    "check_token",
+    "error_parts",
+    "escape_markdown",
+    "fmt_duration",
+    "fmt_num",
+    "fmt_time",
+    "inject_css",
+    "job_panel",
+    "jobs_frame",
+    "recorded",
+    "run_action",
+    "show_error",
+    "term",
+    "token_input",
+    "validation_messages",
+    "write_allowed",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Who decides, in the registry's promotion history.
+ACTOR = "dashboard"
+#: Page scripts, relative to ``app.py`` (for ``st.page_link`` and ``st.switch_page``).
+PAGE_PATHS = {
+    "overview": "views/overview.py",
+    "runs": "views/runs.py",
+    "compare": "views/compare.py",
+    "models": "views/models.py",
+    "training": "views/training.py",
+    "retraining": "views/retraining.py",
+    "glossary": "views/glossary.py",
+}
+TERMINAL_JOB_STATUSES = frozenset({"finished", "failed", "cancelled"})
+#: Seconds between two looks at a running job.
+JOB_POLL_S = 2.0
+
+_CSS = """
+<style>
+/* Streamlit's own input hints are not translated: hide them, every form has its button. */
+[data-testid="InputInstructions"] { display: none; }
+</style>
+"""
+
+
+def inject_css() -> None:
+    st.html(_CSS)
+
+
+# -- formatting ----------------------------------------------------------------------------
+
+def fmt_time(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "—"
+
+
+def fmt_num(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}" if abs(value) >= 10 ** -digits or value == 0 else f"{value:.2e}"
+    return str(value)
+
+
+def fmt_duration(start: datetime | None, end: datetime | None) -> str:
+    if start is None or end is None:
+        return "—"
+    seconds = max(0, int(round((end - start).total_seconds())))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return t("unit.hm", h=hours, m=minutes)
+    if minutes:
+        return t("unit.ms", m=minutes, s=secs)
+    return t("unit.s", s=secs)
+
+
+def escape_markdown(text: str) -> str:
+    """``text`` shown literally where Streamlit renders markdown (``model_*, trainer_*`` is no emphasis)."""
+    return "".join("\\" + c if c in "\\`*_[]<>#|~" else c for c in text)
+
+
+def term(name: str) -> str:
+    """A glossary entry as a tooltip: ``st.selectbox(..., help=term("experiment"))``."""
+    return f"**{t(f'glossary.{name}.term')}**: {t(f'glossary.{name}.desc')}"
+
+
+# -- errors --------------------------------------------------------------------------------
+
+_ERROR_KEYS: tuple[tuple[type[ServiceError], str], ...] = (
+    (ReadOnlyError, "access.read_only"),
+    (InvalidTokenError, "access.bad_token"),
+    (WriteAccessError, "access.bad_token"),
+    (NotFoundError, "error.not_found"),
+    (InvalidDataError, "error.invalid_data"),
+    (InvalidRequestError, "error.invalid_request"),
+    (ConflictError, "error.conflict"),
+    (UnavailableError, "error.unavailable"),
+)
+
+
+def error_parts(exc: ServiceError) -> tuple[str, str | None]:
+    """A service error as a sentence in the page's language and the service's own message
+    (a parser's, a store's: shown verbatim), or None where nothing more may be said."""
+    for cls, key in _ERROR_KEYS:
+        if isinstance(exc, cls):
+            if isinstance(exc, WriteAccessError):
+                return t(key), None  # never echo anything about the token
+            return t(key), str(exc)
+    return t("error.other"), str(exc)
+
+
+def show_error(exc: ServiceError, heading_key: str | None = None) -> None:
+    """The error's sentence (or ``heading_key``'s) in an alert, the service's message below it."""
+    logger.info("dashboard: %s: %s", type(exc).__name__, exc)
+    heading, detail = error_parts(exc)
+    st.error(t(heading_key) if heading_key else heading)
+    if detail:
+        recorded(detail)
+
+
+def recorded(text: str | None) -> None:
+    """Text written by the engine or a person (a reason, a verdict, an error): as markdown when it is
+    in the page's language, else verbatim in a box, so a page never mixes its own languages."""
+    if not text or not text.strip():
+        return
+    if in_language(text):
+        st.markdown(text)
+    else:
+        st.code(text, language=None, wrap_lines=True)
+
+
+# -- write access --------------------------------------------------------------------------
+
+def write_allowed() -> bool:
+    """False when no ``ML_API_TOKEN`` is configured: actions are shown disabled, with the reason."""
+    return not context.settings().read_only
+
+
+def token_input(key: str) -> None:
+    """The token field (when a token is configured) or the read-only notice (when none is)."""
+    if write_allowed():
+        st.text_input(t("access.token"), type="password", key=key, help=t("access.token_help"))
+    else:
+        st.info(t("access.read_only"))
+
+
+def check_token(key: str, action: str) -> None:
+    """The API's rule (:func:`check_write_access`) on the token typed into field ``key``."""
+    check_write_access(context.settings(), st.session_state.get(key) or None, action=f"dashboard {action}")
+
+
+# -- jobs ----------------------------------------------------------------------------------
+
+def job_panel(job_id: str) -> None:
+    """A job's state; while it is queued or running, refreshed every :data:`JOB_POLL_S` seconds."""
+    try:
+        job = context.services().jobs.get_job(job_id)
+    except ServiceError as exc:
+        show_error(exc)
+        return
+    if job.status in TERMINAL_JOB_STATUSES:
+        _job_view(job)
+    else:
+        _live_job(job_id)
+
+
+@st.fragment(run_every=JOB_POLL_S)
+def _live_job(job_id: str) -> None:
+    try:
+        job = context.services().jobs.get_job(job_id)
+    except ServiceError as exc:
+        show_error(exc)
+        return
+    _job_view(job)
+    if job.status in TERMINAL_JOB_STATUSES:
+        st.rerun()  # the whole page: tables of runs and versions now include the result
+
+
+def _job_view(job: JobPublic) -> None:
+    st.markdown(t("job.heading", kind=t(f"job.kind.{job.kind}"), id=job.id[:12],
+                  status=t(f"job.status.{job.status}")))
+    epochs = job.epochs if job.epochs is not None else "?"
+    st.progress(job.progress, text=t("job.progress", epoch=job.epoch, epochs=epochs))
+    shown = [k for k in ("train_loss", "val_loss", "val_accuracy", "val_f1") if k in job.metrics]
+    if shown:
+        for col, key in zip(st.columns(len(shown)), shown):
+            col.metric(key, fmt_num(job.metrics.get(key)))
+    if job.status == "queued":
+        st.info(t("job.queued_hint"))
+    elif job.status == "running" and job.cancel_requested:
+        st.warning(t("job.cancel_requested"))
+    elif job.status == "finished":
+        st.success(t("job.finished"))
+        if job.run_id:
+            st.page_link(PAGE_PATHS["runs"], label=t("job.open_run", run=job.run_id[:12]), icon=":material/science:",
+                         query_params={"run": job.run_id})
+        if job.version is not None and job.model_name:
+            st.page_link(PAGE_PATHS["models"], label=t("job.open_version", name=job.model_name, version=job.version),
+                         icon=":material/inventory_2:", query_params={"model": job.model_name, "version": str(job.version)})
+    elif job.status == "failed":
+        st.error(t("job.failed"))
+        recorded(job.error)
+    elif job.status == "cancelled":
+        st.warning(t("job.cancelled"))
+
+
+def jobs_frame(jobs: Iterable[JobPublic]) -> pd.DataFrame:
+    rows = [{
+        t("col.job"): j.id[:12],
+        t("col.kind"): t(f"job.kind.{j.kind}"),
+        t("col.status"): t(f"job.status.{j.status}"),
+        t("col.model"): j.model_name or "—",
+        t("col.progress"): f"{j.epoch}/{j.epochs}" if j.epochs else "—",
+        t("col.created"): fmt_time(j.created_at),
+        t("col.run"): (j.run_id or "")[:12] or "—",
+        t("col.version"): j.version if j.version is not None else "—",
+    } for j in jobs]
+    return pd.DataFrame(rows)
+
+
+def run_action(action: Callable[[], Any], result_key: str) -> None:
+    """Run ``action`` (a service call), keeping its outcome or its error for the next render."""
+    try:
+        st.session_state[result_key] = ("ok", action())
+    except ServiceError as exc:
+        logger.info("dashboard action refused: %s: %s", type(exc).__name__, exc)
+        st.session_state[result_key] = ("error", exc)
+
+
+def validation_messages(exc: ValidationError, field_prefix: str) -> list[str]:
+    """A request schema's errors, one line each, in the page's language: the field's label from
+    ``<field_prefix>.<field>`` and the rule from ``validation.<pydantic error type>``."""
+    out: list[str] = []
+    for err in exc.errors(include_url=False):
+        loc = [str(p) for p in err.get("loc", ())]
+        field = loc[1] if len(loc) > 1 and loc[0] == "model" else (loc[0] if loc else "")
+        label_key = f"{field_prefix}.{field}"
+        label = t(label_key) if has_text(label_key) else ".".join(loc)
+        rule_key = f"validation.{err.get('type')}"
+        ctx = {k: v for k, v in (err.get("ctx") or {}).items() if isinstance(v, (int, float, str))}
+        rule = t(rule_key, **ctx) if has_text(rule_key) else t("validation.other", message=err.get("msg", ""))
+        out.append(t("validation.line", field=label, message=rule))
+    return out

@@ -1,0 +1,272 @@
+"""The worker's side of a job: claim it, keep its heartbeat, run the training with a progress
+callback, record how it ended.
+
+:class:`JobRunner` is what the huey task calls (``runner(job_id)``); tests may call it directly.
+A running job's row is touched by two writers, both in this process: the heartbeat thread
+(every ``ML_JOB_HEARTBEAT_INTERVAL_S``, whatever the training does) and the trainer callback
+(each epoch: epoch, metrics). Both read ``cancel_requested``; on a cancellation the callback sets
+``trainer.stop_training = True`` and raises :class:`JobCancelled`, so the training ends without
+evaluating or registering a model, its MLflow run is marked KILLED and the job ``cancelled``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+from typing import Any
+
+from backend.ml_engine.config import EXPERIMENT_TRAINING, SAMPLE_DATA_DIR
+
+from ._mlflow import make_client
+from .job_store import CANCELLED, FAILED, FINISHED, JobRecord, JobStore, host_identity
+from .queue import Outcome
+from .redaction import redact
+from .schemas import RetrainParams, TrainingParams, json_safe
+from .settings import ServiceSettings
+
+__all__ = ["JobCancelled", "JobProgressCallback", "JobRunner", "fail_runs_of_reaped_jobs", "training_overrides"]
+
+logger = logging.getLogger(__name__)
+
+
+class JobCancelled(RuntimeError):
+    """Raised inside a training whose job was cancelled; the job ends ``cancelled``."""
+
+
+def training_overrides(params: TrainingParams, settings: ServiceSettings) -> dict[str, Any]:
+    """``TrainingOrchestrator.train_model_sync`` keyword overrides for validated params.
+
+    The data source is resolved here, in the worker, from its own settings: a database URL never
+    travels through the queue or the jobs table.
+    """
+    out: dict[str, Any] = {
+        "epochs": params.epochs, "batch_size": params.batch_size, "lr": params.lr,
+        "date_range": params.date_range, "symbols": params.symbols or None, "timeframe": params.timeframe,
+        "window": params.window, "horizon": params.horizon, "seed": params.seed,
+    }
+    if params.data_source == "sample":
+        out["data"] = str(SAMPLE_DATA_DIR)
+    elif params.data_source == "database":
+        if settings.candles_database_url is None:
+            raise ValueError("data_source 'database' needs ML_CANDLES_DATABASE_URL on the worker")
+        out["data"] = settings.candles_database_url.get_secret_value()
+    if params.model is not None:
+        out["model_kwargs"] = params.model.to_kwargs()
+    return {k: v for k, v in out.items() if v is not None}
+
+
+class _Heartbeat(threading.Thread):
+    """Writes a running job's heartbeat until stopped; sets ``cancel`` when one is requested."""
+
+    def __init__(self, store: JobStore, job_id: str, interval_s: float, cancel: threading.Event) -> None:
+        super().__init__(name=f"heartbeat-{job_id[:8]}", daemon=True)
+        self.store, self.job_id, self.interval_s, self.cancel = store, job_id, interval_s, cancel
+        self.pid, self.host_id = os.getpid(), host_identity()
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval_s):
+            try:
+                if self.store.heartbeat(self.job_id, pid=self.pid, host_id=self.host_id):
+                    self.cancel.set()
+            except Exception as exc:  # noqa: BLE001 - a database blip must not kill the training
+                logger.warning("job %s: heartbeat not written: %s", self.job_id, type(exc).__name__)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=10)
+
+
+class JobProgressCallback:
+    """Trainer callback: epoch and metrics into the job row; stops the training on cancellation."""
+
+    def __init__(self, store: JobStore, job_id: str, cancel: threading.Event, *, run_name: str,
+                 settings: ServiceSettings) -> None:
+        self.store, self.job_id, self.cancel = store, job_id, cancel
+        self.run_name, self.settings = run_name, settings
+        self.pid, self.host_id = os.getpid(), host_identity()
+        self.trainer: Any = None
+        self.run_id: str | None = None
+        self.epoch = 0
+
+    def on_train_start(self, trainer: Any) -> None:
+        self.trainer = trainer
+        self._attach_run()
+        self._check()
+
+    def on_batch_end(self, step: int, metrics: dict[str, float]) -> None:
+        self._check()
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, Any]) -> None:
+        self.epoch = int(epoch)
+        numbers = {k: float(v) for k, v in metrics.items()
+                   if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)}
+        try:
+            if self.store.progress(self.job_id, self.epoch, json_safe(numbers), pid=self.pid, host_id=self.host_id):
+                self.cancel.set()
+        except Exception as exc:  # noqa: BLE001 - progress is informative; the heartbeat reports liveness
+            logger.warning("job %s: progress not written: %s", self.job_id, type(exc).__name__)
+        self._check()
+
+    def on_train_end(self, result: Any) -> None:
+        self._check()
+
+    def _check(self) -> None:
+        if self.cancel.is_set():
+            if self.trainer is not None:
+                self.trainer.stop_training = True
+            raise JobCancelled(f"cancelled by request after epoch {self.epoch}")
+
+    def _attach_run(self) -> None:
+        """Find the MLflow run the orchestrator started (by its unique name) and link it to the job."""
+        try:
+            client = make_client(self.settings.mlflow_tracking_uri)
+            exp = client.get_experiment_by_name(EXPERIMENT_TRAINING)
+            if exp is None:
+                return
+            runs = client.search_runs([exp.experiment_id], f"attributes.run_name = '{self.run_name}'", max_results=1)
+            if runs:
+                self.run_id = runs[0].info.run_id
+                client.set_tag(self.run_id, "job_id", self.job_id)
+                self.store.set_run(self.job_id, self.run_id)
+        except Exception as exc:  # noqa: BLE001 - the run id also comes with the result
+            logger.warning("job %s: run not linked yet: %s", self.job_id, type(exc).__name__)
+
+
+def fail_runs_of_reaped_jobs(settings: ServiceSettings, store: JobStore, job_ids: list[str]) -> None:
+    """End the MLflow runs of jobs whose worker died: FAILED with the job's error as
+    ``failure_reason`` (MLflow would otherwise show them RUNNING forever). Best effort."""
+    if not job_ids:
+        return
+    try:
+        client = make_client(settings.mlflow_tracking_uri)
+    except Exception:  # noqa: BLE001
+        return
+    for job_id in job_ids:
+        job = store.get(job_id)
+        if job is None or not job.run_id:
+            continue
+        try:
+            run = client.get_run(job.run_id)
+            if run.info.status == "RUNNING":
+                client.set_tag(job.run_id, "failure_reason", (job.error or "worker died")[:4000])
+                client.set_terminated(job.run_id, status="FAILED")
+                logger.info("run %s of job %s marked FAILED (worker died)", job.run_id, job_id)
+        except Exception as exc:  # noqa: BLE001 - the job's own record is what matters
+            logger.warning("run %s of job %s not marked FAILED: %s", job.run_id, job_id, type(exc).__name__)
+
+
+class JobRunner:
+    """Executes jobs in the worker process: ``runner(job_id) -> "done" | "busy" | "gone"``."""
+
+    def __init__(self, settings: ServiceSettings, store: JobStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.pid = os.getpid()
+        self.host = socket.gethostname()
+        self.host_id = host_identity()
+        self._secrets = settings.secrets()
+
+    def __call__(self, job_id: str) -> Outcome:
+        reaped = self.store.reap(self.settings.job_heartbeat_timeout_s, host_id=self.host_id)
+        fail_runs_of_reaped_jobs(self.settings, self.store, reaped)
+        claim = self.store.claim(job_id, host=self.host, pid=self.pid, host_id=self.host_id,
+                                 limit=self.settings.max_concurrent_trainings)
+        if claim != "claimed":
+            if claim == "gone":
+                logger.info("job %s: not queued any more (cancelled or taken); skipped", job_id)
+            return claim
+        job = self.store.get(job_id)
+        assert job is not None
+        logger.info("job %s (%s) started", job_id, job.kind)
+        cancel = threading.Event()
+        heartbeat = _Heartbeat(self.store, job_id, self.settings.job_heartbeat_interval_s, cancel)
+        heartbeat.start()
+        try:
+            if job.kind == "train":
+                self._train(job, cancel)
+            elif job.kind == "retrain":
+                self._retrain(job)
+            else:
+                self._finish(job_id, FAILED, error=f"unknown job kind {job.kind!r}")
+        except Exception as exc:  # noqa: BLE001 - every failure ends the job, never the worker
+            logger.exception("job %s failed", job_id)
+            self._finish(job_id, FAILED, error=self._one_line(exc))
+        finally:
+            heartbeat.stop()
+        return "done"
+
+    def _one_line(self, exc: BaseException) -> str:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        return redact(f"{type(exc).__name__}: {text}", self._secrets)[:4000]
+
+    def _finish(self, job_id: str, status: str, **fields: Any) -> None:
+        if not self.store.finish(job_id, status, pid=self.pid, host_id=self.host_id, **fields):
+            logger.warning("job %s: not ours any more; outcome %s not recorded", job_id, status)
+        else:
+            logger.info("job %s %s", job_id, status)
+
+    def _train(self, job: JobRecord, cancel: threading.Event) -> None:
+        from backend.ml_engine.training_orchestrator import TrainingOrchestrator
+
+        params = TrainingParams.model_validate(job.params)
+        run_name = params.run_name or f"{params.model_name}_job_{job.id[:12]}"
+        callback = JobProgressCallback(self.store, job.id, cancel, run_name=run_name, settings=self.settings)
+        result = TrainingOrchestrator(self.settings).train_model_sync(
+            model_name=params.model_name,
+            run_name=run_name,
+            export_onnx=params.export_onnx,
+            auto_promote=params.auto_promote,
+            min_accuracy_for_promotion=params.min_accuracy_for_promotion,
+            training_mode="manual",
+            callbacks=[callback],
+            **training_overrides(params, self.settings),
+        )
+        run_id = result.get("run_id") or callback.run_id
+        if result.get("success"):
+            summary = {
+                "run_name": result.get("run_name"),
+                "model_uri": result.get("model_uri"),
+                "test_metrics": {k: v for k, v in (result.get("test_metrics") or {}).items()
+                                 if isinstance(v, (int, float)) and not isinstance(v, bool)},
+                "backtest": result.get("backtest") or {},
+                "best_epoch": result.get("best_epoch"),
+                "promoted": bool(result.get("promoted")),
+                "promotion_reason": result.get("promotion_reason"),
+            }
+            version = result.get("version")
+            self._finish(job.id, FINISHED, run_id=run_id, version=int(version) if version is not None else None,
+                         result=json_safe(summary))
+        elif result.get("error_type") == JobCancelled.__name__:
+            self._mark_run_killed(run_id)
+            self._finish(job.id, CANCELLED, run_id=run_id, error=redact(str(result.get("error")), self._secrets))
+        else:
+            error = f"{result.get('error_type', 'Error')}: {result.get('error')}"
+            self._finish(job.id, FAILED, run_id=run_id, error=redact(error, self._secrets)[:4000])
+
+    def _mark_run_killed(self, run_id: str | None) -> None:
+        if not run_id:
+            return
+        try:
+            make_client(self.settings.mlflow_tracking_uri).update_run(run_id, status="KILLED")
+        except Exception as exc:  # noqa: BLE001 - the run stays FAILED with its failure_reason tag
+            logger.warning("run %s not marked KILLED: %s", run_id, type(exc).__name__)
+
+    def _retrain(self, job: JobRecord) -> None:
+        from backend.ml_engine.retraining_pipeline import RetrainingPipeline
+
+        from .retraining import retraining_config
+
+        params = RetrainParams.model_validate(job.params)
+        pipeline = RetrainingPipeline(settings=self.settings, config=retraining_config(params, self.settings))
+        outcome = pipeline.run(params.trigger, force=params.force)
+        summary = json_safe(json.loads(json.dumps(outcome.to_dict(), default=str)))
+        summary["reason"] = redact(str(summary.get("reason") or ""), self._secrets)
+        version = int(outcome.version) if outcome.version is not None and str(outcome.version).isdigit() else None
+        if outcome.status in ("completed", "skipped"):
+            self._finish(job.id, FINISHED, run_id=outcome.run_id, version=version, result=summary)
+        else:  # refused (another retraining holds the lock) or failed
+            self._finish(job.id, FAILED, run_id=outcome.run_id, version=version, result=summary,
+                         error=f"retraining {outcome.status}: {summary['reason']}"[:4000])

@@ -1,0 +1,236 @@
+"""Summaries across services for front ends: what is in production and why, the retraining runs
+with their trigger and decision, the latest recorded drift check.
+
+Composed from :class:`ModelService`, :class:`RunService` and :class:`JobService` (no store of its
+own), so the dashboard's overview reads exactly what the REST API serves::
+
+    overview = OverviewService(services.models, services.runs, services.jobs)
+    for p in overview.production():
+        print(p.name, p.version, p.promoted_at, p.reason)
+    overview.retraining_runs("hybrid_cnn_lstm").data[0].trigger      # "drift"
+    overview.latest_drift("hybrid_cnn_lstm")                         # DriftStatus or None
+"""
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from backend.ml_engine.config import EXPERIMENT_RETRAINING
+
+from ._mlflow import translate_errors
+from .errors import NotFoundError
+from .jobs import JobService
+from .models import ModelService
+from .redaction import redact
+from .runs import RunService
+from .schemas import JobPublic, RunPublic, RunsPublic, json_safe
+
+__all__ = [
+    "DriftStatus",
+    "OverviewService",
+    "ProductionSummary",
+    "RetrainingRunPublic",
+    "RetrainingRunsPublic",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Key metrics of a version, in the order front ends show them (recorded as version tags).
+KEY_METRICS: tuple[str, ...] = ("test_accuracy", "test_f1_macro", "backtest_sharpe", "walk_forward_accuracy_mean")
+RUN_KIND_RETRAINING = "retraining"
+DRIFT_REPORT_ARTIFACT = "drift_report.json"
+
+
+class ProductionSummary(BaseModel):
+    """A registered model's production version: its key metrics, and when, by whom and why it got there."""
+
+    name: str
+    version: int | None = Field(default=None, description="None: nothing in production")
+    latest_version: int | None = None
+    run_id: str | None = None
+    metrics: dict[str, float | None] = Field(default_factory=dict)
+    promoted_at: datetime | None = None
+    promoted_by: str | None = Field(default=None, description="the history's actor: auto, api, dashboard, retraining:drift")
+    decision: str | None = Field(default=None, description="promoted or rolled_back: how production got here")
+    reason: str = ""
+    detail: str = Field(default="", description="the promotion gate's verdict")
+    forced: bool = False
+
+
+class DriftStatus(BaseModel):
+    """The latest drift check recorded in the tracking store (a retraining or a drift-check run)."""
+
+    model_name: str
+    run_id: str
+    run_name: str | None = None
+    checked_at: datetime | None = None
+    drifted: bool
+    summary: str = ""
+    drift_share: float | None = None
+    trigger: str | None = None
+
+
+class RetrainingRunPublic(RunPublic):
+    """A retraining run with its trigger and the registry's decision lifted out of the tags."""
+
+    trigger: str | None = None
+    decision: str | None = Field(default=None, description="promoted / refused; None while running or failed")
+    decision_reason: str | None = None
+    candidate_version: int | None = None
+    production_before: int | None = None
+    drift_detected: bool | None = None
+    failure_reason: str | None = None
+
+
+class RetrainingRunsPublic(BaseModel):
+    data: list[RetrainingRunPublic]
+    count: int
+    next_page_token: str | None = None
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _bool(value: Any) -> bool | None:
+    if value is None:
+        return None
+    return str(value).strip().lower() in ("true", "1", "yes")
+
+
+class OverviewService:
+    """Read-only summaries over the model, run and job services."""
+
+    def __init__(self, models: ModelService, runs: RunService, jobs: JobService) -> None:
+        self.models = models
+        self.runs = runs
+        self.jobs = jobs
+        self._secrets = runs.settings.secrets()
+
+    # -- production ------------------------------------------------------------------------
+
+    def production(self, history_limit: int = 50) -> list[ProductionSummary]:
+        """For every registered model: the production version, its key metrics, and the history
+        entry that put it there (the newest ``promoted`` or ``rolled_back`` event to that version)."""
+        out: list[ProductionSummary] = []
+        for model in self.models.list_models().data:
+            summary = ProductionSummary(name=model.name, version=model.production_version,
+                                        latest_version=model.latest_version)
+            version = next((v for v in model.versions if v.version == model.production_version), None)
+            if version is not None:
+                summary.run_id = version.run_id
+                summary.metrics = {k: version.metrics[k] for k in KEY_METRICS if k in version.metrics}
+            if model.production_version is not None:
+                for event in self.models.history(model.name, limit=history_limit).data:
+                    if event.decision in ("promoted", "rolled_back") and event.to_version == model.production_version:
+                        summary.promoted_at = event.timestamp
+                        summary.promoted_by = event.actor or None
+                        summary.decision = event.decision
+                        summary.reason = event.reason
+                        summary.detail = event.detail
+                        summary.forced = event.forced
+                        break
+            out.append(summary)
+        return out
+
+    # -- runs and jobs ---------------------------------------------------------------------
+
+    def latest_runs(self, limit: int = 10) -> RunsPublic:
+        """The newest runs over every experiment."""
+        return self.runs.search_runs(None, "", order_by=["attributes.start_time DESC"], max_results=limit)
+
+    def active_jobs(self, limit: int = 50) -> list[JobPublic]:
+        """Running jobs, then queued ones, newest first."""
+        running = self.jobs.list_jobs(status="running", limit=limit).data
+        queued = self.jobs.list_jobs(status="queued", limit=limit).data
+        return running + queued
+
+    # -- retraining and drift --------------------------------------------------------------
+
+    def retraining_runs(self, model_name: str | None = None, max_results: int = 50,
+                        page_token: str | None = None) -> RetrainingRunsPublic:
+        """Runs of the retraining pipeline (experiment ``auto_retraining``), newest first; empty
+        when no retraining has ever run."""
+        where = [f"tags.run_kind = {_quoted(RUN_KIND_RETRAINING)}"]
+        if model_name:
+            where.append(f"tags.model_name = {_quoted(model_name)}")
+        try:
+            page = self.runs.search_runs([EXPERIMENT_RETRAINING], " AND ".join(where),
+                                         order_by=["attributes.start_time DESC"], max_results=max_results,
+                                         page_token=page_token)
+        except NotFoundError:
+            return RetrainingRunsPublic(data=[], count=0)
+        data = [self._retraining_run(r) for r in page.data]
+        return RetrainingRunsPublic(data=data, count=len(data), next_page_token=page.next_page_token)
+
+    @staticmethod
+    def _retraining_run(run: RunPublic) -> RetrainingRunPublic:
+        tags = run.tags
+        return RetrainingRunPublic(
+            **run.model_dump(),
+            trigger=tags.get("trigger"),
+            decision=tags.get("promotion_decision"),
+            decision_reason=tags.get("promotion_reason"),
+            candidate_version=_int(tags.get("candidate_version")),
+            production_before=_int(tags.get("production_version_before")),
+            drift_detected=_bool(tags.get("drift_detected")),
+            failure_reason=tags.get("failure_reason"),
+        )
+
+    def latest_drift(self, model_name: str) -> DriftStatus | None:
+        """The newest run of ``model_name`` that recorded a drift check (tag ``drift_detected``)."""
+        where = f"tags.model_name = {_quoted(model_name)} AND tags.drift_detected IS NOT NULL"
+        try:
+            page = self.runs.search_runs([EXPERIMENT_RETRAINING], where, order_by=["attributes.start_time DESC"],
+                                         max_results=1)
+        except NotFoundError:
+            return None
+        if not page.data:
+            return None
+        run = page.data[0]
+        return DriftStatus(
+            model_name=model_name, run_id=run.run_id, run_name=run.run_name, checked_at=run.start_time,
+            drifted=bool(_bool(run.tags.get("drift_detected"))), summary=run.tags.get("drift_summary", ""),
+            drift_share=run.metrics.get("drift_share"), trigger=run.tags.get("trigger"),
+        )
+
+    def drift_report(self, run_id: str) -> dict[str, Any] | None:
+        """The per-feature drift table a run logged (``drift_report.json``), or None if it has none."""
+        with tempfile.TemporaryDirectory(prefix="drift-report-") as tmp:
+            try:
+                with translate_errors(self._secrets, "MLflow tracking"):
+                    path = self.runs.client.download_artifacts(run_id, DRIFT_REPORT_ARTIFACT, tmp)
+            except NotFoundError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a run without the artifact, or artifacts not readable
+                logger.info("run %s: no readable %s: %s", run_id, DRIFT_REPORT_ARTIFACT,
+                            redact(" ".join(str(exc).split()), self._secrets)[:300])
+                return None
+            try:
+                report = json.loads(Path(path).read_text())
+            except (OSError, ValueError):
+                return None
+        return _redacted(json_safe(report), self._secrets) if isinstance(report, dict) else None
+
+
+def _redacted(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {k: _redacted(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v, secrets) for v in value]
+    return value

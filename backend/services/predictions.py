@@ -1,0 +1,87 @@
+"""Predictions from the production model: raw candles in, class probabilities and a signal out.
+
+One :class:`~backend.ml_engine.predictor.Predictor` per model name is kept for the life of the
+service; it follows the ``production`` alias by itself (hot reload in the background), so a
+promotion is served without restarting anything.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ._mlflow import ensure_store_reachable
+from .errors import InvalidDataError, NotFoundError, UnavailableError
+from .redaction import redact
+from .schemas import CandleIn, PredictionPublic, json_safe
+from .settings import ServiceSettings
+
+__all__ = ["PredictionService", "candles_frame"]
+
+logger = logging.getLogger(__name__)
+
+
+def candles_frame(candles: Sequence[CandleIn]) -> Any:
+    """A DataFrame (timestamp UTC + OHLCV, in the given order) for the predictor."""
+    import pandas as pd
+
+    columns = ["timestamp", "open", "high", "low", "close", "volume"]
+    frame = pd.DataFrame([c.model_dump() for c in candles], columns=columns)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    return frame
+
+
+class PredictionService:
+    """Serves ``models:/<name>@production`` for each model name asked about."""
+
+    def __init__(self, settings: ServiceSettings, factory: Callable[[str], Any] | None = None) -> None:
+        self.settings = settings
+        self._factory = factory
+        self._predictors: dict[str, Any] = {}
+        self._guard = threading.Lock()
+        self._secrets = settings.secrets()
+
+    def _predictor(self, model_name: str) -> Any:
+        from backend.ml_engine.predictor import ModelNotAvailableError, PredictorError
+
+        predictor = self._predictors.get(model_name)
+        if predictor is not None:
+            return predictor
+        with self._guard:
+            predictor = self._predictors.get(model_name)
+            if predictor is None:
+                ensure_store_reachable(self.settings.mlflow_tracking_uri)
+                try:
+                    if self._factory is not None:
+                        predictor = self._factory(model_name)
+                    else:
+                        from backend.ml_engine.predictor import Predictor
+
+                        predictor = Predictor(model_name, alias="production", settings=self.settings)
+                except ModelNotAvailableError as exc:
+                    raise NotFoundError(redact(" ".join(str(exc).split()), self._secrets)) from None
+                except PredictorError as exc:
+                    raise UnavailableError(redact(" ".join(str(exc).split()), self._secrets)) from None
+                self._predictors[model_name] = predictor
+        return predictor
+
+    def predict(self, model_name: str, candles: Sequence[CandleIn]) -> PredictionPublic:
+        """Probabilities (down, flat, up) and signal for the window ending at the last candle."""
+        from backend.ml_engine.data import DataValidationError
+
+        predictor = self._predictor(model_name)
+        try:
+            prediction = predictor.predict(candles_frame(candles), source="request")
+        except DataValidationError as exc:
+            raise InvalidDataError(" ".join(str(exc).split())) from None
+        return PredictionPublic.model_validate(json_safe(prediction.to_dict()))
+
+    def close(self) -> None:
+        with self._guard:
+            predictors, self._predictors = list(self._predictors.values()), {}
+        for p in predictors:
+            try:
+                p.close()
+            except Exception:  # noqa: BLE001 - closing on shutdown
+                logger.debug("predictor close failed", exc_info=True)

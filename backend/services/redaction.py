@@ -1,0 +1,81 @@
+"""Keep secrets out of responses and log lines: passwords in URIs, the API token, database URLs.
+
+``redact(text, secrets)`` masks every ``scheme://user:password@`` in ``text`` and every known
+secret value (and its password part), whatever the text is: an MLflow error, a run param, a
+SQLAlchemy message.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+from backend.ml_engine.mlflow_integration.stores import MASK, mask_uri
+
+__all__ = ["MASK", "Redactor", "mask_uri", "redact", "redact_mapping"]
+
+#: ``scheme://user:password@`` anywhere in a text (the password is what gets masked).
+_USERINFO_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)([^@\s]+)@")
+
+
+def _secret_forms(secret: str) -> set[str]:
+    """The secret and, for a URL, its password (raw and URL-quoted), each at least 4 characters."""
+    forms = {secret}
+    try:
+        password = urlsplit(secret).password if "://" in secret else None
+    except ValueError:
+        password = None
+    if password:
+        forms |= {password, unquote(password), quote(unquote(password), safe="")}
+    return {f for f in forms if len(f) >= 4 and f != MASK}
+
+
+class Redactor:
+    """:func:`redact` for a fixed set of secrets, prepared once (it runs on every value of every
+    answered run)."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.urls: list[tuple[str, str]] = []
+        forms: set[str] = set()
+        for secret in secrets:
+            if not secret:
+                continue
+            if "://" in secret:
+                masked = mask_uri(secret)
+                if masked != secret:
+                    self.urls.append((secret, masked))
+            forms |= {f for f in _secret_forms(secret) if "://" not in f}
+        # Longest first, so a password inside a longer secret is not half-masked.
+        self.forms = sorted(forms, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        if not text:
+            return text
+        out = _USERINFO_RE.sub(rf"\1{MASK}@", text) if "://" in text else text
+        for secret, masked in self.urls:
+            if secret in out:
+                out = out.replace(secret, masked)
+        for form in self.forms:
+            if form in out:
+                out = out.replace(form, MASK)
+        return out
+
+    def mapping(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: self(v) if isinstance(v, str) else v for k, v in values.items()}
+
+
+@functools.lru_cache(maxsize=64)
+def _redactor(secrets: tuple[str, ...]) -> Redactor:
+    return Redactor(secrets)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with URI passwords and the given secret values replaced by ``***``."""
+    return _redactor(tuple(secrets))(text)
+
+
+def redact_mapping(values: Mapping[str, Any], secrets: Iterable[str] = ()) -> dict[str, Any]:
+    """A copy of ``values`` with every string value passed through :func:`redact`."""
+    return _redactor(tuple(secrets)).mapping(values)

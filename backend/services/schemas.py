@@ -1,0 +1,455 @@
+"""What the services return and accept: pydantic models shared by the REST API and the dashboard.
+
+Naming follows the full-stack FastAPI template: ``XPublic`` is what is shown of X, ``XsPublic``
+a list of them (``data`` and ``count``), ``TrainingParams`` the validated input of a training.
+Numbers that JSON cannot carry (NaN, +-inf) are ``None``.
+"""
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from backend.ml_engine.training_orchestrator import DEFAULT_MODEL_NAME
+
+__all__ = [
+    "ArtifactPublic",
+    "CandleIn",
+    "ComponentHealth",
+    "DatasetInputPublic",
+    "DriftPublic",
+    "ExperimentPublic",
+    "ExperimentsPublic",
+    "HealthPublic",
+    "JOB_KINDS",
+    "JOB_STATUSES",
+    "JobPublic",
+    "JobsPublic",
+    "MetricPoint",
+    "ModelOptions",
+    "ModelPublic",
+    "ModelVersionDetail",
+    "ModelVersionPublic",
+    "ModelsPublic",
+    "PredictionPublic",
+    "ProductionModel",
+    "PromotionDecisionPublic",
+    "PromotionEventPublic",
+    "PromotionHistoryPublic",
+    "RetrainParams",
+    "RunDetailPublic",
+    "RunPublic",
+    "RunsPublic",
+    "SignaturePublic",
+    "TrainingParams",
+    "WorkerPublic",
+    "json_safe",
+]
+
+JobStatus = Literal["queued", "running", "finished", "failed", "cancelled"]
+JobKind = Literal["train", "retrain"]
+JOB_STATUSES: tuple[str, ...] = ("queued", "running", "finished", "failed", "cancelled")
+JOB_KINDS: tuple[str, ...] = ("train", "retrain")
+
+#: A registered-model name: letters, digits, ``_ . -``; what MLflow accepts in a ``models:/`` URI.
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats replaced by None, recursively (JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Models and the registry
+
+
+class ModelVersionPublic(BaseModel):
+    """One registered version: aliases, tags and the key metrics recorded as version tags."""
+
+    name: str
+    version: int
+    run_id: str | None = None
+    status: str | None = None
+    description: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    aliases: list[str] = Field(default_factory=list)
+    tags: dict[str, str] = Field(default_factory=dict)
+    metrics: dict[str, float | None] = Field(
+        default_factory=dict, description="test_accuracy, test_f1_macro, backtest_sharpe, onnx_parity_max_abs_diff..."
+    )
+    archived: bool = False
+    model_uri: str
+    source: str | None = None
+
+
+class SignaturePublic(BaseModel):
+    """The input/output schema of a version, from its MLmodel signature (MLflow's column specs)."""
+
+    inputs: list[dict[str, Any]] | None = None
+    outputs: list[dict[str, Any]] | None = None
+    params: list[dict[str, Any]] | None = None
+
+
+class ModelVersionDetail(ModelVersionPublic):
+    """A version with what its MLmodel file says: signature, flavors, input example."""
+
+    signature: SignaturePublic | None = None
+    flavors: list[str] = Field(default_factory=list)
+    has_input_example: bool = False
+    model_id: str | None = None
+    mlmodel_error: str | None = Field(default=None, description="why the MLmodel could not be read, if it could not")
+
+
+class ModelPublic(BaseModel):
+    """A registered model: aliases (alias -> version), tags, versions newest first."""
+
+    name: str
+    description: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    aliases: dict[str, int] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    production_version: int | None = None
+    latest_version: int | None = None
+    history_count: int = 0
+    versions: list[ModelVersionPublic] = Field(default_factory=list)
+
+
+class ModelsPublic(BaseModel):
+    data: list[ModelPublic]
+    count: int
+
+
+class PromotionEventPublic(BaseModel):
+    """One entry of a model's promotion history."""
+
+    seq: int
+    name: str
+    decision: Literal["promoted", "refused", "rolled_back", "archived"]
+    version: int | None = None
+    from_version: int | None = None
+    to_version: int | None = None
+    reason: str = ""
+    detail: str = ""
+    actor: str = ""
+    forced: bool = False
+    timestamp: datetime
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+class PromotionHistoryPublic(BaseModel):
+    data: list[PromotionEventPublic]
+    count: int
+
+
+class PromotionDecisionPublic(BaseModel):
+    """What a promotion or rollback decided; a refusal is an answer too (``promoted`` false, ``reason`` why)."""
+
+    promoted: bool
+    reason: str
+    from_version: int | None = None
+    to_version: int | None = None
+    forced: bool = False
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    event: PromotionEventPublic | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Experiments and runs
+
+
+class ExperimentPublic(BaseModel):
+    experiment_id: str
+    name: str
+    description: str | None = Field(default=None, description="the mlflow.note.content tag")
+    lifecycle_stage: str
+    artifact_location: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class ExperimentsPublic(BaseModel):
+    data: list[ExperimentPublic]
+    count: int
+
+
+class RunPublic(BaseModel):
+    run_id: str
+    run_name: str | None = None
+    experiment_id: str
+    status: str
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    lifecycle_stage: str | None = None
+    artifact_uri: str | None = None
+    metrics: dict[str, float | None] = Field(default_factory=dict)
+    params: dict[str, str] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class RunsPublic(BaseModel):
+    data: list[RunPublic]
+    count: int
+    next_page_token: str | None = Field(default=None, description="pass as page_token for the next page")
+
+
+class MetricPoint(BaseModel):
+    step: int
+    value: float | None
+    timestamp: int = Field(description="milliseconds since the epoch")
+
+
+class ArtifactPublic(BaseModel):
+    path: str
+    is_dir: bool
+    file_size: int | None = None
+
+
+class DatasetInputPublic(BaseModel):
+    name: str
+    digest: str
+    source_type: str | None = None
+    context: str | None = None
+
+
+class RunDetailPublic(RunPublic):
+    """A run with every metric's history, the artifact list and the datasets it used."""
+
+    metric_history: dict[str, list[MetricPoint]] = Field(default_factory=dict)
+    artifacts: list[ArtifactPublic] = Field(default_factory=list)
+    artifacts_truncated: bool = False
+    datasets: list[DatasetInputPublic] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# Training and jobs
+
+class ModelOptions(BaseModel):
+    """Network size overrides (``ModelConfig`` fields); unset fields keep the defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    conv_channels: list[Annotated[int, Field(strict=True, ge=1, le=512)]] | None = Field(default=None, max_length=4)
+    kernel_size: int | None = Field(default=None, strict=True, ge=1, le=15)
+    lstm_hidden: int | None = Field(default=None, strict=True, ge=1, le=1024)
+    lstm_layers: int | None = Field(default=None, strict=True, ge=1, le=4)
+    dropout: float | None = Field(default=None, ge=0.0, lt=1.0, allow_inf_nan=False)
+    attention_dim: int | None = Field(default=None, strict=True, ge=1, le=1024)
+    head_hidden: int | None = Field(default=None, strict=True, ge=1, le=1024)
+
+    @field_validator("kernel_size")
+    @classmethod
+    def _odd(cls, value: int | None) -> int | None:
+        if value is not None and value % 2 == 0:
+            raise ValueError("kernel_size must be odd ('same' padding keeps the window length)")
+        return value
+
+    def to_kwargs(self) -> dict[str, Any]:
+        """``ModelConfig`` keyword arguments of the fields that are set."""
+        out = self.model_dump(exclude_none=True)
+        if "conv_channels" in out:
+            out["conv_channels"] = tuple(out["conv_channels"])
+        return out
+
+
+class TrainingParams(BaseModel):
+    """One training, as a person asks for it; unset fields come from the settings (``ML_EPOCHS``...).
+
+    ``data_source`` names where the candles come from; a client cannot pass a file path or a
+    database URL (the server would read whatever it names):
+
+    * ``default``: ``ML_DATA_PATH`` (the bundled real candles unless configured);
+    * ``sample``: the bundled candles;
+    * ``database``: the candles table at ``ML_CANDLES_DATABASE_URL`` (must be configured).
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"epochs": 50, "batch_size": 64}]},
+    )
+
+    model_name: str = Field(default=DEFAULT_MODEL_NAME, pattern=MODEL_NAME_PATTERN, description="registered model name")
+    epochs: int | None = Field(default=None, strict=True, ge=1, le=1000)
+    batch_size: int | None = Field(default=None, strict=True, ge=1, le=8192)
+    lr: float | None = Field(
+        default=None, strict=True, gt=0.0, le=1.0, allow_inf_nan=False, description="learning rate"
+    )
+    date_range: float | None = Field(
+        default=None, strict=True, gt=0.0, le=3650.0, allow_inf_nan=False,
+        description="use only the last N days of candles",
+    )
+    data_source: Literal["default", "sample", "database"] = "default"
+    symbols: list[Annotated[str, Field(pattern=r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}$")]] | None = Field(
+        default=None, max_length=50, description="e.g. ['ETH/BTC']; empty or unset: every series of the source"
+    )
+    timeframe: str | None = Field(default=None, pattern=r"^[1-9][0-9]{0,2}[mhdw]$", description="e.g. 5m")
+    window: int | None = Field(default=None, strict=True, ge=2, le=1024, description="candles per input window")
+    horizon: int | None = Field(default=None, strict=True, ge=1, le=500, description="label horizon in candles")
+    seed: int | None = Field(default=None, strict=True, ge=0, le=2**32 - 1)
+    model: ModelOptions | None = None
+    export_onnx: bool = Field(default=True, strict=True)
+    auto_promote: bool = Field(default=False, strict=True, description="promote through the gate when it passes")
+    min_accuracy_for_promotion: float | None = Field(default=None, strict=True, ge=0.0, le=1.0, allow_inf_nan=False)
+    run_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+
+
+class RetrainParams(BaseModel):
+    """A retraining by the retraining pipeline (experiment ``auto_retraining``): the trigger's check,
+    walk-forward validation, a candidate, the promotion gate. Unset fields: the pipeline's defaults
+    (the production version's recipe, then the settings)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"trigger": "drift"}]})
+
+    model_name: str = Field(default=DEFAULT_MODEL_NAME, pattern=MODEL_NAME_PATTERN)
+    trigger: Literal["manual", "scheduled", "drift", "performance_drop"] = Field(
+        default="manual", description="drift / performance_drop retrain only when their check fires"
+    )
+    force: bool = Field(default=False, strict=True, description="skip the check and the cooldown (never the lock)")
+    data_source: Literal["default", "sample", "database"] = "default"
+    symbols: list[Annotated[str, Field(pattern=r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}$")]] | None = Field(
+        default=None, max_length=50
+    )
+    timeframe: str | None = Field(default=None, pattern=r"^[1-9][0-9]{0,2}[mhdw]$")
+    train_days: float | None = Field(default=None, strict=True, gt=0.0, le=3650.0, allow_inf_nan=False)
+    recent_days: float | None = Field(default=None, strict=True, gt=0.0, le=365.0, allow_inf_nan=False)
+    epochs: int | None = Field(default=None, strict=True, ge=1, le=1000)
+    batch_size: int | None = Field(default=None, strict=True, ge=1, le=8192)
+    lr: float | None = Field(default=None, strict=True, gt=0.0, le=1.0, allow_inf_nan=False)
+    n_folds: int | None = Field(default=None, strict=True, ge=1, le=20, description="walk-forward folds")
+    model: ModelOptions | None = None
+    min_accuracy_for_promotion: float | None = Field(default=None, strict=True, ge=0.0, le=1.0, allow_inf_nan=False)
+    reason: str = Field(default="", max_length=1000, description="why, for the job record")
+
+
+class JobPublic(BaseModel):
+    """A background job (a training or a retraining) as recorded in the jobs table."""
+
+    id: str
+    kind: JobKind
+    status: JobStatus
+    model_name: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    epoch: int = Field(default=0, description="epochs done")
+    epochs: int | None = Field(default=None, description="epochs asked for")
+    progress: float = Field(default=0.0, ge=0.0, le=1.0)
+    metrics: dict[str, float | None] = Field(default_factory=dict, description="latest epoch's metrics")
+    run_id: str | None = None
+    version: int | None = None
+    result: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    cancel_requested: bool = False
+    worker: str | None = Field(default=None, description="host:pid of the worker running it")
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+
+
+class JobsPublic(BaseModel):
+    data: list[JobPublic]
+    count: int
+
+
+# --------------------------------------------------------------------------------------------
+# Prediction and drift
+
+_EARLIEST_CANDLE = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_LATEST_CANDLE = datetime(2200, 1, 1, tzinfo=timezone.utc)
+
+
+class CandleIn(BaseModel):
+    """One OHLCV candle; ``timestamp`` in ISO 8601 or milliseconds since the epoch (UTC)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timestamp: datetime
+    open: float = Field(gt=0, allow_inf_nan=False)
+    high: float = Field(gt=0, allow_inf_nan=False)
+    low: float = Field(gt=0, allow_inf_nan=False)
+    close: float = Field(gt=0, allow_inf_nan=False)
+    volume: float = Field(ge=0, allow_inf_nan=False)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _plausible_time(cls, value: datetime) -> datetime:
+        # Candles are stored at nanosecond resolution, which ends in April 2262.
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+        if not _EARLIEST_CANDLE <= aware < _LATEST_CANDLE:
+            raise ValueError("timestamp must be between 1970-01-01 and 2200-01-01 (UTC)")
+        return value
+
+
+class PredictionPublic(BaseModel):
+    """Class probabilities of the next move and the signal the production model gives."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    probabilities: dict[str, float | None] = Field(description="down, flat, up")
+    signal: str
+    confidence: float | None = None
+    model_name: str
+    model_version: int | str | None = None
+    backend: str | None = None
+    candle_time: datetime | str | None = None
+
+
+class DriftPublic(BaseModel):
+    """The drift check: recent candles against the production version's training data (PSI + KS)."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_name: str
+    version: int | None = Field(default=None, description="the production version compared against")
+    drifted: bool
+    summary: str
+    drift_share: float | None = None
+    drifted_features: list[str] = Field(default_factory=list)
+    report: dict[str, Any] = Field(default_factory=dict, description="per-feature PSI / KS table and the thresholds")
+
+
+# --------------------------------------------------------------------------------------------
+# Health
+
+
+class ComponentHealth(BaseModel):
+    kind: str
+    location: str = Field(description="URI or path, password masked")
+    reachable: bool
+    error: str | None = None
+
+
+class WorkerPublic(BaseModel):
+    id: str
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    alive: bool
+
+
+class ProductionModel(BaseModel):
+    name: str
+    production_version: int | None = None
+    latest_version: int | None = None
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok", "degraded"]
+    read_only: bool = Field(description="no ML_API_TOKEN configured: state-changing routes answer 403")
+    tracking_store: ComponentHealth
+    jobs_store: ComponentHealth
+    queue: ComponentHealth
+    workers: list[WorkerPublic] = Field(default_factory=list)
+    jobs: dict[str, int] = Field(default_factory=dict, description="job count per status")
+    models: list[ProductionModel] = Field(default_factory=list)

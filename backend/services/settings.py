@@ -1,0 +1,153 @@
+"""Settings of the services (REST API, job worker): the engine's :class:`Settings` plus the fields
+the services need. Built once at the entry point (``ServiceSettings()``), passed inward.
+
+Every field reads an ``ML_``-prefixed environment variable (or ``.env``):
+
+=================================  ==============================================================
+variable                           meaning
+=================================  ==============================================================
+``ML_API_TOKEN``                   token for state-changing routes; unset: the API is read-only
+``ML_CORS_ORIGINS``                comma-separated (or JSON list) browser origins allowed by CORS
+``ML_JOBS_DATABASE_URL``           SQLAlchemy URL of the job records (default SQLite in ./mlruns)
+``ML_REDIS_URL``                   Redis URL of the job queue (RedisHuey); unset: SqliteHuey
+``ML_HUEY_SQLITE_PATH``            SqliteHuey file when no Redis URL is set
+``ML_HUEY_NAME``                   queue name (Redis key prefix), default trading_bot_ml
+``ML_MAX_CONCURRENT_TRAININGS``    trainings running at once over all workers (default 1)
+``ML_JOB_HEARTBEAT_INTERVAL_S``    how often a running job writes its heartbeat
+``ML_JOB_HEARTBEAT_TIMEOUT_S``     a running job silent this long is failed ("worker died")
+``ML_JOB_RETRY_DELAY_S``           a job finding every training slot taken is retried after this
+``ML_COALESCE_RUN_SEARCHES``       identical run searches in flight at once share one query
+=================================  ==============================================================
+"""
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from backend.ml_engine.config import Settings
+
+__all__ = ["ServiceSettings"]
+
+
+class ServiceSettings(Settings):
+    """:class:`Settings` plus API security, job store, job queue and worker limits."""
+
+    # A rejected value is never echoed in the error: it may be a token or a database password.
+    model_config = SettingsConfigDict(**{**Settings.model_config, "hide_input_in_errors": True})
+
+    api_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ML_API_TOKEN", "api_token"),
+        description="Bearer token for routes that change state; unset or empty: the API is read-only",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("ML_CORS_ORIGINS", "cors_origins"),
+        description="Browser origins allowed by CORS, e.g. http://localhost:8501 (the dashboard); empty: none",
+    )
+    jobs_database_url: SecretStr = Field(
+        default=SecretStr("sqlite:///mlruns/jobs.db"),
+        validation_alias=AliasChoices("ML_JOBS_DATABASE_URL", "jobs_database_url"),
+        description="SQLAlchemy URL of the job records table (sqlite:///... or postgresql://...)",
+    )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ML_REDIS_URL", "redis_url"),
+        description="redis://host:6379/0 for the job queue (RedisHuey); unset: SqliteHuey in huey_sqlite_path",
+    )
+    huey_sqlite_path: str = Field(
+        default="./mlruns/huey.db",
+        validation_alias=AliasChoices("ML_HUEY_SQLITE_PATH", "huey_sqlite_path"),
+    )
+    huey_name: str = Field(
+        default="trading_bot_ml",
+        min_length=1,
+        validation_alias=AliasChoices("ML_HUEY_NAME", "huey_name"),
+        description="Queue name (Redis key prefix / SQLite queue name)",
+    )
+    max_concurrent_trainings: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        validation_alias=AliasChoices("ML_MAX_CONCURRENT_TRAININGS", "max_concurrent_trainings"),
+    )
+    job_heartbeat_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        validation_alias=AliasChoices("ML_JOB_HEARTBEAT_INTERVAL_S", "job_heartbeat_interval_s"),
+    )
+    job_heartbeat_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias=AliasChoices("ML_JOB_HEARTBEAT_TIMEOUT_S", "job_heartbeat_timeout_s"),
+    )
+    job_retry_delay_s: float = Field(
+        default=5.0,
+        gt=0,
+        validation_alias=AliasChoices("ML_JOB_RETRY_DELAY_S", "job_retry_delay_s"),
+        description="A job that finds every training slot taken is retried after this many seconds",
+    )
+
+    coalesce_run_searches: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("ML_COALESCE_RUN_SEARCHES", "coalesce_run_searches"),
+        description="Identical run searches in flight at once share one query (no caching beyond that)",
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [o.strip() for o in text.split(",") if o.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                raise ValueError(f"CORS origin {origin!r} must start with http:// or https://")
+        return [o.rstrip("/") for o in value]
+
+    @field_validator("api_token", "redis_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("api_token")
+    @classmethod
+    def _token_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("ML_API_TOKEN must be at least 16 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @model_validator(mode="after")
+    def _timeouts_consistent(self) -> "ServiceSettings":
+        if self.job_heartbeat_timeout_s <= 2 * self.job_heartbeat_interval_s:
+            raise ValueError(
+                "job_heartbeat_timeout_s must be more than twice job_heartbeat_interval_s "
+                f"(got {self.job_heartbeat_timeout_s:g} and {self.job_heartbeat_interval_s:g})"
+            )
+        return self
+
+    @property
+    def read_only(self) -> bool:
+        """True when no API token is configured: state-changing routes answer 403."""
+        return self.api_token is None or not self.api_token.get_secret_value()
+
+    def secrets(self) -> list[str]:
+        """Every configured secret value (token, database URLs): what :func:`redact` scrubs."""
+        out: list[str] = []
+        for value in (self.api_token, self.redis_url, self.jobs_database_url, self.candles_database_url):
+            if value is not None and value.get_secret_value():
+                out.append(value.get_secret_value())
+        out.append(self.mlflow_tracking_uri)
+        return out

@@ -1,0 +1,189 @@
+"""REST API over a real training: POST /train, the job run by the worker's runner (in this process),
+then the trained version's schema, the run's details, /health, /predict, /drift, /retrain, and
+cancelling a running training.
+
+The tiny training (one epoch, two days of ETH/BTC, a 16-unit network) is real: it goes through
+the orchestrator, MLflow on PostgreSQL, the registry and the promotion gate.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import pandas as pd
+import pytest
+from api_support import AUTH, PREFIX, TINY_TRAINING, database, service_settings
+from fastapi.testclient import TestClient
+
+from backend.api.main import create_app
+from backend.ml_engine.config import SAMPLE_DATA_DIR
+from backend.services.job_runner import JobRunner
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("api_training")
+    with database() as url:
+        settings = service_settings(url, tmp)
+        app = create_app(settings)
+        with TestClient(app) as client:
+            services = app.state.services
+            runner = JobRunner(settings, services.jobs.store)
+            body = {**TINY_TRAINING, "auto_promote": True, "min_accuracy_for_promotion": 0.0}
+            r = client.post(f"{PREFIX}/train", json=body, headers=AUTH)
+            assert r.status_code == 202, r.text
+            job_id = r.json()["id"]
+            t0 = time.perf_counter()
+            assert runner(job_id) == "done"
+            seconds = time.perf_counter() - t0
+            yield {"client": client, "settings": settings, "runner": runner, "job_id": job_id, "seconds": seconds,
+                   "services": services}
+
+
+def candles(n: int, end: int | None = None) -> list[dict]:
+    frame = pd.read_feather(SAMPLE_DATA_DIR / "ETH_BTC-5m.feather")
+    frame = frame.iloc[:end] if end else frame
+    tail = frame.tail(n)
+    return [{"timestamp": row.date.isoformat(), "open": row.open, "high": row.high, "low": row.low,
+             "close": row.close, "volume": row.volume} for row in tail.itertuples()]
+
+
+def test_the_job_finished_with_a_promoted_version(env):
+    job = env["client"].get(f"{PREFIX}/jobs/{env['job_id']}").json()
+    assert job["status"] == "finished", job
+    assert job["epoch"] == 1 and job["epochs"] == 1 and job["progress"] == 1.0
+    assert {"train_loss", "val_loss", "val_accuracy"} <= set(job["metrics"])
+    assert job["version"] == 1 and len(job["run_id"]) == 32
+    assert job["result"]["promoted"] is True and "accuracy" in job["result"]["test_metrics"]
+    assert job["worker"].endswith(f":{__import__('os').getpid()}") and job["error"] is None
+    assert job["started_at"] <= job["finished_at"]
+
+
+def test_the_run_is_linked_and_detailed(env):
+    job = env["client"].get(f"{PREFIX}/jobs/{env['job_id']}").json()
+    run = env["client"].get(f"{PREFIX}/mlflow/runs/{job['run_id']}").json()
+    assert run["tags"]["job_id"] == env["job_id"] and run["tags"]["training_mode"] == "manual"
+    assert run["params"]["trainer_epochs"] == "1" and run["params"]["trainer_batch_size"] == "256"
+    assert len(run["metric_history"]["val_accuracy"]) == 1
+    assert "metadata.json" in {a["path"] for a in run["artifacts"]}
+    assert run["datasets"] and run["datasets"][0]["context"] == "training"
+    found = env["client"].get(f"{PREFIX}/mlflow/runs", params={
+        "experiment": "model_training",
+        "filter_string": "tags.training_mode = 'manual' AND params.trainer_epochs = '1'",
+    }).json()
+    assert job["run_id"] in [r["run_id"] for r in found["data"]]
+
+
+def test_the_trained_version_has_its_input_and_output_schema(env):
+    detail = env["client"].get(f"{PREFIX}/models/hybrid_cnn_lstm/versions/1").json()
+    shape = detail["signature"]["inputs"][0]["tensor-spec"]["shape"]
+    assert shape[0] == -1 and shape[1] == 16  # (batch, window, features)
+    assert detail["signature"]["outputs"][0]["tensor-spec"]["shape"] == [-1, 3]
+    assert detail["aliases"] == ["production"] and detail["metrics"]["test_accuracy"] >= 0
+    models = env["client"].get(f"{PREFIX}/models").json()["data"]
+    assert models[0]["name"] == "hybrid_cnn_lstm" and models[0]["production_version"] == 1
+
+
+def test_health_reports_stores_and_the_production_model(env):
+    r = env["client"].get(f"{PREFIX}/health")
+    assert r.status_code == 200, r.text
+    health = r.json()
+    assert health["status"] == "ok" and health["read_only"] is False
+    assert health["tracking_store"] == {"kind": "database", "location": env["settings"].mlflow_tracking_uri,
+                                        "reachable": True, "error": None}
+    assert health["jobs_store"]["kind"] == "postgresql" and health["queue"]["kind"] == "sqlite"
+    assert {"name": "hybrid_cnn_lstm", "production_version": 1, "latest_version": 1} in health["models"]
+    assert health["jobs"]["finished"] >= 1
+
+
+def test_predict_from_raw_candles(env):
+    client = env["client"]
+    r = client.post(f"{PREFIX}/predict", json={"candles": candles(300)})
+    assert r.status_code == 200, r.text
+    p = r.json()
+    assert set(p["probabilities"]) == {"down", "flat", "up"}
+    assert sum(p["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert p["signal"] in {"buy", "hold", "sell"} and p["model_version"] == "1"
+    assert p["model_name"] == "hybrid_cnn_lstm" and p["backend"] in {"onnxruntime", "torch"}
+
+    few = client.post(f"{PREFIX}/predict", json={"candles": candles(5)})
+    assert few.status_code == 422 and "too_few_rows" in few.json()["detail"]
+    bad = candles(300)
+    bad[-1]["high"] = bad[-1]["low"] / 2
+    assert client.post(f"{PREFIX}/predict", json={"candles": bad}).status_code == 422
+    assert client.post(f"{PREFIX}/predict", json={"candles": candles(300), "model_name": "nobody"}).status_code == 404
+    for body in ({"candles": []}, {}, {"candles": [{"timestamp": "x"}]},
+                 {"candles": [{**candles(1)[0], "close": -1}]}, {"candles": [{**candles(1)[0], "volume": "lots"}]}):
+        assert client.post(f"{PREFIX}/predict", json=body).status_code == 422
+
+
+def test_drift_against_the_production_training_data(env):
+    r = env["client"].get(f"{PREFIX}/drift", params={"data_source": "sample", "recent_days": 1})
+    assert r.status_code == 200, r.text
+    drift = r.json()
+    assert drift["version"] == 1 and isinstance(drift["drifted"], bool) and "features drifted" in drift["summary"]
+    assert drift["report"]["features"] and drift["report"]["n_reference"] > 0
+    assert env["client"].get(f"{PREFIX}/drift", params={"model_name": "nobody"}).status_code == 404
+    assert env["client"].get(f"{PREFIX}/drift", params={"recent_days": 0}).status_code == 422
+
+
+def test_retrain_is_a_job_run_by_the_pipeline(env):
+    client = env["client"]
+    body = {"trigger": "manual", "force": True, "data_source": "sample", "symbols": ["ETH/BTC"], "train_days": 2.0,
+            "epochs": 1, "batch_size": 256, "n_folds": 1,
+            "model": {"conv_channels": [16], "lstm_hidden": 16, "lstm_layers": 1}}
+    assert client.post(f"{PREFIX}/retrain", json=body).status_code == 401
+    for bad in ({"trigger": "whenever"}, {"n_folds": 0}, {"force": "true"}, {"train_days": -1}, {"x": 1}):
+        assert client.post(f"{PREFIX}/retrain", json=bad, headers=AUTH).status_code == 422
+    r = client.post(f"{PREFIX}/retrain", json=body, headers=AUTH)
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["kind"] == "retrain" and job["status"] == "queued"
+    assert env["runner"](job["id"]) == "done"
+    done = client.get(f"{PREFIX}/jobs/{job['id']}").json()
+    assert done["status"] == "finished", done
+    result = done["result"]
+    assert result["trigger"] == "manual" and result["status"] == "completed" and result["walk_forward"]
+    assert done["version"] == 2 and done["run_id"] == result["run_id"]
+    assert isinstance(result["promoted"], bool) and result["promotion_reason"]
+    run = client.get(f"{PREFIX}/mlflow/runs/{done['run_id']}").json()
+    assert run["tags"]["trigger"] == "manual"
+    exp = next(e for e in client.get(f"{PREFIX}/experiments").json()["data"] if e["name"] == "auto_retraining")
+    assert run["experiment_id"] == exp["experiment_id"]
+
+
+def test_cancel_a_running_training(env):
+    client = env["client"]
+    body = {**TINY_TRAINING, "epochs": 200}
+    job = client.post(f"{PREFIX}/train", json=body, headers=AUTH).json()
+    worker = threading.Thread(target=env["runner"], args=(job["id"],))
+    worker.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = client.get(f"{PREFIX}/jobs/{job['id']}").json()
+        if state["status"] == "running" and state["epoch"] >= 1:
+            break
+        assert state["status"] in {"queued", "running"}, state
+        time.sleep(0.1)
+    r = client.post(f"{PREFIX}/jobs/{job['id']}/cancel", headers=AUTH)
+    assert r.status_code == 202 and r.json()["cancel_requested"] is True
+    worker.join(timeout=120)
+    assert not worker.is_alive()
+    done = client.get(f"{PREFIX}/jobs/{job['id']}").json()
+    assert done["status"] == "cancelled" and "cancelled by request" in done["error"]
+    assert 1 <= done["epoch"] < 200 and done["version"] is None
+    run = client.get(f"{PREFIX}/mlflow/runs/{done['run_id']}").json()
+    assert run["status"] == "KILLED"
+    versions = client.get(f"{PREFIX}/models/hybrid_cnn_lstm").json()["versions"]
+    assert all(v["run_id"] != done["run_id"] for v in versions)
+    assert client.post(f"{PREFIX}/jobs/{job['id']}/cancel", headers=AUTH).status_code == 409
+
+
+def test_a_failing_training_ends_failed_with_the_reason(env):
+    client = env["client"]
+    job = client.post(f"{PREFIX}/train", json={**TINY_TRAINING, "symbols": ["NOPE/BTC"]}, headers=AUTH).json()
+    assert env["runner"](job["id"]) == "done"
+    done = client.get(f"{PREFIX}/jobs/{job['id']}").json()
+    assert done["status"] == "failed" and "NOPE/BTC" in done["error"]
