@@ -320,6 +320,42 @@ def _installed_version(package: str) -> str | None:
     return version.split("+", 1)[0]  # a local label (+cpu) is not installable from PyPI
 
 
+_TRANSIENT_CODES = {"TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR", "REQUEST_LIMIT_EXCEEDED", "ENDPOINT_NOT_FOUND"}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A store error worth retrying: the database or server is briefly unreachable."""
+    if isinstance(exc, MlflowException):
+        return exc.error_code in _TRANSIENT_CODES
+    try:
+        import requests
+        import sqlalchemy.exc
+
+        return isinstance(exc, (OSError, requests.exceptions.ConnectionError, sqlalchemy.exc.OperationalError))
+    except ImportError:  # pragma: no cover
+        return isinstance(exc, OSError)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def _retry_transient(fn: Any, retry_s: float, what: str) -> Any:
+    """Call ``fn``; on a transient store error retry with backoff (0.5 s doubling to 5 s) for ``retry_s``."""
+    deadline = time.monotonic() + max(0.0, retry_s)
+    delay = 0.5
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            if not is_transient(exc) or time.monotonic() + delay > deadline:
+                raise
+            logger.warning("%s failed (%s); retrying in %.1f s", what, _first_line(exc), delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 @contextlib.contextmanager
 def _quiet_logger(name: str, level: int = logging.ERROR) -> Iterator[None]:
     """Raise one logger's level for the duration of a block."""
@@ -441,6 +477,8 @@ class MLflowTracker:
             check_tracking_store(configured, timeout=check_timeout)
         self.tracking_uri: str = resolve_tracking_uri(configured)
         self.flush_every = int(flush_every)
+        #: How long end_run keeps retrying a store that is briefly down (a PostgreSQL restart).
+        self.end_retry_s = 60.0
         self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         # The guide's three experiments are created together, in its order, so that on a fresh store
         # their ids are the guide's: trading_bot_ml 1, model_training 2, auto_retraining 3.
@@ -541,12 +579,12 @@ class MLflowTracker:
         run_id = self._stack[-1]
         flush_error: BaseException | None = None
         try:
-            self._flush_locked()
+            _retry_transient(self._flush_locked, self.end_retry_s, "final metric flush")
         except BaseException as exc:  # noqa: BLE001 - re-raised below, after the run is ended
             flush_error = exc
             logger.error("Final metric flush of run %s failed: %s", run_id, exc)
         try:
-            self.client.set_terminated(run_id, status=status)
+            _retry_transient(lambda: self.client.set_terminated(run_id, status=status), self.end_retry_s, "end run")
         finally:
             self._stack.pop()
             self._last_run_id = run_id
@@ -667,7 +705,13 @@ class MLflowTracker:
                         )
                 self._buffer.append(Metric(key, number, timestamp, step_value))
             if len(self._buffer) >= self.flush_every:
-                self._flush_locked()
+                try:
+                    self._flush_locked()
+                except Exception as exc:  # noqa: BLE001 - kept buffered on a transient error
+                    if not is_transient(exc):
+                        raise
+                    logger.warning("MLflow store unavailable (%s); keeping %d metric values buffered",
+                                   _first_line(exc), len(self._buffer))
 
     def log_metric(self, key: str, value: Any, step: int | None = None) -> None:
         self.log_metrics({key: value}, step=step)
@@ -678,11 +722,28 @@ class MLflowTracker:
         with self._lock:
             return len(self._buffer)
 
-    def flush(self) -> int:
+    def flush(self, retry_s: float = 0.0) -> int:
         """Send buffered metrics with ``log_batch``; returns how many values were sent (after
-        dropping all but the last value of a repeated ``(key, step)``)."""
+        dropping all but the last value of a repeated ``(key, step)``).
+
+        A transient store error (database restarting, server unreachable) is retried for up to
+        ``retry_s`` seconds; if it persists the values stay buffered and the error is raised.
+        """
         with self._lock:
-            return self._flush_locked()
+            return _retry_transient(self._flush_locked, retry_s, "metric flush")
+
+    def flush_or_keep(self) -> bool:
+        """:meth:`flush` that never stops a training over a transient store error: the values stay
+        buffered (nothing is lost) and go out with the next flush. Returns True if sent."""
+        try:
+            self.flush()
+            return True
+        except Exception as exc:  # noqa: BLE001 - only transient errors are swallowed
+            if not is_transient(exc):
+                raise
+            logger.warning("MLflow store unavailable (%s); keeping %d metric values buffered",
+                           _first_line(exc), len(self._buffer))
+            return False
 
     def _flush_locked(self) -> int:
         run_id = self._stack[-1] if self._stack else None
@@ -1227,7 +1288,7 @@ class MLflowCallback:
 
     def on_epoch_end(self, epoch: int, metrics: Mapping[str, Any]) -> None:
         self.tracker.log_metrics(self._numbers(metrics), step=epoch)
-        self.tracker.flush()
+        self.tracker.flush_or_keep()  # a database restart must not stop the training
 
     def on_train_end(self, result: Any) -> None:
         final: dict[str, float] = {}
@@ -1239,7 +1300,7 @@ class MLflowCallback:
             final[f"best_{monitor}"] = float(best)
         if final:
             self.tracker.log_metrics(final)
-        self.tracker.flush()
+        self.tracker.flush(retry_s=self.tracker.end_retry_s)
 
 
 def get_mlflow_tracker(
