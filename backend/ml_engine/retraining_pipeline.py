@@ -1086,42 +1086,13 @@ def _fmt_td(td: timedelta) -> str:
 # CLI
 # --------------------------------------------------------------------------------------------
 
+from backend.ml_engine.cli_args import OneLineParser, non_negative_float, positive_float, positive_int  # noqa: E402
+
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DRIFT, EXIT_REFUSED = 0, 1, 2, 3, 4
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # one line, exit 2, no usage dump
-        self.exit(EXIT_BAD_INPUT, f"error: {message} (see --help)\n")
-
-
-def _positive_float(v: str) -> float:
-    try:
-        x = float(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {v!r}") from None
-    if not (x > 0 and math.isfinite(x)):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {v!r}")
-    return x
-
-
-def _non_negative_float(v: str) -> float:
-    try:
-        x = float(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v!r}") from None
-    if not (x >= 0 and math.isfinite(x)):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v!r}")
-    return x
-
-
-def _positive_int(v: str) -> int:
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}")
-    return n
+_Parser = OneLineParser
+_positive_float, _non_negative_float, _positive_int = positive_float, non_negative_float, positive_int
 
 
 def _common(p: argparse.ArgumentParser) -> None:

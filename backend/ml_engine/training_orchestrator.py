@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
+from backend.ml_engine.cli_args import OneLineParser, positive_float, positive_int
 from backend.ml_engine.config import EXPERIMENT_TRAINING, Settings
 
 logger = logging.getLogger(__name__)
@@ -622,45 +623,25 @@ def _one_line(exc: BaseException) -> str:
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
-def _positive_int(v: str) -> int:
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}")
-    return n
-
-
-def _positive_float(v: str) -> float:
-    try:
-        x = float(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {v!r}") from None
-    if not x > 0 or x != x or x == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {v!r}")
-    return x
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m backend.ml_engine.training_orchestrator",
         description="Train the HybridCNN-LSTM on market candles, evaluate it honestly, log it to MLflow "
         "(experiment model_training) and register a version. Defaults come from .env / environment.",
         epilog="Example: python -m backend.ml_engine.training_orchestrator --epochs 100 --batch-size 128 "
         "--lr 0.0005 --date-range 60",
     )
-    p.add_argument("--epochs", type=_positive_int, help="training epochs (default: ML_EPOCHS or 20)")
-    p.add_argument("--batch-size", type=_positive_int, help="batch size (default: ML_BATCH_SIZE or 128)")
-    p.add_argument("--lr", type=_positive_float, help="learning rate (default: ML_LEARNING_RATE or 0.001)")
-    p.add_argument("--date-range", type=_positive_float, metavar="DAYS", help="use only the last N days of candles")
+    p.add_argument("--epochs", type=positive_int, help="training epochs (default: ML_EPOCHS or 20)")
+    p.add_argument("--batch-size", type=positive_int, help="batch size (default: ML_BATCH_SIZE or 128)")
+    p.add_argument("--lr", type=positive_float, help="learning rate (default: ML_LEARNING_RATE or 0.001)")
+    p.add_argument("--date-range", type=positive_float, metavar="DAYS", help="use only the last N days of candles")
     p.add_argument("--data", help="candle file (csv/parquet/feather), folder, or postgresql:// URL (default: bundled sample)")
     p.add_argument("--symbol", action="append", help="symbol to train on, e.g. ETH/BTC; repeat for several")
     p.add_argument("--timeframe", help="candle timeframe, e.g. 5m (default: ML_TIMEFRAME, else from file names)")
     p.add_argument("--seed", type=int, help="random seed; CPU runs with the same seed are repeatable")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default: auto)")
-    p.add_argument("--window", type=_positive_int, help="candles per input window (default: 60)")
-    p.add_argument("--horizon", type=_positive_int, help="label horizon in candles (default: 6)")
+    p.add_argument("--window", type=positive_int, help="candles per input window (default: 60)")
+    p.add_argument("--horizon", type=positive_int, help="label horizon in candles (default: 6)")
     p.add_argument("--model-name", default=DEFAULT_MODEL_NAME, help="registered model name (default: hybrid_cnn_lstm)")
     p.add_argument("--run-name", help="MLflow run name and output folder name (default: timestamped)")
     p.add_argument("--no-onnx", action="store_true", help="skip the ONNX export")
