@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import platform
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from typing import Any, Sequence
 
 from backend.ml_engine.cli_args import OneLineParser, positive_float, positive_int
 from backend.ml_engine.config import EXPERIMENT_TRAINING, Settings
+from backend.ml_engine.process import host_identity, pid_alive
 
 logger = logging.getLogger(__name__)
 
@@ -501,7 +501,7 @@ class TrainingOrchestrator:
             tracker = get_mlflow_tracker(experiment_name=self.experiment_name, settings=settings)
             reap_orphaned_runs(tracker)
             tags = {"training_mode": training_mode, "model_name": model_name, "code_version": code_version(),
-                    "host": socket.gethostname(), "pid": str(os.getpid())}
+                    "host": host_identity(), "pid": str(os.getpid())}
             if resume:
                 tags["resumed"] = "true"
             run_id = tracker.start_run(run_name=run_name, tags=tags)
@@ -580,23 +580,13 @@ class TrainingOrchestrator:
         return {"promoted": decision.promoted, "promotion_reason": decision.reason}
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
 def reap_orphaned_runs(tracker: Any) -> list[str]:
     """End as KILLED the RUNNING runs of this host whose training process is gone (SIGKILL, OOM, power).
 
     A run records its host and pid when it starts; only runs of this host can be judged here.
     Returns the ids of the runs it ended.
     """
-    host = socket.gethostname()
+    host = host_identity()
     ended = []
     runs = tracker.client.search_runs(
         [tracker.experiment_id], filter_string=f"attributes.status = 'RUNNING' AND tags.host = '{host}'",
@@ -604,7 +594,7 @@ def reap_orphaned_runs(tracker: Any) -> list[str]:
     )
     for run in runs:
         pid = run.data.tags.get("pid", "")
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             tracker.client.set_tag(run.info.run_id, "failure_reason", f"training process {pid} died before the run ended")
             tracker.client.set_terminated(run.info.run_id, status="KILLED")
             logger.warning("run %s (%s) was left RUNNING by dead process %s: marked KILLED",
