@@ -51,10 +51,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
-import psycopg2  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+
+from common import admin_connection as _admin, create_database as _create_database, drop_database  # noqa: E402
+
+
+def create_database() -> str:
+    return _create_database("bench_api")
+
 
 from backend.ml_engine.mlflow_integration import ensure_project_experiments, resolve_tracking_uri  # noqa: E402
 
@@ -71,28 +77,10 @@ EPOCHS = ("10", "20", "50", "100")
 METRICS = ("val_accuracy", "val_f1", "val_loss", "train_loss", "test_accuracy", "test_f1_macro")
 
 
-def _admin():
-    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
-    conn.autocommit = True
-    return conn
 
 
-def create_database() -> str:
-    name = f"bench_api_{uuid.uuid4().hex[:8]}"
-    conn = _admin()
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    return name
 
 
-def drop_database(name: str) -> None:
-    conn = _admin()
-    with conn.cursor() as cur:
-        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    conn.close()
 
 
 def free_port() -> int:

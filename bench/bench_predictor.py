@@ -40,6 +40,8 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import torch
 
+from common import cpu_model  # noqa: E402
+
 from backend.ml_engine.config import SAMPLE_DATA_DIR, Settings
 from backend.ml_engine.data import load_candles
 from backend.ml_engine.model import ModelConfig
@@ -49,14 +51,6 @@ from backend.ml_engine.training_orchestrator import TrainingOrchestrator
 MODEL_NAME = "bench_predictor"
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def load_avg() -> str:

@@ -29,7 +29,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from collections.abc import Callable
 
@@ -38,9 +37,10 @@ sys.path.insert(0, str(REPO))
 
 import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
-import psycopg2  # noqa: E402
 import torch  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
+
+from common import admin_connection as _admin, create_database as _create_database, drop_database  # noqa: E402
 
 from backend.ml_engine.config import Settings  # noqa: E402
 from backend.ml_engine.mlflow_integration import MLflowTracker, resolve_tracking_uri  # noqa: E402
@@ -48,30 +48,10 @@ from backend.ml_engine.mlflow_integration import MLflowTracker, resolve_tracking
 EPOCH_METRICS = ("train_loss", "val_loss", "val_accuracy", "val_f1", "learning_rate")
 
 
-def _admin():
-    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
-    conn.autocommit = True
-    return conn
 
 
-def create_database() -> str:
-    name = f"bench_tracking_{uuid.uuid4().hex[:8]}"
-    conn = _admin()
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    return name
 
 
-def drop_database(name: str) -> None:
-    conn = _admin()
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        )
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    conn.close()
 
 
 def postgres_version() -> str:
@@ -219,7 +199,7 @@ def main() -> int:
     started_at = dt.datetime.now(dt.UTC)
     load_before = os.getloadavg()
     rows: list[dict[str, object]] = []
-    dbname = create_database()
+    dbname = _create_database("bench_tracking")
     try:
         with tempfile.TemporaryDirectory(prefix="bench-tracking-") as tmp:
             rows += bench_store("PostgreSQL", f"postgresql://postgres@127.0.0.1:5432/{dbname}", f"{tmp}/pg-art", args.epochs, args.steps, args.repeats)

@@ -55,26 +55,40 @@ def write_report(name: str, title: str, body: str) -> Path:
     return path
 
 
-@contextlib.contextmanager
-def temp_postgres_database(prefix: str = "bench") -> Iterator[str]:
-    """A fresh database on the local server (user postgres, trust auth), dropped afterwards."""
+def admin_connection():
+    """An autocommit connection to the local server's `postgres` database (user postgres, trust auth)."""
     import psycopg2
 
-    def admin():
-        conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
-        conn.autocommit = True
-        return conn
+    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
+    conn.autocommit = True
+    return conn
 
+
+def create_database(prefix: str = "bench") -> str:
+    """A fresh database on the local server; returns its name."""
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    conn = admin()
+    conn = admin_connection()
     with conn.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
     conn.close()
+    return name
+
+
+def drop_database(name: str) -> None:
+    """Drop a database, ending its connections first."""
+    conn = admin_connection()
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (name,))
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    conn.close()
+
+
+@contextlib.contextmanager
+def temp_postgres_database(prefix: str = "bench") -> Iterator[str]:
+    """A fresh database on the local server (user postgres, trust auth), dropped afterwards."""
+    name = create_database(prefix)
     try:
         yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     finally:
-        conn = admin()
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.close()
+        drop_database(name)
