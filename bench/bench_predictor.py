@@ -203,18 +203,18 @@ def main(argv: list[str] | None = None) -> int:
     lines += [row(k, v) for k, v in timings.items()]
     lines += [
         "",
-        f"Split of one ONNX Runtime prediction (p50 {p_o['p50']:.3f} ms): feature pipeline {feat['p50']:.3f} ms "
-        f"({feat['p50'] / p_o['p50']:.0%}), model {m_o['p50']:.3f} ms ({m_o['p50'] / p_o['p50']:.0%}), the rest "
-        "(softmax, Prediction) negligible. With PyTorch the model is "
-        f"{m_t['p50']:.3f} ms ({m_t['p50'] / p_t['p50']:.0%} of {p_t['p50']:.3f} ms).",
+        f"Parts of one ONNX Runtime prediction (p50 {p_o['p50']:.3f} ms), each timed on its own: feature pipeline "
+        f"{feat['p50']:.3f} ms, model {m_o['p50']:.3f} ms (their sum, {feat['p50'] + m_o['p50']:.3f} ms, can exceed the "
+        "whole: every row is timed right after another row's call, so each part alone pays the cache misses that a "
+        f"whole request pays once). With PyTorch the model alone is {m_t['p50']:.3f} ms of {p_t['p50']:.3f} ms.",
         "",
         "Targets:",
         "",
-        f"- ONNX Runtime p50 at most half of PyTorch's: model call {m_o['p50']:.3f} / {m_t['p50']:.3f} ms = "
-        f"**{model_ratio:.2f}** ({'met' if model_ratio <= 0.5 else 'not met'}); end to end from raw candles "
-        f"{p_o['p50']:.3f} / {p_t['p50']:.3f} ms = **{ratio:.2f}** ({'met' if ok_ratio else 'not met'}: the feature "
-        f"pipeline, {feat['p50']:.3f} ms, is the same for both); against PyTorch on its default "
-        f"{default_threads} threads (phase B) {p_ob['p50']:.3f} / {p_tb['p50']:.3f} ms = {ratio_b:.2f}",
+        f"- ONNX Runtime p50 at most half of PyTorch's, end to end from raw candles: {p_o['p50']:.3f} / "
+        f"{p_t['p50']:.3f} ms = **{ratio:.2f}** -> **{'met' if ok_ratio else 'not met'}** (the feature pipeline, "
+        f"{feat['p50']:.3f} ms, is the same for both; the model call alone {m_o['p50']:.3f} / {m_t['p50']:.3f} ms = "
+        f"{model_ratio:.2f}); against PyTorch on its default {default_threads} threads (phase B) "
+        f"{p_ob['p50']:.3f} / {p_tb['p50']:.3f} ms = {ratio_b:.2f}",
         f"- ONNX Runtime p99 under 5 ms on {os.cpu_count()} cores: {p_o['p99']:.3f} ms -> "
         f"**{'met' if ok_p99 else 'not met'}** (phase B: {p_ob['p99']:.3f} ms)",
     ]
@@ -229,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
             text += old[old.index(marker):]
     Path(args.out).write_text(text)
     print(f"wrote {args.out}")
+    if not (ok_ratio and ok_p99):
+        print("a latency target is not met (see Targets above)", file=sys.stderr)
+        return 2
     return 0
 
 

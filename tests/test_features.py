@@ -15,6 +15,7 @@ from backend.ml_engine.features import (
     feature_names,
     lookback_rows,
     run_ids,
+    segment_features,
     segment_runs,
 )
 
@@ -108,14 +109,43 @@ def test_short_segment_is_all_nan_for_slow_features():
 
 
 def test_finite_lookback_truncated_history_gives_same_features():
+    # every value comes from its own lookback window only: any history of at least L rows gives
+    # the training features bit for bit (what lets the predictor compute on a short tail)
     frame = load_frame()
     cfg = FeatureConfig()
     lb = lookback_rows(cfg)
     full = build_features(frame, cfg).to_numpy()
-    start = 1234
-    tail = build_features(frame.iloc[start:].reset_index(drop=True), cfg).to_numpy()
-    np.testing.assert_allclose(tail[lb - 1:], full[start + lb - 1:], rtol=1e-5, atol=1e-7)
-    assert np.isnan(tail[: lb - 1]).any(axis=1).all()
+    for start in (1, 79, 1234, len(frame) - lb - 60):
+        tail = build_features(frame.iloc[start:].reset_index(drop=True), cfg).to_numpy()
+        np.testing.assert_array_equal(tail[lb - 1:], full[start + lb - 1:], err_msg=f"start {start}")
+        assert np.isnan(tail[: lb - 1]).any(axis=1).all()
+
+
+def test_segment_features_first_row_computes_the_same_bits_from_there():
+    frame = load_frame()
+    cfg = FeatureConfig()
+    cols = [frame[c].to_numpy(dtype=np.float64)[-139:] for c in ("open", "high", "low", "close", "volume")]
+    whole = segment_features(*cols, cfg=cfg)
+    assert whole.dtype == np.float32 and whole.shape == (len(feature_names(cfg)), 139)
+    for first in (0, 79, 138):
+        part = segment_features(*cols, cfg=cfg, first_row=first)
+        np.testing.assert_array_equal(part[:, first:], whole[:, first:])
+        assert np.isnan(part[:, :first]).all()
+
+
+def test_constant_windows_give_exact_neutral_values():
+    # 0.1 * 20 / 20 != 0.1 in floating point: a flat window must still give std 0 exactly, so the
+    # volume z-score is 0 (not +-1 from rounding), %B is 0.5 and close / SMA is exactly 1
+    rng = np.random.default_rng(3)
+    n = 300
+    close = np.concatenate([0.1 * np.exp(np.cumsum(rng.normal(0, 0.01, 150))), np.full(150, 0.1)])
+    volume = np.concatenate([rng.lognormal(0, 1, 150), np.full(150, 0.1)])
+    frame = pd.DataFrame({"open": close, "high": close, "low": close, "close": close, "volume": volume})
+    f = build_features(frame).iloc[-100:]
+    assert (f["volume_z_20"] == 0.0).all()
+    assert (f["bb_pctb"] == 0.5).all() and (f["bb_width"] == 0.0).all()
+    assert (f["close_ma_ratio_10"] == 0.0).all() and (f["close_ma_ratio_30"] == 0.0).all()
+    assert (f["volatility_10"] == 0.0).all() and (f["rsi_14"].iloc[-80:] == 0.0).all()  # RSI looks back 63 rows
 
 
 def test_scale_free():

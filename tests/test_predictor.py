@@ -398,9 +398,20 @@ def test_fast_validation_accepts_only_what_validate_candles_leaves_unchanged(rec
         "too short": recent.tail(50).reset_index(drop=True),
         "negative volume": recent.assign(volume=-recent["volume"]),
         "open above high": recent.assign(open=recent["high"] * 1.01),
+        "close below low": recent.assign(close=recent["low"] * 0.99),
+        "inf high": recent.assign(high=recent["high"].where(recent.index != 9, np.inf)),
+        "inf volume": recent.assign(volume=recent["volume"].where(recent.index != 9, np.inf)),
+        "NaN volume": recent.assign(volume=recent["volume"].where(recent.index != 9)),
+        "zero low": recent.assign(low=recent["low"].where(recent.index != 9, 0.0)),
+        "NaT": recent.assign(timestamp=recent["timestamp"].where(recent.index != 9)),
+        "duplicate column name": pd.concat([recent, recent[["close"]]], axis=1),
+        "string prices": recent.assign(close=recent["close"].astype(str)),
     }
     for label, frame in repaired.items():
         assert _fast_clean(frame, "5m", 139) is None, label
+    # the step comes from the model's timeframe (or the first difference when it has none)
+    assert _fast_clean(recent, "1m", 139) is None and _fast_clean(recent, "bogus", 139) is None
+    assert _fast_clean(recent, None, 139) is not None
 
 
 def test_repaired_candles_predict_like_training_would_see_them(predictor, recent):

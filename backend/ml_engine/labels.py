@@ -22,7 +22,7 @@ from typing import Any, Literal, Mapping
 import numpy as np
 import pandas as pd
 
-from .features import segment_runs
+from .features import rolling_std, segment_runs
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def label_threshold(close: np.ndarray | pd.Series, cfg: LabelConfig,
         if stop - start <= cfg.vol_window:
             continue
         r1 = np.diff(logc[start:stop])  # r1[i] = return into row start + i + 1
-        sigma = pd.Series(r1, copy=False).rolling(cfg.vol_window, min_periods=cfg.vol_window).std(ddof=1).to_numpy()
+        sigma = rolling_std(r1, cfg.vol_window, ddof=1)
         thr[start + 1:stop] = sigma
     return thr * (cfg.vol_multiplier * math.sqrt(cfg.horizon))
 

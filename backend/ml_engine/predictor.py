@@ -35,20 +35,20 @@ is validated by `validate_candles` with the model's timeframe and the default ``
 (short gaps forward-filled, longer ones split segments, NaN / non-positive prices / high < low
 refused with a `DataValidationError` naming the row and rule). A frame that is already clean
 (sorted unique timestamps on the timeframe grid, no gap, finite valid prices: what the bot's
-candle feed gives) is recognised by a vectorised check that accepts only frames `validate_candles`
-would return unchanged, and skips its ~2.5 ms of pandas work; anything else goes through
+candle feed gives) is recognised by a compiled check (`_fast_clean`) that accepts only frames
+`validate_candles` would return unchanged, and skips its ~2.5 ms of pandas work; anything else goes through
 `validate_candles`. The last window needs ``pipeline["min_history_rows"]`` (feature lookback +
 window - 1) consecutive candles in the last segment; fewer is a `DataValidationError` with rule
 ``too_few_rows``.
 
 ``predict`` computes features only on the last ``min_history_rows`` candles: every feature at
-row t depends on rows ``t - lookback + 1 .. t`` only (`features` module contract), so this gives
-the training features up to float rounding of pandas' rolling sums (tested: probabilities within
-1e-5 of the full-frame path; 2e-8 measured), and its cost does not grow with the frame. On that
-tail it calls the training feature function (`features._segment_features`) and the version's
-`Normalizer` directly on numpy columns (`_LastWindow`), skipping the DataFrame wrapper of
-`build_inference_windows` (~0.2 ms); for every version it loads, the predictor checks that this
-gives the same bits as `build_inference_windows` and otherwise uses the latter.
+row t is computed from rows ``t - lookback + 1 .. t`` only (`features` module contract), so this
+gives the training features bit for bit (tests/test_features.py), and its cost does not grow with
+the frame. On that tail it calls the training feature function (`features.segment_features`,
+only for the last ``window`` rows) and the version's `Normalizer` directly on numpy columns
+(`_LastWindow`), skipping the DataFrame wrapper of `build_inference_windows` (~0.2 ms); for every
+version it loads, the predictor checks that this gives the same bits as
+`build_inference_windows` and otherwise uses the latter.
 ``predict_proba`` (evaluation) runs `build_inference_windows` on the whole frame, as training did.
 Latency: ``bench/results/predictor.md``.
 
@@ -68,6 +68,8 @@ logged and the current version keeps serving. ``close()`` waits for a running re
 from __future__ import annotations
 
 import contextlib
+import datetime
+import functools
 import hashlib
 import json
 import logging
@@ -78,11 +80,12 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -95,7 +98,7 @@ from .data.candles import (
     validate_candles,
 )
 from .dataset import Normalizer, _check_pipeline, build_inference_windows
-from .features import FeatureConfig, _segment_features
+from .features import FeatureConfig, segment_features
 from .labels import CLASS_NAMES
 
 __all__ = [
@@ -235,7 +238,7 @@ OHLCV: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 class _LastWindow:
     """The normalised last window of a tail of exactly ``min_history_rows`` candles.
 
-    Calls the training feature function (`features._segment_features`, what `build_feature_matrix`
+    Calls the training feature function (`features.segment_features`, what `build_feature_matrix`
     runs per segment) and `Normalizer.transform` directly on numpy columns, skipping the
     DataFrame construction, pipeline parsing and window bookkeeping of `build_inference_windows`
     (~0.2 ms per prediction). Same functions on the same rows give the same bits; `Predictor`
@@ -252,12 +255,11 @@ class _LastWindow:
 
     def __call__(self, tail: np.ndarray) -> np.ndarray:
         """tail: (5, min_history_rows) float64 OHLCV rows, oldest first -> (1, T, F) float32."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            feats = _segment_features(tail[0], tail[1], tail[2], tail[3], tail[4], cfg=self.cfg)
         t = self.window
-        out = np.empty((1, t, len(self.names)), dtype=np.float32)
-        for j, name in enumerate(self.names):
-            out[0, :, j] = feats[name][-t:]  # float64 -> float32 as in build_feature_matrix
+        block = segment_features(tail[0], tail[1], tail[2], tail[3], tail[4], cfg=self.cfg,
+                                 first_row=tail.shape[1] - t)  # (F, rows) float32, last t rows computed
+        out = np.empty((1, t, block.shape[0]), dtype=np.float32)
+        out[0] = block[:, -t:].T
         if np.isnan(out).any():
             raise ValueError("last window has NaN features (tail shorter than the feature lookback?)")
         return self.norm.transform(out, inplace=True)
@@ -312,6 +314,16 @@ class _Resolved:
 
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:80] or "_"
+
+
+def _softmax_row(logits: np.ndarray) -> list[float]:
+    """Softmax of one row of logits as Python floats, in float64 like `_softmax` (equal to it up
+    to the last bit or two), without six numpy calls on three numbers."""
+    z = logits.tolist()
+    top = max(z)
+    e = [math.exp(v - top) for v in z]
+    total = math.fsum(e)
+    return [v / total for v in e]
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -784,11 +796,11 @@ class Predictor:
         self._maybe_refresh_in_background()
         bundle = self._bundle  # one reference for the whole request: a swap cannot mix versions
         x, candle_time = self.build_window(candles, bundle=bundle, source=source)
-        probs = _softmax(bundle.runner(x))[0]
+        probs = _softmax_row(bundle.runner(x)[0])
         return self._prediction(bundle, probs, candle_time)
 
-    def _prediction(self, bundle: ModelBundle, probs: np.ndarray, candle_time: str) -> Prediction:
-        idx = int(np.argmax(probs))
+    def _prediction(self, bundle: ModelBundle, probs: Sequence[float], candle_time: str) -> Prediction:
+        idx = max(range(len(probs)), key=probs.__getitem__)  # the first maximum, as np.argmax
         confidence = float(probs[idx])
         name = bundle.class_names[idx]
         signal = SIGNALS.get(name, "hold")
@@ -831,8 +843,56 @@ class Predictor:
 _NAT = np.iinfo(np.int64).min
 
 
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
 def _iso_utc(ns: int) -> str:
-    return pd.Timestamp(ns, tz="UTC").isoformat()
+    """ISO 8601 UTC of nanoseconds since the epoch, as ``pd.Timestamp(ns, tz="UTC").isoformat()``
+    writes it; through `datetime` (a few microseconds instead of pandas' Timestamp machinery)
+    unless there are nanoseconds that `datetime` cannot hold."""
+    if ns % 1000:
+        return pd.Timestamp(ns, tz="UTC").isoformat()
+    return (_EPOCH + datetime.timedelta(microseconds=ns // 1000)).isoformat()
+
+
+@functools.lru_cache(maxsize=256)
+def _column_layout(columns: tuple[Any, ...]) -> tuple[int, ...] | None:
+    """Positions of (time, open, high, low, close, volume) in a frame with these columns, as
+    `validate_candles` resolves the names; None if one is missing or a name repeats (then
+    validation must run). Cached: a bot sends frames of the same layout on every request."""
+    if len(set(columns)) != len(columns):
+        return None
+    time_col = find_time_column(list(columns))
+    if time_col is None:
+        return None
+    lower: dict[str, int] = {}
+    for pos, col in enumerate(columns):
+        lower.setdefault(str(col).strip().lower(), pos)
+    ohlcv = [lower.get(name) for name in OHLCV]
+    if any(pos is None for pos in ohlcv):
+        return None
+    return (columns.index(time_col), *ohlcv)  # type: ignore[arg-type]
+
+
+def _column_values(frame: pd.DataFrame, pos: int) -> Any:
+    """The stored array (numpy or extension) of column ``pos``, read only.
+
+    pandas' ``frame[name]`` builds a Series per call (~20 us, most of the fast path's time on a
+    bot-sized frame); ``DataFrame._get_column_array`` returns the block's array without one. It
+    is private, so any pandas without it takes the public route; the values are the same
+    (tests/test_predictor.py compares the fast path with `validate_candles` on many frames)."""
+    getter = getattr(frame, "_get_column_array", None)
+    if getter is not None:
+        return getter(pos)
+    return frame.iloc[:, pos].array
+
+
+@functools.lru_cache(maxsize=64)
+def _step_ns(timeframe: str) -> int | None:
+    try:
+        return int(timeframe_to_timedelta(timeframe).value)
+    except ValueError:
+        return None
 
 
 def _fast_clean(frame: pd.DataFrame, timeframe: str | None, min_rows: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -840,58 +900,61 @@ def _fast_clean(frame: pd.DataFrame, timeframe: str | None, min_rows: int) -> tu
     segment (no repair, no error); None when it might not (then it must run).
 
     Accepted: a 0..n-1 RangeIndex, the time column `validate_candles` would pick holding
-    datetimes (naive = UTC), numpy numeric OHLCV columns, at least ``min_rows`` rows, timestamps
-    exactly one timeframe apart (so sorted, unique, on the grid, no gap), finite values, positive
-    prices, low <= open, close <= high, volume >= 0."""
+    datetimes (naive = UTC), numpy numeric OHLCV columns, unique column names, at least
+    ``min_rows`` rows, timestamps exactly one timeframe apart (so sorted, unique, on the grid, no
+    gap), finite values, positive prices, low <= open, close <= high, volume >= 0."""
     n = len(frame)
     if n < max(min_rows, 2):
         return None
     index = frame.index
     if not (isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1):
         return None
-    columns = list(frame.columns)
-    time_col = find_time_column(columns)
-    if time_col is None:
+    try:
+        layout = _column_layout(tuple(frame.columns))
+    except TypeError:  # an unhashable column label
         return None
-    tcol = frame[time_col]
-    if not (isinstance(tcol.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(tcol.dtype)):
+    if layout is None:
         return None
-    lower: dict[str, Any] = {}
-    for col in columns:
-        lower.setdefault(str(col).strip().lower(), col)
+    arr = _column_values(frame, layout[0])
+    if isinstance(arr, np.ndarray) and arr.dtype.kind == "M":
+        arr = pd.array(arr)  # naive datetimes as numpy (the public route)
+    if not isinstance(arr, pd.arrays.DatetimeArray):
+        return None
     values = np.empty((5, n), dtype=np.float64)
-    for j, name in enumerate(OHLCV):
-        col = lower.get(name)
-        if col is None:
+    for j, pos in enumerate(layout[1:]):
+        col = _column_values(frame, pos)
+        if not isinstance(col, np.ndarray) or col.dtype.kind not in "fiu":
             return None
-        series = frame[col]
-        if not isinstance(series, pd.Series):  # duplicated column name
-            return None
-        dtype = series.dtype
-        if not isinstance(dtype, np.dtype) or dtype.kind not in "fiu":
-            return None
-        values[j] = series.to_numpy(dtype=np.float64)
-    arr = tcol.array  # DatetimeArray: int64 since the epoch (UTC for tz-aware), NaT = int64 min
+        values[j] = col
+    # arr: DatetimeArray, int64 since the epoch (UTC for tz-aware), NaT = int64 min
     if arr.unit != "ns":
         arr = arr.as_unit("ns")
     ts_ns = arr.asi8  # naive times are taken as UTC, as validate_candles does
-    if ts_ns[0] == _NAT or bool((ts_ns == _NAT).any()):
+    step = _step_ns(timeframe) if timeframe else 0
+    if step is None:
         return None
-    diffs = np.diff(ts_ns)
-    if timeframe:
-        try:
-            step = int(timeframe_to_timedelta(timeframe).value)
-        except ValueError:
-            return None
-    else:
-        step = int(diffs[0])
-    if step <= 0 or not bool(np.all(diffs == step)):
-        return None
-    if not bool(np.isfinite(values).all()):
-        return None
-    o, h, lo, c, vol = values
-    if not (bool((lo > 0).all()) and bool((lo <= h).all()) and bool((vol >= 0).all())
-            and bool(((o >= lo) & (o <= h) & (c >= lo) & (c <= h)).all())):
-        return None
-    # positive low and low <= open/close <= high imply every price is positive
+    return (ts_ns, values) if _clean_arrays(ts_ns, values, step) else None
+
+
+@numba.njit(cache=True, nogil=True)
+def _clean_arrays(ts_ns: np.ndarray, values: np.ndarray, step: int) -> bool:  # pragma: no cover - compiled
+    """True when the times are exactly ``step`` ns apart (the first difference when ``step`` is 0;
+    NaT, unsorted, duplicate or gap -> False) and every candle is valid: finite, 0 < low <=
+    open, close <= high, 0 <= volume (NaN fails every comparison). One compiled pass instead of
+    ~15 numpy calls."""
+    n = ts_ns.shape[0]
+    if n < 2 or ts_ns[0] == _NAT:
+        return False
+    if step == 0:
+        step = ts_ns[1] - ts_ns[0]
+    if step <= 0:
+        return False
+    for t in range(1, n):
+        if ts_ns[t] == _NAT or ts_ns[t] - ts_ns[t - 1] != step:
+            return False
+    for t in range(n):
+        o, h, lo, c, v = values[0, t], values[1, t], values[2, t], values[3, t], values[4, t]
+        if not (lo > 0 and lo <= o <= h and lo <= c <= h and h < np.inf and 0 <= v < np.inf):
+            return False
+    return True
     return ts_ns, values
