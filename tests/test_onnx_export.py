@@ -79,3 +79,32 @@ def test_rejects_bad_example(trained_like_model: HybridCNNLSTM, tmp_path: Path) 
     bad[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         export_onnx(trained_like_model, bad, tmp_path / "m.onnx")
+
+
+def test_concurrent_exports_in_one_process_all_use_torchscript(trained_like_model: HybridCNNLSTM, tmp_path: Path) -> None:
+    # torch.onnx keeps export state in process globals: unserialised, concurrent exports fail with
+    # "GLOBALS.in_onnx_export must be ..." and fall back to the slow dynamo exporter
+    import threading
+
+    example = np.random.default_rng(1).normal(size=(4, 32, 10)).astype(np.float32)
+    results: list[onnx_export.OnnxExportResult] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(3)
+
+    def export(i: int) -> None:
+        start.wait()
+        try:
+            for k in range(2):
+                results.append(export_onnx(trained_like_model, example, tmp_path / f"m{i}-{k}.onnx", exporter="auto"))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=export, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors
+    assert len(results) == 6
+    assert {r.exporter for r in results} == {"torchscript"}
+    assert all(r.max_abs_diff <= 1e-4 and r.path.exists() for r in results)

@@ -12,6 +12,7 @@ import copy
 import logging
 import os
 import tempfile
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -87,6 +88,13 @@ def _export_dynamo(model: nn.Module, x: torch.Tensor, path: Path, opset: int) ->
         program.save(str(path))
 
 
+_EXPORT_LOCK = threading.Lock()
+"""torch.onnx keeps its export state in process globals (``GLOBALS.in_onnx_export``): two exports
+running at once in one process (concurrent trainings in the worker) fail with an AssertionError,
+and the TorchScript failure used to fall back to the 20x slower dynamo exporter. Exports (~0.4 s)
+are therefore serialised; the parity check runs outside the lock."""
+
+
 def export_onnx(
     model: nn.Module,
     example: np.ndarray,
@@ -138,8 +146,9 @@ def export_onnx(
         t0 = time.perf_counter()
         for i, name in enumerate(order):
             try:
-                t0 = time.perf_counter()
-                (_export_torchscript if name == "torchscript" else _export_dynamo)(cpu_model, x, tmp, opset)
+                with _EXPORT_LOCK:
+                    t0 = time.perf_counter()
+                    (_export_torchscript if name == "torchscript" else _export_dynamo)(cpu_model, x, tmp, opset)
                 used = name
                 break
             except Exception:
