@@ -525,7 +525,9 @@ def _summary(datasets: dict[str, WindowDataset], symbols: list[str], series_id: 
 # serving
 # --------------------------------------------------------------------------------------------
 
-def _check_pipeline(pipeline: Mapping[str, Any]) -> tuple[FeatureConfig, Normalizer, int]:
+def parse_pipeline(pipeline: Mapping[str, Any]) -> tuple[FeatureConfig, Normalizer, int]:
+    """(feature config, normaliser, window) of a stored `PreparedData.pipeline`; ValueError when it
+    was written by another pipeline version or its feature names do not match its config."""
     if pipeline.get("version") != PIPELINE_VERSION:
         raise ValueError(f"pipeline version {pipeline.get('version')!r} is not {PIPELINE_VERSION}")
     fcfg = FeatureConfig.from_dict(pipeline["feature_config"])
@@ -548,7 +550,7 @@ def build_inference_windows(frame: pd.DataFrame, pipeline: Mapping[str, Any], *,
     candles in the last segment; pass only the recent tail of a long history, since features
     are computed on the whole frame). With ``return_ends`` also return the (n,) end row indices.
     """
-    fcfg, norm, window = _check_pipeline(pipeline)
+    fcfg, norm, window = parse_pipeline(pipeline)
     n = len(frame)
     seg_col = frame["segment"].to_numpy() if "segment" in frame.columns else None
     feats = np.ascontiguousarray(build_feature_matrix(frame, fcfg))  # (n, F)

@@ -97,7 +97,7 @@ from .data.candles import (
     timeframe_to_timedelta,
     validate_candles,
 )
-from .dataset import Normalizer, _check_pipeline, build_inference_windows
+from .dataset import Normalizer, parse_pipeline, build_inference_windows
 from .features import FeatureConfig, segment_features
 from .labels import CLASS_NAMES
 
@@ -246,7 +246,7 @@ class _LastWindow:
     """
 
     def __init__(self, pipeline: Mapping[str, Any]) -> None:
-        cfg, norm, window = _check_pipeline(pipeline)
+        cfg, norm, window = parse_pipeline(pipeline)
         self.cfg: FeatureConfig = cfg
         self.norm: Normalizer = norm
         self.window = window
@@ -494,8 +494,8 @@ class Predictor:
         from mlflow.exceptions import MlflowException
 
         from .mlflow_integration.mlflow_tracker import (
-            _model_id_of_version,
-            _parse_models_uri,
+            model_id_of_version,
+            parse_models_uri,
         )
 
         if not uri.startswith(("models:", "runs:")):
@@ -516,7 +516,7 @@ class Predictor:
                     raise ModelNotAvailableError(f"run {run_id} has no logged model named {art!r}")
                 lm = max(found, key=lambda m: m.creation_timestamp)
                 return _Resolved(self.model_name, lm.model_id, lm.model_id, lm.artifact_location, uri)
-            model_id, name, suffix, alias = _parse_models_uri(uri)
+            model_id, name, suffix, alias = parse_models_uri(uri)
             if model_id is not None:
                 lm = self.client.get_logged_model(model_id)
                 return _Resolved(self.model_name, model_id, model_id, lm.artifact_location, uri)
@@ -533,7 +533,7 @@ class Predictor:
                 mv = self.client.get_model_version(name, suffix)
             else:
                 raise ModelNotAvailableError(f"{uri}: stages are not supported; use a version number or an alias")
-            model_id = _model_id_of_version(mv)
+            model_id = model_id_of_version(mv)
             location = (self.client.get_logged_model(model_id).artifact_location if model_id
                         else self.client.get_model_version_download_uri(name, str(mv.version)))
             return _Resolved(name, str(mv.version), model_id, location, f"models:/{name}/{mv.version}")
@@ -550,12 +550,12 @@ class Predictor:
     def _explain_missing(self, uri: str, exc: Exception) -> str:
         from mlflow.exceptions import MlflowException
 
-        from .mlflow_integration.mlflow_tracker import _parse_models_uri
+        from .mlflow_integration.mlflow_tracker import parse_models_uri
 
         base = f"{uri}: {exc} (store {self.display_uri})"
         if not uri.startswith("models:"):
             return base
-        _, name, _, alias = _parse_models_uri(uri)
+        _, name, _, alias = parse_models_uri(uri)
         if name is None:
             return base
         try:

@@ -419,7 +419,7 @@ def _to_numpy(example: Any) -> np.ndarray:
     return np.asarray(example)
 
 
-def _parse_models_uri(uri: str) -> tuple[str | None, str | None, str | None, str | None]:
+def parse_models_uri(uri: str) -> tuple[str | None, str | None, str | None, str | None]:
     """``models:/...`` -> (model_id, name, version_or_latest_or_stage, alias)."""
     path = uri[len("models:") :].lstrip("/")
     if not path:
@@ -433,7 +433,7 @@ def _parse_models_uri(uri: str) -> tuple[str | None, str | None, str | None, str
     return path, None, None, None
 
 
-def _model_id_of_version(mv: Any) -> str | None:
+def model_id_of_version(mv: Any) -> str | None:
     """The LoggedModel id of a registry version: its own field, our tag, or a ``models:/<id>`` source."""
     if getattr(mv, "model_id", None):
         return str(mv.model_id)
@@ -442,7 +442,7 @@ def _model_id_of_version(mv: Any) -> str | None:
         return str(tag)
     source = mv.source or ""
     if source.startswith("models:/"):
-        model_id, *_ = _parse_models_uri(source)
+        model_id, *_ = parse_models_uri(source)
         return model_id
     return None
 
@@ -1100,11 +1100,11 @@ class MLflowTracker:
 
     def _model_id_of(self, model_uri: str) -> str:
         if model_uri.startswith("models:"):
-            model_id, name, suffix, alias = _parse_models_uri(model_uri)
+            model_id, name, suffix, alias = parse_models_uri(model_uri)
             if model_id is not None:
                 return model_id
             mv = self._model_version_of(name or "", suffix, alias)
-            found = _model_id_of_version(mv)
+            found = model_id_of_version(mv)
             if not found:
                 raise ValueError(f"{model_uri} has no MLflow 3 model id (registered from a legacy source)")
             return found
@@ -1154,10 +1154,10 @@ class MLflowTracker:
     def resolve_model_location(self, model_uri: str) -> str:
         """The artifact URI holding the MLflow model that ``model_uri`` names (see module doc)."""
         if model_uri.startswith("models:"):
-            model_id, name, suffix, alias = _parse_models_uri(model_uri)
+            model_id, name, suffix, alias = parse_models_uri(model_uri)
             if model_id is None:
                 mv = self._model_version_of(name or "", suffix, alias)
-                model_id = _model_id_of_version(mv)
+                model_id = model_id_of_version(mv)
                 if not model_id:
                     return self.client.get_model_version_download_uri(mv.name, mv.version)
             return self.client.get_logged_model(model_id).artifact_location
