@@ -90,3 +90,60 @@ def test_pick_language_of_the_projects_bilingual_descriptions() -> None:
     assert pick_language("only English here", "ru") == "only English here"  # nothing to choose from
     assert i18n.in_language("Привет", "ru") and i18n.in_language("hello", "en")
     assert not i18n.in_language("hello", "ru")
+
+
+def _gate_texts() -> list[str]:
+    """Every sentence the promotion gate can write, produced by the gate itself."""
+    from backend.ml_engine.model_registry import PromotionGate
+
+    ok = {"test_accuracy": 0.6, "test_f1_macro": 0.5, "onnx_parity_max_abs_diff": 3e-8}
+    texts = []
+    for gate in (PromotionGate(), PromotionGate(primary_metric="test_loss", greater_is_better=False)):
+        pm = gate.primary_metric
+        cases = [
+            dict(candidate={}, champion=None, signature_present=None, archived=True),
+            dict(candidate={**ok, "test_accuracy": 0.4, pm: 0.5}, champion=None, signature_present=False,
+                 signature_detail="MLmodel has no signature"),
+            dict(candidate={**ok, pm: 0.5, "onnx_parity_max_abs_diff": 0.1}, champion={}, champion_version=3,
+                 signature_present=False, signature_detail="no readable MLmodel at models:/m/1: OSError"),
+            dict(candidate={**ok, pm: 0.5}, champion={pm: 0.9}, champion_version=3, signature_present=True),
+            dict(candidate={**ok, pm: 0.9}, champion={pm: 0.5}, champion_version=3, signature_present=True,
+                 metrics_source="the same recent holdout"),
+            dict(candidate={**ok, pm: 0.9}, champion={pm: 0.5}, champion_version=3, signature_present=True,
+                 metrics_source="recorded test metrics (no evaluator: not the same holdout)"),
+            dict(candidate={"test_accuracy": 0.6, pm: 0.5}, champion=None, signature_present=True),
+        ]
+        for case in cases:
+            candidate, champion = case.pop("candidate"), case.pop("champion")
+            texts.append(gate.check(candidate, champion, **case).reason)
+    return texts
+
+
+REGISTRY_TEXTS = [  # written by ModelRegistry and the retraining pipeline around the gate's verdict
+    "forced: promotion gate skipped",
+    "v3 is already in production",
+    "refused: holdout evaluation failed: ValueError: no candles; signature not checked",
+    "gate passed: signature present; compared recorded test metrics from version tags (no holdout evaluator)",
+    "rolled back from v3 to v2",
+    "restored v2",
+    "archived v2",
+    "archived v2 (was production; production now unset)",
+    "automatic promotion after training",
+    "auto retraining (drift); walk-forward over 5 folds",
+]
+
+
+def test_every_gate_and_registry_sentence_reads_in_russian() -> None:
+    from backend.dashboard.i18n import engine_text, in_language
+
+    texts = _gate_texts() + REGISTRY_TEXTS
+    assert any("refused: " in x for x in texts) and any("gate passed: " in x for x in texts)
+    for text in texts:
+        ru = engine_text(text, "ru")
+        for clause in ru.split("; "):
+            assert in_language(clause, "ru"), f"untranslated {clause!r} in {text!r} -> {ru!r}"
+        assert engine_text(text, "en") == text
+    # numbers, metric names and versions survive; unknown text (a person's reason) is left alone
+    ru = engine_text("refused: test_accuracy 0.4812 < min 0.5", "ru")
+    assert ru == "отказано: test_accuracy 0.4812 < минимума 0.5"
+    assert engine_text("weekly retrain", "ru") == "weekly retrain"

@@ -272,6 +272,31 @@ def test_read_only_without_a_configured_token(read_only: Services, seed: Seed) -
     assert at.button(key="training.submit").disabled
 
 
+def test_a_refused_promotion_reads_in_russian(seed: Seed) -> None:
+    # the gate writes its verdict in English (MLflow tags, API); the Russian page shows it in Russian
+    models = seed.services.models
+    before = models.get_model(MODEL).production_version
+    target = [v.version for v in models.get_model(MODEL).versions if v.version != before][-1]
+    registry = models.registry
+    models._run(registry.archive(MODEL, target, reason="test", actor="tests"))
+    try:
+        at = open_page(seed.services, "models", query={"model": MODEL})
+        at.text_input(key="models.token").input(TOKEN)
+        at.selectbox(key="models.promote_version").set_value(target)
+        at.checkbox(key="models.promote_confirm").check().run()
+        at.button(key="models.promote_button").click().run()
+        assert_ok(at)
+        assert at.warning[0].value == t("models.refused", "ru")
+        verdict = [m.value for m in at.markdown if m.value.startswith("отказано: ")]
+        assert verdict and "версия в архиве" in verdict[0], [m.value for m in at.markdown]
+        assert models.get_model(MODEL).production_version == before
+        history = next(f.value for f in at.dataframe if "Решение" in f.value.columns)
+        verdicts = list(history[t("col.detail", "ru")])
+        assert any(str(d).startswith("отказано: ") for d in verdicts), verdicts
+    finally:
+        registry.client.delete_model_version_tag(MODEL, str(target), "archived")
+
+
 def test_promote_calls_the_model_service(seed: Seed, monkeypatch: pytest.MonkeyPatch) -> None:
     service = type(seed.services.models)
     real = service.promote

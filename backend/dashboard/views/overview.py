@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from backend.dashboard import context
-from backend.dashboard.i18n import t
+from backend.dashboard.i18n import engine_text, t
 from backend.dashboard.widgets import (
     PAGE_PATHS,
     fmt_duration,
@@ -105,10 +105,10 @@ def _production_card(summary: ProductionSummary) -> None:
                 st.warning(t("overview.forced"))
             if summary.reason:
                 st.markdown(t("overview.reason"))
-                recorded(summary.reason)
+                recorded(engine_text(summary.reason))
             if summary.detail:
                 with st.expander(t("overview.gate")):
-                    recorded(summary.detail)
+                    recorded(engine_text(summary.detail))
         else:
             st.caption(t("overview.no_history"))
         if summary.latest_version and summary.latest_version != summary.version:
