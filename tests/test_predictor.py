@@ -371,6 +371,10 @@ def _validated(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return clean["timestamp"].array.asi8, np.stack([clean[c].to_numpy() for c in OHLCV])
 
 
+def _raise(exc: BaseException):
+    raise exc
+
+
 def test_fast_validation_accepts_only_what_validate_candles_leaves_unchanged(recent):
     variants = {
         "clean": recent,
@@ -409,6 +413,15 @@ def test_fast_validation_accepts_only_what_validate_candles_leaves_unchanged(rec
     }
     for label, frame in repaired.items():
         assert _fast_clean(frame, "5m", 139) is None, label
+    # without pandas' private column accessor the public route gives the same arrays
+    private = fast_without = None
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pd.DataFrame, "_get_column_array", property(lambda self: _raise(AttributeError("gone"))))
+        private = _fast_clean(variants["naive UTC times"], "5m", 139)
+        fast_without = _fast_clean(recent, "5m", 139)
+    ts, values = _validated(recent)
+    assert fast_without is not None and np.array_equal(fast_without[0], ts) and np.array_equal(fast_without[1], values)
+    assert private is not None and np.array_equal(private[1], values)
     # the step comes from the model's timeframe (or the first difference when it has none)
     assert _fast_clean(recent, "1m", 139) is None and _fast_clean(recent, "bogus", 139) is None
     assert _fast_clean(recent, None, 139) is not None

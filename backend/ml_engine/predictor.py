@@ -884,7 +884,8 @@ def _column_values(frame: pd.DataFrame, pos: int) -> Any:
     getter = getattr(frame, "_get_column_array", None)
     if getter is not None:
         return getter(pos)
-    return frame.iloc[:, pos].array
+    values = frame.iloc[:, pos].array
+    return values.to_numpy() if isinstance(values, pd.arrays.NumpyExtensionArray) else values
 
 
 @functools.lru_cache(maxsize=64)
