@@ -84,6 +84,32 @@ def predictor(store) -> Predictor:
     p.close()
 
 
+def test_serving_with_onnx_runtime_never_imports_torch(store, recent, tmp_path):
+    # a bot's process that serves the production alias with ONNX Runtime does not load PyTorch
+    # (~1.5 s and ~250 MB): the predictor and the pipeline module are torch-free
+    settings = store["settings"]
+    recent.to_pickle(tmp_path / "recent.pkl")
+    script = f"""
+import sys, pandas as pd
+from backend.ml_engine.config import Settings
+from backend.ml_engine.predictor import Predictor
+settings = Settings(mlflow_tracking_uri={settings.mlflow_tracking_uri!r},
+                    mlflow_artifact_location={settings.mlflow_artifact_location!r},
+                    cache_dir={str(tmp_path / "cache")!r})
+p = Predictor({NAME!r}, settings=settings, refresh_interval_s=0)
+pred = p.predict(pd.read_pickle({str(tmp_path / "recent.pkl")!r}))
+assert p.backend == "onnxruntime", p.backend
+print(sorted(m for m in sys.modules if m == "torch" or m.startswith("torch.")) or "no torch", pred.signal)
+"""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split()[:2] == ["no", "torch"], out.stdout
+
+
 # ------------------------------------------------------------------------------------------------
 # loading and one prediction
 # ------------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ folder and renamed, so a half-downloaded folder is never used), then
   PyTorch model when the version has no ONNX file, ORT cannot load it, or ``prefer_onnx=False``
   (``backend`` says which: ``"onnxruntime"`` or ``"torch"``);
 * turns candles into model input with the version's OWN ``metadata.json["pipeline"]`` through
-  `dataset.build_inference_windows`, the code path training used (features, window,
+  `pipeline.build_inference_windows`, the code path training used (features, window,
   normaliser statistics of that version): no train/serve skew, and a new version with other
   features or another window is served correctly the moment it is loaded.
 
@@ -97,7 +97,7 @@ from .data.candles import (
     timeframe_to_timedelta,
     validate_candles,
 )
-from .dataset import Normalizer, parse_pipeline, build_inference_windows
+from .pipeline import Normalizer, build_inference_windows, parse_pipeline
 from .features import FeatureConfig, segment_features
 from .labels import CLASS_NAMES
 
