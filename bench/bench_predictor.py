@@ -87,6 +87,29 @@ def row(label: str, s: dict[str, float]) -> str:
     return f"| {label} | {s['p50']:.3f} | {s['p90']:.3f} | {s['p99']:.3f} | {s['mean']:.3f} | {s['max']:.2f} |"
 
 
+_IMPORT_PROBE = """
+import sys, time
+t = time.perf_counter()
+for name in sys.argv[1:]:
+    __import__(name)
+seconds = time.perf_counter() - t
+rss = int(open('/proc/self/status').read().split('VmRSS:')[1].split()[0]) // 1024
+print(f"{seconds:.2f} {rss} {int('torch' in sys.modules)}")
+"""
+
+
+def import_cost(*modules: str) -> tuple[float, int, bool]:
+    """(seconds, VmRSS MB, torch loaded?) of importing ``modules`` in a fresh interpreter (best of 3)."""
+    import subprocess
+
+    runs = []
+    for _ in range(3):
+        out = subprocess.run([sys.executable, "-c", _IMPORT_PROBE, *modules], capture_output=True, text=True,
+                             check=True, cwd=Path(__file__).resolve().parents[1]).stdout.split()
+        runs.append((float(out[0]), int(out[1]), out[2] == "1"))
+    return min(runs)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--calls", type=int, default=2000, help="timed calls per function (default 2000)")
@@ -158,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         res = interleaved({"onnx": lambda: onnx.predict(candles)}, args.calls, args.warmup)
         timings["predict, ONNX Runtime (1 thread, phase B, right after)"] = stats(res["onnx"])
 
+    imp_pred = import_cost("backend.ml_engine.predictor")
+    imp_torch = import_cost("backend.ml_engine.predictor", "torch")
     finished = dt.datetime.now(dt.UTC)
     p_o = timings["predict, ONNX Runtime (1 thread)"]
     p_t = timings["predict, PyTorch eager (1 thread)"]
@@ -189,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         f"of the bundled ETH/BTC 5m candles ({train_s:.1f} s to train, log, register and promote; latency does not depend on weights)",
         f"- loaded through the production path `Predictor('{MODEL_NAME}')` (alias, download, metadata): "
         f"ONNX Runtime {load_onnx_s * 1e3:.0f} ms (cold download), PyTorch {load_torch_s * 1e3:.0f} ms (cache hit)",
+        f"- serving process: `import backend.ml_engine.predictor` in a fresh interpreter takes {imp_pred[0]:.2f} s and "
+        f"{imp_pred[1]} MB RSS, torch {'loaded' if imp_pred[2] else 'not loaded'} (ONNX Runtime serving needs no PyTorch); "
+        f"with torch as well (what the PyTorch fallback adds) {imp_torch[0]:.2f} s and {imp_torch[1]} MB (best of 3 each)",
         f"- input: the last {args.rows} raw ETH/BTC candles (timestamp + OHLCV), a clean frame, as a bot's feed gives it",
         f"- {args.calls} timed calls per row after {args.warmup} warm-up calls. Phase A: every row interleaved call by "
         "call (the order rotates each round), ONNX Runtime with 1 intra-op thread, PyTorch with `torch.set_num_threads(1)`. "
