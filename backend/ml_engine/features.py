@@ -286,15 +286,29 @@ def _window_sq_dev(x: np.ndarray, start: int, w: int, mean: float) -> float:
 
 
 @numba.njit(**_JIT)
-def _window_mean_std(x: np.ndarray, start: int, w: int, ddof: int) -> tuple[float, float]:
-    """Mean and std (two passes) of x[start : start + w]; a constant window gives exactly its value
-    and 0 (a sum of w equal values divided by w need not give the value back); NaN propagates."""
+def _flat(x: np.ndarray, start: int, w: int) -> bool:
+    """All of x[start : start + w] equal (leaves at the first difference, at once on a moving
+    window; NaN != NaN, so a window with a NaN is never flat)."""
     first = x[start]
-    i = start + 1
-    while i < start + w and x[i] == first:  # leaves at once on a moving window; NaN != NaN
-        i += 1
-    if i == start + w:
-        return first, 0.0
+    for i in range(start + 1, start + w):
+        if x[i] != first:
+            return False
+    return first == first
+
+
+@numba.njit(**_JIT)
+def _window_mean(x: np.ndarray, start: int, w: int) -> float:
+    """Mean of x[start : start + w]; exactly the value on a flat window (a sum of w equal values
+    divided by w need not give the value back: 0.1 * 20 / 20 != 0.1)."""
+    return x[start] if _flat(x, start, w) else _window_sum(x, start, w) / w
+
+
+@numba.njit(**_JIT)
+def _window_mean_std(x: np.ndarray, start: int, w: int, ddof: int) -> tuple[float, float]:
+    """Mean and std (two passes) of x[start : start + w]; exactly (value, 0) on a flat window;
+    NaN propagates."""
+    if _flat(x, start, w):
+        return x[start], 0.0
     mean = _window_sum(x, start, w) / w
     return mean, math.sqrt(_window_sq_dev(x, start, w, mean) / (w - ddof))
 
@@ -403,7 +417,7 @@ def _segment_kernel(o, h, lo, c, v, lags, vol_windows, k_rsi, k_fast, k_slow, k_
     row += 1
     for w in ma_windows:
         for t in range(max(first, w - 1), n):
-            out[row, t] = math.log(c[t] / _window_mean_std(c, t - w + 1, w, 0)[0])  # std: only if not flat
+            out[row, t] = math.log(c[t] / _window_mean(c, t - w + 1, w))
         row += 1
     for t in range(first, n):
         out[row, t] = math.log(c[t] / o[t])
@@ -451,14 +465,12 @@ def _feature_array(frame: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray:
     arrays = {col: frame[col].to_numpy(dtype=np.float64) for col in OHLCV_COLUMNS}
     if n and (min(arrays[col].min() for col in ("open", "high", "low", "close")) <= 0):
         raise ValueError("build_features: open/high/low/close must be positive")
-    lookbacks = _feature_lookbacks(cfg)
-    names = list(lookbacks)
-    result = np.empty((len(names), n), dtype=np.float32)  # (F, N)
+    result = np.empty((_feature_count(cfg), n), dtype=np.float32)  # (F, N)
     segment = frame["segment"].to_numpy() if "segment" in frame.columns else None
     runs = segment_runs(segment, n)
     for start, stop in runs:  # loop over segments only; compiled inside
         result[:, start:stop] = segment_features(*(arrays[col][start:stop] for col in OHLCV_COLUMNS), cfg=cfg)
-    logger.debug("build_features: %d rows, %d segments, %d features", n, len(runs), len(names))
+    logger.debug("build_features: %d rows, %d segments, %d features", n, len(runs), result.shape[0])
     return result
 
 

@@ -250,7 +250,6 @@ class _LastWindow:
         self.cfg: FeatureConfig = cfg
         self.norm: Normalizer = norm
         self.window = window
-        self.names: list[str] = list(pipeline["feature_names"])
         self.rows = int(pipeline["min_history_rows"])
 
     def __call__(self, tail: np.ndarray) -> np.ndarray:
