@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: demo test install install-test bench ui dashboard screenshots api worker clean help
+.PHONY: demo test lint install install-test bench ui dashboard screenshots api worker clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -32,6 +32,11 @@ demo: install  ## train a small model on the bundled real candles (embedded SQLi
 
 test: install-test  ## run the whole test suite
 	$(PY) -m pytest -q
+
+lint: install-test  ## ruff (lint, format check) and mypy --strict on backend/ml_engine
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 bench: install-test  ## run every benchmark and regenerate docs/benchmarks.md
 	$(PY) bench/run_all.py
