@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Iterator, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -111,7 +112,7 @@ class SplitConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "SplitConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> SplitConfig:
         unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown SplitConfig keys: {sorted(unknown)}")
@@ -271,8 +272,9 @@ def _iso(ts: np.datetime64) -> str:
 def _split_ends(ends: np.ndarray, cfg: SplitConfig, gap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Chronological split of sorted end rows of ONE series, purging the starts of val and test."""
     m = ends.shape[0]
-    i1 = int(round(m * cfg.train_frac))
-    i2 = int(round(m * (cfg.train_frac + cfg.val_frac)))
+    # int(): under NumPy 1.x, round() of a NumPy float is a NumPy float.
+    i1 = int(round(m * cfg.train_frac))  # noqa: RUF046
+    i2 = int(round(m * (cfg.train_frac + cfg.val_frac)))  # noqa: RUF046
     train = ends[:i1]
     val = ends[i1:i2]
     if train.size:

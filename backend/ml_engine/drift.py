@@ -80,9 +80,10 @@ import json
 import logging
 import math
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -508,7 +509,7 @@ def reference_from_metadata(metadata: Mapping[str, Any], *, reference_data: str 
     if reference_data:
         try:
             series = load_candles(reference_data, timeframe=timeframe, max_fill_gap=max_fill_gap, min_rows=1)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any loader failure is one DriftReferenceError
             raise DriftReferenceError(f"reference data {reference_data}: {exc}") from None
         parts = [_series_features(s, fcfg, None, None) for s in series]
         info = {"kind": "explicit", "source": str(reference_data), "symbols": [s.symbol for s in series]}
@@ -529,7 +530,7 @@ def reference_from_metadata(metadata: Mapping[str, Any], *, reference_data: str 
             try:
                 s = _load_reference_series(source, symbol, timeframe, max_fill_gap=max_fill_gap,
                                            database_url=database_url)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any loader failure is one DriftReferenceError
                 raise DriftReferenceError(
                     f"cannot rebuild the drift reference from {source} ({symbol}): {exc}; "
                     "pass the training candles as reference_data (--reference-data)"

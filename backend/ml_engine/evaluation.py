@@ -31,7 +31,8 @@ Backtest conventions (documented once, used everywhere):
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -56,9 +57,8 @@ def _as_labels(a: Any, name: str, n_classes: int) -> np.ndarray:
     arr = np.asarray(a)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        if not np.all(np.equal(np.mod(arr, 1), 0)):
-            raise ValueError(f"{name} must hold integer class ids")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer) and not np.all(np.equal(np.mod(arr, 1), 0)):
+        raise ValueError(f"{name} must hold integer class ids")
     arr = arr.astype(np.int64)
     if arr.size and (arr.min() < 0 or arr.max() >= n_classes):
         raise ValueError(f"{name} must hold class ids in [0, {n_classes}), got range [{arr.min()}, {arr.max()}]")

@@ -34,8 +34,9 @@ from __future__ import annotations
 import functools
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 import numba
 import numpy as np
@@ -124,7 +125,7 @@ class FeatureConfig:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "FeatureConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureConfig:
         """Rebuild from `to_dict` output; unknown keys raise ValueError."""
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
@@ -149,7 +150,7 @@ def _kernel_length(alpha: float, tail: float) -> int:
     """Smallest L with (1 - alpha)^L <= tail."""
     if alpha >= 1.0:
         return 1
-    return max(1, int(math.ceil(math.log(tail) / math.log1p(-alpha) - 1e-12)))
+    return max(1, math.ceil(math.log(tail) / math.log1p(-alpha) - 1e-12))
 
 
 @functools.lru_cache(maxsize=64)

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -71,7 +72,7 @@ class LabelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "LabelConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> LabelConfig:
         """Rebuild from `to_dict` output; unknown keys raise ValueError."""
         unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:

@@ -101,7 +101,7 @@ class ModelConfig:
         return d
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known

@@ -10,8 +10,9 @@ with ONNX Runtime (`predictor`) never loads PyTorch.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,7 +49,7 @@ class Normalizer:
 
     @classmethod
     def fit(cls, X: np.ndarray, rows: np.ndarray | None = None, feature_names: Sequence[str] = (),
-            chunk_rows: int = 1 << 18) -> "Normalizer":
+            chunk_rows: int = 1 << 18) -> Normalizer:
         """Statistics of ``X[rows]`` (rows: int indices or a bool mask; None = all rows).
 
         Two passes in float64 over chunks of rows, so memory stays at one chunk whatever N is.
@@ -100,7 +101,7 @@ class Normalizer:
                 "feature_names": list(self.feature_names)}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Normalizer":
+    def from_dict(cls, data: Mapping[str, Any]) -> Normalizer:
         return cls(mean=np.asarray(data["mean"], dtype=np.float32), std=np.asarray(data["std"], dtype=np.float32),
                    feature_names=list(data.get("feature_names", [])))
 

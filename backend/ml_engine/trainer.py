@@ -21,9 +21,10 @@ import os
 import random
 import tempfile
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -172,7 +173,7 @@ class TrainerConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainerConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainerConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -235,7 +236,7 @@ class Callback(Protocol):
     The Protocol lists the hooks for type checkers; subclass :class:`BaseCallback` to get no-op defaults.
     """
 
-    def on_train_start(self, trainer: "Trainer") -> None: ...
+    def on_train_start(self, trainer: Trainer) -> None: ...
 
     def on_batch_end(self, step: int, metrics: dict[str, float]) -> None: ...
 
@@ -247,7 +248,7 @@ class Callback(Protocol):
 class BaseCallback:
     """No-op implementation of every :class:`Callback` hook."""
 
-    def on_train_start(self, trainer: "Trainer") -> None:
+    def on_train_start(self, trainer: Trainer) -> None:
         pass
 
     def on_batch_end(self, step: int, metrics: dict[str, float]) -> None:
@@ -274,7 +275,7 @@ class ProgressBarCallback(BaseCallback):
         self._kwargs = tqdm_kwargs
         self._bar: Any = None
 
-    def on_train_start(self, trainer: "Trainer") -> None:
+    def on_train_start(self, trainer: Trainer) -> None:
         from tqdm.auto import tqdm
 
         kwargs = {"desc": "training", "unit": "epoch", "dynamic_ncols": True, **self._kwargs}

@@ -43,7 +43,7 @@ class OHLCVExchange(Protocol):
 def make_exchange(exchange_id: str = "binance") -> Any:
     """A ccxt exchange with rate limiting; needs `pip install 'trading-bot-ml-engine[exchange]'`."""
     try:
-        import ccxt  # noqa: PLC0415 - optional dependency
+        import ccxt  # optional dependency
     except ImportError as exc:  # pragma: no cover - ccxt is in the test extra
         raise ImportError(
             "downloading candles needs ccxt: pip install 'trading-bot-ml-engine[exchange]'"

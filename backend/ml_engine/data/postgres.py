@@ -42,7 +42,7 @@ def engine_url(url: str | URL) -> URL:
     u = _url(url)
     if u.drivername == "postgresql":
         try:
-            import psycopg  # noqa: F401, PLC0415
+            import psycopg  # noqa: F401
         except ImportError:
             u = u.set(drivername="postgresql+psycopg2")
     return u
