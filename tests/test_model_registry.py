@@ -221,7 +221,8 @@ def test_factory_reads_settings(tmp_path):
     assert reg.tracking_uri == settings.mlflow_tracking_uri
     assert reg.gate.min_accuracy_for_promotion == 0.7
     assert reg.lock.kind == "file"
-    assert ModelRegistry("http://mlflow:5000").lock.kind == "process"
+    # an MLflow server alone gives no database to lock on: file locks (one machine)
+    assert ModelRegistry("http://mlflow:5000").lock.kind == "file"
     assert ModelRegistry("postgresql://u:secret@db/x").lock.kind == "postgresql-advisory"
     assert "secret" not in repr(ModelRegistry("postgresql://u:secret@db/x"))
 
@@ -634,7 +635,7 @@ def test_sqlite_store_uses_file_lock(tmp_path, saved_models):
     events = asyncio.run(reg.history(name))
     assert len(events) == 3
     assert_chain(events)
-    assert (tmp_path / "mlflow.db.registry.lock").exists()
+    assert (tmp_path / ".locks" / "registry-sqlite_model.lock").exists()
 
 
 # ---------------------------------------------------------------------------------------------
