@@ -195,7 +195,7 @@ def test_full_training_flow(store: dict[str, str], tmp_path: Path) -> None:
         version = tracker.register_model(
             model_uri, model_name, tags={"training_mode": "manual", "test_accuracy": "0.7700"}, description="flow test version"
         )
-    tracker.set_model_alias(model_name, "production", version)
+    tracker.models.promote(model_name, version, reason="flow test", force=True)
 
     client = _client(store)
     run = client.get_run(run_id)

@@ -311,7 +311,7 @@ def test_torch_fallback_when_the_version_has_no_onnx(store, predictor, recent, t
         uri = tracker.log_model(module, "model", input_example=np.zeros((2, 16, 22), dtype=np.float32),
                                 artifacts={"metadata.json": store["v1"]["metadata_path"]})
         version = tracker.register_model(uri, "pred_noonnx")
-    tracker.set_model_alias("pred_noonnx", "production", version)
+    tracker.models.promote("pred_noonnx", version, reason="no onnx", force=True)
     with caplog.at_level(logging.WARNING, logger="backend.ml_engine.predictor"):
         p = Predictor("pred_noonnx", settings=s, refresh_interval_s=0)
     assert p.backend == BACKEND_TORCH and "no model.onnx" in caplog.text

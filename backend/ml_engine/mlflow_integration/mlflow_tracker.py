@@ -29,21 +29,10 @@ may both use it.
 
 **log_model without the fluent API.** ``mlflow.pytorch.log_model`` ends in ``Model.log``, which
 resolves the *global* tracking URI and the fluent active run/experiment, and registers through a
-fresh global client. Instead the tracker does the same steps with its own client:
-``client.create_logged_model(experiment_id, name, source_run_id=run_id)`` (an MLflow 3
-``LoggedModel`` in state PENDING), ``mlflow.pytorch.save_model`` into a temporary folder with an
-``MLmodel`` that carries the model id and run id, ``client.log_model_artifacts(model_id, dir)``,
-``client.log_outputs(run_id, [LoggedModelOutput(model_id, step)])`` (the run page lists the
-model) and ``client.finalize_logged_model(model_id, READY)`` (FAILED on error). The result is
-the same ``models:/<model_id>`` URI ``mlflow.pytorch.log_model`` returns, and the registry
-version created from it shows the signature. Loading resolves ``runs:/``, ``models:/name/latest``,
-``models:/name/<version>``, ``models:/name@alias`` and ``models:/<model_id>`` with the tracker's
-client too (MLflow's resolver for ``models:/`` URIs uses the global registry URI).
-Registration has the same trap: MLflow's SQL registry store looks a ``models:/<model_id>``
-source up with a fresh ``MlflowClient()`` (the global URI; a TODO in MLflow says so) and keeps no
-model id. On SQL stores the version's source is therefore the model's artifact location and the
-model id is the version tag ``model_id``; through a tracking server the source is
-``models:/<model_id>``.
+fresh global client. Instead the tracker does the same steps with its own client
+(:mod:`._models`); the result is the same ``models:/<model_id>`` URI ``mlflow.pytorch.log_model``
+returns. Registration and loading go through the model store (:mod:`backend.ml_engine.registry`),
+the only code that touches the registry and the one reader of ``models:/`` URIs.
 
 **Always a signature and an input example.** ``log_model`` refuses to run without an input
 example (``ValueError``); the signature is inferred from that example and the model's output on
@@ -96,41 +85,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
-import dataclasses
-import hashlib
-import importlib.metadata
 import logging
 import math
 import os
-import shutil
 import tempfile
 import threading
-import time
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from mlflow import MlflowClient
-from mlflow.data.dataset_source import DatasetSource
-from mlflow.entities import (
-    DatasetInput,
-    InputTag,
-    LoggedModelOutput,
-    LoggedModelStatus,
-    Metric,
-    Param,
-    Run,
-    RunTag,
-    ViewType,
-)
-from mlflow.entities.model_registry.model_version_status import ModelVersionStatus
+from mlflow.entities import Metric, Param, RunTag, ViewType
 from mlflow.exceptions import MlflowException
-from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
 from mlflow.utils.validation import (
-    MAX_DATASET_DIGEST_SIZE,
     MAX_METRICS_PER_BATCH,
     MAX_PARAM_VAL_LENGTH,
     MAX_PARAMS_TAGS_PER_BATCH,
@@ -138,18 +105,43 @@ from mlflow.utils.validation import (
 )
 
 from ..config import Settings
-from .experiments import ensure_experiment, ensure_project_experiments
-from .stores import (
-    DEFAULT_CHECK_TIMEOUT_S,
-    check_tracking_store,
-    mask_uri,
-    resolve_tracking_uri,
-    store_kind,
+from ..registry import MODEL_ID_TAG, ModelStore
+from ._callback import MLflowCallback
+from ._datasets import dataset_digest, dataset_input
+from ._models import SerializationFormat, default_pip_requirements, log_pytorch_model
+from ._values import (
+    RunsPage,
+    first_line,
+    flatten_params,
+    is_transient,
+    now_ms,
+    param_text,
+    quote_key,
+    retry_transient,
+    run_to_dict,
+    truncate,
 )
+from .experiments import ensure_experiment, ensure_project_experiments
+from .stores import DEFAULT_CHECK_TIMEOUT_S, check_tracking_store, mask_uri, resolve_tracking_uri
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
     import torch
+
+__all__ = [
+    "DEFAULT_FLUSH_EVERY",
+    "FAILURE_TAG",
+    "MODEL_ID_TAG",
+    "NONFINITE_TAG",
+    "MLflowCallback",
+    "MLflowTracker",
+    "RunsPage",
+    "dataset_digest",
+    "default_pip_requirements",
+    "flatten_params",
+    "get_mlflow_tracker",
+    "is_transient",
+    "run_to_dict",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -159,295 +151,10 @@ DEFAULT_FLUSH_EVERY = MAX_METRICS_PER_BATCH
 NONFINITE_TAG = "nonfinite_metrics"
 #: Run tag with the error that ended a run FAILED.
 FAILURE_TAG = "failure_reason"
-#: Model-version tag with the MLflow 3 LoggedModel id the version was registered from.
-MODEL_ID_TAG = "model_id"
 #: Seconds register_model waits for a model version to become READY.
 DEFAULT_REGISTRATION_TIMEOUT_S = 300.0
-#: Rows of the input example stored with a model (the signature keeps the batch dim as -1).
-MAX_EXAMPLE_ROWS = 5
 
-SerializationFormat = Literal["pickle", "pt2"]
 _TERMINAL = {"FINISHED", "FAILED", "KILLED"}
-
-
-@dataclasses.dataclass(frozen=True)
-class RunsPage:
-    """One page of :meth:`MLflowTracker.search_runs_page`."""
-
-    runs: list[dict[str, Any]]
-    next_page_token: str | None
-
-
-class UriDatasetSource(DatasetSource):
-    """A dataset source that is just a URI-like string MLflow has no resolver for
-    (``postgresql://host/db#table``, ``ccxt:binance``)."""
-
-    def __init__(self, uri: str) -> None:
-        self.uri = uri
-
-    @staticmethod
-    def _get_source_type() -> str:
-        return "uri"
-
-    def load(self, **kwargs: Any) -> str:
-        return self.uri
-
-    @staticmethod
-    def _can_resolve(raw_source: Any) -> bool:
-        return False  # only built explicitly, never claims a string from MLflow's resolvers
-
-    @classmethod
-    def _resolve(cls, raw_source: Any) -> UriDatasetSource:
-        return cls(str(raw_source))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"uri": self.uri}
-
-    @classmethod
-    def from_dict(cls, source_dict: dict[Any, Any]) -> UriDatasetSource:
-        return cls(str(source_dict["uri"]))
-
-
-_source_registered = False
-_source_lock = threading.Lock()
-
-
-def _register_uri_source() -> None:
-    global _source_registered
-    with _source_lock:
-        if not _source_registered:
-            from mlflow.data.dataset_source_registry import register_dataset_source
-
-            register_dataset_source(UriDatasetSource)
-            _source_registered = True
-
-
-def _resolve_source(raw: str) -> DatasetSource | None:
-    """MLflow's dataset source for ``raw`` (a path, s3://, http://...), or None if none fits.
-
-    Same choice as ``mlflow.data.dataset_source_registry.resolve_dataset_source`` (the last
-    registered match), without its warning about local paths, which MLflow 3.17 registers twice.
-    """
-    from mlflow.data.dataset_source_registry import _dataset_source_registry
-
-    for cls in reversed(_dataset_source_registry.sources):
-        try:
-            if cls._can_resolve(raw):
-                return cls._resolve(raw)
-        except Exception:  # noqa: BLE001 - a source that cannot decide does not fit
-            continue
-    return None
-
-
-# --------------------------------------------------------------------------------------------
-# small pure helpers
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _truncate(value: str, limit: int, what: str, key: str) -> str:
-    if len(value) <= limit:
-        return value
-    logger.warning("%s %r is %d characters long; truncated to MLflow's limit of %d", what, key, len(value), limit)
-    return value[:limit]
-
-
-def _as_mapping(value: Any) -> Mapping[str, Any] | None:
-    if isinstance(value, Mapping):
-        return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    dump = getattr(value, "model_dump", None)
-    if callable(dump) and not isinstance(value, type):
-        try:
-            result = dump()
-        except Exception:  # pragma: no cover - exotic objects
-            return None
-        return result if isinstance(result, Mapping) else None
-    return None
-
-
-def flatten_params(params: Mapping[str, Any], sep: str = "_", prefix: str = "") -> dict[str, Any]:
-    """Flatten nested mappings (and dataclasses / pydantic models): ``{"model": {"hidden": 64}}``
-    -> ``{"model_hidden": 64}``."""
-    flat: dict[str, Any] = {}
-    for key, value in params.items():
-        name = f"{prefix}{sep}{key}" if prefix else str(key)
-        nested = _as_mapping(value)
-        if nested is not None and len(nested) > 0:
-            flat.update(flatten_params(nested, sep, name))
-        else:
-            flat[name] = value
-    return flat
-
-
-def _param_text(value: Any) -> str:
-    try:
-        from pydantic import SecretStr
-
-        if isinstance(value, SecretStr):
-            return "**********"
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(value, Mapping) and len(value) == 0:
-        return "{}"
-    text = str(value)
-    if "://" in text and "@" in text:
-        text = mask_uri(text)
-    return text
-
-
-def dataset_digest(frame: pd.DataFrame) -> str:
-    """A 32-character digest over the whole frame: values (all rows, datetime columns included),
-    index, column names and dtypes. MLflow's default hashes only the first 10,000 rows."""
-    import pandas as pd
-
-    h = hashlib.blake2b(digest_size=16)
-    h.update(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode())
-    h.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
-    digest = h.hexdigest()
-    assert len(digest) <= MAX_DATASET_DIGEST_SIZE
-    return digest
-
-
-def _installed_version(package: str) -> str | None:
-    try:
-        version = importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    return version.split("+", 1)[0]  # a local label (+cpu) is not installable from PyPI
-
-
-_TRANSIENT_CODES = {"TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR", "REQUEST_LIMIT_EXCEEDED", "ENDPOINT_NOT_FOUND"}
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A store error worth retrying: the database or server is briefly unreachable."""
-    if isinstance(exc, MlflowException):
-        return exc.error_code in _TRANSIENT_CODES
-    try:
-        import requests
-        import sqlalchemy.exc
-
-        return isinstance(exc, (OSError, requests.exceptions.ConnectionError, sqlalchemy.exc.OperationalError))
-    except ImportError:  # pragma: no cover
-        return isinstance(exc, OSError)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
-
-
-def _retry_transient(fn: Any, retry_s: float, what: str) -> Any:
-    """Call ``fn``; on a transient store error retry with backoff (0.5 s doubling to 5 s) for ``retry_s``."""
-    deadline = time.monotonic() + max(0.0, retry_s)
-    delay = 0.5
-    while True:
-        try:
-            return fn()
-        except Exception as exc:
-            if not is_transient(exc) or time.monotonic() + delay > deadline:
-                raise
-            logger.warning("%s failed (%s); retrying in %.1f s", what, _first_line(exc), delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
-
-
-@contextlib.contextmanager
-def _quiet_logger(name: str, level: int = logging.ERROR) -> Iterator[None]:
-    """Raise one logger's level for the duration of a block."""
-    log = logging.getLogger(name)
-    old = log.level
-    log.setLevel(level)
-    try:
-        yield
-    finally:
-        log.setLevel(old)
-
-
-def default_pip_requirements(serialization_format: SerializationFormat = "pickle") -> list[str]:
-    """Pinned requirements written with every model (MLflow adds ``mlflow==<installed>`` itself)."""
-    packages = ["torch", "numpy", "onnxruntime"]
-    if serialization_format == "pickle":
-        packages.append("cloudpickle")
-    reqs = []
-    for package in packages:
-        version = _installed_version(package)
-        if version is not None:
-            reqs.append(f"{package}=={version}")
-    return reqs
-
-
-def run_to_dict(run: Run) -> dict[str, Any]:
-    """A run as a flat dict, keys as in ``mlflow.search_runs``: ``run_id``, ``run_name``,
-    ``experiment_id``, ``status``, ``start_time``/``end_time`` (ms since epoch), ``artifact_uri``,
-    ``metrics.<key>``, ``params.<key>``, ``tags.<key>``."""
-    info = run.info
-    out: dict[str, Any] = {
-        "run_id": info.run_id,
-        "run_name": info.run_name,
-        "experiment_id": info.experiment_id,
-        "status": info.status,
-        "start_time": info.start_time,
-        "end_time": info.end_time,
-        "artifact_uri": info.artifact_uri,
-        "lifecycle_stage": info.lifecycle_stage,
-    }
-    out.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
-    out.update({f"params.{k}": v for k, v in run.data.params.items()})
-    out.update({f"tags.{k}": v for k, v in run.data.tags.items()})
-    return out
-
-
-def _quote_key(key: str) -> str:
-    if key.replace("_", "").isalnum():
-        return key
-    return f"`{key}`"
-
-
-def _to_numpy(example: Any) -> np.ndarray:
-    try:
-        import torch
-
-        if isinstance(example, torch.Tensor):
-            return example.detach().cpu().numpy()
-    except ImportError:  # pragma: no cover
-        pass
-    return np.asarray(example)
-
-
-def parse_models_uri(uri: str) -> tuple[str | None, str | None, str | None, str | None]:
-    """``models:/...`` -> (model_id, name, version_or_latest_or_stage, alias)."""
-    path = uri[len("models:") :].lstrip("/")
-    if not path:
-        raise ValueError(f"malformed model URI {uri!r}")
-    if "/" in path:
-        name, suffix = path.split("/", 1)
-        return None, name, suffix, None
-    if "@" in path:
-        name, alias = path.split("@", 1)
-        return None, name, None, alias
-    return path, None, None, None
-
-
-def model_id_of_version(mv: Any) -> str | None:
-    """The LoggedModel id of a registry version: its own field, our tag, or a ``models:/<id>`` source."""
-    if getattr(mv, "model_id", None):
-        return str(mv.model_id)
-    tag = (mv.tags or {}).get(MODEL_ID_TAG)
-    if tag:
-        return str(tag)
-    source = mv.source or ""
-    if source.startswith("models:/"):
-        model_id, *_ = parse_models_uri(source)
-        return model_id
-    return None
-
-
-# --------------------------------------------------------------------------------------------
 
 
 class MLflowTracker:
@@ -493,6 +200,7 @@ class MLflowTracker:
         self._nonfinite: dict[str, set[str]] = {}
         self._nonfinite_sent: dict[str, int] = {}
         self._last_run_id: str | None = None
+        self._models: ModelStore | None = None
 
     def __repr__(self) -> str:
         return f"MLflowTracker(experiment={self.experiment_name!r}, store={self.display_uri!r}, run={self.run_id!r})"
@@ -536,13 +244,13 @@ class MLflowTracker:
                     f"run {self._stack[-1]} is still active: end_run() first, or pass nested=True"
                 )
             all_tags = self._context_tags()
-            all_tags.update({str(k): _param_text(v) for k, v in (tags or {}).items()})
+            all_tags.update({str(k): param_text(v) for k, v in (tags or {}).items()})
             if self._stack:
                 self._flush_locked()
                 all_tags[MLFLOW_PARENT_RUN_ID] = self._stack[-1]
             if description:
                 all_tags[MLFLOW_RUN_NOTE] = description
-            all_tags = {k: _truncate(v, MAX_TAG_VAL_LENGTH, "Tag", k) for k, v in all_tags.items()}
+            all_tags = {k: truncate(v, MAX_TAG_VAL_LENGTH, "Tag", k) for k, v in all_tags.items()}
             run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=run_name)
             run_id = run.info.run_id
             self._stack.append(run_id)
@@ -579,12 +287,12 @@ class MLflowTracker:
         run_id = self._stack[-1]
         flush_error: BaseException | None = None
         try:
-            _retry_transient(self._flush_locked, self.end_retry_s, "final metric flush")
+            retry_transient(self._flush_locked, self.end_retry_s, "final metric flush")
         except BaseException as exc:  # noqa: BLE001 - re-raised below, after the run is ended
             flush_error = exc
             logger.error("Final metric flush of run %s failed: %s", run_id, exc)
         try:
-            _retry_transient(lambda: self.client.set_terminated(run_id, status=status), self.end_retry_s, "end run")
+            retry_transient(lambda: self.client.set_terminated(run_id, status=status), self.end_retry_s, "end run")
         finally:
             self._stack.pop()
             self._last_run_id = run_id
@@ -648,8 +356,8 @@ class MLflowTracker:
         params are sent in several batches. MLflow refuses to change a param's value in a run.
         """
         run_id = self._require_run()
-        flat = {k: _param_text(v) for k, v in flatten_params(params).items()}
-        flat = {k: _truncate(v, MAX_PARAM_VAL_LENGTH, "Param", k) for k, v in flat.items()}
+        flat = {k: param_text(v) for k, v in flatten_params(params).items()}
+        flat = {k: truncate(v, MAX_PARAM_VAL_LENGTH, "Param", k) for k, v in flat.items()}
         items = [Param(k, v) for k, v in flat.items()]
         for i in range(0, len(items), MAX_PARAMS_TAGS_PER_BATCH):
             self.client.log_batch(run_id, params=items[i : i + MAX_PARAMS_TAGS_PER_BATCH], synchronous=True)
@@ -666,7 +374,7 @@ class MLflowTracker:
         self.set_tags({key: value})
 
     def _log_tags_now(self, run_id: str, tags: Mapping[str, Any]) -> None:
-        items = [RunTag(str(k), _truncate(_param_text(v), MAX_TAG_VAL_LENGTH, "Tag", str(k))) for k, v in tags.items()]
+        items = [RunTag(str(k), truncate(param_text(v), MAX_TAG_VAL_LENGTH, "Tag", str(k))) for k, v in tags.items()]
         for i in range(0, len(items), MAX_PARAMS_TAGS_PER_BATCH):
             self.client.log_batch(run_id, tags=items[i : i + MAX_PARAMS_TAGS_PER_BATCH], synchronous=True)
 
@@ -678,7 +386,7 @@ class MLflowTracker:
         Values must convert with ``float()`` (Python/numpy numbers, 0-d tensors); anything else
         raises ``TypeError`` at once. NaN and +-inf are kept and reported in ``nonfinite_metrics``.
         """
-        timestamp = timestamp_ms if timestamp_ms is not None else _now_ms()
+        timestamp = timestamp_ms if timestamp_ms is not None else now_ms()
         step_value = int(step) if step is not None else 0
         converted: list[tuple[str, float]] = []
         for key, value in metrics.items():
@@ -711,7 +419,7 @@ class MLflowTracker:
                     if not is_transient(exc):
                         raise
                     logger.warning("MLflow store unavailable (%s); keeping %d metric values buffered",
-                                   _first_line(exc), len(self._buffer))
+                                   first_line(exc), len(self._buffer))
 
     def log_metric(self, key: str, value: Any, step: int | None = None) -> None:
         self.log_metrics({key: value}, step=step)
@@ -730,7 +438,7 @@ class MLflowTracker:
         ``retry_s`` seconds; if it persists the values stay buffered and the error is raised.
         """
         with self._lock:
-            return _retry_transient(self._flush_locked, retry_s, "metric flush")
+            return retry_transient(self._flush_locked, retry_s, "metric flush")
 
     def flush_or_keep(self) -> bool:
         """:meth:`flush` that never stops a training over a transient store error: the values stay
@@ -742,7 +450,7 @@ class MLflowTracker:
             if not is_transient(exc):
                 raise
             logger.warning("MLflow store unavailable (%s); keeping %d metric values buffered",
-                           _first_line(exc), len(self._buffer))
+                           first_line(exc), len(self._buffer))
             return False
 
     def _flush_locked(self) -> int:
@@ -826,34 +534,11 @@ class MLflowTracker:
         the whole frame, see :func:`dataset_digest`) or an ``mlflow.data.Dataset``. ``source`` is
         a path or URI (passwords masked); ``context`` is e.g. training / validation / testing.
         """
-        import mlflow.data
-        import pandas as pd
-
         run_id = self._require_run()
-        if isinstance(dataset, pd.DataFrame):
-            digest = digest or dataset_digest(dataset)
-            src: Any = None
-            if source is not None:
-                masked = mask_uri(str(source))
-                src = _resolve_source(masked)
-                if src is None:
-                    _register_uri_source()
-                    src = UriDatasetSource(masked)
-            with warnings.catch_warnings():
-                # MLflow hints that integer columns cannot hold NaN; candle frames never hold NaN.
-                warnings.simplefilter("ignore", UserWarning)
-                ds = mlflow.data.from_pandas(
-                    dataset, source=src, name=name, targets=targets, digest=digest[:MAX_DATASET_DIGEST_SIZE]
-                )
-        else:
-            ds = dataset
-        input_tags = [InputTag(MLFLOW_DATASET_CONTEXT, context)] if context else []
-        input_tags += [InputTag(str(k), str(v)) for k, v in (tags or {}).items()]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # schema inference hint, see above
-            entity = ds._to_mlflow_entity()
-        self.client.log_inputs(run_id, datasets=[DatasetInput(dataset=entity, tags=input_tags)])
-        return entity.digest
+        entry = dataset_input(dataset, name=name, source=source, targets=targets, context=context, tags=tags,
+                              digest=digest)
+        self.client.log_inputs(run_id, datasets=[entry])
+        return str(entry.dataset.digest)
 
     def log_dataset(
         self,
@@ -913,106 +598,20 @@ class MLflowTracker:
         ``artifacts/<file name>`` for the others), so a ``models:/`` URI alone gives the serving
         files. ``runs:/<run_id>/<model_name>`` also resolves to this model.
         """
-        import mlflow.pytorch
-        import torch
-        from mlflow.models import Model, infer_signature
-
-        if input_example is None:
-            raise ValueError(
-                "log_model needs an input_example (a real input batch): the signature and the "
-                "stored example come from it, so the registry shows the input/output schema"
-            )
-        if serialization_format not in ("pickle", "pt2"):
-            raise ValueError("serialization_format must be 'pickle' or 'pt2'")
-        if not isinstance(model, torch.nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        onnx_file = Path(onnx_path) if onnx_path is not None else None
-        extra = {str(k): Path(v) for k, v in (artifacts or {}).items()}
-        for label, path in ([("onnx_path", onnx_file)] if onnx_file else []) + list(extra.items()):
-            if not path.exists():
-                raise FileNotFoundError(f"{label}: {path} does not exist")
-
-        run_id = self._require_run()
-        started = time.perf_counter()
-        example = _to_numpy(input_example)
-        if example.ndim >= 1 and example.shape[0] > MAX_EXAMPLE_ROWS:
-            example = example[:MAX_EXAMPLE_ROWS]
-        if example.dtype == np.float64:
-            logger.warning("input_example is float64; models here take float32 (logging it as given)")
-
-        # A CPU, eval-mode copy: the caller's module (maybe on a GPU, maybe training) is untouched.
-        try:
-            saved = copy.deepcopy(model).to("cpu").eval()
-        except Exception as exc:  # noqa: BLE001 - a module that cannot be copied is saved as it is
-            logger.warning("Could not copy the model (%s); saving it as it is", exc)
-            saved = model
-        if signature is None:
-            with torch.no_grad():
-                output = saved(torch.from_numpy(np.ascontiguousarray(example)))
-            if not isinstance(output, torch.Tensor):
-                raise TypeError("signature inference needs a model returning one tensor; pass signature=")
-            signature = infer_signature(example, output.detach().cpu().numpy())
-        reqs = list(pip_requirements) if pip_requirements is not None else default_pip_requirements(serialization_format)
-
-        run_params = self.client.get_run(run_id).data.params
-        logged = self.client.create_logged_model(
-            experiment_id=self.experiment_id,
-            name=model_name,
-            source_run_id=run_id,
-            params=dict(run_params),
-            tags={"serialization_format": serialization_format},
-        )
-        model_id = logged.model_id
-        try:
-            with tempfile.TemporaryDirectory(prefix="mlflow-model-") as tmp:
-                local = os.path.join(tmp, "model")
-                mlflow_model = Model(
-                    artifact_path=logged.artifact_location,
-                    model_uuid=model_id,
-                    run_id=run_id,
-                    model_id=model_id,
-                    metadata=dict(metadata) if metadata else None,
-                )
-                with _quiet_logger("mlflow.pytorch"):  # pickle is chosen on purpose: see the module docstring
-                    mlflow.pytorch.save_model(
-                        saved,
-                        local,
-                        mlflow_model=mlflow_model,
-                        signature=signature,
-                        input_example=example,
-                        pip_requirements=reqs,
-                        serialization_format=serialization_format,
-                        metadata=dict(metadata) if metadata else None,
-                    )
-                if onnx_file is not None:
-                    shutil.copy2(onnx_file, os.path.join(local, onnx_file.name))
-                for path in extra.values():
-                    target = os.path.join(local, "artifacts", path.name)
-                    os.makedirs(os.path.dirname(target), exist_ok=True)
-                    if path.is_dir():
-                        shutil.copytree(path, target)
-                    else:
-                        shutil.copy2(path, target)
-                self.client.log_model_artifacts(model_id, local)
-            self.client.log_outputs(run_id, [LoggedModelOutput(model_id, step)])
-            self.client.finalize_logged_model(model_id, LoggedModelStatus.READY)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self.client.finalize_logged_model(model_id, LoggedModelStatus.FAILED)
-            raise
-        if onnx_file is not None:
-            self.client.log_artifact(run_id, os.fspath(onnx_file))
-        for path in extra.values():
-            self.client.log_artifact(run_id, os.fspath(path))
-        logger.info(
-            "Logged model %r of run %s as models:/%s (%s, %.2f s)",
-            model_name,
-            run_id,
-            model_id,
-            serialization_format,
-            time.perf_counter() - started,
+        model_id = log_pytorch_model(
+            self.client, self.experiment_id, self._require_run(), model, name=model_name, signature=signature,
+            input_example=input_example, onnx_path=onnx_path, artifacts=artifacts, pip_requirements=pip_requirements,
+            serialization_format=serialization_format, metadata=metadata, step=step,
         )
         return f"models:/{model_id}"
+
+    @property
+    def models(self) -> ModelStore:
+        """The model store over this tracker's client (registration and loading go through it)."""
+        if self._models is None:
+            self._models = ModelStore(self.tracking_uri, client=self.client, experiment_name=self.experiment_name,
+                                      artifact_location=self.artifact_location)
+        return self._models
 
     def register_model(
         self,
@@ -1031,158 +630,32 @@ class MLflowTracker:
         default). The version carries ``description`` and ``tags`` plus ``run_id``, ``model_id``
         and ``experiment`` tags (never an empty tag list); waits until it is READY.
         """
-        model_id = self._model_id_of(model_uri)
-        logged = self.client.get_logged_model(model_id)
-        run_id = run_id or logged.source_run_id or self.last_run_id
-        self._ensure_registered_model(model_name, registered_model_description)
-        version_tags: dict[str, str] = {"experiment": self.experiment_name}
-        version_tags.update({str(k): _param_text(v) for k, v in (tags or {}).items()})
-        version_tags[MODEL_ID_TAG] = model_id  # the SQL registry keeps no model id of its own
-        if run_id:
-            version_tags.setdefault("run_id", run_id)
-        version_tags = {k: _truncate(v, MAX_TAG_VAL_LENGTH, "Tag", k) for k, v in version_tags.items()}
-        # MLflow's SQL registry store resolves a ``models:/<model_id>`` source with a fresh
-        # ``MlflowClient()``, i.e. the *global* tracking URI (its own TODO says so), and stores no
-        # model id. For SQL stores the source is therefore the model's artifact location (what
-        # MLflow would store as the version's storage location anyway) and the model id goes in
-        # the version tag ``model_id``; a tracking server resolves ``models:/<id>`` with its own
-        # store.
-        source = f"models:/{model_id}" if store_kind(self.tracking_uri) == "http" else logged.artifact_location
-        mv = self.client.create_model_version(
-            name=model_name,
-            source=source,
-            run_id=run_id,
-            tags=version_tags,
-            description=description,
-            await_creation_for=0,
-            model_id=model_id,
+        model_id = self.models.resolve(model_uri).model_id
+        if not model_id:
+            raise ValueError(f"{model_uri} names no MLflow 3 logged model (registered from a legacy source)")
+        version_tags = {"experiment": self.experiment_name}
+        version_tags.update({str(k): param_text(v) for k, v in (tags or {}).items()})
+        info = self.models.create_version(
+            model_id, model_name, run_id=run_id or self.last_run_id, tags=version_tags, description=description,
+            registered_model_description=registered_model_description, await_timeout_s=await_timeout_s,
         )
-        version = str(mv.version)
-        self._wait_ready(model_name, version, await_timeout_s)
-        logger.info("Registered %s as %s version %s", model_uri, model_name, version)
-        return version
-
-    def _ensure_registered_model(self, name: str, description: str | None) -> None:
-        text = description or (
-            f"Модель {name}: версии регистрируются из запусков MLflow; production-версия — алиас "
-            f"'production'.\n\nModel {name}: versions are registered from MLflow runs; the "
-            f"production version is the alias 'production'."
-        )
-        try:
-            self.client.create_registered_model(name, description=text)
-            logger.info("Created registered model %r", name)
-        except MlflowException as exc:
-            if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
-                raise
-            if description:
-                current = self.client.get_registered_model(name)
-                if not current.description:
-                    self.client.update_registered_model(name, description=description)
-
-    def _wait_ready(self, name: str, version: str, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        delay = 0.05
-        while True:
-            mv = self.client.get_model_version(name, version)
-            status = ModelVersionStatus.from_string(mv.status) if isinstance(mv.status, str) else mv.status
-            if status == ModelVersionStatus.READY:
-                return
-            if status == ModelVersionStatus.FAILED_REGISTRATION:
-                raise RuntimeError(f"registration of {name} version {version} failed: {mv.status_message}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{name} version {version} not READY after {timeout_s:.0f} s")
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
-
-    def set_model_alias(self, model_name: str, alias: str, version: str | int) -> None:
-        """Point ``models:/<model_name>@<alias>`` at ``version``."""
-        self.client.set_registered_model_alias(model_name, alias, str(version))
-
-    def _model_id_of(self, model_uri: str) -> str:
-        if model_uri.startswith("models:"):
-            model_id, name, suffix, alias = parse_models_uri(model_uri)
-            if model_id is not None:
-                return model_id
-            mv = self._model_version_of(name or "", suffix, alias)
-            found = model_id_of_version(mv)
-            if not found:
-                raise ValueError(f"{model_uri} has no MLflow 3 model id (registered from a legacy source)")
-            return found
-        if model_uri.startswith("runs:/"):
-            run_id, _, path = model_uri[len("runs:/") :].partition("/")
-            model = self._logged_model_of_run(run_id, path.split("/", 1)[0] if path else "model")
-            if model is None:
-                raise ValueError(f"run {run_id} has no logged model named {path!r}")
-            return model.model_id
-        raise ValueError(f"expected a models:/ or runs:/ URI, got {model_uri!r}")
-
-    def _model_version_of(self, name: str, suffix: str | None, alias: str | None) -> Any:
-        if alias is not None:
-            return self.client.get_model_version_by_alias(name, alias)
-        if suffix is None or suffix.lower() == "latest":
-            found = self.client.search_model_versions(
-                filter_string=f"name = '{name}'", max_results=1, order_by=["version_number DESC"]
-            )
-            if not found:
-                raise MlflowException(f"registered model {name!r} has no versions", error_code="RESOURCE_DOES_NOT_EXIST")
-            return found[0]
-        if suffix.isdigit():
-            return self.client.get_model_version(name, suffix)
-        # a stage name (deprecated since MLflow 2.9): newest version in that stage
-        found = [
-            mv
-            for mv in self.client.search_model_versions(filter_string=f"name = '{name}'")
-            if (mv.current_stage or "").lower() == suffix.lower()
-        ]
-        if not found:
-            raise MlflowException(f"no version of {name!r} in stage {suffix!r}", error_code="RESOURCE_DOES_NOT_EXIST")
-        return max(found, key=lambda mv: int(mv.version))
-
-    def _logged_model_of_run(self, run_id: str, name: str) -> Any:
-        run = self.client.get_run(run_id)
-        outputs = run.outputs.model_outputs if run.outputs is not None else []
-        best = None
-        for output in outputs:
-            model = self.client.get_logged_model(output.model_id)
-            if model.name != name:
-                continue
-            rank = (output.step, model.creation_timestamp)
-            if best is None or rank > best[0]:
-                best = (rank, model)
-        return best[1] if best else None
+        return str(info.version)
 
     def resolve_model_location(self, model_uri: str) -> str:
-        """The artifact URI holding the MLflow model that ``model_uri`` names (see module doc)."""
-        if model_uri.startswith("models:"):
-            model_id, name, suffix, alias = parse_models_uri(model_uri)
-            if model_id is None:
-                mv = self._model_version_of(name or "", suffix, alias)
-                model_id = model_id_of_version(mv)
-                if not model_id:
-                    return self.client.get_model_version_download_uri(mv.name, mv.version)
-            return self.client.get_logged_model(model_id).artifact_location
-        if model_uri.startswith("runs:/"):
-            run_id, _, path = model_uri[len("runs:/") :].partition("/")
-            head, _, rest = path.partition("/")
-            model = self._logged_model_of_run(run_id, head or "model")
-            if model is not None:
-                return model.artifact_location.rstrip("/") + (f"/{rest}" if rest else "")
-            return self.client.get_run(run_id).info.artifact_uri.rstrip("/") + f"/{path}"
-        return model_uri
+        """The artifact URI holding the MLflow model that ``model_uri`` names (the model store's rules)."""
+        return self.models.resolve(model_uri).location
 
     def load_model(self, model_uri: str) -> torch.nn.Module:
         """Load a logged PyTorch model: ``runs:/<run_id>/<name>``, ``models:/<name>/latest``,
-        ``models:/<name>/<version>``, ``models:/<name>@<alias>`` or ``models:/<model_id>``.
+        ``models:/<name>/<version>``, ``models:/<name>@<alias>`` or ``models:/<model_id>``
+        (resolved by the model store, as the Predictor does).
 
         Returns the module in eval mode (a ``torch.fx.GraphModule`` for pt2 models)."""
         import mlflow.pytorch
-        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-        location = self.resolve_model_location(model_uri)
-        repo = get_artifact_repository(location, tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        resolved = self.models.resolve(model_uri)
         with tempfile.TemporaryDirectory(prefix="mlflow-load-") as tmp:
-            local = repo.download_artifacts("", dst_path=tmp)
-            model = mlflow.pytorch.load_model(local)
+            model = mlflow.pytorch.load_model(str(self.models.download(resolved, tmp)))
         with contextlib.suppress(Exception):  # exported GraphModules refuse train()/eval()
             model.eval()
         return model
@@ -1231,7 +704,7 @@ class MLflowTracker:
         order = order.upper()
         if order not in ("ASC", "DESC"):
             raise ValueError("order must be 'ASC' or 'DESC'")
-        key = f"metrics.{_quote_key(metric)}"
+        key = f"metrics.{quote_key(metric)}"
         token: str | None = None
         while True:
             page = self.search_runs_page(filter_string, [f"{key} {order}"], 100, token)
@@ -1251,56 +724,6 @@ class MLflowTracker:
         if rid is None:
             raise RuntimeError("no run to read")
         return run_to_dict(self.client.get_run(rid))
-
-
-class MLflowCallback:
-    """Trainer callback (``backend.ml_engine.trainer`` hooks) that logs into a tracker.
-
-    ``on_batch_end(step, metrics)``: the batch values (keys prefixed ``batch_``, e.g.
-    ``batch_loss``, ``batch_learning_rate``) at the global optimiser step, buffered;
-    ``on_epoch_end(epoch, metrics)``: the epoch row (``train_loss``, ``val_accuracy``, ...) at
-    step = epoch, then one flush; ``on_train_end(result)``: ``best_epoch`` and ``best_<monitor>``,
-    flushed. Non-numeric values and the ``epoch`` counter itself are skipped.
-    """
-
-    def __init__(self, tracker: MLflowTracker) -> None:
-        self.tracker = tracker
-
-    @staticmethod
-    def _numbers(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-        out: dict[str, float] = {}
-        for key, value in metrics.items():
-            if key == "epoch" or isinstance(value, bool):
-                continue
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                continue
-            name = key if not prefix or key.startswith(prefix) else f"{prefix}{key}"
-            out[name] = number
-        return out
-
-    def on_train_start(self, trainer: Any) -> None:  # noqa: D102 - hook
-        pass
-
-    def on_batch_end(self, step: int, metrics: Mapping[str, Any]) -> None:
-        self.tracker.log_metrics(self._numbers(metrics, prefix="batch_"), step=step)
-
-    def on_epoch_end(self, epoch: int, metrics: Mapping[str, Any]) -> None:
-        self.tracker.log_metrics(self._numbers(metrics), step=epoch)
-        self.tracker.flush_or_keep()  # a database restart must not stop the training
-
-    def on_train_end(self, result: Any) -> None:
-        final: dict[str, float] = {}
-        if getattr(result, "best_epoch", None) is not None:
-            final["best_epoch"] = float(result.best_epoch)
-        monitor = getattr(result, "monitor", None)
-        best = getattr(result, "best_metric", None)
-        if monitor and best is not None:
-            final[f"best_{monitor}"] = float(best)
-        if final:
-            self.tracker.log_metrics(final)
-        self.tracker.flush(retry_s=self.tracker.end_retry_s)
 
 
 def get_mlflow_tracker(
