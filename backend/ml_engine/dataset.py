@@ -29,7 +29,7 @@ import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -135,7 +135,7 @@ def _to_index_array(generator_or_none: Any, n: int, shuffle: bool) -> np.ndarray
     return torch.randperm(n, generator=generator_or_none).numpy().astype(np.int64)
 
 
-class WindowDataset(Dataset):
+class WindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Windows over a shared matrix: sample i is ``(X[e-T+1 : e+1], y[e])`` with ``e = ends[i]``.
 
     Holds references to X and y (no copy). ``ds[i]`` gives ``(x (T, F) float32 tensor, y int64
@@ -165,7 +165,8 @@ class WindowDataset(Dataset):
     @property
     def labels(self) -> np.ndarray:
         """(n,) int64 labels of the samples."""
-        return self.y[self.ends]
+        labels: np.ndarray = self.y[self.ends]
+        return labels
 
     def class_counts(self, n_classes: int = 3) -> np.ndarray:
         """(n_classes,) int64 sample count per class."""
@@ -173,7 +174,8 @@ class WindowDataset(Dataset):
 
     def row_indices(self, idx: np.ndarray) -> np.ndarray:
         """(B, T) X rows of samples `idx`."""
-        return self.ends[idx][:, None] + self.offsets[None, :]
+        rows: np.ndarray = self.ends[idx][:, None] + self.offsets[None, :]
+        return rows
 
     def get_batch(self, idx: np.ndarray | Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Samples `idx` as ``(x (B, T, F) float32, y (B,) int64)`` tensors (one gather, fresh memory)."""
@@ -207,7 +209,7 @@ class WindowDataset(Dataset):
             yield self.get_batch(order[s:s + batch_size])
 
     def loader(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
-               drop_last: bool = False, **kwargs: Any) -> DataLoader:
+               drop_last: bool = False, **kwargs: Any) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
         """A torch DataLoader that fetches whole batches (sampler of index lists, no collate)."""
         base = RandomSampler(self, generator=generator) if shuffle else SequentialSampler(self)
         sampler = BatchSampler(base, batch_size=batch_size, drop_last=drop_last)
@@ -255,18 +257,21 @@ class PreparedData:
         """The WindowDataset of 'train', 'val' or 'test'."""
         if name not in SPLITS:
             raise KeyError(name)
-        return getattr(self, name)
+        split: WindowDataset = getattr(self, name)
+        return split
 
 
 def _timestamps_ns(col: pd.Series) -> np.ndarray:
     ts = pd.to_datetime(col)
     if getattr(ts.dt, "tz", None) is not None:
         ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
-    return ts.to_numpy().astype("datetime64[ns]")
+    out: np.ndarray = ts.to_numpy().astype("datetime64[ns]")
+    return out
 
 
 def _iso(ts: np.datetime64) -> str:
-    return pd.Timestamp(ts).tz_localize("UTC").isoformat()
+    iso: str = pd.Timestamp(ts).tz_localize("UTC").isoformat()
+    return iso
 
 
 def _split_ends(ends: np.ndarray, cfg: SplitConfig, gap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -350,7 +355,8 @@ def prepare_dataset(series_list: Sequence[SeriesLike], feature_cfg: FeatureConfi
         series_id[sl] = i
         runs = run_ids(seg_col, n)
         segment[sl] = runs
-        bad = np.isnan(X[sl]).any(axis=1)  # (n,)
+        # cast: numpy types any(axis=...) as "bool or array"; on a 2-D array it is an array.
+        bad = cast(np.ndarray, np.isnan(X[sl]).any(axis=1))  # (n,)
         ok = valid_window_ends(bad, runs, window) & (labels != UNDEFINED)
         local_ends = np.flatnonzero(ok).astype(np.int64)
         parts = _split_ends(local_ends, split_cfg, gap)

@@ -512,7 +512,7 @@ def reference_from_metadata(metadata: Mapping[str, Any], *, reference_data: str 
         except Exception as exc:  # noqa: BLE001 - any loader failure is one DriftReferenceError
             raise DriftReferenceError(f"reference data {reference_data}: {exc}") from None
         parts = [_series_features(s, fcfg, None, None) for s in series]
-        info = {"kind": "explicit", "source": str(reference_data), "symbols": [s.symbol for s in series]}
+        info: dict[str, Any] = {"kind": "explicit", "source": str(reference_data), "symbols": [s.symbol for s in series]}
     else:
         train_ranges = ((metadata.get("dataset") or {}).get("time_range") or {}).get("train") or {}
         sources = list(data.get("sources") or [])

@@ -328,7 +328,8 @@ def backtest_equity(
     pred_class: Any, close: Any, series_id: Any | None = None, fee: float = 0.001
 ) -> dict[Any, dict[str, np.ndarray]]:
     """Only the equity curves of :func:`backtest`: {series id: {"strategy", "buy_and_hold"}}."""
-    return backtest(pred_class, close, series_id, fee=fee)["equity"]
+    curves: dict[Any, dict[str, np.ndarray]] = backtest(pred_class, close, series_id, fee=fee)["equity"]
+    return curves
 
 
 def scalar_metrics(result: dict[str, Any], prefix: str = "") -> dict[str, float]:

@@ -36,7 +36,7 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, TypedDict
 
 import numba
 import numpy as np
@@ -131,7 +131,8 @@ class FeatureConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown FeatureConfig keys: {sorted(unknown)}")
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()})
+        kwargs: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()}
+        return cls(**kwargs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,10 +251,18 @@ def run_ids(segment: np.ndarray | pd.Series | None, n: int) -> np.ndarray:
 # computation
 # --------------------------------------------------------------------------------------------
 
-_JIT = {"cache": True, "nogil": True}
+class _JitOptions(TypedDict, total=False):
+    """The ``numba.njit`` keywords used here (typed, so that mypy sees what each kernel returns)."""
+
+    cache: bool
+    nogil: bool
+    fastmath: bool | set[str]
+
+
+_JIT: _JitOptions = {"cache": True, "nogil": True}
 """Compiled once per machine (numba caches the machine code next to this file, or in the user's
 cache folder when the package is read-only)."""
-_JIT_SUM = {**_JIT, "fastmath": {"reassoc", "contract"}}
+_JIT_SUM: _JitOptions = {**_JIT, "fastmath": {"reassoc", "contract"}}
 """For the three reductions below only: re-association lets LLVM vectorise the sums (SIMD lanes
 plus several accumulators; 3-4x faster on the serving tail). Sums are then ordered by vector
 lanes, like numpy's own SIMD reductions: the same bits on machines with the same instruction
@@ -294,14 +303,16 @@ def _flat(x: np.ndarray, start: int, w: int) -> bool:
     for i in range(start + 1, start + w):
         if x[i] != first:
             return False
-    return first == first
+    not_nan: bool = first == first
+    return not_nan
 
 
 @numba.njit(**_JIT)
 def _window_mean(x: np.ndarray, start: int, w: int) -> float:
     """Mean of x[start : start + w]; exactly the value on a flat window (a sum of w equal values
     divided by w need not give the value back: 0.1 * 20 / 20 != 0.1)."""
-    return x[start] if _flat(x, start, w) else _window_sum(x, start, w) / w
+    mean: float = x[start] if _flat(x, start, w) else _window_sum(x, start, w) / w
+    return mean
 
 
 @numba.njit(**_JIT)
@@ -331,8 +342,12 @@ def rolling_std(x: np.ndarray, window: int, ddof: int) -> np.ndarray:
 
 
 @numba.njit(**_JIT)
-def _segment_kernel(o, h, lo, c, v, lags, vol_windows, k_rsi, k_fast, k_slow, k_signal, bb_window, bb_k, k_atr,
-                    volume_window, ma_windows, first, out):  # pragma: no cover - compiled; tested through callers
+def _segment_kernel(  # pragma: no cover - compiled; tested through callers
+    o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray,
+    lags: np.ndarray, vol_windows: np.ndarray, k_rsi: np.ndarray, k_fast: np.ndarray, k_slow: np.ndarray,
+    k_signal: np.ndarray, bb_window: int, bb_k: float, k_atr: np.ndarray, volume_window: int,
+    ma_windows: np.ndarray, first: int, out: np.ndarray,
+) -> None:
     """Fill ``out`` (F, n) float32 with the features of one segment at rows >= ``first`` (NaN elsewhere
     and in each feature's warm-up). Row t of every feature is computed from its own lookback rows
     only (no recursion, no running sums), so it has the same bits whatever came before those rows
@@ -426,8 +441,14 @@ def _segment_kernel(o, h, lo, c, v, lags, vol_windows, k_rsi, k_fast, k_slow, k_
         out[row + 2, t] = math.log(min(o[t], c[t]) / lo[t])
 
 
+_KernelParams = tuple[
+    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, float, np.ndarray, int, np.ndarray
+]
+"""`_segment_kernel`'s arguments from ``lags`` to ``ma_windows``."""
+
+
 @functools.lru_cache(maxsize=64)
-def _kernel_params(cfg: FeatureConfig) -> tuple[Any, ...]:
+def _kernel_params(cfg: FeatureConfig) -> _KernelParams:
     """`_segment_kernel`'s configuration arguments for ``cfg`` (EMA weights reversed: oldest first)."""
     tail = cfg.ema_tail
 
@@ -452,8 +473,8 @@ def segment_features(o: np.ndarray, h: np.ndarray, low: np.ndarray, c: np.ndarra
     value depends only on its lookback rows, so both get the same bits for the same candles."""
     n = c.shape[0]
     out = np.empty((_feature_count(cfg), n), dtype=np.float32)
-    cols = [np.ascontiguousarray(x, dtype=np.float64) for x in (o, h, low, c, v)]
-    _segment_kernel(*cols, *_kernel_params(cfg), max(0, int(first_row)), out)
+    o, h, low, c, v = (np.ascontiguousarray(x, dtype=np.float64) for x in (o, h, low, c, v))
+    _segment_kernel(o, h, low, c, v, *_kernel_params(cfg), max(0, int(first_row)), out)
     return out
 
 
@@ -470,7 +491,8 @@ def _feature_array(frame: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray:
     segment = frame["segment"].to_numpy() if "segment" in frame.columns else None
     runs = segment_runs(segment, n)
     for start, stop in runs:  # loop over segments only; compiled inside
-        result[:, start:stop] = segment_features(*(arrays[col][start:stop] for col in OHLCV_COLUMNS), cfg=cfg)
+        o, h, lo, c, v = (arrays[col][start:stop] for col in OHLCV_COLUMNS)
+        result[:, start:stop] = segment_features(o, h, lo, c, v, cfg=cfg)
     logger.debug("build_features: %d rows, %d segments, %d features", n, len(runs), result.shape[0])
     return result
 

@@ -122,7 +122,8 @@ class _ChannelLayerNorm(nn.Module):
         self.norm = nn.LayerNorm(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x.transpose(1, 2)).transpose(1, 2)  # (B, C, T)
+        out: torch.Tensor = self.norm(x.transpose(1, 2))
+        return out.transpose(1, 2)  # (B, C, T)
 
 
 class _ConvBlock(nn.Module):
@@ -141,7 +142,8 @@ class _ConvBlock(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, T)
-        return self.drop(self.act(self.norm(self.conv(x))))  # (B, C_out, T)
+        out: torch.Tensor = self.drop(self.act(self.norm(self.conv(x))))
+        return out  # (B, C_out, T)
 
 
 class AdditivePooling(nn.Module):

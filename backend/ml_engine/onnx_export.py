@@ -85,6 +85,8 @@ def _export_dynamo(model: nn.Module, x: torch.Tensor, path: Path, opset: int) ->
             dynamo=True,
             verbose=False,
         )
+        if program is None:  # only the legacy exporter (dynamo=False) returns None
+            raise RuntimeError("torch.onnx.export returned no ONNX program")
         program.save(str(path))
 
 

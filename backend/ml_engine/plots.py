@@ -90,7 +90,7 @@ def plot_equity_curve(
     or a single {"strategy": arr, "buy_and_hold": arr}. One line pair per series.
     """
     if "strategy" in equity:
-        equity = {"": equity}  # type: ignore[dict-item]
+        equity = {"": equity}
     if not equity:
         raise ValueError("plot_equity_curve: no curves")
     fig = Figure(figsize=(9, 4))

@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 import numpy as np
 import torch
@@ -53,6 +53,9 @@ BEST_NAME = "best.pt"
 _METRICS = ("val_loss", "val_f1", "val_accuracy", "train_loss")
 _SCHEDULERS = ("cosine", "plateau", "none")
 _CHECKPOINT_VERSION = 1
+
+SampleDataset = Dataset[Any]
+"""What the Trainer takes: any Dataset of ``(x, y)`` pairs of tensors or arrays (see the module docstring)."""
 
 
 class TrainingDivergedError(RuntimeError):
@@ -163,10 +166,10 @@ class TrainerConfig:
             self.checkpoint_dir = str(self.checkpoint_dir)
 
     @property
-    def monitor_mode(self) -> str:
+    def monitor_mode(self) -> Literal["min", "max"]:
         """'min' or 'max' for the monitored metric (resolves 'auto')."""
         if self.early_stopping_mode != "auto":
-            return self.early_stopping_mode
+            return cast(Literal["min", "max"], self.early_stopping_mode)  # checked in __post_init__
         return "min" if self.early_stopping_metric.endswith("loss") else "max"
 
     def to_dict(self) -> dict[str, Any]:
@@ -323,7 +326,8 @@ def _resolve_device(name: str) -> torch.device:
 
 
 def _rng_state(generator: torch.Generator) -> dict[str, Any]:
-    np_state = np.random.get_state()
+    # cast: the global RandomState is an MT19937, whose legacy state is this tuple (never the dict).
+    np_state = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": {
@@ -360,7 +364,11 @@ def _preserve_rng() -> Iterator[None]:
     torch_state = torch.get_rng_state()
     np_state = np.random.get_state()
     py_state = random.getstate()
-    cuda_state = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    cuda_state = (
+        torch.cuda.get_rng_state_all()
+        if torch.cuda.is_available() and torch.cuda.is_initialized()  # type: ignore[no-untyped-call]  # torch: unannotated
+        else None
+    )
     try:
         yield
     finally:
@@ -453,12 +461,13 @@ class Trainer:
                 if fn is not None:
                     fn(*args)
 
-    def _iter_batches(self, ds: Dataset, shuffle: bool) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    def _iter_batches(self, ds: SampleDataset, shuffle: bool) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
         """(xb, yb) tensor batches; shuffling draws only from ``self.generator``."""
         generator = self.generator if shuffle else torch.Generator()  # a throw-away generator keeps the global RNG untouched
         batches = getattr(ds, "batches", None)
         if callable(batches):
-            return batches(self.cfg.batch_size, shuffle, generator)
+            own: Iterable[tuple[torch.Tensor, torch.Tensor]] = batches(self.cfg.batch_size, shuffle, generator)
+            return own
         return DataLoader(
             ds,
             batch_size=self.cfg.batch_size,
@@ -468,7 +477,7 @@ class Trainer:
             pin_memory=self.device.type == "cuda",
         )
 
-    def _labels(self, ds: Dataset) -> np.ndarray:
+    def _labels(self, ds: SampleDataset) -> np.ndarray:
         """All labels of ``ds`` in item order, cheaply where possible."""
         labels = getattr(ds, "labels", None)
         if labels is not None and not callable(labels):
@@ -529,7 +538,7 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation
 
     @torch.no_grad()
-    def _run_eval(self, ds: Dataset) -> tuple[np.ndarray, np.ndarray, float]:
+    def _run_eval(self, ds: SampleDataset) -> tuple[np.ndarray, np.ndarray, float]:
         """(logits (N, C) float32, labels (N,), weighted mean loss) in item order."""
         was_training = self.model.training
         self.model.eval()
@@ -553,7 +562,7 @@ class Trainer:
         loss = loss_sum / weight_sum if weight_sum > 0 else float("nan")
         return torch.cat(logits_out).numpy(), torch.cat(labels_out).numpy(), loss
 
-    def evaluate(self, ds: Dataset) -> dict[str, Any]:
+    def evaluate(self, ds: SampleDataset) -> dict[str, Any]:
         """Loss (with the fit's class weights, if any) and :func:`classification_metrics` on ``ds``."""
         with self._runtime(deterministic=False):
             self.model.to(self.device)
@@ -562,7 +571,7 @@ class Trainer:
         metrics["loss"] = loss
         return metrics
 
-    def predict_proba(self, ds: Dataset) -> np.ndarray:
+    def predict_proba(self, ds: SampleDataset) -> np.ndarray:
         """Softmax probabilities (N, C) float32 in dataset order (labels of ``ds`` are ignored)."""
         with self._runtime(deterministic=False):
             self.model.to(self.device)
@@ -580,9 +589,10 @@ class Trainer:
             return np.zeros((0, self.n_classes), dtype=np.float32)
         return np.concatenate(out).astype(np.float32, copy=False)
 
-    def predict(self, ds: Dataset) -> np.ndarray:
+    def predict(self, ds: SampleDataset) -> np.ndarray:
         """Arg-max class ids (N,) int64."""
-        return self.predict_proba(ds).argmax(axis=1).astype(np.int64)
+        classes: np.ndarray = self.predict_proba(ds).argmax(axis=1).astype(np.int64)
+        return classes
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -600,7 +610,7 @@ class Trainer:
         if not path.exists():
             logger.warning("resume requested but %s does not exist; starting from scratch", path)
             return None
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
         if state.get("version") != _CHECKPOINT_VERSION:
             raise ValueError(f"{path}: unsupported checkpoint version {state.get('version')!r}")
         saved_cfg = state.get("trainer_config", {})
@@ -611,7 +621,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, train_ds: Dataset, val_ds: Dataset, resume: bool = False) -> TrainResult:
+    def fit(self, train_ds: SampleDataset, val_ds: SampleDataset, resume: bool = False) -> TrainResult:
         """Train on ``train_ds``, validate on ``val_ds`` after every epoch, keep the best weights.
 
         With ``resume=True`` training continues from ``checkpoint_dir/last.pt`` (model, optimiser,

@@ -89,7 +89,7 @@ def load_candles(
     else:
         name_symbol, _ = parse_candle_filename(source)
         named = name_symbol is not None and "_" in Path(source).name.split("-")[0]
-        if symbols and named and not any(_same_symbol(name_symbol, s) for s in symbols):
+        if symbols and named and name_symbol is not None and not any(_same_symbol(name_symbol, s) for s in symbols):
             raise DataValidationError(
                 str(source), None, "symbol_not_found", f"the file holds {name_symbol}, not {', '.join(symbols)}"
             )

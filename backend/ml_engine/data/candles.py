@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 logger = logging.getLogger(__name__)
@@ -188,7 +189,7 @@ def _fmt(value: float) -> str:
 
 def find_time_column(columns: list[Any]) -> Any | None:
     """The time column: date/datetime/timestamp/time (any case), else the first unnamed column."""
-    names = {}
+    names: dict[str, Any] = {}
     for col in columns:
         names.setdefault(str(col).strip().lower() if col is not None else "", col)
     for candidate in TIME_COLUMN_NAMES:
@@ -361,7 +362,7 @@ def _rows(n: int) -> str:
     return f"{n} row" if n == 1 else f"{n} rows"
 
 
-def _first_row(mask: np.ndarray) -> int | None:
+def _first_row(mask: npt.ArrayLike) -> int | None:
     idx = np.flatnonzero(mask)
     return int(idx[0]) if len(idx) else None
 

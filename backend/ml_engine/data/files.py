@@ -66,7 +66,9 @@ def symbol_to_filename(symbol: str, timeframe: str, suffix: str = ".feather") ->
 
 
 def _same_symbol(a: str, b: str) -> bool:
-    norm = lambda s: re.sub(r"[/_:\-]", "_", s.strip().upper())  # noqa: E731
+    def norm(s: str) -> str:
+        return re.sub(r"[/_:\-]", "_", s.strip().upper())
+
     return norm(a) == norm(b)
 
 

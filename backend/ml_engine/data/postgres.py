@@ -128,7 +128,7 @@ def _upsert(conn: sa.Connection, tbl: sa.Table, s: CandleSeries) -> None:
     """COPY into a temporary table, then INSERT .. ON CONFLICT (psycopg2); bound executemany otherwise."""
     f = s.frame
     raw = conn.connection.driver_connection
-    if type(raw).__module__.startswith("psycopg2"):
+    if raw is not None and type(raw).__module__.startswith("psycopg2"):
         q = conn.dialect.identifier_preparer
         cols = ", ".join(q.quote(c) for c in _ALL_COLUMNS)
         updates = ", ".join(f"{q.quote(c)} = EXCLUDED.{q.quote(c)}" for c in _VALUE_COLUMNS)
@@ -212,4 +212,5 @@ def load_candles_from_postgres(
 def _utc(value: datetime | pd.Timestamp | str) -> datetime:
     ts = pd.Timestamp(value)
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return ts.to_pydatetime()
+    out: datetime = ts.to_pydatetime()  # pandas is untyped here
+    return out
