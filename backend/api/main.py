@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from backend.logging_setup import setup_logging
 from backend.services import Services, ServiceSettings
 
 from .errors import install_error_handlers
@@ -36,6 +37,9 @@ API_PREFIX = "/api/ml-management"
 def create_app(settings: ServiceSettings | None = None, services: Services | None = None) -> FastAPI:
     """The API over ``settings`` (default: ``ServiceSettings()`` from the environment)."""
     settings = settings if settings is not None else ServiceSettings()
+    # uvicorn configures only its own loggers: without this, backend.* INFO records are dropped
+    # (a no-op where the process configured logging itself, e.g. under pytest)
+    setup_logging(settings.log_level)
     services = services if services is not None else Services.from_settings(settings)
 
     @asynccontextmanager

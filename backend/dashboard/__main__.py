@@ -15,7 +15,8 @@ from pathlib import Path
 APP = Path(__file__).resolve().parent / "app.py"
 DEFAULT_PORT = 8501
 
-logger = logging.getLogger(__name__)
+# not __name__: under `python -m backend.dashboard` that is "__main__", outside "backend"
+logger = logging.getLogger("backend.dashboard")
 
 
 def streamlit_args(port: int = DEFAULT_PORT, address: str | None = None, headless: bool = True) -> list[str]:
@@ -41,7 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from streamlit.web import cli as stcli
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from backend.logging_setup import setup_logging
+
+    setup_logging()  # backend.* records of the pages reach the console (ML_LOG_LEVEL, default INFO)
     logger.info("dashboard on http://%s:%d", args.address or "localhost", args.port)
     sys.argv = ["streamlit", *streamlit_args(args.port, args.address)]
     return int(stcli.main() or 0)

@@ -87,12 +87,27 @@ class Settings(BaseSettings):
         default=0.5, ge=0, le=1, validation_alias=AliasChoices("ML_MIN_ACCURACY_FOR_PROMOTION", "min_accuracy_for_promotion")
     )
 
+    # --- logging ------------------------------------------------------------------------
+    log_level: str = Field(
+        default="INFO",
+        validation_alias=AliasChoices("ML_LOG_LEVEL", "log_level"),
+        description="Level of the backend.* loggers on the console of the API, worker and dashboard",
+    )
+
     @field_validator("device")
     @classmethod
     def _device_known(cls, v: str) -> str:
         if v not in {"auto", "cpu", "cuda"} and not v.startswith("cuda:"):
             raise ValueError("device must be auto, cpu, cuda or cuda:N")
         return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level_known(cls, v: str) -> str:
+        from backend.logging_setup import parse_level
+
+        parse_level(v)  # ValueError names the accepted levels
+        return v.strip().upper()
 
     @property
     def symbol_list(self) -> list[str]:

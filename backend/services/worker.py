@@ -17,6 +17,8 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from backend.logging_setup import setup_logging
+
 from .job_runner import JobRunner, fail_runs_of_reaped_jobs
 from .job_store import JobStore, host_identity
 from .queue import build_queue
@@ -24,7 +26,8 @@ from .settings import ServiceSettings
 
 __all__ = ["main", "run_worker"]
 
-logger = logging.getLogger(__name__)
+# not __name__: run as `python -m backend.services.worker` that is "__main__", outside "backend"
+logger = logging.getLogger("backend.services.worker")
 
 
 class _WorkerHeartbeat(threading.Thread):
@@ -77,13 +80,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="worker threads (default: ML_MAX_CONCURRENT_TRAININGS)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # backend.* and huey (task start/finish) on the console; ML_LOG_LEVEL (default INFO), -v: DEBUG
+    setup_logging("DEBUG" if args.verbose else None, loggers=("backend", "huey"))
     try:
         settings = ServiceSettings()
     except Exception as exc:  # invalid .env: say which field, never its value
         logger.error("invalid settings: %s", " ".join(str(exc).split()))
         return 2
+    if not args.verbose:
+        setup_logging(settings.log_level, loggers=("backend", "huey"))  # ML_LOG_LEVEL from .env too
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be >= 1")
     run_worker(settings, args.workers)
