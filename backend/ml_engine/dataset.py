@@ -29,7 +29,7 @@ import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -38,12 +38,12 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 
 from .features import FeatureConfig, build_feature_matrix, feature_names, lookback_rows, run_ids
 from .labels import CLASS_NAMES, UNDEFINED, LabelConfig, make_labels
-from .pipeline import (  # noqa: F401 - serving names, re-exported where training code finds them
-    PIPELINE_VERSION,
-    Normalizer,
-    build_inference_windows,
-    parse_pipeline,
-    valid_window_ends,
+from .pipeline import (  # serving names, re-exported (`X as X`) where training code finds them
+    PIPELINE_VERSION as PIPELINE_VERSION,
+    Normalizer as Normalizer,
+    build_inference_windows as build_inference_windows,
+    parse_pipeline as parse_pipeline,
+    valid_window_ends as valid_window_ends,
 )
 
 logger = logging.getLogger(__name__)
@@ -52,11 +52,17 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 
 class SeriesLike(Protocol):
-    """What `prepare_dataset` needs of a series (e.g. `data.CandleSeries`)."""
+    """What `prepare_dataset` needs of a series (e.g. `data.CandleSeries`); read-only, so that
+    frozen dataclasses fit."""
 
-    symbol: str
-    timeframe: str
-    frame: pd.DataFrame  # timestamp, open, high, low, close, volume, [segment]
+    @property
+    def symbol(self) -> str: ...
+
+    @property
+    def timeframe(self) -> str: ...
+
+    @property
+    def frame(self) -> pd.DataFrame: ...  # timestamp, open, high, low, close, volume, [segment]
 
 
 # --------------------------------------------------------------------------------------------
@@ -355,8 +361,7 @@ def prepare_dataset(series_list: Sequence[SeriesLike], feature_cfg: FeatureConfi
         series_id[sl] = i
         runs = run_ids(seg_col, n)
         segment[sl] = runs
-        # cast: numpy types any(axis=...) as "bool or array"; on a 2-D array it is an array.
-        bad = cast(np.ndarray, np.isnan(X[sl]).any(axis=1))  # (n,)
+        bad = np.isnan(X[sl]).any(axis=1)  # (n,)
         ok = valid_window_ends(bad, runs, window) & (labels != UNDEFINED)
         local_ends = np.flatnonzero(ok).astype(np.int64)
         parts = _split_ends(local_ends, split_cfg, gap)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from .features import FeatureConfig, build_feature_matrix, feature_names, lookback_rows, run_ids
@@ -106,11 +107,12 @@ class Normalizer:
                    feature_names=list(data.get("feature_names", [])))
 
 
-def valid_window_ends(bad_rows: np.ndarray, runs: np.ndarray, window: int) -> np.ndarray:
+def valid_window_ends(bad_rows: npt.ArrayLike, runs: np.ndarray, window: int) -> np.ndarray:
     """(n,) bool: True where rows ``e-window+1 .. e`` exist, share one run id and none is bad.
 
     `runs` must be non-decreasing run ids (contiguous runs); `bad_rows` marks rows with NaN.
     """
+    bad_rows = np.asarray(bad_rows)
     n = bad_rows.shape[0]
     ok = np.zeros(n, dtype=bool)
     if n < window:
@@ -133,6 +135,21 @@ def parse_pipeline(pipeline: Mapping[str, Any]) -> tuple[FeatureConfig, Normaliz
     if names != list(pipeline["feature_names"]) or (norm.feature_names and norm.feature_names != names):
         raise ValueError("pipeline feature names do not match its feature config (built by another version?)")
     return fcfg, norm, int(pipeline["window"])
+
+
+@overload
+def build_inference_windows(frame: pd.DataFrame, pipeline: Mapping[str, Any], *, last_only: bool = False,
+                            return_ends: Literal[False] = False) -> np.ndarray: ...
+
+
+@overload
+def build_inference_windows(frame: pd.DataFrame, pipeline: Mapping[str, Any], *, last_only: bool = False,
+                            return_ends: Literal[True]) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@overload
+def build_inference_windows(frame: pd.DataFrame, pipeline: Mapping[str, Any], *, last_only: bool = False,
+                            return_ends: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]: ...
 
 
 def build_inference_windows(frame: pd.DataFrame, pipeline: Mapping[str, Any], *, last_only: bool = False,
