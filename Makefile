@@ -14,11 +14,12 @@ $(PY):
 	$(PIP) install -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(PY)
-	$(PIP) install -q -e .
+	@# everything but the tests: training, API + worker, dashboard (a bot host needs only '.[serve]')
+	$(PIP) install -q -e '.[all]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -e '.[all,test]'
 	@# Browser tests use Debian's chromium (never a downloaded browser).
 	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; }
 	touch $@
