@@ -16,6 +16,7 @@ If the host process configured logging itself (a root handler that is not ours: 
 ``uvicorn --log-config``, pytest's capture), nothing is changed: its configuration wins. Calling it
 again is harmless: it adds no second handler and only updates the levels.
 """
+
 from __future__ import annotations
 
 import logging
