@@ -73,14 +73,38 @@ def test_stock_client_sees_params_metrics_tags_inputs_artifacts(trained):
     assert tags["symbol"] == "ETH/BTC,LTC/BTC" and tags["timeframe"] == "5m"
     assert tags["code_version"] and len(tags["data_hash"]) == 32
 
-    inputs = run.inputs.dataset_inputs
-    assert {d.dataset.name for d in inputs} == {"ETH/BTC 5m", "LTC/BTC 5m"}
-    assert all(d.dataset.digest for d in inputs)
+    # lineage: one dataset input per split, each with its own context and digest
+    inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
+    assert set(inputs) == {f"ETH/BTC,LTC/BTC 5m {split}" for split in ("train", "val", "test")}
+    contexts = {name.rsplit(" ", 1)[1]: {t.key: t.value for t in d.tags}["mlflow.data.context"]
+                for name, d in inputs.items()}
+    assert contexts == {"train": "training", "val": "validation", "test": "testing"}
+    digests = {name: d.dataset.digest for name, d in inputs.items()}
+    assert len(set(digests.values())) == 3 and all(digests.values())
+    assert digests[f"ETH/BTC,LTC/BTC 5m test"] == result["datasets"]["test"]
 
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     names |= {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert {"model.onnx", "metadata.json", "plots/confusion_matrix.png", "plots/learning_curves.png",
             "plots/equity_curve.png"} <= names
+
+
+def test_test_metrics_belong_to_the_logged_model_and_the_test_dataset(trained):
+    settings, result, client = trained
+    model = client.get_logged_model(result["model_id"])
+    assert model.source_run_id == result["run_id"]
+    by_key = {m.key: m for m in model.metrics}
+    for key in ("test_accuracy", "test_f1_macro", "accuracy", "test_f1", "backtest_sharpe"):
+        assert key in by_key, key
+    assert by_key["test_accuracy"].value == pytest.approx(result["test_metrics"]["accuracy"])
+    assert by_key["test_accuracy"].dataset_name == "ETH/BTC,LTC/BTC 5m test"
+    assert by_key["test_accuracy"].dataset_digest == result["datasets"]["test"]
+    # search_logged_models filters and orders by them
+    exp = client.get_experiment_by_name("model_training")
+    found = client.search_logged_models(
+        experiment_ids=[exp.experiment_id], filter_string=f"metrics.test_accuracy >= {result['test_metrics']['accuracy'] - 1e-9}",
+        order_by=[{"field_name": "metrics.test_accuracy", "ascending": False}])
+    assert result["model_id"] in [m.model_id for m in found]
 
 
 def test_registered_version_has_tags_description_and_signature(trained):
@@ -123,7 +147,10 @@ def test_guide_code_examples_run_as_written(trained, monkeypatch, capsys):
         model = tracker.load_model("models:/hybrid_cnn_lstm/latest")
     '''), {})
     out = capsys.readouterr().out
-    assert f"Лучший run: {result['run_id']}" in out
+    best = max((r for r in client.search_runs([client.get_experiment_by_name("model_training").experiment_id])
+                if "val_accuracy" in r.data.metrics), key=lambda r: r.data.metrics["val_accuracy"])
+    assert f"Лучший run: {best.info.run_id}" in out
+    assert f"Accuracy: {best.data.metrics['val_accuracy']}" in out
 
     # Practical example 2, verbatim: experiment "2" is model_training on a fresh store.
     monkeypatch.setenv("MLFLOW_TRACKING_URI", settings.mlflow_tracking_uri)
@@ -157,7 +184,15 @@ def test_guide_code_examples_run_as_written(trained, monkeypatch, capsys):
         print(df.to_string())
     '''), {})
     out = capsys.readouterr().out
-    assert result["run_id"][:8] in out and "acceptance" in out
+    # the values it prints are the run's: accuracy and f1 read names the runs carry (f1 was 0 before)
+    row = next(line.split() for line in out.splitlines() if result["run_id"][:8] in line)
+    assert "acceptance" in row
+    run = client.get_run(result["run_id"])
+    accuracy, f1, epochs, lr = row[-4:]
+    assert float(accuracy) == pytest.approx(result["test_metrics"]["accuracy"], abs=1e-6)
+    assert float(f1) == pytest.approx(result["test_metrics"]["f1_macro"], abs=1e-6) and float(f1) > 0
+    assert run.data.metrics["test_f1"] == pytest.approx(result["test_metrics"]["f1_macro"])
+    assert epochs == str(EPOCHS) and lr == run.data.params["trainer_learning_rate"]
 
 
 def test_guide_filters_find_the_training(trained):
@@ -170,6 +205,23 @@ def test_guide_filters_find_the_training(trained):
     assert result["run_id"] in ids("tags.training_mode = 'manual'")
     assert result["run_id"] not in ids("tags.training_mode = 'auto'")
     assert result["run_id"] not in ids(f"params.trainer_epochs = '{EPOCHS + 1}'")
+    assert result["run_id"] in ids(f"params.model_hidden_size = '{TINY_TRAINING['model_kwargs']['lstm_hidden']}'")
+
+    # The guide's metric filters use names the runs carry: each answers exactly the runs it describes.
+    runs = {r["run_id"]: r for r in tracker.search_runs(max_results=1000)}
+    acc = result["test_metrics"]["accuracy"]
+    assert result["run_id"] in ids(f"metrics.accuracy > {acc - 1e-6}")
+    assert result["run_id"] in ids(f"metrics.accuracy > {acc - 1e-6} AND params.trainer_epochs = '{EPOCHS}'")
+    assert result["run_id"] not in ids(f"metrics.accuracy > {acc + 1e-6}")
+    for guide_filter, keep in (
+        ("metrics.accuracy > 0.85", lambda r: r.get("metrics.accuracy", -1) > 0.85),
+        ("metrics.accuracy > 0.8 AND params.trainer_epochs = '50'",
+         lambda r: r.get("metrics.accuracy", -1) > 0.8 and r.get("params.trainer_epochs") == "50"),
+        ("metrics.val_loss < 0.5", lambda r: r.get("metrics.val_loss", 9) < 0.5),
+    ):
+        assert ids(guide_filter) == {rid for rid, r in runs.items() if keep(r)}, guide_filter
+    assert all(runs[rid]["metrics.accuracy"] == pytest.approx(runs[rid]["metrics.test_accuracy"])
+               for rid in runs if "metrics.accuracy" in runs[rid])
 
 
 def test_two_concurrent_trainings_never_mix_their_metrics(pg_module_url, tmp_path):
@@ -196,14 +248,41 @@ def test_two_concurrent_trainings_never_mix_their_metrics(pg_module_url, tmp_pat
     assert client.get_run(b["run_id"]).data.tags["symbol"] == "XMR/BTC"
 
 
-def test_failed_training_ends_failed_with_the_reason(pg_module_url, tmp_path):
+def test_refused_data_leaves_no_run(pg_module_url, tmp_path, capsys, monkeypatch):
+    """Bad data or a --date-range longer than the data is refused before an MLflow run exists."""
     settings = make_settings(tmp_path, tracking_uri=pg_module_url, data_path=str(SAMPLE_DATA))
+    client = MlflowClient(tracking_uri=pg_module_url)
     result = TrainingOrchestrator(settings).train_model_sync(
-        run_name="fails", **{**TINY_TRAINING, "date_range": 400})
+        run_name="refused_range", **{**TINY_TRAINING, "date_range": 400})
     assert result["success"] is False and "asked for 400 days" in result["error"]
+    assert result["run_id"] is None and result["error_type"] == "DataValidationError"
+    # the guide's CLI command on the bundled 20 days: one line, exit 2, no run
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", pg_module_url)
+    monkeypatch.setenv("ML_DATA_PATH", str(SAMPLE_DATA))
+    code = main(["--epochs", "100", "--batch-size", "128", "--lr", "0.0005", "--date-range", "60",
+                 "--run-name", "refused_cli"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "asked for 60 days" in err
+    exp = client.get_experiment_by_name("model_training")
+    names = {r.info.run_name for r in client.search_runs([exp.experiment_id], max_results=1000)}
+    assert not names & {"refused_range", "refused_cli"}
+
+
+def test_failure_after_the_run_started_marks_it_failed(pg_module_url, tmp_path):
+    from backend.ml_engine.trainer import BaseCallback
+
+    class DiskFull(BaseCallback):
+        def on_epoch_end(self, epoch, metrics):
+            raise OSError("No space left on device")
+
+    settings = make_settings(tmp_path, tracking_uri=pg_module_url, data_path=str(SAMPLE_DATA))
+    result = TrainingOrchestrator(settings).train_model_sync(run_name="fails", callbacks=[DiskFull()], **TINY_TRAINING)
+    assert result["success"] is False and result["run_id"] is not None
+    assert result["error"] == "No space left on device" and result["version"] is None
     run = MlflowClient(tracking_uri=pg_module_url).get_run(result["run_id"])
     assert run.info.status == "FAILED"
-    assert "asked for 400 days" in run.data.tags["failure_reason"]
+    assert run.data.tags["failure_reason"] == result["error"]
 
 
 def test_nan_loss_fails_the_run_instead_of_producing_a_model(pg_module_url, tmp_path):

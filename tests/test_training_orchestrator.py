@@ -1,6 +1,7 @@
 """The core pipeline end to end: CLI, outputs, bad input, planted pattern and leakage checks."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -19,6 +20,7 @@ from backend.ml_engine.training_orchestrator import (
     TrainingRequest,
     main,
     run_training,
+    TrainingOutcome,
 )
 from conftest import SAMPLE_DATA, TINY_MODEL, make_settings
 from corrupt_files import CORRUPTIONS, too_few_rows
@@ -132,8 +134,8 @@ def test_planted_pattern_is_learned_well_above_the_majority_baseline(tmp_path):
     data = write_trending_csv(tmp_path, n=5000, seed=1)
     request = _request(tmp_path, data, epochs=6, lr=3e-3)
     out = run_training(request, tmp_path / "out", run_name="planted", export_onnx=False)
-    acc = out["test_metrics"]["accuracy"]
-    majority = out["baselines"]["majority"]["accuracy"]
+    acc = out.test_metrics["accuracy"]
+    majority = out.baselines["majority"]["accuracy"]
     assert acc >= majority + 0.25, (acc, majority)
     assert acc >= 0.75
 
@@ -161,9 +163,18 @@ def test_same_seed_repeats_the_training_exactly(tmp_path):
     data = write_trending_csv(tmp_path, n=2500, seed=2)
     a = run_training(_request(tmp_path, data, epochs=1, seed=5), tmp_path / "a", run_name="a", export_onnx=False)
     b = run_training(_request(tmp_path, data, epochs=1, seed=5), tmp_path / "b", run_name="b", export_onnx=False)
-    for (ka, va), (kb, vb) in zip(a["model"].state_dict().items(), b["model"].state_dict().items()):
-        assert ka == kb and torch.equal(va, vb)
-    assert a["history"][0]["val_loss"] == b["history"][0]["val_loss"]
+    # the outcome carries files, not live objects: the saved weights are compared
+    sa, sb = (torch.load(o.model_path, weights_only=True)["state_dict"] for o in (a, b))
+    assert list(sa) == list(sb)
+    for key in sa:
+        assert torch.equal(sa[key], sb[key]), key
+    assert a.history[0]["val_loss"] == b.history[0]["val_loss"]
+    # a typed, frozen outcome; the guide's dict is built from it and holds only JSON-able values
+    assert isinstance(a, TrainingOutcome)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.best_epoch = 3  # type: ignore[misc]
+    assert json.loads(json.dumps(a.to_result()))["test_metrics"]["accuracy"] == a.test_metrics["accuracy"]
+    assert a.model_uri is None and a.dataset_digests == {}  # untracked: nothing logged
 
 
 def test_trending_candles_are_valid_market_data():

@@ -22,6 +22,9 @@ EXPERIMENT_DEFAULT = "trading_bot_ml"
 EXPERIMENT_TRAINING = "model_training"
 EXPERIMENT_RETRAINING = "auto_retraining"
 
+#: The registered model the guide trains, serves and retrains.
+DEFAULT_MODEL_NAME = "hybrid_cnn_lstm"
+
 
 class Settings(BaseSettings):
     """Everything a deployment may change, with defaults that work on a fresh clone."""
@@ -83,6 +86,12 @@ class Settings(BaseSettings):
     seed: int = Field(default=42, validation_alias=AliasChoices("ML_SEED", "seed"))
     device: str = Field(default="auto", validation_alias=AliasChoices("ML_DEVICE", "device"))
     output_dir: str = Field(default="./outputs", validation_alias=AliasChoices("ML_OUTPUT_DIR", "output_dir"))
+    jobs_database_url: SecretStr = Field(
+        default=SecretStr("sqlite:///mlruns/jobs.db"),
+        validation_alias=AliasChoices("ML_JOBS_DATABASE_URL", "jobs_database_url"),
+        description="SQLAlchemy URL of the job records (sqlite:///... or postgresql://...); when PostgreSQL it "
+        "is also the coordination database every lock lives on (promotion, retraining, job claiming)",
+    )
     min_accuracy_for_promotion: float = Field(
         default=0.5, ge=0, le=1, validation_alias=AliasChoices("ML_MIN_ACCURACY_FOR_PROMOTION", "min_accuracy_for_promotion")
     )

@@ -13,6 +13,11 @@ CLI (the guide's flags)::
 A training writes into ``<output_dir>/<run_name>/``: ``model.pt`` (state dict and config), ``model.onnx``
 (parity-checked against PyTorch), ``metadata.json``, PNG plots and per-epoch checkpoints; and, when
 tracking is on, logs all of it into the MLflow experiment ``model_training`` and registers a version.
+
+Seams: :func:`load_training_data` reads and validates the candles (before any MLflow run exists:
+bad data or a ``--date-range`` longer than the data is refused without leaving an empty run),
+:func:`run_training` trains, evaluates and logs, and returns a frozen :class:`TrainingOutcome`;
+the guide's result dict is built from it only in :meth:`TrainingOrchestrator.train_model`.
 """
 from __future__ import annotations
 
@@ -27,18 +32,30 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from backend.ml_engine.cli_args import OneLineParser, positive_float, positive_int
-from backend.ml_engine.config import EXPERIMENT_TRAINING, Settings
+from backend.ml_engine.config import DEFAULT_MODEL_NAME, EXPERIMENT_TRAINING, Settings
 from backend.ml_engine.process import host_identity, pid_alive
+
+if TYPE_CHECKING:  # pragma: no cover
+    from backend.ml_engine.data.candles import CandleSeries
+    from backend.ml_engine.dataset import PreparedData, SplitConfig
+    from backend.ml_engine.features import FeatureConfig
+    from backend.ml_engine.labels import LabelConfig
+    from backend.ml_engine.mlflow_integration import MLflowTracker
+    from backend.ml_engine.model import ModelConfig
+    from backend.ml_engine.trainer import Callback, TrainerConfig
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL_NAME = "hybrid_cnn_lstm"
+#: The guide's metric names, logged beside the project's own (same values): its example 2 reads
+#: ``test_f1`` and its filters ask for ``metrics.accuracy``.
+GUIDE_METRIC_ALIASES = {"accuracy": "test_accuracy", "test_f1": "test_f1_macro"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -67,11 +84,11 @@ class TrainingRequest:
     """The full, typed description of one training."""
 
     data: DataSpec
-    features: Any
-    labels: Any
-    split: Any
-    model: Any
-    trainer: Any
+    features: FeatureConfig
+    labels: LabelConfig
+    split: SplitConfig
+    model: ModelConfig
+    trainer: TrainerConfig
     window: int = 60
     fee: float = 0.001
 
@@ -191,6 +208,126 @@ class TrainingFailed(RuntimeError):
     """A training that could not produce a model; the message says why."""
 
 
+@dataclass(frozen=True)
+class TrainingData:
+    """The validated candles of one training, read before any MLflow run starts."""
+
+    series: tuple[CandleSeries, ...]
+    digest: str
+    """:func:`data_hash` over every candle."""
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(s.symbol for s in self.series)
+
+    @property
+    def timeframe(self) -> str:
+        return self.series[0].timeframe
+
+
+def load_training_data(request: TrainingRequest) -> TrainingData:
+    """Load and validate the request's candles (``DataValidationError`` / ``ValueError`` for bad
+    data or a ``date_range_days`` longer than the data holds)."""
+    from backend.ml_engine.data import load_candles
+
+    spec = request.data
+    series = load_candles(
+        spec.path, symbols=spec.symbols or None, timeframe=spec.timeframe, max_fill_gap=spec.max_fill_gap,
+        min_rows=request.window + request.labels.horizon + 1, date_range_days=spec.date_range_days, table=spec.table,
+    )
+    for s in series:
+        logger.info("data %s %s: %d candles from %s; %s", s.symbol, s.timeframe, len(s.frame), s.source,
+                    s.report.summary())
+    return TrainingData(tuple(series), data_hash(series))
+
+
+def prepare_training_data(request: TrainingRequest, data: TrainingData) -> PreparedData:
+    """Features, labels, purged splits and the normaliser (``ValueError`` when a split would be empty)."""
+    from backend.ml_engine.dataset import prepare_dataset
+
+    return prepare_dataset(list(data.series), request.features, request.labels, request.split, request.window)
+
+
+@dataclass(frozen=True)
+class SplitRows:
+    """Windows per split."""
+
+    train: int
+    val: int
+    test: int
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """What one training produced: files, metrics and, when tracked, the logged model."""
+
+    run_name: str
+    output_dir: Path
+    model_path: Path
+    metadata_path: Path
+    onnx_path: Path | None
+    onnx_max_abs_diff: float | None
+    """Largest |ONNX Runtime - PyTorch| on a real batch; None without an ONNX export."""
+    plots: Mapping[str, Path]
+    test_metrics: Mapping[str, Any]
+    """:func:`evaluation.classification_metrics` on the test split (accuracy, f1_macro, per class, confusion matrix)."""
+    baselines: Mapping[str, Mapping[str, Any]]
+    """``majority`` and ``previous_direction`` baselines on the same test windows."""
+    backtest: Mapping[str, float]
+    """Scalar backtest metrics with fees (total_return, sharpe, max_drawdown, n_trades, buy_and_hold_*...)."""
+    history: tuple[Mapping[str, float], ...]
+    best_epoch: int | None
+    data_hash: str
+    symbols: tuple[str, ...]
+    timeframe: str
+    rows: SplitRows
+    fit_seconds: float
+    wall_seconds: float
+    dataset_digests: Mapping[str, str] = field(default_factory=dict)
+    """Digest of each split's dataset input (``train``, ``val``, ``test``) when tracked."""
+    model_uri: str | None = None
+    """``models:/<model_id>`` of the logged model when tracked."""
+
+    @property
+    def model_id(self) -> str | None:
+        return self.model_uri[len("models:/"):] if self.model_uri else None
+
+    def final_metrics(self) -> dict[str, float]:
+        """The flat metrics logged at the end of the run: ``test_*``, ``baseline_*``, ``backtest_*`` and the
+        guide's names (:data:`GUIDE_METRIC_ALIASES`)."""
+        out = {f"test_{k}": float(v) for k, v in self.test_metrics.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        out.update({alias: out[key] for alias, key in GUIDE_METRIC_ALIASES.items() if key in out})
+        out.update(_flatten_numbers(self.baselines, "baseline"))
+        out.update({f"backtest_{k}": float(v) for k, v in self.backtest.items()})
+        return out
+
+    def to_result(self) -> dict[str, Any]:
+        """The keys the guide's result dict carries about the training itself (JSON-able values)."""
+        return {
+            "output_dir": str(self.output_dir),
+            "model_path": str(self.model_path),
+            "onnx_path": str(self.onnx_path) if self.onnx_path else None,
+            "onnx_max_abs_diff": self.onnx_max_abs_diff,
+            "metadata_path": str(self.metadata_path),
+            "plots": {k: str(v) for k, v in self.plots.items()},
+            "test_metrics": dict(self.test_metrics),
+            "baselines": {k: dict(v) for k, v in self.baselines.items()},
+            "backtest": dict(self.backtest),
+            "history": [dict(h) for h in self.history],
+            "best_epoch": self.best_epoch,
+            "data_hash": self.data_hash,
+            "symbols": list(self.symbols),
+            "timeframe": self.timeframe,
+            "rows": dataclasses.asdict(self.rows),
+            "fit_seconds": self.fit_seconds,
+            "wall_seconds": self.wall_seconds,
+            "model_uri": self.model_uri,
+            "model_id": self.model_id,
+            "datasets": dict(self.dataset_digests),
+        }
+
+
 def run_training(
     request: TrainingRequest,
     output_dir: Path,
@@ -198,17 +335,21 @@ def run_training(
     run_name: str,
     model_name: str = DEFAULT_MODEL_NAME,
     export_onnx: bool = True,
-    callbacks: Sequence[Any] = (),
-    tracker: Any = None,
+    callbacks: Sequence[Callback] = (),
+    tracker: MLflowTracker | None = None,
     resume: bool = False,
-) -> dict[str, Any]:
-    """Train, evaluate and write outputs. Returns a dict of results; raises on bad data or divergence."""
+    data: TrainingData | None = None,
+    prepared: PreparedData | None = None,
+) -> TrainingOutcome:
+    """Train, evaluate and write outputs (and log them into ``tracker``'s active run).
+
+    ``data`` / ``prepared``: candles and dataset already read (the orchestrator reads them before
+    starting the run); read here when not given. Raises on bad data or divergence.
+    """
     import numpy as np
     import torch
 
     from backend.ml_engine import evaluation, plots
-    from backend.ml_engine.data import load_candles
-    from backend.ml_engine.dataset import prepare_dataset
     from backend.ml_engine.model import HybridCNNLSTM
     from backend.ml_engine.trainer import Trainer, seed_everything
 
@@ -217,46 +358,38 @@ def run_training(
     out.mkdir(parents=True, exist_ok=True)
 
     # 1. data ---------------------------------------------------------------------------
-    spec = request.data
-    min_rows = request.window + request.labels.horizon + 1
-    series = load_candles(
-        spec.path,
-        symbols=spec.symbols or None,
-        timeframe=spec.timeframe,
-        max_fill_gap=spec.max_fill_gap,
-        min_rows=min_rows,
-        date_range_days=spec.date_range_days,
-        table=spec.table,
-    )
-    digest = data_hash(series)
-    for s in series:
-        logger.info("data %s %s: %d candles from %s; %s", s.symbol, s.timeframe, len(s.frame), s.source, s.report.summary())
-
-    prepared = prepare_dataset(series, request.features, request.labels, request.split, request.window)
+    data = data or load_training_data(request)
+    prepared = prepared or prepare_training_data(request, data)
+    series, digest = list(data.series), data.digest
     n_features = len(prepared.feature_names)
     request.model = dataclasses.replace(request.model, n_features=n_features, window=request.window)
     request.trainer = dataclasses.replace(request.trainer, checkpoint_dir=str(out / "checkpoints"))
     if not resume:  # the exact request, so that --resume continues the same training
         (out / REQUEST_FILE).write_text(json.dumps(request.to_dict(), indent=2, default=_json_default))
 
-    symbols = [s.symbol for s in series]
-    timeframe = series[0].timeframe
+    symbols = list(data.symbols)
+    timeframe = data.timeframe
+    datasets: dict[str, Any] = {}
     if tracker is not None:
+        from backend.ml_engine.lineage import split_datasets
+
         tracker.set_tags({"symbol": ",".join(symbols), "timeframe": timeframe, "data_hash": digest})
+        model_params = _as_dict(request.model)
+        model_params["hidden_size"] = request.model.lstm_hidden  # the guide's name (params.model_hidden_size)
         tracker.log_params(
             {
-                "model": _as_dict(request.model),
+                "model": model_params,
                 "trainer": {k: v for k, v in _as_dict(request.trainer).items() if k != "checkpoint_dir"},
                 "data": {
                     "source": ",".join(s.source for s in series),
                     "symbols": ",".join(symbols),
                     "timeframe": timeframe,
-                    "date_range_days": spec.date_range_days,
+                    "date_range_days": request.data.date_range_days,
                     "window": request.window,
                     "horizon": request.labels.horizon,
                     "label_threshold_mode": request.labels.threshold_mode,
                     "label_threshold": request.labels.threshold,
-                    "max_fill_gap": spec.max_fill_gap,
+                    "max_fill_gap": request.data.max_fill_gap,
                     "n_features": n_features,
                     "rows_train": len(prepared.train),
                     "rows_val": len(prepared.val),
@@ -265,7 +398,11 @@ def run_training(
                 },
             }
         )
-        tracker.log_dataset(series, digest=digest)
+        # Lineage: the candles each split read, one dataset input each with its own digest.
+        datasets = split_datasets(prepared, series)
+        for ds in datasets.values():
+            tracker.log_input(ds.frame, name=ds.name, source=ds.source, context=ds.context, digest=ds.digest,
+                              tags={"split": ds.split, "rows": str(len(ds.frame)), "data_hash": digest})
 
     # 2. train --------------------------------------------------------------------------
     seed_everything(request.trainer.seed)  # initial weights repeat with the seed
@@ -286,8 +423,8 @@ def run_training(
     prev = np.where(prev < 0, 1, prev)
     baselines = evaluation.baseline_metrics(y_true, y_train=prepared.train.labels, prev_direction=prev)
     # A backtest return must never span a gap: series and segment together identify a run of bars.
-    run_id = prepared.series_id[ends].astype(np.int64) * 1_000_000 + prepared.segment[ends]
-    bt = evaluation.backtest(y_pred, prepared.close[ends], run_id, fee=request.fee, timeframe=timeframe)
+    run_ids = prepared.series_id[ends].astype(np.int64) * 1_000_000 + prepared.segment[ends]
+    bt = evaluation.backtest(y_pred, prepared.close[ends], run_ids, fee=request.fee, timeframe=timeframe)
 
     # 4. outputs ------------------------------------------------------------------------
     model.eval()
@@ -309,10 +446,7 @@ def run_training(
             title="Test-split backtest with fees: model vs buy & hold",
         ),
     }
-
-    flat_test = {f"test_{k}": v for k, v in test_metrics.items() if isinstance(v, (int, float))}
-    flat_base = {k: v for k, v in _flatten_numbers(baselines, "baseline").items()}
-    flat_bt = evaluation.scalar_metrics(bt, prefix="backtest_")
+    backtest_scalars = evaluation.scalar_metrics(bt)
 
     metadata = {
         "model_name": model_name,
@@ -336,12 +470,13 @@ def run_training(
             "sources": [s.source for s in series],
             "symbols": symbols,
             "timeframe": timeframe,
-            "date_range_days": spec.date_range_days,
+            "date_range_days": request.data.date_range_days,
             "start": min(str(s.frame["timestamp"].iloc[0]) for s in series),
             "end": max(str(s.frame["timestamp"].iloc[-1]) for s in series),
             "candles": {s.symbol: len(s.frame) for s in series},
             "repairs": {s.symbol: s.report.to_dict() for s in series},
             "hash": digest,
+            "datasets": {k: {"name": d.name, "digest": d.digest, "rows": len(d.frame)} for k, d in datasets.items()},
         },
         "dataset": prepared.summary,
         "training": {
@@ -354,38 +489,34 @@ def run_training(
         },
         "test_metrics": test_metrics,
         "baselines": baselines,
-        "backtest": evaluation.scalar_metrics(bt),
+        "backtest": backtest_scalars,
         "onnx": onnx_info,
         "library_versions": library_versions(),
     }
     (out / "metadata.json").write_text(json.dumps(metadata, indent=2, default=_json_default))
 
-    outcome: dict[str, Any] = {
-        "output_dir": str(out),
-        "model_path": str(out / "model.pt"),
-        "onnx_path": onnx_info.get("path"),
-        "onnx_max_abs_diff": onnx_info.get("max_abs_diff"),
-        "metadata_path": str(out / "metadata.json"),
-        "plots": {k: str(v) for k, v in plot_paths.items()},
-        "test_metrics": test_metrics,
-        "baselines": baselines,
-        "backtest": metadata["backtest"],
-        "history": result.history,
-        "best_epoch": result.best_epoch,
-        "data_hash": digest,
-        "symbols": symbols,
-        "timeframe": timeframe,
-        "rows": {"train": len(prepared.train), "val": len(prepared.val), "test": len(prepared.test)},
-        "fit_seconds": fit_seconds,
-        "wall_seconds": time.perf_counter() - t_start,
-        "model": model,
-        "example": example,
-        "prepared": prepared,
-    }
+    outcome = TrainingOutcome(
+        run_name=run_name,
+        output_dir=out,
+        model_path=out / "model.pt",
+        metadata_path=out / "metadata.json",
+        onnx_path=Path(onnx_info["path"]) if onnx_info else None,
+        onnx_max_abs_diff=onnx_info.get("max_abs_diff"),
+        plots=plot_paths,
+        test_metrics=test_metrics,
+        baselines=baselines,
+        backtest=backtest_scalars,
+        history=tuple(result.history),
+        best_epoch=result.best_epoch,
+        data_hash=digest,
+        symbols=tuple(symbols),
+        timeframe=timeframe,
+        rows=SplitRows(len(prepared.train), len(prepared.val), len(prepared.test)),
+        fit_seconds=fit_seconds,
+        wall_seconds=time.perf_counter() - t_start,
+    )
 
     if tracker is not None:
-        tracker.log_metrics({**flat_test, **flat_base, **flat_bt})
-        tracker.flush()
         for p in plot_paths.values():
             tracker.log_artifact(str(p), artifact_path="plots")
         model_uri = tracker.log_model(
@@ -395,7 +526,15 @@ def run_training(
             onnx_path=onnx_info.get("path"),
             artifacts={"metadata.json": str(out / "metadata.json")},
         )
-        outcome["model_uri"] = model_uri
+        outcome = dataclasses.replace(outcome, model_uri=model_uri,
+                                      dataset_digests={k: d.digest for k, d in datasets.items()},
+                                      wall_seconds=time.perf_counter() - t_start)
+        # The final metrics belong to the logged model, measured on the test dataset: the MLflow model
+        # page shows them, and search_logged_models filters and orders by them.
+        test_ds = datasets["test"]
+        tracker.log_metrics(outcome.final_metrics(), model_id=outcome.model_id, dataset_name=test_ds.name,
+                            dataset_digest=test_ds.digest)
+        tracker.flush()
     return outcome
 
 
@@ -431,6 +570,24 @@ def _json_default(o: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 # Orchestrator
 # --------------------------------------------------------------------------------------------
+def version_tags(outcome: TrainingOutcome, run_id: str | None, training_mode: str) -> dict[str, str]:
+    """The tags every registered version carries (the guide's problem no. 2: no empty tag list)."""
+    tm = outcome.test_metrics
+    parity = outcome.onnx_max_abs_diff
+    return {
+        "run_id": run_id or "",
+        "data_hash": outcome.data_hash,
+        "symbol": ",".join(outcome.symbols),
+        "timeframe": outcome.timeframe,
+        "test_accuracy": f"{tm['accuracy']:.4f}",
+        "test_f1_macro": f"{tm['f1_macro']:.4f}",
+        "backtest_sharpe": f"{outcome.backtest.get('sharpe', float('nan')):.4f}",
+        "onnx_parity_max_abs_diff": f"{parity:.2e}" if parity is not None else "n/a",
+        "training_mode": training_mode,
+        "code_version": code_version(),
+    }
+
+
 class TrainingOrchestrator:
     """Runs trainings end to end and records each in MLflow (`model_training`)."""
 
@@ -449,11 +606,16 @@ class TrainingOrchestrator:
         min_accuracy_for_promotion: float | None = None,
         *,
         training_mode: str = "manual",
-        callbacks: Sequence[Any] = (),
+        callbacks: Sequence[Callback] = (),
         request: TrainingRequest | None = None,
         **overrides: Any,
     ) -> dict[str, Any]:
-        """Train one model; never raises for a failed training: the result says `success: False` and why."""
+        """Train one model; never raises for a failed training: the result says ``success: False`` and why.
+
+        The result (the guide's dict): ``success``, ``run_name``, ``run_id``, ``version``, ``promoted``,
+        ``promotion_reason``, ``test_metrics`` (``accuracy``, ``f1_macro``, ...), ``baselines``,
+        ``backtest``, ``history``, paths; ``error`` / ``error_type`` on failure.
+        """
         return await asyncio.to_thread(
             self.train_model_sync,
             model_name=model_name,
@@ -476,23 +638,36 @@ class TrainingOrchestrator:
         min_accuracy_for_promotion: float | None = None,
         *,
         training_mode: str = "manual",
-        callbacks: Sequence[Any] = (),
+        callbacks: Sequence[Callback] = (),
         request: TrainingRequest | None = None,
         resume: bool = False,
         **overrides: Any,
     ) -> dict[str, Any]:
+        """:meth:`train_model` in the calling thread."""
         settings = self.settings
         run_name = run_name or f"{model_name}_{datetime.now(timezone.utc):%Y%m%d_%H%M%S_%f}"
         output_dir = Path(settings.output_dir) / run_name
-        if resume:
-            saved = output_dir / REQUEST_FILE
-            if not (output_dir / "checkpoints" / "last.pt").exists() or not saved.exists():
-                raise ValueError(f"nothing to resume: no checkpoint of run {run_name!r} in {output_dir}")
-            request = TrainingRequest.from_dict(json.loads(saved.read_text()))  # the interrupted run's own config
-        request = request or TrainingRequest.from_settings(settings, **overrides)
+        result: dict[str, Any] = {"success": False, "run_name": run_name, "run_id": None, "version": None,
+                                  "promoted": False, "test_metrics": {}}
+        # Everything that can refuse the input runs before an MLflow run exists: a refused training
+        # leaves no empty FAILED run behind.
+        try:
+            if resume:
+                saved = output_dir / REQUEST_FILE
+                if not (output_dir / "checkpoints" / "last.pt").exists() or not saved.exists():
+                    raise ValueError(f"nothing to resume: no checkpoint of run {run_name!r} in {output_dir}")
+                request = TrainingRequest.from_dict(json.loads(saved.read_text()))  # the interrupted run's config
+            request = request or TrainingRequest.from_settings(settings, **overrides)
+            data = load_training_data(request)
+            prepared = prepare_training_data(request, data)
+        except Exception as exc:  # noqa: BLE001 - reported in the result, as every failure
+            reason = _one_line(exc)
+            logger.error("training %s refused: %s", run_name, reason)
+            result.update({"error": reason, "error_type": type(exc).__name__})
+            return result
         threshold = settings.min_accuracy_for_promotion if min_accuracy_for_promotion is None else min_accuracy_for_promotion
 
-        tracker = None
+        tracker: MLflowTracker | None = None
         run_id: str | None = None
         if self.tracking:
             from backend.ml_engine.mlflow_integration import get_mlflow_tracker
@@ -505,22 +680,21 @@ class TrainingOrchestrator:
             if resume:
                 tags["resumed"] = "true"
             run_id = tracker.start_run(run_name=run_name, tags=tags)
-        all_callbacks = list(callbacks)
+            result["run_id"] = run_id
+        all_callbacks: list[Callback] = list(callbacks)
         if tracker is not None:
             from backend.ml_engine.mlflow_integration import MLflowCallback
 
             all_callbacks.append(MLflowCallback(tracker))
 
-        result: dict[str, Any] = {"success": False, "run_name": run_name, "run_id": run_id, "version": None,
-                                  "promoted": False, "test_metrics": {}}
         try:
             outcome = run_training(
                 request, output_dir, run_name=run_name, model_name=model_name, export_onnx=export_onnx,
-                callbacks=all_callbacks, tracker=tracker, resume=resume,
+                callbacks=all_callbacks, tracker=tracker, resume=resume, data=data, prepared=prepared,
             )
-            result.update({k: v for k, v in outcome.items() if k not in {"model", "example", "prepared"}})
+            result.update(outcome.to_result())
             if tracker is not None:
-                result["version"] = self._register(tracker, outcome, model_name, run_name, run_id, training_mode)
+                result["version"] = self._register(tracker, outcome, model_name, run_id, training_mode)
                 if auto_promote:
                     result.update(self._auto_promote(tracker, model_name, result["version"], threshold))
         except BaseException as exc:  # noqa: BLE001 - the result reports every failure; the run never stays RUNNING
@@ -539,48 +713,38 @@ class TrainingOrchestrator:
         return result
 
     @staticmethod
-    def _register(tracker: Any, outcome: dict[str, Any], model_name: str, run_name: str, run_id: str | None,
+    def _register(tracker: MLflowTracker, outcome: TrainingOutcome, model_name: str, run_id: str | None,
                   training_mode: str) -> str:
         """A registry version whose tags and description say what it is (the guide's problem no. 2)."""
-        tm = outcome["test_metrics"]
-        parity = outcome["onnx_max_abs_diff"]
-        tags = {
-            "run_id": run_id,
-            "data_hash": outcome["data_hash"],
-            "symbol": ",".join(outcome["symbols"]),
-            "timeframe": outcome["timeframe"],
-            "test_accuracy": f"{tm['accuracy']:.4f}",
-            "test_f1_macro": f"{tm['f1_macro']:.4f}",
-            "backtest_sharpe": f"{outcome['backtest'].get('sharpe', float('nan')):.4f}",
-            "onnx_parity_max_abs_diff": f"{parity:.2e}" if parity is not None else "n/a",
-            "training_mode": training_mode,
-            "code_version": code_version(),
-        }
+        assert outcome.model_uri is not None
+        tm = outcome.test_metrics
         description = (
-            f"HybridCNN-LSTM on {', '.join(outcome['symbols'])} {outcome['timeframe']}, run {run_name}: "
+            f"HybridCNN-LSTM on {', '.join(outcome.symbols)} {outcome.timeframe}, run {outcome.run_name}: "
             f"test accuracy {tm['accuracy']:.3f}, macro F1 {tm['f1_macro']:.3f} "
-            f"(majority baseline {outcome['baselines']['majority']['accuracy']:.3f})."
+            f"(majority baseline {outcome.baselines['majority']['accuracy']:.3f})."
         )
-        return tracker.register_model(outcome["model_uri"], model_name, tags=tags, description=description)
+        return tracker.register_model(outcome.model_uri, model_name, tags=version_tags(outcome, run_id, training_mode),
+                                      description=description)
 
-    def _auto_promote(self, tracker: Any, model_name: str, version: Any, threshold: float) -> dict:
-        """Through the registry's promotion gate (the one truth: the MLflow alias `production`)."""
-        from backend.ml_engine.model_registry import PromotionGate, get_model_registry
+    def _auto_promote(self, tracker: MLflowTracker, model_name: str, version: str, threshold: float) -> dict[str, Any]:
+        """Through the model store's promotion gate (the one truth: the MLflow alias `production`)."""
+        from backend.ml_engine.registry import PromotionGate, get_model_store
 
         gate = PromotionGate.from_settings(self.settings, min_accuracy_for_promotion=threshold)
-        registry = get_model_registry(self.settings, gate=gate)
+        store = get_model_store(tracker.settings, gate, client=tracker.client)
         try:
-            decision = asyncio.run(registry.auto_promote(model_name, version))
+            decision = store.auto_promote(model_name, version)
         finally:
-            registry.close()
+            store.close()
         tracker.set_tags({
             "promotion": "promoted" if decision.promoted else "refused",
             "promotion_reason": decision.reason[:4000],
         })
-        return {"promoted": decision.promoted, "promotion_reason": decision.reason}
+        return {"promoted": decision.promoted, "promotion_reason": decision.reason,
+                "promotion_checks": decision.verdict.to_dict() if decision.verdict else None}
 
 
-def reap_orphaned_runs(tracker: Any) -> list[str]:
+def reap_orphaned_runs(tracker: MLflowTracker) -> list[str]:
     """End as KILLED the RUNNING runs of this host whose training process is gone (SIGKILL, OOM, power).
 
     A run records its host and pid when it starts; only runs of this host can be judged here.

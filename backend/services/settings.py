@@ -48,11 +48,7 @@ class ServiceSettings(Settings):
         validation_alias=AliasChoices("ML_CORS_ORIGINS", "cors_origins"),
         description="Browser origins allowed by CORS, e.g. http://localhost:8501 (the dashboard); empty: none",
     )
-    jobs_database_url: SecretStr = Field(
-        default=SecretStr("sqlite:///mlruns/jobs.db"),
-        validation_alias=AliasChoices("ML_JOBS_DATABASE_URL", "jobs_database_url"),
-        description="SQLAlchemy URL of the job records table (sqlite:///... or postgresql://...)",
-    )
+    # jobs_database_url (ML_JOBS_DATABASE_URL) is an engine setting: the locks live there too.
     redis_url: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("ML_REDIS_URL", "redis_url"),

@@ -105,7 +105,7 @@ from mlflow.utils.validation import (
 )
 
 from ..config import Settings
-from ..registry import MODEL_ID_TAG, ModelStore
+from ..registry import MODEL_ID_TAG, ModelStore, get_model_store
 from ._callback import MLflowCallback
 from ._datasets import dataset_digest, dataset_input
 from ._models import SerializationFormat, default_pip_requirements, log_pytorch_model
@@ -175,6 +175,10 @@ class MLflowTracker:
             raise ValueError("flush_every must be >= 1")
         settings = settings if settings is not None else Settings()
         configured = tracking_uri if tracking_uri is not None else settings.mlflow_tracking_uri
+        artifacts = artifact_location if artifact_location is not None else settings.mlflow_artifact_location
+        #: The settings with this tracker's store: the model store it hands out uses the same.
+        self.settings: Settings = settings.model_copy(
+            update={"mlflow_tracking_uri": configured, "mlflow_artifact_location": artifacts})
         self.experiment_name: str = experiment_name or settings.mlflow_experiment_name
         self.artifact_location: str = (
             artifact_location if artifact_location is not None else settings.mlflow_artifact_location
@@ -380,11 +384,23 @@ class MLflowTracker:
 
     # ---------------------------------------------------------------- metrics
 
-    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None, timestamp_ms: int | None = None) -> None:
+    def log_metrics(
+        self,
+        metrics: Mapping[str, Any],
+        step: int | None = None,
+        timestamp_ms: int | None = None,
+        *,
+        model_id: str | None = None,
+        dataset_name: str | None = None,
+        dataset_digest: str | None = None,
+    ) -> None:
         """Buffer metric values for the active run (sent by :meth:`flush`; see the module doc).
 
         Values must convert with ``float()`` (Python/numpy numbers, 0-d tensors); anything else
         raises ``TypeError`` at once. NaN and +-inf are kept and reported in ``nonfinite_metrics``.
+        With ``model_id`` the values are also the LoggedModel's metrics (the MLflow model page
+        shows them; ``search_logged_models`` filters and orders by them), measured on the dataset
+        ``dataset_name``/``dataset_digest`` (an input of the run).
         """
         timestamp = timestamp_ms if timestamp_ms is not None else now_ms()
         step_value = int(step) if step is not None else 0
@@ -411,7 +427,8 @@ class MLflowTracker:
                             "NaN" if math.isnan(number) else "+-1.79e308 by MLflow",
                             NONFINITE_TAG,
                         )
-                self._buffer.append(Metric(key, number, timestamp, step_value))
+                self._buffer.append(Metric(key, number, timestamp, step_value, model_id=model_id,
+                                           dataset_name=dataset_name, dataset_digest=dataset_digest))
             if len(self._buffer) >= self.flush_every:
                 try:
                     self._flush_locked()
@@ -465,10 +482,11 @@ class MLflowTracker:
         if run_id is None:  # pragma: no cover - buffer is emptied when a run ends
             self._buffer = []
             return 0
-        latest: dict[tuple[str, int], Metric] = {}
+        latest: dict[tuple[str, int, str | None], Metric] = {}
         for metric in self._buffer:
-            latest.pop((metric.key, metric.step), None)  # keep the order of the last occurrence
-            latest[(metric.key, metric.step)] = metric
+            key = (metric.key, metric.step, metric.model_id)
+            latest.pop(key, None)  # keep the order of the last occurrence
+            latest[key] = metric
         batch = list(latest.values())
         self._buffer = []
         sent = 0
@@ -609,8 +627,7 @@ class MLflowTracker:
     def models(self) -> ModelStore:
         """The model store over this tracker's client (registration and loading go through it)."""
         if self._models is None:
-            self._models = ModelStore(self.tracking_uri, client=self.client, experiment_name=self.experiment_name,
-                                      artifact_location=self.artifact_location)
+            self._models = get_model_store(self.settings, experiment_name=self.experiment_name, client=self.client)
         return self._models
 
     def register_model(
