@@ -20,7 +20,6 @@ from backend.ml_engine.retraining_pipeline import (
     EXIT_DRIFT,
     EXIT_OK,
     RetrainingConfig,
-    RetrainingLock,
     RetrainingPipeline,
     main,
 )
@@ -53,11 +52,13 @@ def _config(**kw) -> RetrainingConfig:
     return RetrainingConfig(**base)
 
 
-def _retraining_runs(client: MlflowClient, filter_string: str = "") -> list:
+def _retraining_runs(client: MlflowClient, filter_string: str = "", kind: str = "retraining") -> list:
+    """Runs of ``auto_retraining`` of one kind (the retraining runs, not their nested fold runs)."""
     exp = client.get_experiment_by_name("auto_retraining")
     if exp is None:
         return []
-    return client.search_runs([exp.experiment_id], filter_string=filter_string, order_by=["attributes.start_time DESC"])
+    full = " AND ".join(f for f in (f"tags.run_kind = '{kind}'", filter_string) if f)
+    return client.search_runs([exp.experiment_id], filter_string=full, order_by=["attributes.start_time DESC"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -120,6 +121,18 @@ def test_full_cycle_drift_retrain_walk_forward_promote_serve(pg_url, tmp_path):
     mv = client.get_model_version(MODEL, "2")
     assert mv.run_id == result.run_id and mv.tags["trigger"] == "drift" and "walk_forward_f1_macro_mean" in mv.tags
 
+    # each walk-forward fold is a nested run with its own learning curves and test metrics
+    folds = sorted(_retraining_runs(client, f"tags.mlflow.parentRunId = '{run.info.run_id}'",
+                                    kind="walk_forward_fold"), key=lambda r: int(r.data.tags["fold"]))
+    assert [r.info.run_name for r in folds] == ["fold_1_of_2", "fold_2_of_2"]
+    for fold_run, wf_point in zip(folds, sorted(client.get_metric_history(run.info.run_id, "wf_accuracy"),
+                                               key=lambda m: m.step)):
+        assert fold_run.info.status == "FINISHED"
+        for key in ("train_loss", "val_loss", "val_accuracy"):
+            assert [m.step for m in client.get_metric_history(fold_run.info.run_id, key)] == [1, 2, 3], key
+        assert fold_run.data.metrics["test_accuracy"] == pytest.approx(wf_point.value)
+        assert "production_accuracy" in fold_run.data.metrics
+
     # 6. the registry's history records the decision, and the cooldown holds the next attempt back
     registry = ModelRegistry(pg_url)
     history = asyncio.run(registry.history(MODEL))
@@ -136,10 +149,10 @@ def test_full_cycle_drift_retrain_walk_forward_promote_serve(pg_url, tmp_path):
 
 def _try_lock_in_another_process(uri: str, name: str) -> str:
     code = textwrap.dedent(f"""
-        from backend.ml_engine.retraining_pipeline import RetrainingLock
-        lock = RetrainingLock({uri!r}, "/tmp")
-        held = lock.try_acquire({name!r})
-        print("acquired" if held else "refused: " + str(lock.holder))
+        from backend.ml_engine.locks import Locks
+        locks = Locks({uri!r}, "/tmp")
+        held = locks.try_lease("retraining", {name!r})
+        print("acquired" if held else "refused: " + str(locks.holder("retraining", {name!r})))
         if held:
             held.release()
     """)
@@ -185,21 +198,70 @@ def test_two_concurrent_retrainings_one_runs_the_other_is_refused(pg_url, tmp_pa
     assert [r.info.run_id for r in runs] == [results["first"].run_id]
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_retraining_that_loses_its_lock_stops_before_the_registry(pg_url, tmp_path, monkeypatch):
+    """The lease's database connection dies after walk-forward and another worker takes the lock at
+    once: the retraining stops at its next check, registers nothing, and production stays."""
+    import time
+
+    from backend.ml_engine.locks import Locks
+    from conftest import _admin_connect
+
+    settings = make_settings(tmp_path, tracking_uri=pg_url, data_path=str(SAMPLE_DATA))
+    _initial_model(settings)
+    pipeline = RetrainingPipeline(settings, _config(data=str(SAMPLE_DATA), symbols=["ETH/BTC"], epochs=1,
+                                                    train_days=4))
+    leases, rival = [], {}
+    real_try = pipeline.locks.try_lease
+    monkeypatch.setattr(pipeline.locks, "try_lease", lambda *a, **kw: leases.append(real_try(*a, **kw)) or leases[-1])
+    real_wf = RetrainingPipeline._walk_forward
+
+    def walk_forward_then_lose_the_lock(self, *args, **kwargs):
+        wf = real_wf(self, *args, **kwargs)
+        conn = _admin_connect()
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (leases[0].backend_pid,))
+        conn.close()
+        other = Locks(pg_url, tmp_path / "rival")
+        deadline = time.monotonic() + 10
+        while "lease" not in rival and time.monotonic() < deadline:  # the server frees it a moment later
+            lease = other.try_lease("retraining", MODEL)
+            if lease is not None:
+                rival["lease"] = lease
+            time.sleep(0.02)
+        return wf
+
+    monkeypatch.setattr(RetrainingPipeline, "_walk_forward", walk_forward_then_lose_the_lock)
+    result = pipeline.run("manual", force=True)
+    try:
+        assert "lease" in rival, "the rival never got the lock"
+        assert result.status == "failed" and "retraining lock was lost" in result.reason, result.reason
+        assert result.version is None and leases[0].lost
+        client = MlflowClient(tracking_uri=pg_url)
+        assert len(client.search_model_versions(f"name = '{MODEL}'")) == 1  # nothing registered
+        assert str(client.get_model_version_by_alias(MODEL, "production").version) == "1"
+        run = client.get_run(result.run_id)
+        assert run.info.status == "FAILED" and "LockLost" in run.data.tags["failure_reason"]
+    finally:
+        rival["lease"].release() if "lease" in rival else None
+
+
 def test_file_lock_is_exclusive_per_model_and_says_who_holds_it(tmp_path):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    a, b = RetrainingLock(uri, tmp_path / "unused"), RetrainingLock(uri, tmp_path / "unused")
-    assert a.kind == b.kind == "file"
-    held = a.try_acquire("m")
+    settings = make_settings(tmp_path)  # SQLite store, no PostgreSQL anywhere: file locks
+    a, b = RetrainingPipeline(settings, _config()), RetrainingPipeline(settings, _config())
+    assert a.locks.kind == b.locks.kind == "file"
+    held = a.locks.try_lease("retraining", "m")
     assert held is not None
-    assert b.try_acquire("m") is None and "pid" in b.holder
-    other = b.try_acquire("m2")
+    assert b.locks.try_lease("retraining", "m") is None and "pid" in b.locks.holder("retraining", "m")
+    other = b.locks.try_lease("retraining", "m2")
     assert other is not None
     other.release()
     held.release()
-    again = b.try_acquire("m")
+    again = b.locks.try_lease("retraining", "m")
     assert again is not None
     again.release()
-    assert (tmp_path / ".retraining-m.lock").exists()  # beside the database
+    assert (tmp_path / ".locks" / "retraining-m.lock").exists()  # beside the database: every process agrees
 
 
 # --------------------------------------------------------------------------------------------
@@ -368,6 +430,16 @@ def test_cli_run_then_check_drift(cli_env, capsys):
     out, err = capsys.readouterr()
     assert code == EXIT_OK, err
     assert out.startswith("completed: retrained on trigger manual: v1 promoted") and "walk-forward (2 folds)" in out
+    # long work shows progress on stderr: a line per stage and fold, a bar per training (epochs)
+    for line in ("walk-forward: 2 folds", "fold 1/2: accuracy", "fold 2/2: accuracy", "final model on the whole window",
+                 "registered hybrid_cnn_lstm v1"):
+        assert line in err, (line, err)
+    assert "fold 1/2: 100%" in err and "final model: 100%" in err and "1/1 [" in err  # tqdm bars per epoch
+    assert err.index("fold 1/2: accuracy") < err.index("final model on the whole window")
+
+    code = main(["run", "--trigger", "manual", "--symbol", "ETH/BTC", "--no-progress", "--min-accuracy", "0"])
+    out, err = capsys.readouterr()
+    assert code == EXIT_OK and out.startswith("skipped: cooldown") and err == ""
 
     code = main(["check-drift", "--output", str(cli_env / "report")])
     out = capsys.readouterr().out

@@ -36,10 +36,14 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .trainer import Callback
 
 logger = logging.getLogger(__name__)
 
@@ -513,12 +517,15 @@ def run_walk_forward(
     fee: float = 0.001,
     production: ProductionScores | None = None,
     on_fold: Callable[[FoldResult], None] | None = None,
+    fold_callbacks: Callable[[Fold, int], Sequence[Callback]] | None = None,
 ) -> WalkForwardResult:
     """Train and evaluate one model per fold on the precomputed `table`.
 
     Each fold: normaliser refit on its train rows, a fresh `HybridCNNLSTM` seeded with
     ``trainer_config.seed``, `Trainer.fit` on train/val, predictions on the test windows. With
     ``production``, both models are scored on the test rows production covers.
+    ``fold_callbacks(fold, n_folds)`` gives each fold's trainer its callbacks (a fold's own MLflow
+    run and learning curves, a progress bar); ``on_fold(result)`` is called when a fold is scored.
     """
     from .model import HybridCNNLSTM
     from .trainer import Trainer, seed_everything
@@ -538,7 +545,8 @@ def run_walk_forward(
         train_ds, val_ds, test_ds, _ = fold_datasets(table, fold)
         prep_s = time.perf_counter() - tp
         seed_everything(tcfg.seed)
-        trainer = Trainer(HybridCNNLSTM(mcfg), tcfg)
+        callbacks = list(fold_callbacks(fold, len(folds))) if fold_callbacks is not None else []
+        trainer = Trainer(HybridCNNLSTM(mcfg), tcfg, callbacks=callbacks)
         t0 = time.perf_counter()
         fit = trainer.fit(train_ds, val_ds)
         train_s = time.perf_counter() - t0
