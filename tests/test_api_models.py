@@ -28,7 +28,7 @@ def env(tmp_path_factory):
         settings = service_settings(url, tmp)
         app = create_app(settings)
         with TestClient(app) as client:
-            mlflow_client = app.state.services.models.registry.client
+            mlflow_client = app.state.services.models.store.client
             exp = mlflow_client.create_experiment("api_models", artifact_location=(tmp / "artifacts").as_uri())
             run = mlflow_client.create_run(exp, run_name="tiny")
             mlflow_client.log_artifacts(run.info.run_id, str(models / "model"), "model")
@@ -120,6 +120,61 @@ def test_promote_refuse_force_rollback_and_history(env):
     assert only["count"] == 1
     assert client.get(f"{PREFIX}/models/{name}/history", params={"decision": "nope"}).status_code == 422
     assert client.get(f"{PREFIX}/models/unknown_x/history").status_code == 404
+
+
+def test_verdicts_come_as_codes_and_in_the_language_asked_for(env):
+    client = env["client"]
+    name = make_model(env, GOOD, BETTER, POOR)
+    first = client.post(f"{PREFIX}/models/{name}/promote", json={"version": 1}, headers=AUTH).json()
+    assert first["promoted"] is True and first["lang"] == "en" and first["gate"] is True
+    assert first["message"] == first["reason"] and first["message"].startswith("gate passed: ")
+    assert {c["code"] for c in first["checks"]} >= {"accuracy_ok", "first_version", "signature_ok", "onnx_parity_ok"}
+    assert [n["code"] for n in first["notes"]] == ["no_evaluator"]
+
+    r = client.post(f"{PREFIX}/models/{name}/promote", params={"lang": "ru"}, json={"version": 3}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    refused = r.json()
+    assert refused["promoted"] is False and refused["lang"] == "ru"
+    assert refused["reason"].startswith("refused: test_accuracy 0.2000 < min 0.5")  # English, as MLflow keeps it
+    assert refused["message"].startswith("отказано: test_accuracy 0.2000 < минимума 0.5; ")
+    low = next(c for c in refused["checks"] if c["code"] == "accuracy_below_min")
+    assert low == {"code": "accuracy_below_min", "passed": False, "text": "test_accuracy 0.2000 < минимума 0.5",
+                   "params": {"metric": "test_accuracy", "value": pytest.approx(0.2), "min": 0.5}}
+    assert all(c["text"] for c in refused["checks"] + refused["notes"])
+    assert refused["event"]["decision"] == "refused" and refused["event"]["message"] == refused["message"]
+
+    back = client.post(f"{PREFIX}/models/{name}/rollback", params={"lang": "ru"}, headers=AUTH)
+    assert back.status_code == 409  # only one production version so far
+    client.post(f"{PREFIX}/models/{name}/promote", json={"version": 2}, headers=AUTH)
+    back = client.post(f"{PREFIX}/models/{name}/rollback", params={"lang": "ru"}, headers=AUTH).json()
+    assert back["message"] == "откат с v2 на v1" and back["reason"] == "rolled back from v2 to v1"
+    assert back["checks"] == [{"code": "rolled_back", "passed": True, "params": {"from_version": 2, "to_version": 1},
+                               "text": "откат с v2 на v1"}]
+
+    ru = client.get(f"{PREFIX}/models/{name}/history", params={"lang": "ru"}).json()["data"]
+    en = client.get(f"{PREFIX}/models/{name}/history").json()["data"]
+    assert [e["decision"] for e in ru] == ["rolled_back", "promoted", "refused", "promoted"]
+    assert ru[0]["message"] == "откат с v2 на v1" and en[0]["message"] == en[0]["detail"] == "rolled back from v2 to v1"
+    assert ru[1]["message"].startswith("проверки пройдены: ") and en[1]["message"].startswith("gate passed: ")
+    assert ru[2]["message"] == refused["message"] and ru[2]["detail"] == en[2]["detail"] == refused["reason"]
+    assert [c["code"] for c in ru[2]["checks"]] == [c["code"] for c in en[2]["checks"]]
+    assert [c["text"] for c in en[2]["checks"] if c["code"] == "accuracy_below_min"] == ["test_accuracy 0.2000 < min 0.5"]
+    assert client.get(f"{PREFIX}/models/{name}/history", params={"lang": "de"}).status_code == 422
+    r = client.post(f"{PREFIX}/models/{name}/promote", params={"lang": "de"}, json={"version": 2}, headers=AUTH)
+    assert r.status_code == 422
+
+
+def test_history_entries_recorded_before_verdicts_are_shown_as_recorded(env):
+    import json
+
+    name = make_model(env, GOOD)
+    old = {"seq": 1, "decision": "promoted", "version": 1, "from_version": None, "to_version": 1,
+           "reason": "first", "detail": "gate passed: signature present", "actor": "api", "forced": False,
+           "timestamp": "2025-06-01T10:00:00+00:00", "metrics": {}}
+    env["mlflow"].set_registered_model_tag(name, "history.000001", json.dumps(old))
+    entry = env["client"].get(f"{PREFIX}/models/{name}/history", params={"lang": "ru"}).json()["data"][0]
+    assert entry["message"] == entry["detail"] == "gate passed: signature present"
+    assert entry["checks"] == [] and entry["notes"] == [] and entry["reason_check"] is None and entry["lang"] == "ru"
 
 
 def test_rollback_without_a_previous_version_is_409_and_body_is_optional(env):

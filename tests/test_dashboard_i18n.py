@@ -92,58 +92,127 @@ def test_pick_language_of_the_projects_bilingual_descriptions() -> None:
     assert not i18n.in_language("hello", "ru")
 
 
-def _gate_texts() -> list[str]:
-    """Every sentence the promotion gate can write, produced by the gate itself."""
-    from backend.ml_engine.model_registry import PromotionGate
+# -- the engine's verdicts: rendered from codes, never translated back from English ------------
 
-    ok = {"test_accuracy": 0.6, "test_f1_macro": 0.5, "onnx_parity_max_abs_diff": 3e-8}
-    texts = []
-    for gate in (PromotionGate(), PromotionGate(primary_metric="test_loss", greater_is_better=False)):
-        pm = gate.primary_metric
-        cases = [
-            dict(candidate={}, champion=None, signature_present=None, archived=True),
-            dict(candidate={**ok, "test_accuracy": 0.4, pm: 0.5}, champion=None, signature_present=False,
-                 signature_detail="MLmodel has no signature"),
-            dict(candidate={**ok, pm: 0.5, "onnx_parity_max_abs_diff": 0.1}, champion={}, champion_version=3,
-                 signature_present=False, signature_detail="no readable MLmodel at models:/m/1: OSError"),
-            dict(candidate={**ok, pm: 0.5}, champion={pm: 0.9}, champion_version=3, signature_present=True),
-            dict(candidate={**ok, pm: 0.9}, champion={pm: 0.5}, champion_version=3, signature_present=True,
-                 metrics_source="the same recent holdout"),
-            dict(candidate={**ok, pm: 0.9}, champion={pm: 0.5}, champion_version=3, signature_present=True,
-                 metrics_source="recorded test metrics (no evaluator: not the same holdout)"),
-            dict(candidate={"test_accuracy": 0.6, pm: 0.5}, champion=None, signature_present=True),
-        ]
-        for case in cases:
-            candidate, champion = case.pop("candidate"), case.pop("champion")
-            texts.append(gate.check(candidate, champion, **case).reason)
-    return texts
+#: Words the Russian renderings keep on purpose: the alias name, the format, the file's name, a
+#: version's "v", the comparison "vs", the ``force=True`` argument, the method's name (walk-forward).
+KEPT_IN_RUSSIAN = {"production", "ONNX", "MLmodel", "v", "vs", "force", "True", "walk", "forward"}
+#: A word in Latin letters (the "e" of a number such as 3e-08 is no word).
+LATIN_WORD = re.compile(r"(?<![0-9.])[A-Za-z]+")
 
 
-REGISTRY_TEXTS = [  # written by ModelRegistry and the retraining pipeline around the gate's verdict
-    "forced: promotion gate skipped",
-    "v3 is already in production",
-    "refused: holdout evaluation failed: ValueError: no candles; signature not checked",
-    "gate passed: signature present; compared recorded test metrics from version tags (no holdout evaluator)",
-    "rolled back from v3 to v2",
-    "restored v2",
-    "archived v2",
-    "archived v2 (was production; production now unset)",
-    "automatic promotion after training",
-    "auto retraining (drift); walk-forward over 5 folds",
-]
+def _without_values(text: str, params: dict) -> str:
+    """``text`` with the text-valued parameters (metric names, errors, URIs: data, shown as they are) and
+    non-finite numbers (``nan``, ``inf``) cut out."""
+    for value in sorted((v for v in params.values() if isinstance(v, str)), key=len, reverse=True):
+        text = text.replace(value, " ")
+    return re.sub(r"(?<![A-Za-z])[-+]?(?:nan|inf)(?![A-Za-z])", " ", text)
 
 
-def test_every_gate_and_registry_sentence_reads_in_russian() -> None:
-    from backend.dashboard.i18n import engine_text, in_language
+def test_every_code_renders_in_russian_without_english_words() -> None:
+    from verdict_support import SAMPLE_PARAMS
 
-    texts = _gate_texts() + REGISTRY_TEXTS
-    assert any("refused: " in x for x in texts) and any("gate passed: " in x for x in texts)
-    for text in texts:
-        ru = engine_text(text, "ru")
-        for clause in ru.split("; "):
-            assert in_language(clause, "ru"), f"untranslated {clause!r} in {text!r} -> {ru!r}"
-        assert engine_text(text, "en") == text
-    # numbers, metric names and versions survive; unknown text (a person's reason) is left alone
-    ru = engine_text("refused: test_accuracy 0.4812 < min 0.5", "ru")
-    assert ru == "отказано: test_accuracy 0.4812 < минимума 0.5"
-    assert engine_text("weekly retrain", "ru") == "weekly retrain"
+    from backend.ml_engine.verdicts import Check, catalogue, render
+
+    assert set(SAMPLE_PARAMS) == set(catalogue()), "a code without sample parameters (or a sample of no code)"
+    for code in catalogue():
+        params = SAMPLE_PARAMS[code]
+        for passed in (True, False):
+            check = Check(code, passed, params)
+            en, ru = render(check, "en"), render(check, "ru")
+            assert en != ru, code
+            assert CYRILLIC.search(ru), f"{code}: {ru!r} has no Russian"
+            assert not CYRILLIC.search(en), f"{code}: {en!r} has Russian"
+            en_words = set(LATIN_WORD.findall(_without_values(en, params))) - KEPT_IN_RUSSIAN
+            ru_latin = set(LATIN_WORD.findall(_without_values(ru, params)))
+            assert ru_latin <= KEPT_IN_RUSSIAN, f"{code}: Latin words {sorted(ru_latin - KEPT_IN_RUSSIAN)} in {ru!r}"
+            assert not en_words & ru_latin, f"{code}: English words {sorted(en_words & ru_latin)} in {ru!r}"
+            # the numbers and names of the English text are all in the Russian one
+            assert set(re.findall(r"[-+]?\d[\d.e+-]*", en)) == set(re.findall(r"[-+]?\d[\d.e+-]*", ru)), code
+
+
+def _assert_renders_in_both_languages(check, where: str) -> None:
+    from backend.ml_engine.verdicts import catalogue, render
+
+    assert check.code in catalogue(), f"{where}: code {check.code!r} is not in the catalogue"
+    en, ru = render(check, "en"), render(check, "ru")
+    args = ", ".join(f"{k}={v}" for k, v in check.params.items())
+    fallbacks = {check.code, f"{check.code}: {args}", f"{check.code}: {dict(check.params)}"}  # render's "unknown"
+    assert en and ru and en not in fallbacks and ru not in fallbacks, (where, check, en, ru)
+    assert CYRILLIC.search(ru) and not CYRILLIC.search(en), (where, en, ru)
+    assert not set(LATIN_WORD.findall(_without_values(ru, dict(check.params)))) - KEPT_IN_RUSSIAN, (where, ru)
+
+
+def test_every_check_the_gate_makes_renders_in_both_languages() -> None:
+    from verdict_support import gate_checks
+
+    from backend.ml_engine.verdicts import Verdict
+
+    checks = gate_checks()
+    for check in checks:
+        _assert_renders_in_both_languages(check, "gate")
+    gate_codes = {"archived", "accuracy_missing", "accuracy_below_min", "accuracy_ok", "primary_missing",
+                  "first_version", "champion_metric_missing", "beats_production", "not_better", "signature_unchecked",
+                  "signature_missing", "signature_ok", "onnx_parity_missing", "onnx_parity_too_large", "onnx_parity_ok"}
+    assert {c.code for c in checks} == gate_codes  # every branch of PromotionGate.check was taken
+    assert {c.params.get("why") for c in checks if c.code == "signature_missing"} == {"no_signature", "unreadable", None}
+    refused = Verdict(tuple(c for c in checks if c.code == "archived")[:1], gate=True)
+    assert refused.render("ru") == "отказано: версия в архиве" and refused.render("en") == "refused: version is archived"
+
+
+def test_every_decision_of_the_model_store_renders_in_both_languages(tmp_path: Path) -> None:
+    from verdict_support import gate_checks, store_decisions
+
+    from backend.ml_engine.verdicts import catalogue
+
+    codes: set[str] = set()
+    for what, verdict, reason_check in store_decisions(tmp_path):
+        assert verdict is not None, f"{what}: no verdict recorded"
+        for check in (*verdict.checks, *verdict.notes, *([reason_check] if reason_check else [])):
+            _assert_renders_in_both_languages(check, what)
+            codes.add(check.code)
+        ru, en = verdict.render("ru"), verdict.render("en")
+        assert CYRILLIC.search(ru) and not CYRILLIC.search(en), (what, en, ru)
+        if verdict.gate:
+            assert ru.startswith(("отказано: ", "проверки пройдены: ")), (what, ru)
+            assert en.startswith(("refused: ", "gate passed: ")), (what, en)
+    store_only = {"forced", "already_in_production", "rolled_back", "restored", "archived_version",
+                  "evaluation_failed", "no_evaluator", "auto_after_training"}
+    assert store_only <= codes, sorted(store_only - codes)
+    # with the gate's own checks, every code but the retraining pipeline's reason was produced for real
+    produced = codes | {c.code for c in gate_checks()}
+    assert set(catalogue()) - produced == {"auto_retraining"}
+
+
+def test_what_the_services_hand_the_pages_renders_in_either_language() -> None:
+    """The dashboard renders from the codes the service returns (``event.detail_text(lang)``); an entry
+    recorded before verdicts existed is shown as it was recorded."""
+    from datetime import UTC, datetime
+
+    from backend.ml_engine.registry import PromotionDecision, PromotionEvent
+    from backend.ml_engine.verdicts import Check, Verdict
+    from backend.services.models import decision_public, event_public
+
+    verdict = Verdict((Check("archived", False), Check("signature_ok")), (Check("no_evaluator"),), gate=True)
+    event = PromotionEvent(seq=3, name="m", decision="refused", version=2, from_version=1, to_version=1, reason="",
+                           detail=verdict.render(), actor="auto", forced=False, timestamp=datetime.now(UTC),
+                           verdict=verdict, reason_check=Check("auto_after_training"))
+    public = event_public(event, "en")
+    assert public.message == public.detail == event.detail and public.detail.startswith("refused: version is archived")
+    assert public.detail_text("ru").startswith("отказано: версия в архиве; ")
+    assert public.reason_text("ru") == "автоматическое продвижение после обучения" and public.reason == ""
+    ru = event_public(event, "ru")
+    assert ru.message == public.detail_text("ru") and [c.text for c in ru.checks] == ["версия в архиве", "сигнатура есть"]
+    assert ru.reason_check is not None and ru.reason_check.text == public.reason_text("ru")
+
+    old = PromotionEvent(seq=1, name="m", decision="promoted", version=1, from_version=None, to_version=1,
+                         reason="weekly retrain", detail="gate passed: signature present", actor="api", forced=False,
+                         timestamp=datetime.now(UTC))
+    for lang in i18n.LANGUAGES:
+        shown = event_public(old, lang)
+        assert shown.detail_text(lang) == shown.message == "gate passed: signature present"
+        assert shown.reason_text(lang) == "weekly retrain" and shown.checks == [] and shown.verdict() is None
+
+    decision = decision_public(PromotionDecision(False, verdict.render(), 1, 2, event=event, verdict=verdict), "ru")
+    assert decision.reason == event.detail and decision.message == decision.reason_text("ru") == ru.message
+    assert decision.event is not None and decision.event.message == ru.message

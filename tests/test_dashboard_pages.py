@@ -273,12 +273,12 @@ def test_read_only_without_a_configured_token(read_only: Services, seed: Seed) -
 
 
 def test_a_refused_promotion_reads_in_russian(seed: Seed) -> None:
-    # the gate writes its verdict in English (MLflow tags, API); the Russian page shows it in Russian
+    # the gate returns codes (MLflow keeps their English words too); the Russian page renders them in Russian
     models = seed.services.models
     before = models.get_model(MODEL).production_version
     target = [v.version for v in models.get_model(MODEL).versions if v.version != before][-1]
-    registry = models.registry
-    models._run(registry.archive(MODEL, target, reason="test", actor="tests"))
+    store = models.store
+    store.archive(MODEL, target, reason="test", actor="tests")
     try:
         at = open_page(seed.services, "models", query={"model": MODEL})
         at.text_input(key="models.token").input(TOKEN)
@@ -294,7 +294,7 @@ def test_a_refused_promotion_reads_in_russian(seed: Seed) -> None:
         verdicts = list(history[t("col.detail", "ru")])
         assert any(str(d).startswith("отказано: ") for d in verdicts), verdicts
     finally:
-        registry.client.delete_model_version_tag(MODEL, str(target), "archived")
+        store.client.delete_model_version_tag(MODEL, str(target), "archived")
 
 
 def test_promote_calls_the_model_service(seed: Seed, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.ml_engine.training_orchestrator import DEFAULT_MODEL_NAME
+from backend.ml_engine.config import DEFAULT_MODEL_NAME
 from backend.services.schemas import (
     MODEL_NAME_PATTERN,
     CandleIn,

@@ -19,6 +19,7 @@ import logging  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from backend.dashboard import context, i18n, widgets  # noqa: E402
+from backend.ml_engine.errors import one_line  # noqa: E402
 from backend.services.redaction import redact  # noqa: E402
 
 logger = logging.getLogger("backend.dashboard")
@@ -54,14 +55,14 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - bad ML_* / MLFLOW_* settings: say so instead of a traceback
         logger.exception("dashboard: settings not usable")
         st.error(i18n.t("app.settings_error"))
-        widgets.recorded(f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:2000])
+        widgets.recorded(one_line(exc, typed=True)[:2000])
         st.stop()
     try:
         page.run()
     except Exception as exc:  # noqa: BLE001 - a store error no service translated: a message, not a traceback
         logger.exception("dashboard: page %s failed", page.url_path)
         st.error(i18n.t("error.unexpected"))
-        widgets.recorded(redact(f"{type(exc).__name__}: {' '.join(str(exc).split())}", secrets)[:2000])
+        widgets.recorded(redact(one_line(exc, typed=True), secrets)[:2000])
 
 
 main()

@@ -6,7 +6,9 @@
 
 A page never writes a literal string of its own; data (run names, metric names, MLflow's messages)
 is shown as it is. ``tests/test_dashboard_i18n.py`` checks that both languages have every key and
-the same placeholders.
+the same placeholders. The engine's verdicts (promotion gate, rollback, archive) are not in this
+table: they arrive as codes with parameters and are rendered in the page's language by
+:mod:`backend.ml_engine.verdicts` (``event.detail_text(lang)``, ``decision.reason_text(lang)``).
 """
 from __future__ import annotations
 
@@ -659,96 +661,6 @@ def in_language(text: str, lang: str | None = None) -> bool:
     """Is ``text`` written in ``lang``? (Russian: has Cyrillic letters; English: has none.)"""
     has_cyrillic = bool(_CYRILLIC.search(text or ""))
     return has_cyrillic if (lang or current_language()) == "ru" else not has_cyrillic
-
-
-# -- texts the engine writes (promotion gate, registry history) -----------------------------
-#
-# The registry records its verdicts in English (they live in MLflow tags and the API, read by
-# people and scripts in any language). These rules give the Russian page the same sentence in
-# Russian; metric names, numbers and versions are kept. A clause no rule knows stays as it is
-# (then `widgets.recorded` shows the whole text verbatim in a box).
-
-_SOURCE_RU = {
-    "recorded test metrics": "записанных тестовых метриках",
-    "recorded test metrics (no evaluator: not the same holdout)":
-        "записанных тестовых метриках (без оценщика: не на одной выборке)",
-    "the same recent holdout": "одной и той же свежей отложенной выборке",
-}
-
-_ENGINE_PREFIXES_RU: tuple[tuple[str, str], ...] = (
-    ("refused: ", "отказано: "),
-    ("gate passed: ", "проверки пройдены: "),
-    ("not better than production: ", "не лучше production: "),
-)
-
-_ENGINE_CLAUSES_RU: tuple[tuple[re.Pattern[str], Any], ...] = tuple((re.compile(pattern + r"\Z"), ru) for pattern, ru in (
-    (r"forced: promotion gate skipped", "принудительно: проверки пропущены"),
-    (r"version is archived", "версия в архиве"),
-    (r"v(\d+) is already in production", r"v\1 уже в production"),
-    (r"no (\S+) recorded", r"метрика \1 не записана"),
-    (r"(\S+) (\S+) < min (\S+)", r"\1 \2 < минимума \3"),
-    (r"(\S+) (\S+) >= min (\S+)", r"\1 \2 ≥ минимума \3"),
-    (r"candidate has no finite (\S+)", r"у кандидата нет конечного значения \1"),
-    (r"no production version yet \((\S+) (\S+)\)", r"в production ещё нет версии (\1 \2)"),
-    (r"production v(\d+) has no finite (\S+) to compare against \(use force=True\)",
-     r"у production v\1 нет конечного значения \2 для сравнения (нужен force=True)"),
-    (r"(\S+) (\S+) (vs|>|<) production v(\d+) (\S+) \(gain (\S+), needs > (\S+)\) on ([^;]+)",
-     lambda m: (f"{m[1]} {m[2]} {m[3]} production v{m[4]} {m[5]} (прирост {m[6]}, нужно > {m[7]}) "
-                f"на {_SOURCE_RU.get(m[8], m[8])}")),
-    (r"signature not checked", "сигнатура не проверена"),
-    (r"signature present", "сигнатура есть"),
-    (r"model signature missing \(MLmodel has no signature\)", "нет сигнатуры модели (в MLmodel её нет)"),
-    (r"model signature missing \(no readable MLmodel at ([^;]+)\)", r"нет сигнатуры модели (MLmodel не читается: \1)"),
-    (r"model signature missing", "нет сигнатуры модели"),
-    (r"ONNX parity not recorded \((\S+)\)", r"паритет ONNX не записан (\1)"),
-    (r"ONNX parity (\S+) (\S+) > (\S+)", r"паритет ONNX: \1 \2 > \3"),
-    (r"ONNX parity (\S+) <= (\S+)", r"паритет ONNX \1 ≤ \2"),
-    (r"holdout evaluation failed: ([^;]+)", r"оценка на отложенной выборке не удалась: \1"),
-    (r"compared recorded test metrics from version tags \(no holdout evaluator\)",
-     "сравнивались тестовые метрики из тегов версий (оценщика на отложенной выборке нет)"),
-    (r"rolled back from v(\d+) to v(\d+)", r"откат с v\1 на v\2"),
-    (r"restored v(\d+)", r"восстановлена v\1"),
-    (r"archived v(\d+) \(was production; production now unset\)",
-     r"v\1 в архиве (была в production; теперь production не задан)"),
-    (r"archived v(\d+)", r"v\1 в архиве"),
-    (r"automatic promotion after training", "автоматическое продвижение после обучения"),
-    (r"auto retraining \((\S+)\)", r"автоматическое переобучение (триггер \1)"),
-    (r"walk-forward over (\d+) folds", r"walk-forward по \1 фолдам"),
-))
-
-
-def _engine_clause_ru(clause: str) -> str | None:
-    """The Russian of one clause (after an optional prefix); None when no rule matches all of it."""
-    for prefix, ru in _ENGINE_PREFIXES_RU:
-        if clause.startswith(prefix):
-            rest = _engine_clause_ru(clause[len(prefix):])
-            return None if rest is None else ru + rest
-    for pattern, ru in _ENGINE_CLAUSES_RU:
-        match = pattern.match(clause)
-        if match:
-            return ru(match) if callable(ru) else match.expand(ru)
-    return None
-
-
-def engine_text(text: str | None, lang: str | None = None) -> str:
-    """A verdict written by the registry (``"refused: test_accuracy 0.4812 < min 0.5; ..."``) in
-    ``lang``: Russian clause by clause where a rule knows the clause, unchanged otherwise."""
-    text = text or ""
-    if (lang or current_language()) != "ru" or not text:
-        return text
-    whole = _engine_clause_ru(text)  # a clause may hold "; " itself ("archived v2 (was production; ...)")
-    if whole is not None:
-        return whole
-    clauses = text.split("; ")
-    head = clauses[0]
-    for prefix, ru in _ENGINE_PREFIXES_RU[:2]:  # "refused: " / "gate passed: " lead the whole list
-        if head.startswith(prefix):
-            rest = head[len(prefix):]
-            clauses[0] = ru + (_engine_clause_ru(rest) or rest)
-            break
-    else:
-        clauses[0] = _engine_clause_ru(head) or head
-    return "; ".join([clauses[0]] + [_engine_clause_ru(c) or c for c in clauses[1:]])
 
 
 def table() -> Mapping[str, tuple[str, str]]:

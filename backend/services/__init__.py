@@ -21,10 +21,13 @@ module              concept
 ``errors``          NotFound / InvalidRequest / InvalidData / Conflict / Unavailable
 ``redaction``       keeping passwords and tokens out of answers and logs
 ``access``          the write rule (token configured and supplied) shared by API and dashboard
-``models``          registry: list, version with schema, history, promote, rollback
+``models``          registry (through the model store): list, version with schema, history,
+                    promote, rollback; verdicts as codes and in ``en`` / ``ru``
 ``runs``            experiments and runs: search with MLflow filters, one run in detail
+``data_sources``    the data-source names a client may ask for, resolved on this machine
 ``jobs``            submit, list, read, cancel jobs (the API side)
-``job_store``       the ``ml_jobs`` table: claim, heartbeat, progress, reaper
+``job_store``       the ``ml_jobs`` table: claim, heartbeat, progress, reap
+``reaper``          jobs whose worker died failed, with their MLflow runs (API and worker)
 ``job_runner``      the worker side: run one job with a progress callback
 ``queue``           huey (SqliteHuey or RedisHuey) carrying job ids
 ``worker``          ``python -m backend.services.worker``: the huey consumer

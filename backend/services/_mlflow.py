@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from backend.ml_engine.errors import one_line
 from backend.ml_engine.mlflow_integration.stores import resolve_tracking_uri
 
 from .errors import InvalidRequestError, NotFoundError, ServiceError, UnavailableError
@@ -60,8 +61,7 @@ def ms_to_dt(ms: int | None) -> datetime | None:
 
 
 def _message(exc: BaseException) -> str:
-    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return " ".join(str(text).split())
+    return one_line(str(getattr(exc, "message", None) or "")) or one_line(exc)
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from backend.ml_engine.errors import one_line
 from backend.ml_engine.mlflow_integration.stores import check_tracking_store, store_kind
 
 from .errors import ServiceError
@@ -25,7 +26,7 @@ class HealthService:
         self._secrets = settings.secrets()
 
     def _error(self, exc: BaseException) -> str:
-        return redact(f"{type(exc).__name__}: {' '.join(str(exc).split())}", self._secrets)[:500]
+        return redact(one_line(exc, typed=True), self._secrets)[:500]
 
     def check(self) -> HealthPublic:
         """Every component's state; ``status`` is ``ok`` only when all of them answer."""

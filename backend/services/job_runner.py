@@ -17,12 +17,16 @@ import socket
 import threading
 from typing import Any
 
-from backend.ml_engine.config import EXPERIMENT_TRAINING, SAMPLE_DATA_DIR
+from backend.ml_engine.config import EXPERIMENT_TRAINING
+from backend.ml_engine.errors import one_line
 
 from ._mlflow import make_client
+from .data_sources import resolve_data_source
 from .job_store import CANCELLED, FAILED, FINISHED, JobRecord, JobStore, host_identity
 from .queue import Outcome
+from .reaper import fail_runs_of_reaped_jobs, reap_dead_jobs
 from .redaction import redact
+from .retraining import retraining_config
 from .schemas import RetrainParams, TrainingParams, json_safe
 from .settings import ServiceSettings
 
@@ -38,20 +42,16 @@ class JobCancelled(RuntimeError):
 def training_overrides(params: TrainingParams, settings: ServiceSettings) -> dict[str, Any]:
     """``TrainingOrchestrator.train_model_sync`` keyword overrides for validated params.
 
-    The data source is resolved here, in the worker, from its own settings: a database URL never
-    travels through the queue or the jobs table.
+    The data source is resolved here, in the worker, from its own settings
+    (:func:`~.data_sources.resolve_data_source`): a database URL never travels through the queue or
+    the jobs table.
     """
     out: dict[str, Any] = {
         "epochs": params.epochs, "batch_size": params.batch_size, "lr": params.lr,
         "date_range": params.date_range, "symbols": params.symbols or None, "timeframe": params.timeframe,
         "window": params.window, "horizon": params.horizon, "seed": params.seed,
+        "data": resolve_data_source(params.data_source, settings),
     }
-    if params.data_source == "sample":
-        out["data"] = str(SAMPLE_DATA_DIR)
-    elif params.data_source == "database":
-        if settings.candles_database_url is None:
-            raise ValueError("data_source 'database' needs ML_CANDLES_DATABASE_URL on the worker")
-        out["data"] = settings.candles_database_url.get_secret_value()
     if params.model is not None:
         out["model_kwargs"] = params.model.to_kwargs()
     return {k: v for k, v in out.items() if v is not None}
@@ -135,29 +135,6 @@ class JobProgressCallback:
             logger.warning("job %s: run not linked yet: %s", self.job_id, type(exc).__name__)
 
 
-def fail_runs_of_reaped_jobs(settings: ServiceSettings, store: JobStore, job_ids: list[str]) -> None:
-    """End the MLflow runs of jobs whose worker died: FAILED with the job's error as
-    ``failure_reason`` (MLflow would otherwise show them RUNNING forever). Best effort."""
-    if not job_ids:
-        return
-    try:
-        client = make_client(settings.mlflow_tracking_uri)
-    except Exception:  # noqa: BLE001
-        return
-    for job_id in job_ids:
-        job = store.get(job_id)
-        if job is None or not job.run_id:
-            continue
-        try:
-            run = client.get_run(job.run_id)
-            if run.info.status == "RUNNING":
-                client.set_tag(job.run_id, "failure_reason", (job.error or "worker died")[:4000])
-                client.set_terminated(job.run_id, status="FAILED")
-                logger.info("run %s of job %s marked FAILED (worker died)", job.run_id, job_id)
-        except Exception as exc:  # noqa: BLE001 - the job's own record is what matters
-            logger.warning("run %s of job %s not marked FAILED: %s", job.run_id, job_id, type(exc).__name__)
-
-
 class JobRunner:
     """Executes jobs in the worker process: ``runner(job_id) -> "done" | "busy" | "gone"``."""
 
@@ -170,8 +147,7 @@ class JobRunner:
         self._secrets = settings.secrets()
 
     def __call__(self, job_id: str) -> Outcome:
-        reaped = self.store.reap(self.settings.job_heartbeat_timeout_s, host_id=self.host_id)
-        fail_runs_of_reaped_jobs(self.settings, self.store, reaped)
+        reap_dead_jobs(self.settings, self.store, self.host_id)
         claim = self.store.claim(job_id, host=self.host, pid=self.pid, host_id=self.host_id,
                                  limit=self.settings.max_concurrent_trainings)
         if claim != "claimed":
@@ -193,14 +169,10 @@ class JobRunner:
                 self._finish(job_id, FAILED, error=f"unknown job kind {job.kind!r}")
         except Exception as exc:  # noqa: BLE001 - every failure ends the job, never the worker
             logger.exception("job %s failed", job_id)
-            self._finish(job_id, FAILED, error=self._one_line(exc))
+            self._finish(job_id, FAILED, error=redact(one_line(exc, typed=True), self._secrets)[:4000])
         finally:
             heartbeat.stop()
         return "done"
-
-    def _one_line(self, exc: BaseException) -> str:
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        return redact(f"{type(exc).__name__}: {text}", self._secrets)[:4000]
 
     def _finish(self, job_id: str, status: str, **fields: Any) -> None:
         if not self.store.finish(job_id, status, pid=self.pid, host_id=self.host_id, **fields):
@@ -256,8 +228,6 @@ class JobRunner:
 
     def _retrain(self, job: JobRecord) -> None:
         from backend.ml_engine.retraining_pipeline import RetrainingPipeline
-
-        from .retraining import retraining_config
 
         params = RetrainParams.model_validate(job.params)
         pipeline = RetrainingPipeline(settings=self.settings, config=retraining_config(params, self.settings))

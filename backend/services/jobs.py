@@ -17,10 +17,14 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from backend.ml_engine.errors import one_line
+
 from ._mlflow import translate_errors
+from .data_sources import resolve_data_source
 from .errors import ConflictError, InvalidRequestError, NotFoundError, UnavailableError
 from .job_store import RUNNING, TERMINAL_STATUSES, JobRecord, JobStore, WorkerRecord, host_identity
 from .queue import JobQueue, build_queue
+from .reaper import reap_dead_jobs
 from .redaction import redact
 from .schemas import JOB_KINDS, JOB_STATUSES, JobPublic, JobsPublic, RetrainParams, TrainingParams, WorkerPublic
 from .settings import ServiceSettings
@@ -96,8 +100,7 @@ class JobService:
     @_jobs_db
     def submit_training(self, params: TrainingParams) -> JobPublic:
         """Record a training job (``queued``) and put it on the queue."""
-        if params.data_source == "database" and self.settings.candles_database_url is None:
-            raise InvalidRequestError("data_source 'database' needs ML_CANDLES_DATABASE_URL to be configured")
+        resolve_data_source(params.data_source, self.settings)  # refuse an unconfigured source now, not in the worker
         if params.epochs is None:  # recorded now, so the worker trains what the job says (its settings may differ)
             params = params.model_copy(update={"epochs": self.settings.epochs})
         return self._submit("train", params.model_dump(mode="json", exclude_none=True), params.model_name,
@@ -106,6 +109,7 @@ class JobService:
     @_jobs_db
     def submit_retraining(self, params: RetrainParams) -> JobPublic:
         """Record a retraining job by the retraining pipeline and put it on the queue."""
+        resolve_data_source(params.data_source, self.settings)  # refuse an unconfigured source now, not in the worker
         return self._submit("retrain", params.model_dump(mode="json"), params.model_name, None)
 
     def _submit(self, kind: str, params: dict, model_name: str, epochs: int | None) -> JobPublic:
@@ -113,7 +117,7 @@ class JobService:
         try:
             task_id = self.queue.enqueue(job.id)
         except Exception as exc:  # Redis down, SQLite file not writable
-            reason = redact(f"{type(exc).__name__}: {' '.join(str(exc).split())}", self._secrets)
+            reason = redact(one_line(exc, typed=True), self._secrets)
             self.store.fail_queued(job.id, f"not queued: {reason}")
             logger.error("job %s not queued: %s", job.id, reason)
             raise UnavailableError(f"the job queue ({self.queue.kind}) is unavailable: {reason}") from None
@@ -126,11 +130,7 @@ class JobService:
     def reap(self) -> list[str]:
         """Fail running jobs whose worker died (stale heartbeat, or process gone on this machine),
         and end their MLflow runs FAILED."""
-        from .job_runner import fail_runs_of_reaped_jobs
-
-        reaped = self.store.reap(self.settings.job_heartbeat_timeout_s, host_id=self._host_id)
-        fail_runs_of_reaped_jobs(self.settings, self.store, reaped)
-        return reaped
+        return reap_dead_jobs(self.settings, self.store, self._host_id)
 
     @_jobs_db
     def get_job(self, job_id: str) -> JobPublic:

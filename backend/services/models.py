@@ -1,39 +1,47 @@
 """Registered models: list, versions with their input/output schema, history, promote, rollback.
 
-A thin, synchronous face of :class:`~backend.ml_engine.model_registry.ModelRegistry` (the one
-truth about production: the MLflow alias) for the REST API and the dashboard::
+A thin, synchronous face of the model store (:class:`~backend.ml_engine.registry.ModelStore`, the
+only code that reads or writes the MLflow model registry; production is the MLflow alias) for the
+REST API and the dashboard::
 
     service = ModelService(ServiceSettings())
     for model in service.list_models().data:
         print(model.name, model.production_version)
-    decision = service.promote("hybrid_cnn_lstm", 7, reason="weekly retrain")
+    decision = service.promote("hybrid_cnn_lstm", 7, reason="weekly retrain", lang="ru")
+    decision.message, [c.text for c in decision.checks]     # the verdict in Russian, from its codes
+
+Verdicts come as codes with parameters (``checks``, ``notes``) and are rendered in ``lang`` (``en``
+or ``ru``); ``reason`` and ``detail`` keep the English words MLflow stores.
 
 Methods block (they call MLflow); call them from a thread, not from inside a running event loop.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import tempfile
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-from backend.ml_engine.model_registry import (
+from backend.ml_engine.errors import one_line
+from backend.ml_engine.registry import (
     ModelNotFoundError,
-    ModelRegistry,
     ModelRegistryError,
+    ModelStore,
     ModelVersionInfo,
     NoPreviousVersionError,
+    PromotionDecision,
+    PromotionEvent,
     RegistryLockTimeout,
-    get_model_registry,
+    get_model_store,
 )
 
 from ._mlflow import ensure_store_reachable, translate_errors
 from .errors import ConflictError, NotFoundError, UnavailableError
 from .redaction import mask_uri, redact, redact_mapping
 from .schemas import (
+    CheckPublic,
+    Lang,
     ModelPublic,
     ModelsPublic,
     ModelVersionDetail,
@@ -42,11 +50,12 @@ from .schemas import (
     PromotionEventPublic,
     PromotionHistoryPublic,
     SignaturePublic,
+    VerdictFields,
     json_safe,
 )
 from .settings import ServiceSettings
 
-__all__ = ["ModelService"]
+__all__ = ["ModelService", "decision_public", "event_public"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,42 +78,78 @@ def _parse_schema(text: Any) -> list[dict[str, Any]] | None:
     return list(value) if isinstance(value, list) else None
 
 
+def _redacted(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {k: _redacted(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v, secrets) for v in value]
+    return value
+
+
+def event_public(event: PromotionEvent, lang: Lang = "en", secrets: list[str] | None = None) -> PromotionEventPublic:
+    """A history entry for front ends: its verdict as codes and as words in ``lang``; secrets masked."""
+    d = json_safe(event.to_dict())
+    d.pop("verdict", None)
+    d.pop("reason_check", None)
+    d.update(VerdictFields.fields_of(event.verdict, event.detail, lang))
+    if event.reason_check is not None:
+        d["reason_check"] = CheckPublic.of(event.reason_check, lang)
+    public = PromotionEventPublic.model_validate(d)
+    return PromotionEventPublic.model_validate(_redacted(public.model_dump(), secrets)) if secrets else public
+
+
+def decision_public(decision: PromotionDecision, lang: Lang = "en",
+                    secrets: list[str] | None = None) -> PromotionDecisionPublic:
+    """A promotion or rollback for front ends: its verdict as codes and as words in ``lang``."""
+    d = json_safe(decision.to_dict())
+    d.pop("verdict", None)
+    d.update(VerdictFields.fields_of(decision.verdict, decision.reason, lang))
+    d["event"] = event_public(decision.event, lang) if decision.event is not None else None
+    public = PromotionDecisionPublic.model_validate(d)
+    return PromotionDecisionPublic.model_validate(_redacted(public.model_dump(), secrets)) if secrets else public
+
+
 class ModelService:
     """Registry reads and decisions for front ends; errors are :mod:`backend.services.errors`."""
 
-    def __init__(self, settings: ServiceSettings, registry: ModelRegistry | None = None) -> None:
+    def __init__(self, settings: ServiceSettings, store: ModelStore | None = None) -> None:
         self.settings = settings
-        self._registry = registry
+        self._store = store
         self._guard = threading.Lock()
         self._secrets = settings.secrets()
 
     @property
-    def registry(self) -> ModelRegistry:
-        if self._registry is None:
+    def store(self) -> ModelStore:
+        """The model store over the configured tracking store (built on first use)."""
+        if self._store is None:
             with self._guard:
-                if self._registry is None:
-                    self._registry = get_model_registry(self.settings)
-        return self._registry
+                if self._store is None:
+                    self._store = get_model_store(self.settings)
+        return self._store
+
+    @property
+    def registry(self) -> ModelStore:
+        """The same store (the name the API's startup log line uses)."""
+        return self.store
 
     def close(self) -> None:
-        if self._registry is not None:
-            self._registry.close()
+        if self._store is not None:
+            self._store.close()
 
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        try:
-            ensure_store_reachable(self.settings.mlflow_tracking_uri)
-        except UnavailableError:
-            coro.close()
-            raise
+    def _call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``method(*args, **kwargs)`` of the store, its errors as service errors (messages redacted)."""
+        ensure_store_reachable(self.settings.mlflow_tracking_uri)
         with translate_errors(self._secrets, "MLflow tracking"):
             try:
-                return asyncio.run(coro)
+                return method(*args, **kwargs)
             except ModelNotFoundError as exc:
-                raise NotFoundError(str(exc)) from None
+                raise NotFoundError(redact(str(exc), self._secrets)) from None
             except NoPreviousVersionError as exc:
-                raise ConflictError(str(exc)) from None
+                raise ConflictError(redact(str(exc), self._secrets)) from None
             except RegistryLockTimeout as exc:
-                raise UnavailableError(str(exc)) from None
+                raise UnavailableError(redact(str(exc), self._secrets)) from None
             except ModelRegistryError as exc:
                 raise ConflictError(redact(str(exc), self._secrets)) from None
 
@@ -112,12 +157,12 @@ class ModelService:
 
     def list_models(self) -> ModelsPublic:
         """Every registered model with aliases, tags and versions (newest first) and their key metrics."""
-        models = self._run(self.registry.list_models(include_versions=True))
+        models = self._call(self.store.list_models, include_versions=True)
         data = [self._model_public(m) for m in models]
         return ModelsPublic(data=data, count=len(data))
 
     def get_model(self, name: str) -> ModelPublic:
-        return self._model_public(self._run(self.registry.get_model(name, include_versions=True)))
+        return self._model_public(self._call(self.store.get_model, name, include_versions=True))
 
     def _model_public(self, info: Any) -> ModelPublic:
         d = info.to_dict()
@@ -128,28 +173,19 @@ class ModelService:
 
     def get_version(self, name: str, version: int) -> ModelVersionDetail:
         """One version with the input/output schema from its MLmodel signature."""
-        info = self._run(self.registry.get_version(name, version))
+        info = self._call(self.store.get_version, name, version)
         detail = ModelVersionDetail.model_validate(_version_public(info, self._secrets))
         return self._with_mlmodel(detail)
 
     def _with_mlmodel(self, detail: ModelVersionDetail) -> ModelVersionDetail:
-        import mlflow.artifacts
-        from mlflow.models import Model
-
-        registry = self.registry
+        store = self.store
         try:
-            with translate_errors(self._secrets, "MLflow tracking"):
-                uri = registry.client.get_model_version_download_uri(detail.name, str(detail.version))
-            with tempfile.TemporaryDirectory(prefix="mlmodel-") as tmp:
-                path = mlflow.artifacts.download_artifacts(
-                    artifact_uri=uri.rstrip("/") + "/MLmodel", dst_path=tmp,
-                    tracking_uri=registry.tracking_uri, registry_uri=registry.registry_uri,
-                )
-                mlmodel = Model.load(path)
+            resolved = self._call(store.resolve, f"models:/{detail.name}/{detail.version}")
+            mlmodel = store.read_mlmodel(resolved)
         except (NotFoundError, UnavailableError):
             raise
-        except Exception as exc:  # a version whose artifacts are gone or were never a model
-            reason = redact(f"{type(exc).__name__}: {' '.join(str(exc).split())}", self._secrets)
+        except Exception as exc:  # noqa: BLE001 - a version whose artifacts are gone or were never a model
+            reason = redact(one_line(exc, typed=True), self._secrets)
             logger.info("model %s v%s: MLmodel not readable: %s", detail.name, detail.version, reason)
             return detail.model_copy(update={"mlmodel_error": reason[:500]})
         signature = None
@@ -167,23 +203,21 @@ class ModelService:
             "model_id": getattr(mlmodel, "model_id", None) or detail.tags.get("model_id"),
         })
 
-    def history(self, name: str, limit: int = 100, decision: str | None = None) -> PromotionHistoryPublic:
-        """The model's promotion history, newest first."""
-        events = self._run(self.registry.history(name, limit=limit, decision=decision))
-        data = [PromotionEventPublic.model_validate(json_safe(e.to_dict())) for e in events]
+    def history(self, name: str, limit: int = 100, decision: str | None = None,
+                lang: Lang = "en") -> PromotionHistoryPublic:
+        """The model's promotion history, newest first; verdicts rendered in ``lang``."""
+        events = self._call(self.store.history, name, limit=limit, decision=decision)
+        data = [event_public(e, lang, self._secrets) for e in events]
         return PromotionHistoryPublic(data=data, count=len(data))
 
     def production_models(self) -> list[ProductionModel]:
         """For each registered model: the version behind ``production`` and the latest version."""
-        models = self._run(self.registry.list_models(include_versions=False))
+        models = self._call(self.store.list_models, include_versions=False)
         out = []
         for m in models:
-            latest = None
             try:
-                escaped = m.name.replace("'", "\\'")
-                page = self.registry.client.search_model_versions(
-                    f"name = '{escaped}'", max_results=1, order_by=["version_number DESC"])
-                latest = max((int(v.version) for v in page), default=None)
+                newest = self.store.get_latest_version(m.name)
+                latest = newest.version if newest is not None else None
             except Exception:  # noqa: BLE001 - the latest version is a nicety in a health answer
                 latest = None
             out.append(ProductionModel(name=m.name, production_version=m.production_version, latest_version=latest))
@@ -192,16 +226,17 @@ class ModelService:
     # -- decisions -------------------------------------------------------------------------
 
     def promote(
-        self, name: str, version: int, reason: str = "", force: bool = False, actor: str = "api"
+        self, name: str, version: int, reason: str = "", force: bool = False, actor: str = "api", lang: Lang = "en"
     ) -> PromotionDecisionPublic:
         """Move ``production`` to ``version`` through the promotion gate (or past it with ``force``).
 
-        A refusal is an answer (``promoted`` false, ``reason`` why), recorded in the history.
+        A refusal is an answer (``promoted`` false, ``reason`` why in English, ``checks`` and
+        ``message`` in ``lang``), recorded in the history.
         """
-        decision = self._run(self.registry.promote(name, version, reason=reason, actor=actor, force=force))
-        return PromotionDecisionPublic.model_validate(json_safe(decision.to_dict()))
+        decision = self._call(self.store.promote, name, version, reason=reason, actor=actor, force=force)
+        return decision_public(decision, lang, self._secrets)
 
-    def rollback(self, name: str, reason: str = "", actor: str = "api") -> PromotionDecisionPublic:
+    def rollback(self, name: str, reason: str = "", actor: str = "api", lang: Lang = "en") -> PromotionDecisionPublic:
         """Move ``production`` back to the previous production version (:class:`ConflictError` if none)."""
-        decision = self._run(self.registry.rollback(name, reason=reason, actor=actor))
-        return PromotionDecisionPublic.model_validate(json_safe(decision.to_dict()))
+        decision = self._call(self.store.rollback, name, reason=reason, actor=actor)
+        return decision_public(decision, lang, self._secrets)

@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from backend.ml_engine.config import EXPERIMENT_RETRAINING
+from backend.ml_engine.errors import one_line
 
 from ._mlflow import translate_errors
 from .errors import NotFoundError
@@ -29,7 +30,7 @@ from .jobs import JobService
 from .models import ModelService
 from .redaction import redact
 from .runs import RunService
-from .schemas import JobPublic, RunPublic, RunsPublic, json_safe
+from .schemas import JobPublic, Lang, RunPublic, RunsPublic, VerdictRecord, json_safe
 
 __all__ = [
     "DriftStatus",
@@ -47,8 +48,12 @@ RUN_KIND_RETRAINING = "retraining"
 DRIFT_REPORT_ARTIFACT = "drift_report.json"
 
 
-class ProductionSummary(BaseModel):
-    """A registered model's production version: its key metrics, and when, by whom and why it got there."""
+class ProductionSummary(VerdictRecord):
+    """A registered model's production version: its key metrics, and when, by whom and why it got there.
+
+    ``reason`` and ``detail`` are as the history recorded them; the verdict that put the version
+    there is also given as codes (``checks``, ``notes``, ``reason_check``) and in ``lang``
+    (``message``, each ``text``)."""
 
     name: str
     version: int | None = Field(default=None, description="None: nothing in production")
@@ -58,8 +63,6 @@ class ProductionSummary(BaseModel):
     promoted_at: datetime | None = None
     promoted_by: str | None = Field(default=None, description="the history's actor: auto, api, dashboard, retraining:drift")
     decision: str | None = Field(default=None, description="promoted or rolled_back: how production got here")
-    reason: str = ""
-    detail: str = Field(default="", description="the promotion gate's verdict")
     forced: bool = False
 
 
@@ -122,26 +125,25 @@ class OverviewService:
 
     # -- production ------------------------------------------------------------------------
 
-    def production(self, history_limit: int = 50) -> list[ProductionSummary]:
+    def production(self, history_limit: int = 50, lang: Lang = "en") -> list[ProductionSummary]:
         """For every registered model: the production version, its key metrics, and the history
-        entry that put it there (the newest ``promoted`` or ``rolled_back`` event to that version)."""
+        entry that put it there (the newest ``promoted`` or ``rolled_back`` event to that version),
+        its verdict rendered in ``lang``."""
         out: list[ProductionSummary] = []
         for model in self.models.list_models().data:
             summary = ProductionSummary(name=model.name, version=model.production_version,
-                                        latest_version=model.latest_version)
+                                        latest_version=model.latest_version, lang=lang)
             version = next((v for v in model.versions if v.version == model.production_version), None)
             if version is not None:
                 summary.run_id = version.run_id
                 summary.metrics = {k: version.metrics[k] for k in KEY_METRICS if k in version.metrics}
             if model.production_version is not None:
-                for event in self.models.history(model.name, limit=history_limit).data:
+                for event in self.models.history(model.name, limit=history_limit, lang=lang).data:
                     if event.decision in ("promoted", "rolled_back") and event.to_version == model.production_version:
-                        summary.promoted_at = event.timestamp
-                        summary.promoted_by = event.actor or None
-                        summary.decision = event.decision
-                        summary.reason = event.reason
-                        summary.detail = event.detail
-                        summary.forced = event.forced
+                        verdict = {k: getattr(event, k) for k in VerdictRecord.model_fields}
+                        summary = summary.model_copy(update={
+                            **verdict, "promoted_at": event.timestamp, "promoted_by": event.actor or None,
+                            "decision": event.decision, "forced": event.forced})
                         break
             out.append(summary)
         return out
@@ -217,7 +219,7 @@ class OverviewService:
                 raise
             except Exception as exc:  # noqa: BLE001 - a run without the artifact, or artifacts not readable
                 logger.info("run %s: no readable %s: %s", run_id, DRIFT_REPORT_ARTIFACT,
-                            redact(" ".join(str(exc).split()), self._secrets)[:300])
+                            redact(one_line(exc), self._secrets)[:300])
                 return None
             try:
                 report = json.loads(Path(path).read_text())

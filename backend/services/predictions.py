@@ -11,6 +11,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from backend.ml_engine.errors import one_line
+
 from ._mlflow import ensure_store_reachable
 from .errors import InvalidDataError, NotFoundError, UnavailableError
 from .redaction import redact
@@ -60,9 +62,9 @@ class PredictionService:
 
                         predictor = Predictor(model_name, alias="production", settings=self.settings)
                 except ModelNotAvailableError as exc:
-                    raise NotFoundError(redact(" ".join(str(exc).split()), self._secrets)) from None
+                    raise NotFoundError(redact(one_line(exc), self._secrets)) from None
                 except PredictorError as exc:
-                    raise UnavailableError(redact(" ".join(str(exc).split()), self._secrets)) from None
+                    raise UnavailableError(redact(one_line(exc), self._secrets)) from None
                 self._predictors[model_name] = predictor
         return predictor
 
@@ -74,7 +76,7 @@ class PredictionService:
         try:
             prediction = predictor.predict(candles_frame(candles), source="request")
         except DataValidationError as exc:
-            raise InvalidDataError(" ".join(str(exc).split())) from None
+            raise InvalidDataError(one_line(exc)) from None
         return PredictionPublic.model_validate(json_safe(prediction.to_dict()))
 
     def close(self) -> None:

@@ -1,8 +1,10 @@
 """Keep secrets out of responses and log lines: passwords in URIs, the API token, database URLs.
 
-``redact(text, secrets)`` masks every ``scheme://user:password@`` in ``text`` and every known
-secret value (and its password part), whatever the text is: an MLflow error, a run param, a
-SQLAlchemy message.
+``redact(text, secrets)`` masks the password of every URI in ``text`` and every known secret value
+(and its password part), whatever the text is: an MLflow error, a run param, a SQLAlchemy
+message. What a URI's password is and how it is masked is
+:func:`backend.ml_engine.mlflow_integration.stores.mask_uri`'s job, the one masker; this module
+finds the URIs in free text and hands each to it.
 """
 from __future__ import annotations
 
@@ -16,8 +18,13 @@ from backend.ml_engine.mlflow_integration.stores import MASK, mask_uri
 
 __all__ = ["MASK", "Redactor", "mask_uri", "redact", "redact_mapping"]
 
-#: ``scheme://user:password@`` anywhere in a text (the password is what gets masked).
-_USERINFO_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)([^@\s]+)@")
+#: A URI in free text: ``scheme://`` up to whitespace, a quote or an angle bracket.
+_URI_RE = re.compile(r"""[A-Za-z][A-Za-z0-9+.\-]*://[^\s'"<>`]+""")
+
+
+def _mask_uris(text: str) -> str:
+    """``text`` with every URI in it passed through :func:`mask_uri`."""
+    return _URI_RE.sub(lambda m: mask_uri(m.group(0)), text) if "://" in text else text
 
 
 def _secret_forms(secret: str) -> set[str]:
@@ -53,7 +60,7 @@ class Redactor:
     def __call__(self, text: str) -> str:
         if not text:
             return text
-        out = _USERINFO_RE.sub(rf"\1{MASK}@", text) if "://" in text else text
+        out = _mask_uris(text)
         for secret, masked in self.urls:
             if secret in out:
                 out = out.replace(secret, masked)

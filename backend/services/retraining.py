@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Any
+
+from backend.ml_engine.errors import one_line
 
 from ._mlflow import ensure_store_reachable
-from .errors import InvalidDataError, InvalidRequestError, NotFoundError
+from .data_sources import DataSource, resolve_data_source
+from .errors import InvalidDataError, NotFoundError
 from .jobs import JobService
 from .redaction import redact
 from .schemas import DriftPublic, JobPublic, RetrainParams, json_safe
@@ -17,25 +20,13 @@ __all__ = ["RetrainingService", "retraining_config"]
 logger = logging.getLogger(__name__)
 
 
-def _data(data_source: str, settings: ServiceSettings) -> str | None:
-    from backend.ml_engine.config import SAMPLE_DATA_DIR
-
-    if data_source == "sample":
-        return str(SAMPLE_DATA_DIR)
-    if data_source == "database":
-        if settings.candles_database_url is None:
-            raise InvalidRequestError("data_source 'database' needs ML_CANDLES_DATABASE_URL to be configured")
-        return settings.candles_database_url.get_secret_value()
-    return None
-
-
 def retraining_config(params: RetrainParams, settings: ServiceSettings) -> Any:
     """The pipeline's ``RetrainingConfig`` for validated params (the data source resolved here)."""
     from backend.ml_engine.retraining_pipeline import RetrainingConfig
     from backend.ml_engine.walk_forward import WalkForwardConfig
 
     kwargs: dict[str, Any] = {
-        "model_name": params.model_name, "data": _data(params.data_source, settings),
+        "model_name": params.model_name, "data": resolve_data_source(params.data_source, settings),
         "symbols": list(params.symbols or []), "timeframe": params.timeframe, "epochs": params.epochs,
         "batch_size": params.batch_size, "learning_rate": params.lr,
         "min_accuracy_for_promotion": params.min_accuracy_for_promotion,
@@ -59,14 +50,13 @@ class RetrainingService:
 
     def submit(self, params: RetrainParams) -> JobPublic:
         """Queue a retraining; the worker runs the pipeline with ``trigger``."""
-        _data(params.data_source, self.settings)  # refuse an unconfigured source now, not in the worker
         return self.jobs.submit_retraining(params)
 
     def check_drift(
         self,
         model_name: str,
         recent_days: float | None = None,
-        data_source: Literal["default", "sample", "database"] = "default",
+        data_source: DataSource = "default",
     ) -> DriftPublic:
         """Recent candles against the production model's training data (PSI + KS per feature).
 
@@ -83,9 +73,9 @@ class RetrainingService:
         try:
             report = pipeline.check_drift()
         except NoProductionModel as exc:
-            raise NotFoundError(redact(" ".join(str(exc).split()), self._secrets)) from None
+            raise NotFoundError(redact(one_line(exc), self._secrets)) from None
         except (DataValidationError, DriftReferenceError, ValueError) as exc:
-            raise InvalidDataError(redact(" ".join(str(exc).split()), self._secrets)) from None
+            raise InvalidDataError(redact(one_line(exc), self._secrets)) from None
         detail = json_safe(report.to_dict())
         version = (report.reference or {}).get("version")
         return DriftPublic(

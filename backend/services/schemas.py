@@ -12,11 +12,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from backend.ml_engine.training_orchestrator import DEFAULT_MODEL_NAME
+from backend.ml_engine.config import DEFAULT_MODEL_NAME
+from backend.ml_engine.verdicts import Check, Verdict, render
+
+from .data_sources import DataSource
 
 __all__ = [
     "ArtifactPublic",
     "CandleIn",
+    "CheckPublic",
     "ComponentHealth",
     "DatasetInputPublic",
     "DriftPublic",
@@ -27,6 +31,7 @@ __all__ = [
     "JOB_STATUSES",
     "JobPublic",
     "JobsPublic",
+    "Lang",
     "MetricPoint",
     "ModelOptions",
     "ModelPublic",
@@ -44,10 +49,14 @@ __all__ = [
     "RunsPublic",
     "SignaturePublic",
     "TrainingParams",
+    "VerdictFields",
+    "VerdictRecord",
     "WorkerPublic",
     "json_safe",
 ]
 
+#: The languages verdicts are rendered in (``?lang=`` of the API, the dashboard's switch).
+Lang = Literal["en", "ru"]
 JobStatus = Literal["queued", "running", "finished", "failed", "cancelled"]
 JobKind = Literal["train", "retrain"]
 JOB_STATUSES: tuple[str, ...] = ("queued", "running", "finished", "failed", "cancelled")
@@ -130,7 +139,73 @@ class ModelsPublic(BaseModel):
     count: int
 
 
-class PromotionEventPublic(BaseModel):
+class CheckPublic(BaseModel):
+    """One finding of a decision: its code and parameters (what deciding code returned), and its words
+    in the answer's language, rendered from them."""
+
+    code: str = Field(description="what was found, e.g. accuracy_below_min, archived, rolled_back")
+    passed: bool = Field(default=True, description="whether it speaks for the decision")
+    params: dict[str, Any] = Field(default_factory=dict, description="the numbers and names the words need")
+    text: str = Field(default="", description="the finding in the answer's language (lang)")
+
+    def check(self) -> Check:
+        return Check(self.code, self.passed, self.params)
+
+    @classmethod
+    def of(cls, check: Check, lang: Lang = "en") -> CheckPublic:
+        return cls(code=check.code, passed=check.passed, params=json_safe(dict(check.params)),
+                   text=render(check, lang))
+
+
+class VerdictFields(BaseModel):
+    """A decision's verdict as codes (``checks``, ``notes``) and as words in ``lang`` (``message`` and
+    each check's ``text``). Entries recorded before verdicts existed have no codes: their
+    ``message`` is the text as it was recorded (English)."""
+
+    checks: list[CheckPublic] = Field(
+        default_factory=list, description="every check made, failed ones with passed false (a promotion: the gate's)")
+    notes: list[CheckPublic] = Field(default_factory=list, description="what is said after the checks")
+    gate: bool = Field(default=False, description="the checks are the promotion gate's ('refused: ...' / "
+                                                   "'gate passed: ...')")
+    lang: Lang = Field(default="en", description="language of message and of each text")
+    message: str = Field(default="", description="the whole verdict in lang")
+
+    def verdict(self) -> Verdict | None:
+        """The verdict the codes make (None for an entry recorded before verdicts existed)."""
+        if not self.checks and not self.notes:
+            return None
+        return Verdict(tuple(c.check() for c in self.checks), tuple(n.check() for n in self.notes), self.gate)
+
+    @staticmethod
+    def fields_of(verdict: Verdict | None, recorded: str, lang: Lang = "en") -> dict[str, Any]:
+        """The fields for ``verdict`` rendered in ``lang`` (``recorded``: the text without a verdict)."""
+        if verdict is None:
+            return {"checks": [], "notes": [], "gate": False, "lang": lang, "message": recorded}
+        return {"checks": [CheckPublic.of(c, lang) for c in verdict.checks],
+                "notes": [CheckPublic.of(n, lang) for n in verdict.notes],
+                "gate": verdict.gate, "lang": lang, "message": verdict.render(lang)}
+
+
+class VerdictRecord(VerdictFields):
+    """A recorded decision's words: ``reason`` (why it was asked for) and ``detail`` (what was decided)
+    as recorded, English for the engine's words; ``message`` is ``detail`` in ``lang`` and
+    ``reason_check`` the engine's own reason as a code (None when a person gave the reason)."""
+
+    reason: str = ""
+    detail: str = ""
+    reason_check: CheckPublic | None = None
+
+    def detail_text(self, lang: str = "en") -> str:
+        """``detail`` in ``lang`` (rendered from the codes; entries older than verdicts as recorded)."""
+        verdict = self.verdict()
+        return verdict.render(lang) if verdict is not None else self.detail
+
+    def reason_text(self, lang: str = "en") -> str:
+        """``reason`` in ``lang`` when the engine gave it (a code), else as the person wrote it."""
+        return render(self.reason_check.check(), lang) if self.reason_check is not None else self.reason
+
+
+class PromotionEventPublic(VerdictRecord):
     """One entry of a model's promotion history."""
 
     seq: int
@@ -139,8 +214,6 @@ class PromotionEventPublic(BaseModel):
     version: int | None = None
     from_version: int | None = None
     to_version: int | None = None
-    reason: str = ""
-    detail: str = ""
     actor: str = ""
     forced: bool = False
     timestamp: datetime
@@ -152,8 +225,9 @@ class PromotionHistoryPublic(BaseModel):
     count: int
 
 
-class PromotionDecisionPublic(BaseModel):
-    """What a promotion or rollback decided; a refusal is an answer too (``promoted`` false, ``reason`` why)."""
+class PromotionDecisionPublic(VerdictFields):
+    """What a promotion or rollback decided; a refusal is an answer too (``promoted`` false, ``reason``
+    why in English, ``message`` and ``checks`` in ``lang``)."""
 
     promoted: bool
     reason: str
@@ -162,6 +236,11 @@ class PromotionDecisionPublic(BaseModel):
     forced: bool = False
     metrics: dict[str, Any] = Field(default_factory=dict)
     event: PromotionEventPublic | None = None
+
+    def reason_text(self, lang: str = "en") -> str:
+        """``reason`` in ``lang`` (rendered from the codes)."""
+        verdict = self.verdict()
+        return verdict.render(lang) if verdict is not None else self.reason
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,7 +368,7 @@ class TrainingParams(BaseModel):
         default=None, strict=True, gt=0.0, le=3650.0, allow_inf_nan=False,
         description="use only the last N days of candles",
     )
-    data_source: Literal["default", "sample", "database"] = "default"
+    data_source: DataSource = "default"
     symbols: list[Annotated[str, Field(pattern=r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}$")]] | None = Field(
         default=None, max_length=50, description="e.g. ['ETH/BTC']; empty or unset: every series of the source"
     )
@@ -316,7 +395,7 @@ class RetrainParams(BaseModel):
         default="manual", description="drift / performance_drop retrain only when their check fires"
     )
     force: bool = Field(default=False, strict=True, description="skip the check and the cooldown (never the lock)")
-    data_source: Literal["default", "sample", "database"] = "default"
+    data_source: DataSource = "default"
     symbols: list[Annotated[str, Field(pattern=r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}$")]] | None = Field(
         default=None, max_length=50
     )

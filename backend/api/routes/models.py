@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Path, Query
 
-from backend.services.schemas import MODEL_NAME_PATTERN
+from backend.services.schemas import MODEL_NAME_PATTERN, Lang
 
 from ..deps import ModelServiceDep, WriteAccess
 from ..schemas import (
@@ -22,6 +22,9 @@ from ..schemas import (
 router = APIRouter(prefix="/models", tags=["models"])
 
 ModelName = Annotated[str, Path(pattern=MODEL_NAME_PATTERN, description="registered model name")]
+#: ``?lang=ru``: verdicts (each check's ``text``, the ``message``) in Russian; ``reason`` and ``detail``
+#: stay as recorded (English).
+Language = Annotated[Lang, Query(description="language of the verdicts' words: en or ru")]
 _WRITE_ERRORS = {401: {"model": Message}, 403: {"model": Message}, 404: {"model": Message}}
 
 
@@ -51,26 +54,33 @@ def get_history(
     models: ModelServiceDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     decision: Literal["promoted", "refused", "rolled_back", "archived"] | None = None,
+    lang: Language = "en",
 ) -> PromotionHistoryPublic:
-    """Promotion history (promoted, refused, rolled back, archived), newest first."""
-    return models.history(name, limit=limit, decision=decision)
+    """Promotion history (promoted, refused, rolled back, archived), newest first; each entry's verdict
+    as codes (``checks``, ``notes``) and in ``lang`` (``message``, each check's ``text``)."""
+    return models.history(name, limit=limit, decision=decision, lang=lang)
 
 
 @router.post("/{name}/promote", response_model=PromotionDecisionPublic, dependencies=[WriteAccess],
              responses=_WRITE_ERRORS)
-def promote(name: ModelName, body: PromoteCreate, models: ModelServiceDep) -> PromotionDecisionPublic:
+def promote(
+    name: ModelName, body: PromoteCreate, models: ModelServiceDep, lang: Language = "en"
+) -> PromotionDecisionPublic:
     """Move alias ``production`` to ``version`` through the promotion gate (``force`` skips it).
 
-    A refusal is answered 200 with ``promoted: false`` and the gate's reason; it is recorded in
-    the history like a promotion."""
-    return models.promote(name, body.version, reason=body.reason, force=body.force, actor=body.actor)
+    A refusal is answered 200 with ``promoted: false`` and the gate's reason (``reason`` in English;
+    ``checks`` with each check's code, parameters and ``text`` in ``lang``; ``message`` the whole
+    verdict in ``lang``); it is recorded in the history like a promotion."""
+    return models.promote(name, body.version, reason=body.reason, force=body.force, actor=body.actor, lang=lang)
 
 
 @router.post("/{name}/rollback", response_model=PromotionDecisionPublic, dependencies=[WriteAccess],
              responses={**_WRITE_ERRORS, 409: {"model": Message}})
 def rollback(
-    name: ModelName, models: ModelServiceDep, body: Annotated[RollbackCreate | None, Body()] = None
+    name: ModelName, models: ModelServiceDep, body: Annotated[RollbackCreate | None, Body()] = None,
+    lang: Language = "en",
 ) -> PromotionDecisionPublic:
-    """Move ``production`` back to the previous production version (409 when there is none)."""
+    """Move ``production`` back to the previous production version (409 when there is none); the
+    verdict in ``lang`` as for ``promote``."""
     body = body or RollbackCreate()
-    return models.rollback(name, reason=body.reason, actor=body.actor)
+    return models.rollback(name, reason=body.reason, actor=body.actor, lang=lang)

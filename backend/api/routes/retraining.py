@@ -1,11 +1,12 @@
 """Retraining (a job run by the retraining pipeline) and the drift check."""
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from backend.ml_engine.training_orchestrator import DEFAULT_MODEL_NAME
+from backend.ml_engine.config import DEFAULT_MODEL_NAME
+from backend.services.data_sources import DataSource
 from backend.services.schemas import MODEL_NAME_PATTERN
 
 from ..deps import RetrainingServiceDep, WriteAccess
@@ -29,7 +30,7 @@ def drift(
     retraining: RetrainingServiceDep,
     model_name: Annotated[str, Query(pattern=MODEL_NAME_PATTERN)] = DEFAULT_MODEL_NAME,
     recent_days: Annotated[float | None, Query(gt=0, le=365, allow_inf_nan=False)] = None,
-    data_source: Literal["default", "sample", "database"] = "default",
+    data_source: DataSource = "default",
 ) -> DriftPublic:
     """Feature drift (PSI + KS per feature) of the last ``recent_days`` of candles against the rows the
     production version was trained on. 404 without a production version."""

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from backend.dashboard import context
-from backend.dashboard.i18n import engine_text, has_text, pick_language, t
+from backend.dashboard.i18n import current_language, has_text, pick_language, t
 from backend.dashboard.widgets import (
     ACTOR,
     PAGE_PATHS,
@@ -70,6 +70,7 @@ def render() -> None:
         show_error(exc)
         history = []
     if history:
+        lang = current_language()
         st.dataframe(pd.DataFrame([{
             t("col.time"): fmt_time(e.timestamp),
             t("col.decision"): t(f"decision.{e.decision}"),
@@ -77,8 +78,8 @@ def render() -> None:
             t("col.from_to"): f"{e.from_version or '—'} → {e.to_version or '—'}",
             t("col.actor"): e.actor or "—",
             t("col.forced"): t("common.yes") if e.forced else t("common.no"),
-            t("col.reason"): engine_text(e.reason) or "—",
-            t("col.detail"): engine_text(e.detail) or "—",
+            t("col.reason"): e.reason_text(lang) or "—",
+            t("col.detail"): e.detail_text(lang) or "—",
         } for e in history]), hide_index=True)
     else:
         st.info(t("models.no_history"))
@@ -103,7 +104,7 @@ def _show_result() -> None:
         st.success(t("models.promoted", frm=decision.from_version or "—", to=decision.to_version))
     else:
         st.warning(t("models.refused"))
-        recorded(engine_text(decision.reason))
+        recorded(decision.reason_text(current_language()))
 
 
 def _model_header(model: ModelPublic) -> None:

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from backend.dashboard import context
-from backend.dashboard.i18n import engine_text, t
+from backend.dashboard.i18n import current_language, t
 from backend.dashboard.widgets import (
     PAGE_PATHS,
     fmt_duration,
@@ -31,7 +31,7 @@ def render() -> None:
 
     st.header(t("overview.production"), help=term("alias"))
     try:
-        production = overview.production()
+        production = overview.production(lang=current_language())
     except ServiceError as exc:
         show_error(exc)
         production = []
@@ -105,10 +105,10 @@ def _production_card(summary: ProductionSummary) -> None:
                 st.warning(t("overview.forced"))
             if summary.reason:
                 st.markdown(t("overview.reason"))
-                recorded(engine_text(summary.reason))
+                recorded(summary.reason_text(current_language()))
             if summary.detail:
                 with st.expander(t("overview.gate")):
-                    recorded(engine_text(summary.detail))
+                    recorded(summary.detail_text(current_language()))
         else:
             st.caption(t("overview.no_history"))
         if summary.latest_version and summary.latest_version != summary.version:

@@ -20,7 +20,8 @@ from backend.dashboard.widgets import (
     validation_messages,
     write_allowed,
 )
-from backend.ml_engine.training_orchestrator import DEFAULT_MODEL_NAME
+from backend.ml_engine.config import DEFAULT_MODEL_NAME
+from backend.services.data_sources import DATA_SOURCES
 from backend.services.errors import ServiceError
 from backend.services.overview import RetrainingRunPublic
 from backend.services.schemas import RetrainParams
@@ -29,7 +30,6 @@ _STATE = "retraining."
 DRIFT_KEY = _STATE + "drift"
 JOB_KEY = _STATE + "job"
 TRIGGERS: tuple[str, ...] = ("manual", "scheduled", "drift", "performance_drop")
-DATA_SOURCES: tuple[str, ...] = ("default", "sample", "database")
 
 
 def render() -> None:

@@ -18,13 +18,13 @@ from backend.dashboard.widgets import (
     validation_messages,
     write_allowed,
 )
-from backend.ml_engine.training_orchestrator import DEFAULT_MODEL_NAME
+from backend.ml_engine.config import DEFAULT_MODEL_NAME
+from backend.services.data_sources import DATA_SOURCES
 from backend.services.errors import ServiceError
 from backend.services.schemas import TrainingParams
 
 _STATE = "training."
 JOB_KEY = _STATE + "job"
-DATA_SOURCES: tuple[str, ...] = ("default", "sample", "database")
 
 
 def render() -> None:

@@ -53,12 +53,15 @@ def _engine(url: str | URL) -> sa.Engine:
 
 
 def mask_url(url: str | URL) -> str:
-    """The URL without its password (shown as ***) and without query parameters."""
+    """The URL without its password (masked by :func:`~backend.ml_engine.mlflow_integration.stores.mask_uri`,
+    the one masker) and without query parameters."""
+    from backend.ml_engine.mlflow_integration.stores import MASK, mask_uri
+
     try:
         u = _url(url)
     except Exception:  # noqa: BLE001 - an unparsable URL is shown as nothing but its scheme
-        return str(url).split(":", 1)[0] + "://***"
-    return u.set(query={}).render_as_string(hide_password=True)
+        return str(url).split(":", 1)[0] + f"://{MASK}"
+    return mask_uri(u.set(query={}).render_as_string(hide_password=False))
 
 
 def source_name(url: str | URL, table: str) -> str:

@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import one_line
 from ..locks import Locks, LockTimeout, coordination_url
 from ..mlflow_integration.stores import mask_uri, resolve_tracking_uri, store_kind
 from ..verdicts import Check, Verdict
@@ -320,7 +321,7 @@ class ModelStore:
             return self._resolve(parsed)
         except MlflowException as exc:
             if _is_not_found(exc):
-                raise ModelNotFoundError(f"{parsed.uri}: {' '.join(str(exc).split())} (store {self.display_uri})") from None
+                raise ModelNotFoundError(f"{parsed.uri}: {one_line(exc)} (store {self.display_uri})") from None
             raise
 
     def _resolve(self, p: ModelUri) -> ResolvedModel:
@@ -453,6 +454,14 @@ class ModelStore:
     def get_version(self, name: str, version: int | str) -> ModelVersionInfo:
         """One version (:class:`ModelVersionNotFoundError` if unknown)."""
         return self._version_info(name, version)
+
+    def get_latest_version(self, name: str) -> ModelVersionInfo | None:
+        """The newest version of ``name`` (the highest number); None when it has no versions
+        (:class:`ModelNotFoundError` if the model is unknown). One query, not a listing."""
+        try:
+            return ModelVersionInfo.from_mlflow(self._latest(name))
+        except ModelVersionNotFoundError:
+            return None
 
     def get_alias_version(self, name: str, alias: str) -> ModelVersionInfo | None:
         """The version behind ``alias``; None when the alias is unset or the model unknown."""
