@@ -83,10 +83,14 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .data.candles import CandleSeries
+    from .features import FeatureConfig
 
 logger = logging.getLogger(__name__)
 
@@ -444,7 +448,7 @@ class FeatureSample:
     info: dict[str, Any]
 
 
-def _feature_config(pipeline: Mapping[str, Any]) -> Any:
+def _feature_config(pipeline: Mapping[str, Any]) -> FeatureConfig:
     from .features import FeatureConfig
 
     return FeatureConfig.from_dict(pipeline["feature_config"])
@@ -455,7 +459,8 @@ def _utc(ts: Any) -> pd.Timestamp:
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
-def _series_features(series: Any, fcfg: Any, start: pd.Timestamp | None, end: pd.Timestamp | None) -> np.ndarray:
+def _series_features(series: CandleSeries, fcfg: FeatureConfig, start: pd.Timestamp | None,
+                     end: pd.Timestamp | None) -> np.ndarray:
     from .features import build_feature_matrix
 
     frame = series.frame

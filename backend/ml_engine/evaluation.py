@@ -34,6 +34,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from numpy.typing import ArrayLike
+
 import numpy as np
 
 __all__ = [
@@ -53,7 +55,7 @@ CLASS_NAMES: tuple[str, ...] = ("down", "flat", "up")
 DOWN, FLAT, UP = 0, 1, 2
 
 
-def _as_labels(a: Any, name: str, n_classes: int) -> np.ndarray:
+def _as_labels(a: ArrayLike, name: str, n_classes: int) -> np.ndarray:
     arr = np.asarray(a)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
@@ -65,7 +67,7 @@ def _as_labels(a: Any, name: str, n_classes: int) -> np.ndarray:
     return arr
 
 
-def confusion_matrix(y_true: Any, y_pred: Any, n_classes: int = 3) -> np.ndarray:
+def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int = 3) -> np.ndarray:
     """(n_classes, n_classes) int64 counts; rows = true class, columns = predicted class."""
     t = _as_labels(y_true, "y_true", n_classes)
     p = _as_labels(y_pred, "y_pred", n_classes)
@@ -83,8 +85,8 @@ def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def classification_metrics(
-    y_true: Any,
-    y_pred: Any,
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
     n_classes: int = 3,
     class_names: Sequence[str] = CLASS_NAMES,
 ) -> dict[str, Any]:
@@ -120,7 +122,7 @@ def classification_metrics(
     return out
 
 
-def direction_from_returns(returns: Any, threshold: Any) -> np.ndarray:
+def direction_from_returns(returns: ArrayLike, threshold: ArrayLike) -> np.ndarray:
     """Map returns to classes with the label rule: r > thr -> up, r < -thr -> down, else flat.
 
     ``threshold`` is a scalar or an array aligned with ``returns`` (volatility-scaled labels).
@@ -136,9 +138,9 @@ def direction_from_returns(returns: Any, threshold: Any) -> np.ndarray:
 
 
 def baseline_predictions(
-    y_true: Any,
-    y_train: Any,
-    prev_direction: Any | None = None,
+    y_true: ArrayLike,
+    y_train: ArrayLike,
+    prev_direction: ArrayLike | None = None,
     n_classes: int = 3,
 ) -> dict[str, np.ndarray]:
     """Naive predictions aligned with ``y_true``.
@@ -163,9 +165,9 @@ def baseline_predictions(
 
 
 def baseline_metrics(
-    y_true: Any,
-    y_train: Any,
-    prev_direction: Any | None = None,
+    y_true: ArrayLike,
+    y_train: ArrayLike,
+    prev_direction: ArrayLike | None = None,
     n_classes: int = 3,
     class_names: Sequence[str] = CLASS_NAMES,
 ) -> dict[str, dict[str, Any]]:
@@ -230,7 +232,7 @@ def _group_rows(series_id: np.ndarray) -> list[tuple[Any, np.ndarray]]:
     return [(ids[k].item(), np.flatnonzero(series_id == ids[k])) for k in order]
 
 
-def _prepare(pred_class: Any, close: Any, series_id: Any | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _prepare(pred_class: ArrayLike, close: ArrayLike, series_id: ArrayLike | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     pred = _as_labels(pred_class, "pred_class", 3)
     c = np.asarray(close, dtype=np.float64)
     if c.shape != pred.shape:
@@ -246,9 +248,9 @@ def _prepare(pred_class: Any, close: Any, series_id: Any | None) -> tuple[np.nda
 
 
 def backtest(
-    pred_class: Any,
-    close: Any,
-    series_id: Any | None = None,
+    pred_class: ArrayLike,
+    close: ArrayLike,
+    series_id: ArrayLike | None = None,
     fee: float = 0.001,
     timeframe: str = "5m",
 ) -> dict[str, Any]:
@@ -325,7 +327,7 @@ def backtest(
 
 
 def backtest_equity(
-    pred_class: Any, close: Any, series_id: Any | None = None, fee: float = 0.001
+    pred_class: ArrayLike, close: ArrayLike, series_id: ArrayLike | None = None, fee: float = 0.001
 ) -> dict[Any, dict[str, np.ndarray]]:
     """Only the equity curves of :func:`backtest`: {series id: {"strategy", "buy_and_hold"}}."""
     curves: dict[Any, dict[str, np.ndarray]] = backtest(pred_class, close, series_id, fee=fee)["equity"]

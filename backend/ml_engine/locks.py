@@ -80,6 +80,8 @@ from backend.ml_engine.mlflow_integration.stores import (
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
+    from backend.ml_engine.config import Settings
+
 __all__ = [
     "LockError",
     "LockTimeout",
@@ -531,18 +533,16 @@ class Locks:
         self._leases: weakref.WeakSet[Lease] = weakref.WeakSet()
 
     @classmethod
-    def from_settings(cls, settings: Any) -> Locks:
+    def from_settings(cls, settings: Settings) -> Locks:
         """Locks for a :class:`~backend.ml_engine.config.Settings` (or the services' settings).
 
         PostgreSQL per :func:`coordination_url` (``jobs_database_url`` when the settings have one).
         File locks go beside a SQLite tracking database (every process using that store agrees
         on it), else in ``<output_dir>/.locks``.
         """
-        jobs: Any = getattr(settings, "jobs_database_url", None)
-        if jobs is not None and hasattr(jobs, "get_secret_value"):
-            jobs = jobs.get_secret_value()
-        tracking: str | None = getattr(settings, "mlflow_tracking_uri", None)
-        url = coordination_url(str(jobs) if jobs else None, tracking)
+        jobs = settings.jobs_database_url.get_secret_value()
+        tracking = settings.mlflow_tracking_uri
+        url = coordination_url(jobs or None, tracking)
         db_file = sqlite_path(tracking) if tracking else None
         if db_file is not None:
             lock_dir = db_file.expanduser().resolve().parent / ".locks"

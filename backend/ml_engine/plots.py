@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -29,7 +30,7 @@ def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
 
 
 def plot_confusion_matrix(
-    cm: Any, path: str | os.PathLike[str], class_names: Sequence[str] = CLASS_NAMES, title: str = "Confusion matrix"
+    cm: ArrayLike, path: str | os.PathLike[str], class_names: Sequence[str] = CLASS_NAMES, title: str = "Confusion matrix"
 ) -> Path:
     """Heatmap of a confusion matrix (rows = true, columns = predicted), counts and row-% in each cell."""
     m = np.asarray(cm, dtype=np.float64)

@@ -43,7 +43,13 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .trainer import Callback
+    from .data.candles import CandleSeries
+    from .features import FeatureConfig
+    from .labels import LabelConfig
+    from .mlflow_integration import MLflowTracker
+    from .model import ModelConfig
+    from .predictor import Predictor
+    from .trainer import Callback, TrainerConfig
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +168,8 @@ def _purge(candidates: np.ndarray, series_id: np.ndarray, times: np.ndarray, lat
         if first.size:
             m = series_id[candidates] == sid
             keep[m] &= candidates[m] <= first.min() - gap
-    return candidates[keep]
+    kept: np.ndarray = candidates[keep]
+    return kept
 
 
 def make_folds(
@@ -273,8 +280,8 @@ class FeatureTable:
     window: int
     horizon: int
     feature_names: list[str]
-    feature_config: Any
-    label_config: Any
+    feature_config: FeatureConfig
+    label_config: LabelConfig
     build_seconds: float
 
     @property
@@ -288,8 +295,8 @@ class FeatureTable:
         return int(timeframe_to_timedelta(self.timeframe).value)
 
 
-def build_feature_table(series_list: Sequence[Any], feature_cfg: Any = None, label_cfg: Any = None,
-                        window: int = 60) -> FeatureTable:
+def build_feature_table(series_list: Sequence[CandleSeries], feature_cfg: FeatureConfig | None = None,
+                        label_cfg: LabelConfig | None = None, window: int = 60) -> FeatureTable:
     """Features and labels of every series, computed once (same code as `prepare_dataset`)."""
     from .dataset import valid_window_ends
     from .features import FeatureConfig, build_feature_matrix, feature_names, run_ids
@@ -404,7 +411,8 @@ class ProductionScores:
         return hit, self.proba[pos[hit]]
 
 
-def score_with_predictor(predictor: Any, series_list: Sequence[Any], table: FeatureTable) -> ProductionScores:
+def score_with_predictor(predictor: Predictor, series_list: Sequence[CandleSeries], table: FeatureTable
+                         ) -> ProductionScores:
     """Run ``predictor.predict_proba`` once per series and map its end rows to table rows."""
     rows, probas = [], []
     for i, s in enumerate(series_list):
@@ -494,7 +502,7 @@ class WalkForwardResult:
             "folds": [dataclasses.asdict(f) for f in self.folds],
         }
 
-    def log_to(self, tracker: Any) -> None:
+    def log_to(self, tracker: MLflowTracker) -> None:
         """Per-fold metrics at step = fold number (``wf_<metric>``, ``wf_production_<metric>``),
         then the summary; one flush."""
         for f in self.folds:
@@ -511,8 +519,8 @@ class WalkForwardResult:
 def run_walk_forward(
     table: FeatureTable,
     config: WalkForwardConfig,
-    model_config: Any,
-    trainer_config: Any,
+    model_config: ModelConfig,
+    trainer_config: TrainerConfig,
     *,
     fee: float = 0.001,
     production: ProductionScores | None = None,

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..trainer import Trainer, TrainResult
     from .mlflow_tracker import MLflowTracker
 
 __all__ = ["MLflowCallback"]
@@ -37,7 +38,7 @@ class MLflowCallback:
             out[name] = number
         return out
 
-    def on_train_start(self, trainer: Any) -> None:  # noqa: D102 - hook
+    def on_train_start(self, trainer: Trainer) -> None:
         pass
 
     def on_batch_end(self, step: int, metrics: Mapping[str, Any]) -> None:
@@ -47,7 +48,7 @@ class MLflowCallback:
         self.tracker.log_metrics(self._numbers(metrics), step=epoch)
         self.tracker.flush_or_keep()  # a database restart must not stop the training
 
-    def on_train_end(self, result: Any) -> None:
+    def on_train_end(self, result: TrainResult) -> None:
         final: dict[str, float] = {}
         if getattr(result, "best_epoch", None) is not None:
             final["best_epoch"] = float(result.best_epoch)

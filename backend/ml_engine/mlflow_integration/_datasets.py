@@ -60,7 +60,8 @@ def _register_uri_source() -> None:
         if not _source_registered:
             from mlflow.data.dataset_source_registry import register_dataset_source
 
-            register_dataset_source(UriDatasetSource)
+            # MLflow's registry stores source classes; its type hint says instance.
+            register_dataset_source(UriDatasetSource)  # type: ignore[arg-type]
             _source_registered = True
 
 
@@ -75,7 +76,8 @@ def _resolve_source(raw: str) -> DatasetSource | None:
     for cls in reversed(_dataset_source_registry.sources):
         try:
             if cls._can_resolve(raw):
-                return cls._resolve(raw)
+                source: DatasetSource = cls._resolve(raw)
+                return source
         except Exception:  # noqa: BLE001 - a source that cannot decide does not fit
             continue
     return None
@@ -108,8 +110,8 @@ def dataset_input(
     """A run input for ``dataset`` (a pandas DataFrame, wrapped with ``mlflow.data.from_pandas`` and a
     digest over the whole frame, or an ``mlflow.data.Dataset``); ``source`` a path or URI (password
     masked); ``context`` training / validation / testing."""
-    import mlflow.data
     import pandas as pd
+    from mlflow.data.pandas_dataset import from_pandas
 
     if isinstance(dataset, pd.DataFrame):
         digest = digest or dataset_digest(dataset)
@@ -123,7 +125,7 @@ def dataset_input(
         with warnings.catch_warnings():
             # MLflow hints that integer columns cannot hold NaN; candle frames never hold NaN.
             warnings.simplefilter("ignore", UserWarning)
-            ds = mlflow.data.from_pandas(
+            ds = from_pandas(
                 dataset, source=src, name=name, targets=targets, digest=digest[:MAX_DATASET_DIGEST_SIZE]
             )
     else:

@@ -96,7 +96,7 @@ def metric_tag_key(key: str) -> str:
     return key if key.startswith(METRIC_PREFIXES) else f"test_{key}"
 
 
-def model_id_of_version(mv: Any) -> str | None:
+def model_id_of_version(mv: ModelVersion) -> str | None:
     """The LoggedModel id of a registry version: its own field, our tag, or a ``models:/<id>`` source."""
     if getattr(mv, "model_id", None):
         return str(mv.model_id)

@@ -91,6 +91,7 @@ from ._resolver import ModelUri, ResolvedModel, parse_model_uri
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
+    from mlflow.entities import LoggedModel, Run
     from mlflow.entities.model_registry import ModelVersion, RegisteredModel
     from mlflow.models import Model
 
@@ -178,6 +179,7 @@ class ModelStore:
         lock_timeout_s: longest wait for the per-model lock (the evaluator runs inside it).
         coordination: PostgreSQL URL of the lock database (default: the tracking store when it is
             PostgreSQL, else file locks in ``lock_dir``).
+        locks: the lock backend (:meth:`Locks.from_settings` at entry points); default from the above.
         client: an ``MlflowClient`` to share (the tracker passes its own).
     """
 
@@ -193,6 +195,7 @@ class ModelStore:
         lock_timeout_s: float = 60.0,
         coordination: str | None = None,
         lock_dir: str | os.PathLike[str] | None = None,
+        locks: Locks | None = None,
         client: MlflowClient | None = None,
     ) -> None:
         from ..config import EXPERIMENT_DEFAULT
@@ -204,8 +207,10 @@ class ModelStore:
         self.evaluator = evaluator
         self.experiment_name = experiment_name or EXPERIMENT_DEFAULT
         self.artifact_location = artifact_location
-        url = coordination or coordination_url(None, self.registry_uri)
-        self.lock = RegistryLock(Locks(url, lock_dir or default_lock_dir(self.registry_uri)), lock_timeout_s)
+        if locks is None:
+            url = coordination or coordination_url(None, self.registry_uri)
+            locks = Locks(url, lock_dir or default_lock_dir(self.registry_uri))
+        self.lock = RegistryLock(locks, lock_timeout_s)
         self._client = client
         self._client_guard = threading.Lock()
 
@@ -338,10 +343,10 @@ class ModelStore:
             assert p.run_id is not None
             head, _, rest = p.path.partition("/")
             run = self.client.get_run(p.run_id)
-            lm = self._logged_model_of_run(run, head)
-            if lm is not None:
-                location = lm.artifact_location.rstrip("/") + (f"/{rest}" if rest else "")
-                return ResolvedModel(p.uri, location, model_id=lm.model_id, run_id=p.run_id)
+            logged = self._logged_model_of_run(run, head)
+            if logged is not None:
+                location = logged.artifact_location.rstrip("/") + (f"/{rest}" if rest else "")
+                return ResolvedModel(p.uri, location, model_id=logged.model_id, run_id=p.run_id)
             return ResolvedModel(p.uri, run.info.artifact_uri.rstrip("/") + f"/{p.path}", run_id=p.run_id)
         assert p.name is not None
         if p.kind == "alias":
@@ -362,9 +367,9 @@ class ModelStore:
         return ResolvedModel(uri, location, name=mv.name, version=int(mv.version), model_id=model_id,
                              run_id=mv.run_id or None)
 
-    def _logged_model_of_run(self, run: Any, name: str) -> Any:
+    def _logged_model_of_run(self, run: Run, name: str) -> LoggedModel | None:
         outputs = run.outputs.model_outputs if run.outputs is not None else []
-        best: tuple[tuple[int, int], Any] | None = None
+        best: tuple[tuple[int, int], LoggedModel] | None = None
         for output in outputs:
             model = self.client.get_logged_model(output.model_id)
             if model.name != name:
@@ -383,7 +388,8 @@ class ModelStore:
             return Path(resolved.location) / path if path else Path(resolved.location)
         repo = get_artifact_repository(resolved.location, tracking_uri=self.tracking_uri,
                                        registry_uri=self.registry_uri)
-        return Path(repo.download_artifacts(path, dst_path=os.fspath(dst)))
+        local: str = repo.download_artifacts(path, dst_path=os.fspath(dst))  # type: ignore[no-untyped-call]
+        return Path(local)
 
     def read_mlmodel(self, model: ResolvedModel | str) -> Model:
         """The ``MLmodel`` of a model (a few hundred bytes downloaded): flavors, signature, model id."""
@@ -592,7 +598,8 @@ class ModelStore:
         delay = 0.05
         while True:
             mv = self.client.get_model_version(name, version)
-            status = ModelVersionStatus.from_string(mv.status) if isinstance(mv.status, str) else mv.status
+            status = (ModelVersionStatus.from_string(mv.status)  # type: ignore[no-untyped-call]
+                      if isinstance(mv.status, str) else mv.status)
             if status == ModelVersionStatus.READY:
                 return
             if status == ModelVersionStatus.FAILED_REGISTRATION:
@@ -918,20 +925,20 @@ def _as_metric_keys(result: Mapping[str, Any]) -> dict[str, float]:
 
 
 def get_model_store(settings: Settings | None = None, gate: PromotionGate | None = None,
-                    evaluator: Evaluator | None = None, *, experiment_name: str | None = None) -> ModelStore:
+                    evaluator: Evaluator | None = None, *, experiment_name: str | None = None,
+                    client: MlflowClient | None = None) -> ModelStore:
     """The store over the configured tracking store: gate minimum from ``ML_MIN_ACCURACY_FOR_PROMOTION``,
-    locks on the coordination database (``ML_JOBS_DATABASE_URL`` or a PostgreSQL tracking store),
-    else file locks where :func:`default_lock_dir` puts them (every process of the machine agrees)."""
+    locks from :meth:`Locks.from_settings` (the coordination database ``ML_JOBS_DATABASE_URL`` or a
+    PostgreSQL tracking store; else files beside a SQLite store or under ``ML_OUTPUT_DIR``)."""
     from ..config import Settings
 
     settings = settings or Settings()
-    jobs = getattr(settings, "jobs_database_url", None)
-    jobs_url = jobs.get_secret_value() if hasattr(jobs, "get_secret_value") else jobs
     return ModelStore(
         settings.mlflow_tracking_uri,
         gate=gate or PromotionGate.from_settings(settings),
         evaluator=evaluator,
         experiment_name=experiment_name or settings.mlflow_experiment_name,
         artifact_location=settings.mlflow_artifact_location,
-        coordination=coordination_url(jobs_url, settings.mlflow_tracking_uri),
+        locks=Locks.from_settings(settings),
+        client=client,
     )

@@ -163,7 +163,8 @@ def config_from_args(args: argparse.Namespace) -> RetrainingConfig:
     return RetrainingConfig(**kw)
 
 
-def _print_result(result: RetrainingResult, stream: Any = sys.stdout) -> None:
+def _print_result(result: RetrainingResult, stream: TextIO | None = None) -> None:
+    stream = stream if stream is not None else sys.stdout
     print(f"{result.status}: {result.reason}", file=stream)
     if result.run_id:
         print(f"MLflow run {result.run_id} in experiment '{EXPERIMENT_RETRAINING}' (tag trigger={result.trigger})",
@@ -235,8 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       file=sys.stderr if args.json else sys.stdout)
             return EXIT_DRIFT if report.drifted and not args.exit_zero else EXIT_OK
         if args.command == "check-performance":
-            report = pipeline.check_performance()
-            print(json.dumps(report.to_dict(), indent=2, default=str) if args.json else report.summary)
+            performance = pipeline.check_performance()
+            print(json.dumps(performance.to_dict(), indent=2, default=str) if args.json else performance.summary)
             return EXIT_OK
         if args.command == "serve":
             pipeline.serve(interval_minutes=args.interval, cron=args.cron, check_interval_minutes=args.check_interval)

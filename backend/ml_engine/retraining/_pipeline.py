@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..drift import DriftReport
     from ..mlflow_integration import MLflowTracker
     from ..registry import PromotionDecision
-    from ..trainer import Callback
+    from ..trainer import Callback, Trainer, TrainResult
     from ..training_orchestrator import TrainingOutcome, TrainingRequest
     from ..walk_forward import Fold, FoldResult, WalkForwardResult
 
@@ -73,7 +73,7 @@ class _LeaseCheck:
     def __init__(self, lease: Lease) -> None:
         self.lease = lease
 
-    def on_train_start(self, trainer: Any) -> None:
+    def on_train_start(self, trainer: Trainer) -> None:
         self.lease.check()
 
     def on_batch_end(self, step: int, metrics: Mapping[str, float]) -> None:
@@ -82,7 +82,7 @@ class _LeaseCheck:
     def on_epoch_end(self, epoch: int, metrics: Mapping[str, float]) -> None:
         self.lease.check()
 
-    def on_train_end(self, result: Any) -> None:
+    def on_train_end(self, result: TrainResult) -> None:
         pass
 
 
