@@ -390,6 +390,9 @@ def test_retraining_runs_with_trigger_and_decision_and_the_drift_charts(seed: Se
     runs = at.dataframe[0].value
     assert {"вручную", "по расписанию"} <= set(runs["Причина запуска"])
     assert set(runs["Решение"]) <= {"продвинута", "отклонена", "—"} and len(runs) >= 2
+    # the gate's reason is rendered from its codes in the page's language (recorded as a verdict tag)
+    decided = [r for r in runs["Причина"] if r != "—"]
+    assert decided and all(r.startswith(("проверки пройдены: ", "отказано: ")) for r in decided), decided
     charts = at.get("plotly_chart")
     assert len(charts) == 3  # walk-forward trend, PSI per feature, KS p-values
     assert any(c.startswith("Отчёт записан запуском") for c in [c.value for c in at.caption])

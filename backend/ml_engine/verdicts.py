@@ -31,7 +31,13 @@ __all__ = [
     "catalogue",
     "render",
     "render_reason",
+    "verdict_tag",
 ]
+
+#: Run tag holding a decision's verdict as JSON, beside its English ``promotion_reason``.
+VERDICT_TAG = "promotion_verdict"
+#: MLflow's limit on a tag value.
+_MAX_TAG = 5000
 
 Lang = Literal["en", "ru"]
 LANGUAGES: tuple[Lang, ...] = ("en", "ru")
@@ -232,3 +238,15 @@ class Verdict:
     def of(cls, code: str, **params: Any) -> Verdict:
         """A verdict of one passed check (a rollback, an archive, a forced promotion)."""
         return cls((Check(code, True, params),))
+
+
+def verdict_tag(decision: Any) -> dict[str, str]:
+    """``{"promotion_verdict": <JSON>}`` for a decision that carries a :class:`Verdict` (empty when it
+    has none or the JSON would not fit a tag): front ends render the run's reason from it."""
+    import json
+
+    verdict = getattr(decision, "verdict", None)
+    if verdict is None:
+        return {}
+    text = json.dumps(verdict.to_dict(), separators=(",", ":"), default=str)
+    return {VERDICT_TAG: text} if len(text) <= _MAX_TAG else {}

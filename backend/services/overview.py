@@ -85,16 +85,37 @@ class RetrainingRunPublic(RunPublic):
     trigger: str | None = None
     decision: str | None = Field(default=None, description="promoted / refused; None while running or failed")
     decision_reason: str | None = None
+    decision_verdict: dict[str, Any] | None = Field(
+        default=None, description="the gate's checks (codes and parameters) behind decision_reason")
     candidate_version: int | None = None
     production_before: int | None = None
     drift_detected: bool | None = None
     failure_reason: str | None = None
+
+    def decision_text(self, lang: str = "en") -> str | None:
+        """The gate's decision in ``lang``, rendered from its codes (as recorded for older runs)."""
+        from backend.ml_engine.verdicts import Verdict
+
+        if self.decision_verdict:
+            return Verdict.from_dict(self.decision_verdict).render(lang)
+        return self.decision_reason
 
 
 class RetrainingRunsPublic(BaseModel):
     data: list[RetrainingRunPublic]
     count: int
     next_page_token: str | None = None
+
+
+def _json_object(text: str | None) -> dict[str, Any] | None:
+    """A JSON object recorded in a tag; None when absent or unreadable (shown as the English reason)."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _quoted(value: str) -> str:
@@ -186,6 +207,7 @@ class OverviewService:
             trigger=tags.get("trigger"),
             decision=tags.get("promotion_decision"),
             decision_reason=tags.get("promotion_reason"),
+            decision_verdict=_json_object(tags.get("promotion_verdict")),
             candidate_version=_int(tags.get("candidate_version")),
             production_before=_int(tags.get("production_version_before")),
             drift_detected=_bool(tags.get("drift_detected")),

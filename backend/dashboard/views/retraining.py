@@ -9,7 +9,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from backend.dashboard import charts, context
-from backend.dashboard.i18n import t
+from backend.dashboard.i18n import current_language, t
 from backend.dashboard.widgets import (
     check_token,
     fmt_num,
@@ -79,7 +79,7 @@ def _runs_table(runs: list[RetrainingRunPublic]) -> None:
         t("col.production_before"): f"v{r.production_before}" if r.production_before else "—",
         t("col.drift"): yes_no(r.drift_detected),
         "walk_forward_accuracy_mean": r.metrics.get("walk_forward_accuracy_mean"),
-        t("col.reason"): r.decision_reason or r.failure_reason or "—",
+        t("col.reason"): r.decision_text(current_language()) or r.failure_reason or "—",
         t("col.run_id"): r.run_id,
     } for r in runs]), hide_index=True)
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..config import EXPERIMENT_RETRAINING, Settings
 from ..errors import one_line
 from ..locks import Lease, Locks, LockLost
-from ..verdicts import Check
+from ..verdicts import Check, verdict_tag
 from ._config import RUN_KIND_DRIFT_CHECK, RUN_KIND_FOLD, RUN_KIND_RETRAINING, TRIGGERS, RetrainingConfig
 from ._results import (
     STATUS_COMPLETED,
@@ -501,7 +501,8 @@ class RetrainingPipeline:
                 result.promotion_reason = decision.reason
                 result.production_after = decision.to_version if decision.promoted else decision.from_version
                 tracker.set_tags({"promotion_decision": "promoted" if decision.promoted else "refused",
-                                  "promotion_reason": decision.reason[:4000], "candidate_version": version})
+                                  "promotion_reason": decision.reason[:4000], "candidate_version": version,
+                                  **verdict_tag(decision)})
                 result.status = STATUS_COMPLETED
                 result.reason = (f"retrained on trigger {trigger}: v{version} "
                                  + ("promoted to production" if decision.promoted else "not promoted")
