@@ -132,19 +132,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cmd is None:
         print(f"tbml: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    prog = f"tbml {name}"
+    sys.argv = [prog, *rest]
     try:
         function = _load(cmd)
+        # the others' usage lines keep the guide's `python -m ...` name
+        result = function(rest, prog=prog) if cmd.takes_prog else function(rest)
     except ImportError as exc:
+        missing = _missing_module(exc)
+        if missing is None:
+            raise
         print(
-            f"tbml {name}: {exc}. This command needs the `{cmd.needs}` extra: pip install 'trading-bot-ml-engine[{cmd.needs}]'",
+            f"tbml {name}: {missing} is not installed; this command needs the `{cmd.needs}` extra: "
+            f"pip install 'trading-bot-ml-engine[{cmd.needs}]'",
             file=sys.stderr,
         )
         return 2
-    prog = f"tbml {name}"
-    sys.argv = [prog, *rest]
-    # the others' usage lines keep the guide's `python -m ...` name
-    result = function(rest, prog=prog) if cmd.takes_prog else function(rest)
     return int(result or 0)
+
+
+def _missing_module(exc: ImportError) -> str | None:
+    """The top-level module an ImportError says is not installed (None: another import error)."""
+    import importlib.util
+    import re
+
+    names = [exc.name] if exc.name else []
+    names += re.findall(
+        r"[Ii]mport (?:of )?'?`?([A-Za-z_][A-Za-z0-9_]*)", str(exc)
+    )  # pandas: "`Import pyarrow` failed"
+    for candidate in names:
+        top = (candidate or "").split(".")[0]
+        if top and importlib.util.find_spec(top) is None:
+            return top
+    return None
 
 
 if __name__ == "__main__":
