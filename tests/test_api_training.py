@@ -78,9 +78,18 @@ def test_the_run_is_linked_and_detailed(env):
 
 def test_the_trained_version_has_its_input_and_output_schema(env):
     detail = env["client"].get(f"{PREFIX}/models/hybrid_cnn_lstm/versions/1").json()
-    shape = detail["signature"]["inputs"][0]["tensor-spec"]["shape"]
-    assert shape[0] == -1 and shape[1] == 16  # (batch, window, features)
-    assert detail["signature"]["outputs"][0]["tensor-spec"]["shape"] == [-1, 3]
+    # the candle pyfunc's signature (backend/ml_engine/predictor/_pyfunc.py): raw candles in, probabilities out
+    assert detail["signature"]["inputs"] == [
+        {"type": "any", "name": "timestamp", "required": True},
+        *({"type": "double", "name": c, "required": True} for c in ("open", "high", "low", "close", "volume")),
+    ]
+    assert detail["signature"]["outputs"] == [
+        *({"type": "double", "name": c, "required": True} for c in ("down", "flat", "up")),
+        {"type": "string", "name": "signal", "required": True},
+        {"type": "double", "name": "confidence", "required": True},
+        {"type": "string", "name": "candle_time", "required": True},
+    ]
+    assert {"python_function", "pytorch"} <= set(detail["flavors"]) and detail["has_input_example"] is True
     assert detail["aliases"] == ["production"] and detail["metrics"]["test_accuracy"] >= 0
     models = env["client"].get(f"{PREFIX}/models").json()["data"]
     assert models[0]["name"] == "hybrid_cnn_lstm" and models[0]["production_version"] == 1

@@ -38,8 +38,8 @@ from backend.ml_engine.predictor import (
     Prediction,
     Predictor,
     PredictorError,
-    _fast_clean,
 )
+from backend.ml_engine.predictor._fast import _fast_clean
 from backend.ml_engine.trainer import Trainer, TrainerConfig
 from backend.ml_engine.training_orchestrator import TrainingOrchestrator, data_hash
 
@@ -159,6 +159,32 @@ def test_from_model_uri_pins_a_version(store, recent):
     expected = alias.predict(recent).probabilities
     for p in (by_run, by_id, local):
         assert p.predict(recent).probabilities == expected
+
+
+def test_stage_names_mean_the_aliases_of_the_same_name(store, recent):
+    """The model store's rule (registry/_resolver.py): ``models:/<name>/Production`` and ``/Staging``,
+    in any case, are the aliases ``production`` and ``staging`` (followed like ``@alias``); any other
+    stage is refused, as a store error (PredictorError), not as a missing model."""
+    s, client = store["settings"], store["client"]
+    expected = Predictor.from_model_uri(f"models:/{NAME}/1", settings=s).predict(recent).probabilities
+    for stage in ("Production", "production", "PRODUCTION"):
+        p = Predictor.from_model_uri(f"models:/{NAME}/{stage}", settings=s)
+        assert (p.version, p.alias, p.pinned, p.model_uri) == ("1", "production", False, f"models:/{NAME}/1")
+        assert p.predict(recent).probabilities == expected
+    with pytest.raises(ModelNotAvailableError, match=r"has no alias 'staging' \(aliases: .*production=v1"):
+        Predictor.from_model_uri(f"models:/{NAME}/Staging", settings=s)
+    client.set_registered_model_alias(NAME, "staging", "2")
+    try:
+        staged = Predictor.from_model_uri(f"models:/{NAME}/staging", settings=s, refresh_interval_s=0)
+        assert (staged.version, staged.alias, staged.pinned, staged.pipeline["window"]) == ("2", "staging", False, 12)
+        client.set_registered_model_alias(NAME, "staging", "1")
+        assert staged.refresh() is True and staged.version == "1"  # it follows the alias
+    finally:
+        client.delete_registered_model_alias(NAME, "staging")
+    for stage in ("Archived", "None"):
+        with pytest.raises(PredictorError, match=rf"models:/{NAME}/{stage}: model stages are deprecated") as err:
+            Predictor.from_model_uri(f"models:/{NAME}/{stage}", settings=s)
+        assert not isinstance(err.value, ModelNotAvailableError)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -343,11 +369,11 @@ def test_torch_fallback_when_the_version_has_no_onnx(store, predictor, recent, t
 def test_clear_error_without_production_alias(store, tmp_path):
     s = store["settings"]
     store["client"].create_registered_model("pred_unpromoted")
-    with pytest.raises(ModelNotAvailableError, match="has no alias 'production'.*promote a version first"):
+    with pytest.raises(ModelNotAvailableError, match=r"has no alias 'production'.*promote a version first"):
         Predictor("pred_unpromoted", settings=s)
     with pytest.raises(ModelNotAvailableError, match="'no_such_model' does not exist"):
         Predictor("no_such_model", settings=s)
-    with pytest.raises(ModelNotAvailableError, match="no alias 'canary'.*production=v1"):
+    with pytest.raises(ModelNotAvailableError, match=r"no alias 'canary'.*production=v1"):
         Predictor(NAME, "canary", settings=s)
     with pytest.raises(ModelNotAvailableError):
         Predictor.from_model_uri(f"models:/{NAME}/99", settings=s)

@@ -519,12 +519,16 @@ def run_training(
     if tracker is not None:
         for p in plot_paths.values():
             tracker.log_artifact(str(p), artifact_path="plots")
+        first_test_ends = prepared.test.ends[prepared.series_id[prepared.test.ends] == 0]  # rows of series[0].frame
         model_uri = tracker.log_model(
             model,
             model_name="model",
             input_example=example,
             onnx_path=onnx_info.get("path"),
             artifacts={"metadata.json": str(out / "metadata.json")},
+            # the candle pyfunc's example: the last min_history_rows candles of the first series' test split
+            serving_example=series[0].frame.iloc[: int(first_test_ends.max()) + 1].tail(
+                prepared.pipeline["min_history_rows"]) if onnx_info and len(first_test_ends) else None,
         )
         outcome = dataclasses.replace(outcome, model_uri=model_uri,
                                       dataset_digests={k: d.digest for k, d in datasets.items()},

@@ -6,6 +6,12 @@ does the same steps with the caller's client: ``create_logged_model`` (state PEN
 ``mlflow.pytorch.save_model`` into a temporary folder whose ``MLmodel`` carries the model id and
 run id, ``log_model_artifacts``, ``log_outputs`` (the run page lists the model) and
 ``finalize_logged_model`` (READY, or FAILED on error).
+
+With a ``serving_example`` (a real candle frame, what the training passes) the saved folder also
+becomes a candle pyfunc before it is uploaded: :func:`backend.ml_engine.predictor._pyfunc.add_pyfunc_flavor`
+makes the predictor's loader its ``python_function`` flavor, writes the candle signature and the
+candle input example (in place of the tensor ones), and checks through MLflow's serving path that
+the flavor answers its own example. The PyTorch flavor is kept as it is.
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ from mlflow.entities import LoggedModelOutput, LoggedModelStatus
 from ._values import installed_version, quiet_logger
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
     import torch
     from mlflow import MlflowClient
 
@@ -82,8 +89,13 @@ def log_pytorch_model(
     metadata: Mapping[str, Any] | None = None,
     step: int = 0,
     customize: FolderHook | None = None,
+    serving_example: pd.DataFrame | None = None,
 ) -> str:
-    """Log ``model`` into run ``run_id``; returns the LoggedModel id (see ``MLflowTracker.log_model``)."""
+    """Log ``model`` into run ``run_id``; returns the LoggedModel id (see ``MLflowTracker.log_model``).
+
+    ``customize`` runs on the saved folder first; then, with ``serving_example``, the folder becomes a
+    candle pyfunc (module docstring), which needs ``onnx_path`` (``model.onnx``) and a
+    ``metadata.json`` among ``artifacts``."""
     import mlflow.pytorch
     import torch
     from mlflow.models import Model, infer_signature
@@ -102,6 +114,14 @@ def log_pytorch_model(
     for label, path in ([("onnx_path", onnx_file)] if onnx_file else []) + list(extra.items()):
         if not path.exists():
             raise FileNotFoundError(f"{label}: {path} does not exist")
+    if serving_example is not None:
+        from ..predictor._bundle import METADATA_FILE, ONNX_FILE
+
+        if onnx_file is None or onnx_file.name != ONNX_FILE:
+            raise ValueError(f"serving_example: the candle pyfunc runs {ONNX_FILE}; pass onnx_path=<...>/{ONNX_FILE}")
+        if not any(p.name == Path(METADATA_FILE).name and p.is_file() for p in extra.values()):
+            raise ValueError(f"serving_example: the candle pyfunc needs the feature pipeline; pass "
+                             f"artifacts={{'metadata.json': <path of {Path(METADATA_FILE).name}>}}")
 
     started = time.perf_counter()
     example = to_numpy(input_example)
@@ -165,6 +185,10 @@ def log_pytorch_model(
                     shutil.copy2(path, target)
             if customize is not None:
                 customize(Path(local))
+            if serving_example is not None:
+                from ..predictor._pyfunc import add_pyfunc_flavor
+
+                add_pyfunc_flavor(Path(local), serving_example)
             client.log_model_artifacts(model_id, local)
         client.log_outputs(run_id, [LoggedModelOutput(model_id, step)])
         client.finalize_logged_model(model_id, LoggedModelStatus.READY)

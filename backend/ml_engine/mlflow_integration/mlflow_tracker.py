@@ -125,6 +125,7 @@ from .experiments import ensure_experiment, ensure_project_experiments
 from .stores import DEFAULT_CHECK_TIMEOUT_S, check_tracking_store, mask_uri, resolve_tracking_uri
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
     import torch
 
 __all__ = [
@@ -606,6 +607,7 @@ class MLflowTracker:
         serialization_format: SerializationFormat = "pickle",
         metadata: Mapping[str, Any] | None = None,
         step: int = 0,
+        serving_example: pd.DataFrame | None = None,
     ) -> str:
         """Log a PyTorch model as an MLflow 3 LoggedModel of the active run; returns ``models:/<model_id>``.
 
@@ -615,11 +617,20 @@ class MLflowTracker:
         artifacts (root) and copied into the model folder (``<file name>`` for the ONNX file,
         ``artifacts/<file name>`` for the others), so a ``models:/`` URI alone gives the serving
         files. ``runs:/<run_id>/<model_name>`` also resolves to this model.
+
+        ``serving_example``: a real candle frame (timestamp + OHLCV, at least the pipeline's
+        ``min_history_rows`` rows; the last ``min_history_rows`` are stored). When given, the model's
+        ``python_function`` flavor is the predictor's candle pyfunc (raw candles in, probabilities and
+        signal out, ONNX Runtime, no torch; ``backend.ml_engine.predictor._pyfunc``), its signature the
+        candle frame in and ``down, flat, up, signal, confidence, candle_time`` out, and its input
+        example that frame, in place of the tensor signature and example (the PyTorch flavor is kept).
+        It needs ``onnx_path`` (``model.onnx``) and ``artifacts={"metadata.json": ...}``; a flavor
+        that cannot answer its own example fails the call (``ValueError``).
         """
         model_id = log_pytorch_model(
             self.client, self.experiment_id, self._require_run(), model, name=model_name, signature=signature,
             input_example=input_example, onnx_path=onnx_path, artifacts=artifacts, pip_requirements=pip_requirements,
-            serialization_format=serialization_format, metadata=metadata, step=step,
+            serialization_format=serialization_format, metadata=metadata, step=step, serving_example=serving_example,
         )
         return f"models:/{model_id}"
 
