@@ -36,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from backend.ml_engine.cli_args import OneLineParser, positive_float, positive_int
 from backend.ml_engine.config import DEFAULT_MODEL_NAME, EXPERIMENT_TRAINING, Settings
@@ -152,8 +152,9 @@ REQUEST_FILE = "request.json"
 
 def _as_dict(obj: Any) -> dict[str, Any]:
     if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    if dataclasses.is_dataclass(obj):
+        out: dict[str, Any] = obj.to_dict()
+        return out
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return dataclasses.asdict(obj)
     return dict(obj)
 
@@ -548,7 +549,7 @@ def _run_label(symbols: Sequence[str], run_id: int) -> str:
     return symbols[series] + (f" #{segment + 1}" if segment else "")
 
 
-def _flatten_numbers(d: dict[str, Any], prefix: str) -> dict[str, float]:
+def _flatten_numbers(d: Mapping[str, Any], prefix: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for k, v in d.items():
         key = f"{prefix}_{k}"
@@ -733,6 +734,7 @@ class TrainingOrchestrator:
     def _auto_promote(self, tracker: MLflowTracker, model_name: str, version: str, threshold: float) -> dict[str, Any]:
         """Through the model store's promotion gate (the one truth: the MLflow alias `production`)."""
         from backend.ml_engine.registry import PromotionGate, get_model_store
+        from backend.ml_engine.verdicts import verdict_tag
 
         gate = PromotionGate.from_settings(self.settings, min_accuracy_for_promotion=threshold)
         store = get_model_store(tracker.settings, gate, client=tracker.client)
@@ -743,6 +745,7 @@ class TrainingOrchestrator:
         tracker.set_tags({
             "promotion": "promoted" if decision.promoted else "refused",
             "promotion_reason": decision.reason[:4000],
+            **verdict_tag(decision),
         })
         return {"promoted": decision.promoted, "promotion_reason": decision.reason,
                 "promotion_checks": decision.verdict.to_dict() if decision.verdict else None}
@@ -816,7 +819,7 @@ def build_parser() -> argparse.ArgumentParser:
 DEMO_OVERRIDES = {"epochs": 3, "date_range": 10, "window": 32, "batch_size": 256}
 
 
-def _print_summary(result: dict[str, Any], settings: Settings, stream: Any = None) -> None:
+def _print_summary(result: dict[str, Any], settings: Settings, stream: TextIO | None = None) -> None:
     stream = stream or sys.stdout
     tm = result["test_metrics"]
     base = result["baselines"]

@@ -91,7 +91,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag, ViewType
@@ -127,6 +127,8 @@ from .stores import DEFAULT_CHECK_TIMEOUT_S, check_tracking_store, mask_uri, res
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import torch
+
+    from ..data.candles import CandleSeries
 
 __all__ = [
     "DEFAULT_FLUSH_EVERY",
@@ -257,7 +259,7 @@ class MLflowTracker:
                 all_tags[MLFLOW_RUN_NOTE] = description
             all_tags = {k: truncate(v, MAX_TAG_VAL_LENGTH, "Tag", k) for k, v in all_tags.items()}
             run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=run_name)
-            run_id = run.info.run_id
+            run_id: str = run.info.run_id
             self._stack.append(run_id)
             logger.info("Started MLflow run %s (%s) in experiment %r", run_id, run.info.run_name, self.experiment_name)
             return run_id
@@ -561,7 +563,7 @@ class MLflowTracker:
 
     def log_dataset(
         self,
-        series: Any,
+        series: CandleSeries | Sequence[CandleSeries],
         digest: str | None = None,
         context: str = "training",
     ) -> list[str]:
@@ -573,7 +575,7 @@ class MLflowTracker:
         the digest of a single series and added as input tag ``data_hash`` to every dataset.
         Returns the digests logged.
         """
-        items = list(series) if isinstance(series, (list, tuple)) else [series]
+        items: list[CandleSeries] = list(series) if isinstance(series, (list, tuple)) else [cast("CandleSeries", series)]
         digests = []
         for s in items:
             frame = s.frame
@@ -683,7 +685,7 @@ class MLflowTracker:
 
         resolved = self.models.resolve(model_uri)
         with tempfile.TemporaryDirectory(prefix="mlflow-load-") as tmp:
-            model = mlflow.pytorch.load_model(str(self.models.download(resolved, tmp)))
+            model: torch.nn.Module = mlflow.pytorch.load_model(str(self.models.download(resolved, tmp)))
         with contextlib.suppress(Exception):  # exported GraphModules refuse train()/eval()
             model.eval()
         return model
