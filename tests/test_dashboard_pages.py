@@ -206,8 +206,13 @@ def test_models_page_shows_versions_schema_aliases_and_history(seed: Seed) -> No
     at = open_page(seed.services, "models", query={"model": MODEL, "version": "1"})
     assert_ok(at)
     assert "hybrid_cnn_lstm, версия 1" in [s.value for s in at.subheader]
-    shapes = [list(f.value["Форма"]) for f in at.dataframe if "Форма" in f.value.columns]
-    assert shapes == [["[-1, 16, 22]"], ["[-1, 3]"]]
+    # the served schema: raw candles in, probabilities and the signal out (the candle pyfunc)
+    schemas = [(list(f.value["Имя"]), list(f.value["Тип"])) for f in at.dataframe if "Форма" in f.value.columns]
+    assert schemas == [
+        (["timestamp", "open", "high", "low", "close", "volume"], ["any", "double", "double", "double", "double", "double"]),
+        (["down", "flat", "up", "signal", "confidence", "candle_time"],
+         ["double", "double", "double", "string", "double", "string"]),
+    ]
     versions = next(f.value for f in at.dataframe if "Алиасы" in f.value.columns)
     assert len(versions) >= 4 and "production" in set(versions["Алиасы"])
     history = next(f.value for f in at.dataframe if "Решение" in f.value.columns)

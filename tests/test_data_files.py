@@ -257,3 +257,16 @@ def test_epoch_nanoseconds_keep_every_digit():
     frame = pd.DataFrame({"timestamp": ns, "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 0.0})
     clean, _ = validate_candles(frame, "ns", "5m")
     assert clean["timestamp"].astype("int64").tolist() == ns.tolist()
+
+
+def test_a_parser_error_is_reported_on_one_line(tmp_path):
+    """pandas' tokenizer message ends in a newline; the refusal stays one line (found by hypothesis)."""
+    from backend.ml_engine.data import DataValidationError, load_candle_file
+
+    path = tmp_path / "ETH_BTC-5m.csv"
+    path.write_text("date\n2018-01-10 00:00:00\n1,2,3,4,5,6\n")
+    with pytest.raises(DataValidationError) as info:
+        load_candle_file(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: unreadable: ParserError: Error tokenizing data")
+    assert "\n" not in message and "saw 6" in message

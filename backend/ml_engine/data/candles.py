@@ -34,6 +34,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from ..errors import one_line
+
 logger = logging.getLogger(__name__)
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
@@ -52,9 +54,12 @@ _TZ_SUFFIX = r"(\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)\s*(Z|z|UTC|GMT|[+-]\d{2}(?::
 
 
 class DataValidationError(ValueError):
-    """Bad input data: names the source, the 1-based data row (or None) and the rule broken."""
+    """Bad input data: names the source, the 1-based data row (or None) and the rule broken.
+
+    ``str(err)`` is always one line: a detail quoting a parser's multi-line message is collapsed."""
 
     def __init__(self, source: str, row: int | None, rule: str, detail: str) -> None:
+        detail = one_line(detail)
         super().__init__(source, row, rule, detail)
         self.source = source
         self.row = row
