@@ -10,9 +10,10 @@ because mlflow-skinny requires it (its scoring server), not because this project
 are trained and registered by THIS environment (the main one, with the ``train`` extra) into a
 SQLite and a PostgreSQL store; the serving environment loads ``models:/<name>@production`` with
 :class:`Predictor` and must give the same probabilities (within 1e-6) as this environment's
-Predictor on the same bundled candles, without ever importing torch.
+Predictor on the same bundled candles, without ever importing torch; so must the version's MLflow
+pyfunc, loaded with ``mlflow.pyfunc.load_model`` and served by ``mlflow models serve``.
 
-pip's cache makes the install take about 30 s here; the whole module about 1.5 min on 2 cores.
+pip's cache makes the install take about 35 s here; the whole module about 1 min 45 s on 2 cores.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -333,3 +336,67 @@ def test_pyfunc_loads_and_predicts_in_the_serving_environment(
     assert served["rows"] == 1 and served["signal"] == main["signal"], served
     for cls, p in main["probabilities"].items():
         assert served["probabilities"][cls] == pytest.approx(p, abs=1e-6), cls
+
+
+def _serving_env(python: Path) -> dict[str, str]:
+    # MLflow starts the scoring server as `uvicorn ...` by name: the environment's bin/ on PATH,
+    # as in an activated virtual environment
+    env = _clean_env()
+    env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+def test_mlflow_models_serve_in_the_serving_environment(
+    serve_venv: Path, store: Path, candles_file: Path, tmp_path: Path
+) -> None:
+    reason = _pyfunc_support(store)
+    if reason is not None:
+        pytest.skip(reason)
+    import httpx
+    from api_support import free_port
+
+    spec = json.loads(store.read_text())
+    port = free_port()
+    env = {**_serving_env(serve_venv), "MLFLOW_TRACKING_URI": spec["uri"]}
+    cmd = [str(serve_venv.parent / "mlflow"), "models", "serve", "-m", f"models:/{NAME}@production"]
+    cmd += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, log.read_text()[-4000:]
+            assert time.monotonic() < deadline, "the scoring server did not start:\n" + log.read_text()[-4000:]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        raw = json.loads(candles_file.read_text())
+        columns = ["timestamp", "open", "high", "low", "close", "volume"]
+        rows = [[_iso(ns), *(raw[c][i] for c in columns[1:])] for i, ns in enumerate(raw["timestamp_ns"])]
+        body = {"dataframe_split": {"columns": columns, "data": rows}}
+        r = httpx.post(f"http://127.0.0.1:{port}/invocations", json=body, timeout=60)
+        assert r.status_code == 200, r.text
+        served = r.json()["predictions"][-1]
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    main = _predict(sys.executable, store, candles_file, tmp_path / "cache_main")
+    assert served["signal"] == main["signal"]
+    for cls, p in main["probabilities"].items():
+        assert served[cls] == pytest.approx(p, abs=1e-6), cls
+
+
+def _iso(ns: int) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(ns / 1e9, tz=datetime.UTC).isoformat()
