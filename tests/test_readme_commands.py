@@ -57,6 +57,8 @@ NOT_RUN: dict[str, str] = {
     "make worker": "runs until stopped (tests/test_logging_console.py and tests/test_api_e2e.py start it)",
     "make dashboard": "a Streamlit server that runs until stopped (tests/test_dashboard_e2e.py starts it)",
     "python start_mlflow_ui.py": "an MLflow server that runs until stopped (tests/test_mlflow_stores.py starts it)",
+    "mlflow models serve -m models:/hybrid_cnn_lstm@production --env-manager local -p 5001": "a server that runs "
+    "until stopped (tests/test_pyfunc.py starts it and posts candles; tests/test_packaging.py from a serving install)",
 }
 
 
