@@ -52,10 +52,9 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
+from common import admin_connection as _admin, create_database as _create_database, drop_database  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Metric, Param, RunTag  # noqa: E402
-
-from common import admin_connection as _admin, create_database as _create_database, drop_database  # noqa: E402
 
 
 def create_database() -> str:
@@ -182,7 +181,7 @@ def client_create_runs(url: str, experiment_id: str, n: int, threads: int, seed:
 class Server:
     def __init__(self, name: str, cmd: list[str], env: dict[str, str], cwd: Path, probe: str) -> None:
         self.name, self.cmd = name, cmd
-        self.log = open(cwd / f"{name}.log", "w")
+        self.log = open(cwd / f"{name}.log", "w")  # noqa: SIM115 - the server's log while it runs; closed in stop()
         self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.monotonic() + 120
@@ -320,7 +319,7 @@ def write_report(path: Path, args: argparse.Namespace, info: dict[str, str], cre
         f"# API benchmark: run search over {args.runs:,} runs in PostgreSQL",
         "",
         f"- command: `{' '.join(shlex.quote(a) for a in [sys.executable.replace(str(REPO) + '/', ''), *sys.argv])}`",
-        f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         f"- machine: {info['cpus']} CPUs, {info['cpu']}, {info['os']}; the servers, PostgreSQL and the load "
         "generator share these CPUs (and other work on the machine)",
         f"- load average (1/5/15 min) at start: {load_before}, at end: {load_after}",

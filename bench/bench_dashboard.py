@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, RESULTS, temp_postgres_database, write_report  # noqa: E402
+from common import REPO, RESULTS, temp_postgres_database, write_report
 
 logger = logging.getLogger("bench_dashboard")
 
@@ -89,20 +89,20 @@ def apptest_runs_page(services: Any, filter_string: str = "", next_page: bool = 
 def first_render_cold(url: str, tmp: Path) -> float:
     """The runs page rendered first thing in a new Python process (imports included), via AppTest."""
     code = (
-        "import sys, time; sys.path[:0] = [%r, %r]\n"
+        f"import sys, time; sys.path[:0] = [{str(REPO)!r}, {str(Path(__file__).parent)!r}]\n"
         "t0 = time.perf_counter()\n"
         "from bench_dashboard import settings_for\n"
         "from backend.services import Services\n"
         "from streamlit.testing.v1 import AppTest\n"
         "from backend.dashboard.context import SERVICES_KEY\n"
         "from pathlib import Path\n"
-        "at = AppTest.from_file(%r, default_timeout=120)\n"
-        "at.session_state[SERVICES_KEY] = Services.from_settings(settings_for(%r, Path(%r)))\n"
+        f"at = AppTest.from_file({str(APP)!r}, default_timeout=120)\n"
+        f"at.session_state[SERVICES_KEY] = Services.from_settings(settings_for({url!r}, Path({str(tmp)!r})))\n"
         "at.run()\n"
         "at.switch_page('views/runs.py'); t1 = time.perf_counter(); at.run()\n"
-        "assert not at.exception and at.title[0].value == %r\n"
+        f"assert not at.exception and at.title[0].value == {HEADING!r}\n"
         "print(time.perf_counter() - t1, time.perf_counter() - t0)\n"
-    ) % (str(REPO), str(Path(__file__).parent), str(APP), url, str(tmp), HEADING)
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
@@ -131,7 +131,7 @@ def browser_times(url: str, tmp: Path, repeat: int) -> dict[str, list[tuple[floa
     env.update({"MLFLOW_TRACKING_URI": url, "MLFLOW_ARTIFACT_LOCATION": str(tmp / "artifacts"),
                 "ML_JOBS_DATABASE_URL": url, "ML_HUEY_SQLITE_PATH": str(tmp / "huey.db"),
                 "ML_OUTPUT_DIR": str(tmp / "outputs"), "ML_DEVICE": "cpu"})
-    log = open(tmp / "streamlit.log", "w")
+    log = open(tmp / "streamlit.log", "w")  # noqa: SIM115 - streamlit's log while it runs; closed in the finally below
     proc = subprocess.Popen([sys.executable, "-m", "backend.dashboard", "--port", str(port), "--address", "127.0.0.1"],
                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

@@ -38,15 +38,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-import torch
-
+# E402: these imports come after the sys.path entry and the MLflow variable above, on purpose
+import torch  # noqa: E402
 from common import cpu_model  # noqa: E402
 
-from backend.ml_engine.config import SAMPLE_DATA_DIR, Settings
-from backend.ml_engine.data import load_candles
-from backend.ml_engine.model import ModelConfig
-from backend.ml_engine.predictor import Predictor
-from backend.ml_engine.training_orchestrator import TrainingOrchestrator
+from backend.ml_engine.config import SAMPLE_DATA_DIR, Settings  # noqa: E402
+from backend.ml_engine.data import load_candles  # noqa: E402
+from backend.ml_engine.model import ModelConfig  # noqa: E402
+from backend.ml_engine.predictor import Predictor  # noqa: E402
+from backend.ml_engine.training_orchestrator import TrainingOrchestrator  # noqa: E402
 
 MODEL_NAME = "bench_predictor"
 

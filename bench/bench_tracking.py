@@ -29,8 +29,8 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -38,9 +38,8 @@ sys.path.insert(0, str(REPO))
 import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from mlflow import MlflowClient  # noqa: E402
-
 from common import admin_connection as _admin, create_database as _create_database, drop_database  # noqa: E402
+from mlflow import MlflowClient  # noqa: E402
 
 from backend.ml_engine.config import Settings  # noqa: E402
 from backend.ml_engine.mlflow_integration import MLflowTracker, resolve_tracking_uri  # noqa: E402

@@ -25,15 +25,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO, write_report  # noqa: E402
+from common import REPO, write_report
 
-from backend.ml_engine.data import load_candles  # noqa: E402
-from backend.ml_engine.dataset import SplitConfig, prepare_dataset  # noqa: E402
-from backend.ml_engine.features import FeatureConfig  # noqa: E402
-from backend.ml_engine.labels import LabelConfig  # noqa: E402
-from backend.ml_engine.model import HybridCNNLSTM, ModelConfig, count_parameters  # noqa: E402
-from backend.ml_engine.trainer import TrainerConfig  # noqa: E402
-from backend.ml_engine.walk_forward import WalkForwardConfig, build_feature_table, run_walk_forward  # noqa: E402
+from backend.ml_engine.data import load_candles
+from backend.ml_engine.dataset import SplitConfig, prepare_dataset
+from backend.ml_engine.features import FeatureConfig
+from backend.ml_engine.labels import LabelConfig
+from backend.ml_engine.model import HybridCNNLSTM, ModelConfig, count_parameters
+from backend.ml_engine.trainer import TrainerConfig
+from backend.ml_engine.walk_forward import WalkForwardConfig, build_feature_table, run_walk_forward
 
 
 def main() -> None:

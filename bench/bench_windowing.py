@@ -144,7 +144,7 @@ def main() -> int:
     t = time.perf_counter()
     seen = 0
     n_batches = 0
-    for xb, yb in ds.batches(args.batch_size, shuffle=True, generator=gen):  # (B, T, F), (B,)
+    for xb, _yb in ds.batches(args.batch_size, shuffle=True, generator=gen):  # (B, T, F), (B,)
         seen += xb.shape[0]
         n_batches += 1
     t_batches = time.perf_counter() - t
@@ -177,7 +177,7 @@ def main() -> int:
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(n_cmp)), batch_size=args.batch_size,
                                          shuffle=True, generator=torch.Generator().manual_seed(args.seed))
     t = time.perf_counter()
-    for xb, yb in loader:
+    for _xb, _yb in loader:
         pass
     phase("per-sample ds[i] + default collate (50 batches)", time.perf_counter() - t, n_cmp, "samples")
 
@@ -192,7 +192,7 @@ def main() -> int:
         "# Windowing benchmark",
         "",
         f"- command: `{command}`",
-        f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: {os.cpu_count()} CPUs (nproc), {cpu_model()}, {platform.system()} {platform.release()}",
         f"- load average (1/5/15 min) at start: {load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f}, "
         f"at end: {'/'.join(f'{v:.2f}' for v in os.getloadavg())} (other work on the machine slows the timings)",

@@ -48,7 +48,7 @@ def write_report(name: str, title: str, body: str) -> Path:
     """bench/results/<name>.md with the title, date, machine and the command that produced it."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.md"
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     path.write_text(
         f"# {title}\n\n- command: `{command()}`\n- date: {stamp}\n- machine: {machine()}\n\n{body.strip()}\n"
     )

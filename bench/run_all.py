@@ -40,7 +40,7 @@ def collect() -> None:
         "`bench/` one after another and gathers the reports they write into `bench/results/`. Each figure",
         "stands beside an anchor measured in the same run on the same machine, because these machines",
         "are shared and noisy: compare ratios, not absolute times across reports.\n",
-        f"- gathered: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}",
+        f"- gathered: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC}",
         f"- machine: {machine()}\n",
     ]
     for name, _ in BENCHMARKS:

@@ -7,6 +7,7 @@ the second registered only) and two real retrainings by the pipeline (triggers `
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -147,20 +148,16 @@ def interface_texts(at: Any) -> list[str]:
         children = getattr(node, "children", None)
         node_type = getattr(node, "type", "")
         if isinstance(children, dict):  # a block: tab, expander, column, form...
-            try:
+            with contextlib.suppress(Exception):  # blocks without a label
                 add(node.label)  # tabs, expanders, status blocks
-            except Exception:  # noqa: BLE001 - blocks without a label
-                pass
             for child in children.values():
                 walk(child)
             return
         if node_type in DATA_TYPES:
             return
         for attr in ("label", "help", "placeholder", "body", "text"):
-            try:
+            with contextlib.suppress(Exception):  # element without that field
                 add(getattr(node.proto, attr))
-            except Exception:  # noqa: BLE001 - element without that field
-                pass
         for attr in ("options", "captions"):
             try:
                 for option in getattr(node.proto, attr):

@@ -53,8 +53,8 @@ class Stack:
         self.worker = self.start_worker()
 
     def _start(self, name: str, cmd: list[str]) -> subprocess.Popen:
-        log = open(self.tmp / f"{name}-{len(self.procs)}.log", "w")
-        proc = subprocess.Popen(cmd, cwd=self.tmp, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        with open(self.tmp / f"{name}-{len(self.procs)}.log", "w") as log:  # the child keeps its own descriptor
+            proc = subprocess.Popen(cmd, cwd=self.tmp, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(proc)
         return proc
 

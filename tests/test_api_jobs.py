@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from api_support import AUTH, PREFIX, TINY_TRAINING, database, service_settings
@@ -135,7 +135,7 @@ def test_reaper_fails_a_job_whose_heartbeat_is_stale(env):
     # another machine: its pid cannot be checked from here, only its heartbeat
     assert store.claim(job.id, host="elsewhere", pid=1, host_id="elsewhere|pid:[1]", limit=10) == "claimed"
     assert env["client"].get(f"{PREFIX}/jobs/{job.id}").json()["status"] == "running"
-    old = datetime.now(timezone.utc) - timedelta(seconds=env["settings"].job_heartbeat_timeout_s + 5)
+    old = datetime.now(UTC) - timedelta(seconds=env["settings"].job_heartbeat_timeout_s + 5)
     with store.engine.begin() as conn:
         conn.execute(sa.update(jobs_table).where(jobs_table.c.id == job.id).values(heartbeat_at=old))
     listed = env["client"].get(f"{PREFIX}/jobs").json()["data"]
@@ -189,7 +189,7 @@ def test_redis_queue_when_configured(env):
     redis = pytest.importorskip("redis")
     try:
         redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_connect_timeout=2).ping()
-    except Exception:
+    except redis.RedisError:  # refused or timed out: redis-py raises its ConnectionError
         pytest.skip("no Redis on 127.0.0.1:6379")
     name = f"test_api_{uuid.uuid4().hex[:8]}"
     settings = service_settings(env["url"], env["tmp"], redis_url="redis://127.0.0.1:6379/0", huey_name=name)
@@ -221,7 +221,7 @@ def test_job_store_on_sqlite(tmp_path):
         assert store.heartbeat(a.id, pid=me, host_id=hid) is True
         got = store.get(a.id)
         assert got.epoch == 1 and got.metrics == {"val_accuracy": 0.5} and got.heartbeat_at.tzinfo is not None
-        old = datetime.now(timezone.utc) - timedelta(seconds=120)
+        old = datetime.now(UTC) - timedelta(seconds=120)
         with store.engine.begin() as conn:
             conn.execute(sa.update(jobs_table).where(jobs_table.c.id == a.id).values(heartbeat_at=old))
         assert store.reap(60.0) == [a.id]

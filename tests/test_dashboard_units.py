@@ -4,7 +4,7 @@ difference test, the charts, validation messages in Russian."""
 from __future__ import annotations
 
 import ast
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -108,7 +108,7 @@ def test_charts() -> None:
 def test_durations_in_the_pages_language() -> None:
     from backend.dashboard.widgets import fmt_duration, fmt_num
 
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     assert fmt_duration(start, start + timedelta(seconds=4)) == "4 с"
     assert fmt_duration(start, start + timedelta(minutes=2, seconds=5)) == "2 мин 5 с"
     assert fmt_duration(start, start + timedelta(hours=1, minutes=3)) == "1 ч 3 мин"

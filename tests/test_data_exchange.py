@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import sys
+from typing import ClassVar
 
 import pandas as pd
 import pytest
+from corrupt_files import real_candles
 
 from backend.ml_engine.data import DataValidationError, download_candles, load_candle_file
 from backend.ml_engine.data.exchange import PAGE_LIMIT, cache_path
-from corrupt_files import real_candles
 
 FIVE_MIN_MS = 300_000
 
@@ -17,7 +18,7 @@ class FakeExchange:
     """Serves the real ETH/BTC candles like ccxt's fetch_ohlcv, up to a movable `now` (the last one still forming)."""
 
     id = "fakex"
-    timeframes = {"1m": "1m", "5m": "5m", "1h": "1h"}
+    timeframes: ClassVar[dict[str, str]] = {"1m": "1m", "5m": "5m", "1h": "1h"}
 
     def __init__(self, now: pd.Timestamp) -> None:
         raw = real_candles()

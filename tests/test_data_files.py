@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SAMPLE_DATA, SHARED_MARKET
+from corrupt_files import real_candles
 
 from backend.ml_engine.data import (
     DataValidationError,
@@ -13,8 +15,6 @@ from backend.ml_engine.data import (
     parse_candle_filename,
     validate_candles,
 )
-from conftest import SAMPLE_DATA, SHARED_MARKET
-from corrupt_files import real_candles
 
 OHLCV = ["open", "high", "low", "close", "volume"]
 

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from conftest import SAMPLE_DATA
 
 from backend.ml_engine.data import (
     DataValidationError,
@@ -17,7 +18,6 @@ from backend.ml_engine.data import (
     write_candles_to_postgres,
 )
 from backend.ml_engine.data.postgres import engine_url
-from conftest import SAMPLE_DATA
 
 pytestmark = pytest.mark.postgres
 OHLCV = ["open", "high", "low", "close", "volume"]

@@ -7,8 +7,9 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from conftest import SAMPLE_DATA, SHARED_MARKET
+from corrupt_files import CORRUPTIONS, real_candles, too_few_rows
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from backend.ml_engine.data import (
     CandleSeries,
@@ -18,8 +19,6 @@ from backend.ml_engine.data import (
     take_last_days,
     validate_candles,
 )
-from conftest import SAMPLE_DATA, SHARED_MARKET
-from corrupt_files import CORRUPTIONS, real_candles, too_few_rows
 
 FIVE_MIN = pd.Timedelta(minutes=5)
 
@@ -211,11 +210,11 @@ def test_repairs_are_vectorised_on_100k_rows():
 SLICE = real_candles().iloc[1000:1120].reset_index(drop=True)
 PRICE_COLS = ["open", "high", "low", "close"]
 BAD = st.one_of(
-    st.tuples(st.just("nan"), st.integers(0, 119), st.sampled_from(PRICE_COLS + ["volume"])),
-    st.tuples(st.just("inf"), st.integers(0, 119), st.sampled_from(PRICE_COLS + ["volume"])),
-    st.tuples(st.just("neg"), st.integers(0, 119), st.sampled_from(PRICE_COLS + ["volume"])),
+    st.tuples(st.just("nan"), st.integers(0, 119), st.sampled_from([*PRICE_COLS, "volume"])),
+    st.tuples(st.just("inf"), st.integers(0, 119), st.sampled_from([*PRICE_COLS, "volume"])),
+    st.tuples(st.just("neg"), st.integers(0, 119), st.sampled_from([*PRICE_COLS, "volume"])),
     st.tuples(st.just("swap"), st.integers(0, 119), st.just("")),
-    st.tuples(st.just("dupdiff"), st.integers(0, 119), st.sampled_from(PRICE_COLS + ["volume"])),
+    st.tuples(st.just("dupdiff"), st.integers(0, 119), st.sampled_from([*PRICE_COLS, "volume"])),
 )
 BENIGN = st.one_of(
     st.tuples(st.just("dup"), st.integers(0, 119), st.just("")),
@@ -252,7 +251,7 @@ def _apply(ops: list[tuple[str, int, str]]) -> pd.DataFrame:
 
 def _assert_clean(clean: pd.DataFrame, max_fill_gap: int) -> None:
     assert not clean.isna().any().any()
-    values = clean[PRICE_COLS + ["volume"]].to_numpy()
+    values = clean[[*PRICE_COLS, "volume"]].to_numpy()
     assert np.isfinite(values).all()
     assert (clean[PRICE_COLS].to_numpy() > 0).all() and (clean["volume"] >= 0).all()
     assert (clean["high"] >= clean["low"]).all()

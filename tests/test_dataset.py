@@ -123,7 +123,7 @@ def test_purge_gap_validation():
 def test_too_short_data_raises_clear_error():
     short = load_series("ETH_BTC-5m.feather")
     short.frame = short.frame.iloc[:250].copy()
-    with pytest.raises(ValueError, match="split 'val' is empty.*too short"):
+    with pytest.raises(ValueError, match=r"split 'val' is empty.*too short"):
         prepare_dataset([short], window=WINDOW, label_cfg=LabelConfig(horizon=HORIZON))
     with pytest.raises(ValueError, match="no series"):
         prepare_dataset([], window=WINDOW)
@@ -198,7 +198,7 @@ def test_windows_equal_x_slices_every_access_path(prepared: PreparedData):
         assert y1.item() == prepared.y[e]
     # a shuffled epoch visits every sample exactly once
     got = []
-    for xb, yb in ds.batches(1000, shuffle=True, generator=np.random.default_rng(1)):
+    for xb, _yb in ds.batches(1000, shuffle=True, generator=np.random.default_rng(1)):
         got.append(xb[:, -1, 0].numpy())
     np.testing.assert_array_equal(np.sort(np.concatenate(got)), np.sort(X[ds.ends, 0]))
     # DataLoader path (index-list sampler, no collate)

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SHARED_MARKET
 from scipy.stats import ks_2samp
 
 from backend.ml_engine.data import load_candles
@@ -24,7 +25,6 @@ from backend.ml_engine.drift import (
     span_rows,
 )
 from backend.ml_engine.features import FeatureConfig, feature_names
-from conftest import SHARED_MARKET
 
 FCFG = FeatureConfig()
 NAMES = feature_names(FCFG)

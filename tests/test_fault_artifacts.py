@@ -6,11 +6,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import SAMPLE_DATA, TINY_TRAINING, make_settings
 from mlflow import MlflowClient
 
 from backend.ml_engine.model_registry import get_model_registry
 from backend.ml_engine.training_orchestrator import TrainingOrchestrator
-from conftest import SAMPLE_DATA, TINY_TRAINING, make_settings
 
 
 def _mount(args: list[str]) -> None:

@@ -65,4 +65,4 @@ def test_resume_without_a_checkpoint_is_a_clear_error(env, capsys):
     code = main([*ARGS, "--run-name", "never_ran", "--resume", "--no-mlflow"])
     assert code == 2
     assert capsys.readouterr().err == (
-        f"error: nothing to resume: no checkpoint of run 'never_ran' in outputs/never_ran\n")
+        "error: nothing to resume: no checkpoint of run 'never_ran' in outputs/never_ran\n")

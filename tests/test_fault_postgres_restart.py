@@ -50,7 +50,7 @@ def test_postgres_restart_mid_training_loses_no_metric_point(tmp_path, pg_url):
             if _pg_ready():
                 break
             time.sleep(0.5)
-    out, err = proc.communicate(timeout=600)
+    _out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]
     assert "keeping" in err or "retrying" in err, "the outage was not noticed: the test proves nothing"
 

@@ -137,7 +137,6 @@ def test_constant_windows_give_exact_neutral_values():
     # 0.1 * 20 / 20 != 0.1 in floating point: a flat window must still give std 0 exactly, so the
     # volume z-score is 0 (not +-1 from rounding), %B is 0.5 and close / SMA is exactly 1
     rng = np.random.default_rng(3)
-    n = 300
     close = np.concatenate([0.1 * np.exp(np.cumsum(rng.normal(0, 0.01, 150))), np.full(150, 0.1)])
     volume = np.concatenate([rng.lognormal(0, 1, 150), np.full(150, 0.1)])
     frame = pd.DataFrame({"open": close, "high": close, "low": close, "close": close, "volume": volume})

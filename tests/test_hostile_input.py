@@ -6,15 +6,14 @@ import string
 
 import pytest
 from api_support import PREFIX, database, service_settings, with_password
+from conftest import SAMPLE_DATA, TINY_TRAINING, make_settings
+from corrupt_files import real_candles
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from backend.api.main import create_app
 from backend.ml_engine.data import DataValidationError, load_candle_file
 from backend.ml_engine.training_orchestrator import TrainingOrchestrator
-from conftest import SAMPLE_DATA, TINY_TRAINING, make_settings
-from corrupt_files import real_candles
 
 HOSTILE_FILTERS = [
     "metrics.val_accuracy > 0.7; DROP TABLE runs; --",

@@ -41,7 +41,7 @@ def test_threshold_boundary_is_flat():
 def test_volatility_threshold_hand_computed():
     close = np.array([1.0, 1.01, 0.99, 1.0, 1.03, 1.0, 1.0, 1.002])
     cfg = LabelConfig(horizon=1, threshold_mode="volatility", vol_window=3, vol_multiplier=1.0)
-    labels, fut = make_labels(close, cfg)
+    labels, _fut = make_labels(close, cfg)
     r = np.diff(np.log(close))  # r[i]: return into row i + 1
     expected = []
     for t in range(len(close)):

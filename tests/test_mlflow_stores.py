@@ -8,6 +8,7 @@ launched when this module starts and waited for only by the first test that need
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -72,7 +73,7 @@ class ServerProcess:
             MLFLOW_ARTIFACT_LOCATION=str(self.artifacts),
             MLFLOW_DISABLE_TELEMETRY="true",
         )
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - the server's log while it runs; closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, str(REPO / "start_mlflow_ui.py"), "--host", "127.0.0.1", "--port", str(self.port), "--proxy-artifacts"],
             cwd=root,
@@ -106,16 +107,12 @@ class ServerProcess:
                 os.killpg(self.proc.pid, signal.SIGTERM)
                 self.proc.wait(timeout=15)
             except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 self.proc.wait(timeout=5)
         else:  # the script exited; make sure nothing of its group is left
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self._log.close()
 
 

@@ -310,10 +310,9 @@ def test_nan_stays_nan_inf_is_clamped_and_tagged(make_tracker, client: MlflowCli
 
 def test_exception_in_run_flushes_and_ends_failed(make_tracker, client: MlflowClient) -> None:
     tracker = make_tracker()
-    with pytest.raises(ValueError, match="boom"):
-        with tracker.run(run_name="fails") as run_id:
-            tracker.log_metrics({"train_loss": 0.7}, step=1)
-            raise ValueError("boom")
+    with pytest.raises(ValueError, match="boom"), tracker.run(run_name="fails") as run_id:
+        tracker.log_metrics({"train_loss": 0.7}, step=1)
+        raise ValueError("boom")
     run = client.get_run(run_id)
     assert run.info.status == "FAILED"
     assert run.data.tags["failure_reason"] == "ValueError: boom"
@@ -323,9 +322,8 @@ def test_exception_in_run_flushes_and_ends_failed(make_tracker, client: MlflowCl
 
 def test_keyboard_interrupt_ends_killed(make_tracker, client: MlflowClient) -> None:
     tracker = make_tracker()
-    with pytest.raises(KeyboardInterrupt):
-        with tracker.run(run_name="interrupted") as run_id:
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), tracker.run(run_name="interrupted") as run_id:
+        raise KeyboardInterrupt
     assert client.get_run(run_id).info.status == "KILLED"
 
 
@@ -470,9 +468,8 @@ def test_dataset_lineage_with_whole_frame_digest(make_tracker, client: MlflowCli
 
 def test_log_model_refuses_without_input_example(make_tracker) -> None:
     tracker = make_tracker()
-    with tracker.run(run_name="no_example"):
-        with pytest.raises(ValueError, match="input_example"):
-            tracker.log_model(tiny_model(), "model")
+    with tracker.run(run_name="no_example"), pytest.raises(ValueError, match="input_example"):
+        tracker.log_model(tiny_model(), "model")
 
 
 def test_log_model_signature_requirements_and_files(make_tracker, client: MlflowClient, tmp_path: Path) -> None:

@@ -8,6 +8,8 @@ without a signature (``model_nosig``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import os
 import subprocess
 import sys
@@ -16,10 +18,12 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 
 import numpy as np
 import pytest
+from mlflow.exceptions import MlflowException
 
 from backend.ml_engine.config import Settings
 from backend.ml_engine.mlflow_integration.stores import resolve_tracking_uri
@@ -100,7 +104,7 @@ def store(tmp_path_factory, saved_models):
     db = f"test_registry_{uuid.uuid4().hex[:10]}"
     try:
         conn = _admin()
-    except Exception as exc:  # pragma: no cover
+    except Exception as exc:  # noqa: BLE001 - any failure to connect fails, with its reason  # pragma: no cover
         pytest.fail(f"PostgreSQL on {PG_HOST}:{PG_PORT} is not reachable: {exc}")
     with conn.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{db}"')
@@ -133,10 +137,8 @@ def registry(store) -> ModelRegistry:
 def make_versions(store: Store, name: str, *specs: dict) -> list[int]:
     """Register ``name`` with one version per spec: metric tags (None drops a default), ``signed``."""
     client = store.client
-    try:
+    with contextlib.suppress(MlflowException):  # already registered
         client.create_registered_model(name)
-    except Exception:
-        pass
     out = []
     for spec in specs:
         spec = dict(spec)
@@ -159,7 +161,7 @@ def assert_chain(events: list[PromotionEvent]) -> None:
     """Entries in seq order, gap-free, each starting where the previous one left production."""
     events = sorted(events, key=lambda e: e.seq)
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
-    for prev, cur in zip(events, events[1:]):
+    for prev, cur in itertools.pairwise(events):
         assert cur.from_version == prev.to_version, (prev, cur)
 
 
@@ -204,10 +206,10 @@ def test_gate_checks_are_pure_and_explained():
 
 
 def test_production_lineage_replays_promotions_and_rollbacks():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     def ev(seq, decision, to):
-        return PromotionEvent(seq, "m", decision, to, None, to, "", "", "t", False, datetime.now(timezone.utc))
+        return PromotionEvent(seq, "m", decision, to, None, to, "", "", "t", False, datetime.now(UTC))
 
     events = [ev(1, "promoted", 1), ev(2, "promoted", 2), ev(3, "refused", None), ev(4, "promoted", 3),
               ev(5, "rolled_back", 2), ev(6, "promoted", 4)]
@@ -478,7 +480,7 @@ async def test_history_queries(store, registry, name):
     everything = await registry.history(limit=1000)
     mine = [e for e in everything if e.name in (a, b)]
     assert [(e.name, e.decision) for e in mine] == [(b, "promoted"), (a, "refused"), (a, "promoted")]
-    assert all(x.timestamp >= y.timestamp for x, y in zip(everything, everything[1:]))
+    assert all(x.timestamp >= y.timestamp for x, y in itertools.pairwise(everything))
     assert mine[0].to_dict()["timestamp"].endswith("+00:00")
     # the entries are plain registered-model tags, readable by any MLflow client
     raw = store.client.get_registered_model(a).tags
@@ -526,12 +528,12 @@ async def test_concurrent_promotions_asyncio(store, name):
     assert len(events) == 6
     assert_chain(events)
     promoted = sorted((e for e in events if e.decision == "promoted"), key=lambda e: e.seq)
-    for prev, cur in zip(promoted, promoted[1:]):
+    for prev, cur in itertools.pairwise(promoted):
         assert cur.from_version == prev.to_version
     assert promoted[-1].to_version == best
     # each promotion evaluates candidate then champion inside its critical section: pairs never interleave
     spans.sort()
-    for (s1, e1, _), (s2, _, _) in zip(spans, spans[1:]):
+    for (_s1, e1, _), (s2, _, _) in itertools.pairwise(spans):
         assert s2 >= e1 - 1e-3
 
 

@@ -6,13 +6,13 @@ import math
 import textwrap
 import uuid
 
-import pytest
-from mlflow import MlflowClient
 import mlflow
+import pytest
+from conftest import PG_HOST, PG_PORT, PG_USER, SAMPLE_DATA, TINY_TRAINING, _admin_connect, make_settings
+from mlflow import MlflowClient
 from mlflow.models import Model
 
 from backend.ml_engine.training_orchestrator import TrainingOrchestrator, main
-from conftest import PG_HOST, PG_PORT, PG_USER, SAMPLE_DATA, TINY_TRAINING, _admin_connect, make_settings
 
 EPOCHS = TINY_TRAINING["epochs"]
 
@@ -45,7 +45,7 @@ def trained(pg_module_url, tmp_path_factory):
 
 
 def test_stock_client_sees_params_metrics_tags_inputs_artifacts(trained):
-    settings, result, client = trained
+    _settings, result, client = trained
     exp = client.get_experiment_by_name("model_training")
     assert exp.tags.get("mlflow.note.content")  # the UI shows what the experiment holds
     run = client.get_run(result["run_id"])
@@ -81,7 +81,7 @@ def test_stock_client_sees_params_metrics_tags_inputs_artifacts(trained):
     assert contexts == {"train": "training", "val": "validation", "test": "testing"}
     digests = {name: d.dataset.digest for name, d in inputs.items()}
     assert len(set(digests.values())) == 3 and all(digests.values())
-    assert digests[f"ETH/BTC,LTC/BTC 5m test"] == result["datasets"]["test"]
+    assert digests["ETH/BTC,LTC/BTC 5m test"] == result["datasets"]["test"]
 
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     names |= {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
@@ -90,7 +90,7 @@ def test_stock_client_sees_params_metrics_tags_inputs_artifacts(trained):
 
 
 def test_test_metrics_belong_to_the_logged_model_and_the_test_dataset(trained):
-    settings, result, client = trained
+    _settings, result, client = trained
     model = client.get_logged_model(result["model_id"])
     assert model.source_run_id == result["run_id"]
     by_key = {m.key: m for m in model.metrics}
@@ -196,7 +196,7 @@ def test_guide_code_examples_run_as_written(trained, monkeypatch, capsys):
 
 
 def test_guide_filters_find_the_training(trained):
-    settings, result, client = trained
+    settings, result, _client = trained
     from backend.ml_engine.mlflow_integration import get_mlflow_tracker
 
     tracker = get_mlflow_tracker(experiment_name="model_training", settings=settings)

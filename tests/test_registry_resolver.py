@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import make_settings
 
 from backend.ml_engine.mlflow_integration import get_mlflow_tracker
 from backend.ml_engine.registry import (
@@ -14,7 +15,6 @@ from backend.ml_engine.registry import (
     get_model_store,
     parse_model_uri,
 )
-from conftest import make_settings
 
 NAME = "resolver_model"
 
@@ -80,11 +80,11 @@ def test_logged_model_ids_and_run_uris_name_the_same_files(store):
 
 def test_what_is_not_there_is_said_plainly(store):
     s = store["store"]
-    with pytest.raises(ModelVersionNotFoundError, match="has no alias 'champion'.*aliases: production=v1, staging=v2"):
+    with pytest.raises(ModelVersionNotFoundError, match=r"has no alias 'champion'.*aliases: production=v1, staging=v2"):
         s.resolve(f"models:/{NAME}@champion")
     with pytest.raises(ModelVersionNotFoundError, match="has no version 9"):
         s.resolve(f"models:/{NAME}/9")
-    with pytest.raises(ModelNotFoundError, match="'nope' does not exist.*train and register one first"):
+    with pytest.raises(ModelNotFoundError, match=r"'nope' does not exist.*train and register one first"):
         s.resolve("models:/nope@production")
     for stage in ("Archived", "None"):
         with pytest.raises(ModelRegistryError, match="stages are deprecated and not used here"):

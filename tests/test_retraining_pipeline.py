@@ -11,7 +11,9 @@ import textwrap
 import threading
 
 import pytest
+from conftest import REPO, SAMPLE_DATA, SHARED_MARKET, TINY_MODEL, make_settings
 from mlflow import MlflowClient
+from synthetic import write_trending_csv
 
 from backend.ml_engine.model_registry import ModelRegistry
 from backend.ml_engine.predictor import Predictor
@@ -25,8 +27,6 @@ from backend.ml_engine.retraining_pipeline import (
 )
 from backend.ml_engine.training_orchestrator import TrainingOrchestrator
 from backend.ml_engine.walk_forward import WalkForwardConfig
-from conftest import REPO, SAMPLE_DATA, SHARED_MARKET, TINY_MODEL, make_settings
-from synthetic import write_trending_csv
 
 MODEL = "hybrid_cnn_lstm"
 XRP_FUTURES = SHARED_MARKET / "XRP_USDT_USDT-5m-futures.feather"
@@ -205,8 +205,9 @@ def test_a_retraining_that_loses_its_lock_stops_before_the_registry(pg_url, tmp_
     once: the retraining stops at its next check, registers nothing, and production stays."""
     import time
 
-    from backend.ml_engine.locks import Locks
     from conftest import _admin_connect
+
+    from backend.ml_engine.locks import Locks
 
     settings = make_settings(tmp_path, tracking_uri=pg_url, data_path=str(SAMPLE_DATA))
     _initial_model(settings)

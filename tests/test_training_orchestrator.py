@@ -7,6 +7,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import SAMPLE_DATA, TINY_MODEL, make_settings
+from corrupt_files import CORRUPTIONS, too_few_rows
+from synthetic import trending_candles, write_trending_csv
 
 from backend.ml_engine import evaluation
 from backend.ml_engine.data import load_candles
@@ -17,14 +20,11 @@ from backend.ml_engine.model import HybridCNNLSTM, ModelConfig
 from backend.ml_engine.trainer import Trainer, TrainerConfig, seed_everything
 from backend.ml_engine.training_orchestrator import (
     EXIT_BAD_INPUT,
+    TrainingOutcome,
     TrainingRequest,
     main,
     run_training,
-    TrainingOutcome,
 )
-from conftest import SAMPLE_DATA, TINY_MODEL, make_settings
-from corrupt_files import CORRUPTIONS, too_few_rows
-from synthetic import trending_candles, write_trending_csv
 
 TINY_CLI = ["--epochs", "1", "--window", "16", "--horizon", "4", "--batch-size", "256", "--date-range", "2",
             "--symbol", "ETH/BTC", "--no-mlflow", "--seed", "3"]
@@ -51,7 +51,7 @@ def test_help_lists_the_guides_flags(capsys):
 
 
 def test_cli_trains_on_bundled_data_and_writes_every_output(in_tmp, capsys):
-    code = main(TINY_CLI + ["--run-name", "cli_small"])
+    code = main([*TINY_CLI, "--run-name", "cli_small"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "accuracy" in captured.out and "majority" in captured.out and "buy & hold" in captured.out

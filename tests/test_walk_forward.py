@@ -1,10 +1,12 @@
 """Walk-forward folds: purged (no test window meets a training row or the purge gap), features built once."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from conftest import SAMPLE_DATA, TINY_MODEL
+from hypothesis import given, settings, strategies as st
 
 from backend.ml_engine import walk_forward as wf
 from backend.ml_engine.data import load_candles
@@ -22,7 +24,6 @@ from backend.ml_engine.walk_forward import (
     make_folds,
     run_walk_forward,
 )
-from conftest import SAMPLE_DATA, TINY_MODEL
 
 BAR = 300 * 10**9  # 5 minutes in ns
 
@@ -71,7 +72,7 @@ def test_folds_are_purged_ordered_and_cover_the_tail(mode):
     assert [f.index for f in folds] == list(range(5))
     _assert_clean(folds, sid, times, window, horizon)
     tests = [f.test for f in folds]
-    for a, b in zip(tests, tests[1:]):
+    for a, b in itertools.pairwise(tests):
         assert times[a].max() < times[b].min()  # test blocks follow each other, never overlap
     assert np.array_equal(np.sort(np.concatenate(tests)), np.sort(ends[times[ends] >= times[tests[0]].min()]))
     sizes = [f.train.size for f in folds]
@@ -117,7 +118,7 @@ def test_check_fold_purged_catches_a_leaky_fold():
 
 def test_too_short_data_and_a_small_gap_are_refused():
     sid, times, ends = _layout([200], 16, 4)
-    with pytest.raises(ValueError, match="fold 1/20.*too short for 20 folds"):
+    with pytest.raises(ValueError, match=r"fold 1/20.*too short for 20 folds"):
         make_folds(ends, sid, times, 20, gap=20, bar_ns=BAR, min_train_samples=32, min_test_samples=8)
     with pytest.raises(ValueError, match="below window \\+ horizon"):
         WalkForwardConfig(purge_gap=10).resolve_gap(16, 4)

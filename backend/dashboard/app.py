@@ -52,14 +52,14 @@ def main() -> None:
         st.caption(i18n.t("app.caption"))
     try:
         secrets = context.settings().secrets()
-    except Exception as exc:  # noqa: BLE001 - bad ML_* / MLFLOW_* settings: say so instead of a traceback
+    except Exception as exc:  # bad ML_* / MLFLOW_* settings: say so instead of a traceback
         logger.exception("dashboard: settings not usable")
         st.error(i18n.t("app.settings_error"))
         widgets.recorded(one_line(exc, typed=True)[:2000])
         st.stop()
     try:
         page.run()
-    except Exception as exc:  # noqa: BLE001 - a store error no service translated: a message, not a traceback
+    except Exception as exc:  # a store error no service translated: a message, not a traceback
         logger.exception("dashboard: page %s failed", page.url_path)
         st.error(i18n.t("error.unexpected"))
         widgets.recorded(redact(one_line(exc, typed=True), secrets)[:2000])

@@ -102,7 +102,7 @@ def fmt_num(value: Any, digits: int = 4) -> str:
 def fmt_duration(start: datetime | None, end: datetime | None) -> str:
     if start is None or end is None:
         return "—"
-    seconds = max(0, int(round((end - start).total_seconds())))
+    seconds = max(0, round((end - start).total_seconds()))
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:

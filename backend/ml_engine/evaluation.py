@@ -34,9 +34,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from numpy.typing import ArrayLike
-
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = [
     "CLASS_NAMES",

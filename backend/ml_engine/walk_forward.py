@@ -35,8 +35,8 @@ import dataclasses
 import logging
 import math
 import time
-from dataclasses import dataclass
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -512,7 +512,7 @@ class WalkForwardResult:
                 values["wf_production_coverage"] = f.coverage
             values["wf_train_seconds"] = f.train_seconds
             tracker.log_metrics(values, step=f.index + 1)
-        tracker.log_metrics({k: v for k, v in self.summary().items()})
+        tracker.log_metrics(self.summary())
         tracker.flush()
 
 

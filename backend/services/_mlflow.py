@@ -5,7 +5,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from backend.ml_engine.errors import one_line
@@ -57,7 +57,7 @@ def ensure_store_reachable(tracking_uri: str, timeout_s: float = 3.0) -> None:
 
 
 def ms_to_dt(ms: int | None) -> datetime | None:
-    return datetime.fromtimestamp(ms / 1000.0, tz=timezone.utc) if ms else None
+    return datetime.fromtimestamp(ms / 1000.0, tz=UTC) if ms else None
 
 
 def _message(exc: BaseException) -> str:

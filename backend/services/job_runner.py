@@ -167,7 +167,7 @@ class JobRunner:
                 self._retrain(job)
             else:
                 self._finish(job_id, FAILED, error=f"unknown job kind {job.kind!r}")
-        except Exception as exc:  # noqa: BLE001 - every failure ends the job, never the worker
+        except Exception as exc:  # every failure ends the job, never the worker
             logger.exception("job %s failed", job_id)
             self._finish(job_id, FAILED, error=redact(one_line(exc, typed=True), self._secrets)[:4000])
         finally:

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,7 +41,7 @@ __all__ = [
     "pid_alive",
 ]
 
-from backend.ml_engine.process import host_identity, pid_alive  # noqa: F401 - part of __all__
+from backend.ml_engine.process import host_identity, pid_alive  # re-exported: part of __all__
 
 logger = logging.getLogger(__name__)
 
@@ -100,14 +100,14 @@ workers_table = sa.Table(
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _aware(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; everything here is UTC."""
     if value is None:
         return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

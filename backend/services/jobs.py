@@ -116,7 +116,7 @@ class JobService:
         job = self.store.create(kind, params, model_name, epochs)
         try:
             task_id = self.queue.enqueue(job.id)
-        except Exception as exc:  # Redis down, SQLite file not writable
+        except Exception as exc:  # noqa: BLE001 - Redis down, SQLite file not writable
             reason = redact(one_line(exc, typed=True), self._secrets)
             self.store.fail_queued(job.id, f"not queued: {reason}")
             logger.error("job %s not queued: %s", job.id, reason)
@@ -160,7 +160,7 @@ class JobService:
         """Workers seen lately; ``alive`` when their heartbeat is fresh."""
         import datetime as _dt
 
-        now = _dt.datetime.now(_dt.timezone.utc)
+        now = _dt.datetime.now(_dt.UTC)
         timeout = self.settings.job_heartbeat_timeout_s
 
         def alive(w: WorkerRecord) -> bool:

@@ -85,5 +85,5 @@ class PredictionService:
         for p in predictors:
             try:
                 p.close()
-            except Exception:  # noqa: BLE001 - closing on shutdown
+            except Exception:  # closing on shutdown
                 logger.debug("predictor close failed", exc_info=True)

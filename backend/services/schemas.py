@@ -7,7 +7,7 @@ Numbers that JSON cannot carry (NaN, +-inf) are ``None``.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -443,8 +443,8 @@ class JobsPublic(BaseModel):
 # --------------------------------------------------------------------------------------------
 # Prediction and drift
 
-_EARLIEST_CANDLE = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_LATEST_CANDLE = datetime(2200, 1, 1, tzinfo=timezone.utc)
+_EARLIEST_CANDLE = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST_CANDLE = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class CandleIn(BaseModel):
@@ -463,7 +463,7 @@ class CandleIn(BaseModel):
     @classmethod
     def _plausible_time(cls, value: datetime) -> datetime:
         # Candles are stored at nanosecond resolution, which ends in April 2262.
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
         if not _EARLIEST_CANDLE <= aware < _LATEST_CANDLE:
             raise ValueError("timestamp must be between 1970-01-01 and 2200-01-01 (UTC)")
         return value

@@ -126,7 +126,7 @@ class ServiceSettings(Settings):
         return value
 
     @model_validator(mode="after")
-    def _timeouts_consistent(self) -> "ServiceSettings":
+    def _timeouts_consistent(self) -> ServiceSettings:
         if self.job_heartbeat_timeout_s <= 2 * self.job_heartbeat_interval_s:
             raise ValueError(
                 "job_heartbeat_timeout_s must be more than twice job_heartbeat_interval_s "

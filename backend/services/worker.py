@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging("DEBUG" if args.verbose else None, loggers=("backend", "huey"))
     try:
         settings = ServiceSettings()
-    except Exception as exc:  # invalid .env: say which field, never its value
+    except Exception as exc:  # noqa: BLE001 - invalid .env: say which field, never its value
         logger.error("invalid settings: %s", " ".join(str(exc).split()))
         return 2
     if not args.verbose:

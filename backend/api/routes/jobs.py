@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
-from fastapi import status as http
+from fastapi import APIRouter, Path, Query, status as http
 
 from ..deps import JobServiceDep, WriteAccess
 from ..schemas import JobPublic, JobsPublic, Message

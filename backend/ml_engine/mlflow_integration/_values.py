@@ -64,7 +64,7 @@ def as_mapping(value: Any) -> Mapping[str, Any] | None:
     if callable(dump) and not isinstance(value, type):
         try:
             result = dump()
-        except Exception:  # pragma: no cover - exotic objects
+        except Exception:  # noqa: BLE001 - any object's model_dump(): one that fails is no mapping  # pragma: no cover
             return None
         return result if isinstance(result, Mapping) else None
     return None

@@ -435,7 +435,7 @@ class MLflowTracker:
             if len(self._buffer) >= self.flush_every:
                 try:
                     self._flush_locked()
-                except Exception as exc:  # noqa: BLE001 - kept buffered on a transient error
+                except Exception as exc:  # kept buffered on a transient error
                     if not is_transient(exc):
                         raise
                     logger.warning("MLflow store unavailable (%s); keeping %d metric values buffered",
@@ -466,7 +466,7 @@ class MLflowTracker:
         try:
             self.flush()
             return True
-        except Exception as exc:  # noqa: BLE001 - only transient errors are swallowed
+        except Exception as exc:  # only transient errors are swallowed
             if not is_transient(exc):
                 raise
             logger.warning("MLflow store unavailable (%s); keeping %d metric values buffered",

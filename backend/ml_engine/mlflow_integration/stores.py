@@ -226,18 +226,16 @@ def _check_database(uri: str, timeout: float) -> None:
     resolved = resolve_tracking_uri(uri)
     base = urlsplit(resolved).scheme.split("+", 1)[0].lower()
     connect_args: dict[str, object] = {}
-    if base in ("postgresql", "postgres"):
-        connect_args["connect_timeout"] = max(1, int(round(timeout)))
-    elif base == "mysql":
-        connect_args["connect_timeout"] = max(1, int(round(timeout)))
+    if base in ("postgresql", "postgres", "mysql"):
+        connect_args["connect_timeout"] = max(1, round(timeout))
     try:
         engine = sqlalchemy.create_engine(resolved, connect_args=connect_args, poolclass=sqlalchemy.pool.NullPool)
-    except Exception as exc:  # bad URL or missing driver
+    except Exception as exc:  # noqa: BLE001 - bad URL or missing driver: the store is unusable, said why
         raise TrackingStoreUnavailable(uri, diagnose_connection_error(exc, uri)) from None
     try:
         with engine.connect() as conn:
             conn.execute(sqlalchemy.text("SELECT 1"))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any driver error: the store is unusable, said why
         raise TrackingStoreUnavailable(uri, diagnose_connection_error(exc, uri)) from None
     finally:
         engine.dispose()
@@ -246,7 +244,7 @@ def _check_database(uri: str, timeout: float) -> None:
 def _check_http(uri: str, timeout: float) -> None:
     url = uri.rstrip("/") + "/health"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - configured URI
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # configured URI
             if resp.status != 200:
                 raise TrackingStoreUnavailable(uri, f"GET /health answered HTTP {resp.status}")
     except TrackingStoreUnavailable:

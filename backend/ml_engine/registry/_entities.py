@@ -5,7 +5,7 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..verdicts import Check, Verdict
@@ -61,11 +61,11 @@ METRIC_PREFIXES = ("test_", "val_", "train_", "backtest_", "holdout_", "onnx_", 
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def ms_to_dt(ms: int | None) -> datetime | None:
-    return datetime.fromtimestamp(ms / 1000.0, tz=timezone.utc) if ms else None
+    return datetime.fromtimestamp(ms / 1000.0, tz=UTC) if ms else None
 
 
 def to_float(value: Any) -> float | None:

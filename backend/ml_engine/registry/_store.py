@@ -309,7 +309,7 @@ class ModelStore:
         if mv.run_id:
             try:
                 out.update(self.client.get_run(mv.run_id).data.metrics)
-            except Exception as exc:  # a deleted run, or a server without it: tags still count
+            except Exception as exc:  # noqa: BLE001 - a deleted run, or a server without it: tags still count
                 logger.debug("run %s of %s v%s not readable: %s", mv.run_id, mv.name, mv.version, exc)
         out.update(metrics_from_tags(mv.tags or {}))
         return out
@@ -417,7 +417,7 @@ class ModelStore:
         resolved = self._resolved_version(f"models:/{name}/{version}", self._get_version(name, version))
         try:
             signature = self.read_mlmodel(resolved).signature
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever keeps the MLmodel from being read: reported as unreadable
             return False, {"why": "unreadable", "uri": mask_uri(resolved.location), "error": type(exc).__name__}
         if signature is None or signature.inputs is None:
             return False, {"why": "no_signature"}

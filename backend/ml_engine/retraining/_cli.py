@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -199,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(args)
         progress = None if args.no_progress or args.command in ("check-drift", "check-performance") else CliProgress()
         pipeline = RetrainingPipeline(settings, config, progress=progress)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - bad settings or arguments: one line and an exit code
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
@@ -219,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check-drift":
             report = pipeline.check_drift()
             directory = Path(args.output) if args.output else \
-                Path(settings.output_dir) / "drift_checks" / datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S")
+                Path(settings.output_dir) / "drift_checks" / datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
             paths = report.write(directory)
             if args.json:
                 print(json.dumps(report.to_dict(), indent=2, default=str))
@@ -245,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_FAILED
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - every failure: one line and an exit code, no traceback
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT if _is_bad_input(exc) else EXIT_FAILED
     return EXIT_BAD_INPUT

@@ -1,19 +1,20 @@
 """The retraining pipeline: checks, walk-forward validation, the final candidate, the gate."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config import EXPERIMENT_RETRAINING, Settings
 from ..errors import one_line
-from ..locks import Lease, Locks, LockLost
+from ..locks import Lease, LockLost, Locks
 from ..verdicts import Check, verdict_tag
 from ._config import RUN_KIND_DRIFT_CHECK, RUN_KIND_FOLD, RUN_KIND_RETRAINING, TRIGGERS, RetrainingConfig
 from ._results import (
@@ -145,7 +146,7 @@ class RetrainingPipeline:
         assert resolved.version is not None
         try:
             metadata = store.read_metadata(resolved)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - unreadable metadata means no usable production model
             raise NoProductionModel(
                 f"production version {resolved.version} of {name!r} has no readable metadata.json ({one_line(exc)})"
             ) from None
@@ -285,9 +286,9 @@ class RetrainingPipeline:
         last = self.last_retraining()
         if not last or not last.get("start_time"):
             return timedelta(0), last
-        started = datetime.fromtimestamp(last["start_time"] / 1000.0, tz=timezone.utc)
+        started = datetime.fromtimestamp(last["start_time"] / 1000.0, tz=UTC)
         ready = started + timedelta(hours=self.config.cooldown_hours)
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         return max(ready - now, timedelta(0)), last
 
     # ---------------------------------------------------------------- retraining
@@ -320,7 +321,7 @@ class RetrainingPipeline:
         first = triggers[0]
         try:
             lease = self.locks.try_lease(LOCK_NAMESPACE, name)
-        except Exception as exc:  # the lock's database unreachable: nothing ran, say why
+        except Exception as exc:  # noqa: BLE001 - the lock's database unreachable: nothing ran, say why
             return self._failed_early(first, exc, t0)
         if lease is None:
             holder = self.locks.holder(LOCK_NAMESPACE, name)
@@ -332,10 +333,10 @@ class RetrainingPipeline:
             if not force:
                 try:
                     left, last = self.cooldown_remaining()
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - store errors: said in the result, never raised from run()
                     return self._failed_early(first, exc, t0)
                 if left > timedelta(0) and last is not None:
-                    started = datetime.fromtimestamp(last["start_time"] / 1000.0, tz=timezone.utc)
+                    started = datetime.fromtimestamp(last["start_time"] / 1000.0, tz=UTC)
                     reason = (f"cooldown: the last retraining of {name!r} started {started:%Y-%m-%d %H:%M:%S} UTC "
                               f"(run {last['run_id']}, {last.get('status')}); next allowed in "
                               f"{_fmt_td(left)} (cooldown {self.config.cooldown_hours:g} h; --force skips it)")
@@ -350,7 +351,7 @@ class RetrainingPipeline:
                 production = self.production()
             except NoProductionModel as exc:
                 production, no_production = None, exc
-            except Exception as exc:  # store errors: say so, never raise from run()
+            except Exception as exc:  # noqa: BLE001 - store errors: say so, never raise from run()
                 return self._failed_early(first, exc, t0)
             series_cache: list[CandleSeries] | None = list(recent) if recent is not None else None
 
@@ -372,7 +373,7 @@ class RetrainingPipeline:
                         else:
                             perf_report = self.check_performance(series(), production)
                             fired, summary = perf_report.dropped, perf_report.summary
-                    except Exception as exc:
+                    except Exception as exc:  # noqa: BLE001 - a failed check is a note (a failure when strict)
                         if strict:
                             return self._failed_early(trigger, exc, t0, drift=drift_report, performance=perf_report)
                         logger.warning("%s check failed: %s", trigger, one_line(exc))
@@ -434,7 +435,7 @@ class RetrainingPipeline:
 
         cfg = self.config
         name = cfg.model_name
-        run_name = f"retrain_{name}_{trigger}_{datetime.now(timezone.utc):%Y%m%d_%H%M%S_%f}"
+        run_name = f"retrain_{name}_{trigger}_{datetime.now(UTC):%Y%m%d_%H%M%S_%f}"
         out = Path(self.settings.output_dir) / run_name
         tracker = self._new_tracker()
         description = f"Retraining of {name} (trigger: {trigger})" + (
@@ -456,7 +457,7 @@ class RetrainingPipeline:
                     try:  # informative for every retraining; never blocks one
                         drift_report = self.check_drift(series(), production)
                         result.drift = drift_report
-                    except Exception as exc:
+                    except Exception as exc:  # noqa: BLE001 - the drift check never blocks a retraining
                         tracker.set_tags({"drift_check_error": one_line(exc)[:4000]})
                 if drift_report is not None:
                     self._log_drift(tracker, drift_report, out / "drift")
@@ -511,7 +512,7 @@ class RetrainingPipeline:
                 tracker.log_metrics({"retraining_seconds": result.seconds})
             logger.info(result.reason)
             return result
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every failure is a FAILED result; run() never raises
             reason = one_line(exc)
             if isinstance(exc, LockLost):
                 reason = f"the retraining lock was lost ({reason}); stopped before touching the registry"
@@ -562,7 +563,7 @@ class RetrainingPipeline:
                 finally:
                     predictor.close()
                 scores.version = str(production.version)
-            except Exception as exc:  # a model that cannot read these candles: compare recorded metrics instead
+            except Exception as exc:  # noqa: BLE001 - a model that cannot read these candles: compare recorded metrics instead
                 note = f"production v{production.version} could not score the walk-forward data: {one_line(exc)}"
                 logger.warning(note)
                 scores = ProductionScores(rows=np.empty(0, np.int64), proba=np.empty((0, 3), np.float32),
@@ -670,10 +671,12 @@ class RetrainingPipeline:
     def log_drift_check(self, report: DriftReport) -> str:
         """Log a stand-alone drift check as its own run (``run_kind=drift_check``); returns the run id."""
         tracker = self._new_tracker()
-        with tracker.run(run_name=f"drift_check_{self.config.model_name}_{datetime.now(timezone.utc):%Y%m%d_%H%M%S}",
-                         tags={"model_name": self.config.model_name, "run_kind": RUN_KIND_DRIFT_CHECK}) as run_id:
-            with tempfile.TemporaryDirectory(prefix="drift-") as tmp:
-                self._log_drift(tracker, report, Path(tmp))
+        with (
+            tracker.run(run_name=f"drift_check_{self.config.model_name}_{datetime.now(UTC):%Y%m%d_%H%M%S}",
+                        tags={"model_name": self.config.model_name, "run_kind": RUN_KIND_DRIFT_CHECK}) as run_id,
+            tempfile.TemporaryDirectory(prefix="drift-") as tmp,
+        ):
+            self._log_drift(tracker, report, Path(tmp))
         return run_id
 
     # ---------------------------------------------------------------- scheduler
@@ -727,7 +730,5 @@ class RetrainingPipeline:
         scheduler = self.build_scheduler(blocking=True, **kwargs)
         for job in scheduler.get_jobs():
             logger.warning("scheduled: %s (%s)", job.name, job.trigger)
-        try:
+        with contextlib.suppress(KeyboardInterrupt, SystemExit):
             scheduler.start()
-        except (KeyboardInterrupt, SystemExit):
-            pass
