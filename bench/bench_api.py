@@ -25,6 +25,7 @@ own REST search (``mlflow server`` on the same database) under the same load.
     .venv/bin/python bench/bench_api.py                      # writes bench/results/api.md
     .venv/bin/python bench/bench_api.py --runs 2000 --requests 200 --out /tmp/api.md
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,12 +77,6 @@ EPOCHS = ("10", "20", "50", "100")
 METRICS = ("val_accuracy", "val_f1", "val_loss", "train_loss", "test_accuracy", "test_f1_macro")
 
 
-
-
-
-
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -96,20 +91,31 @@ def run_content(rng: random.Random, i: int) -> tuple[dict[str, str], dict[str, f
     """Params, metrics and tags of one synthetic training run, shaped like the orchestrator's."""
     acc = rng.uniform(0.3, 0.9)
     params = {
-        "trainer_epochs": rng.choice(EPOCHS), "trainer_batch_size": rng.choice(("64", "128", "256")),
+        "trainer_epochs": rng.choice(EPOCHS),
+        "trainer_batch_size": rng.choice(("64", "128", "256")),
         "trainer_learning_rate": rng.choice(("0.001", "0.0005", "0.0001")),
         "model_lstm_hidden": rng.choice(("32", "64")),
-        "model_conv_channels": "(64, 64)", "model_dropout": "0.2", "data_symbols": "ETH/BTC,LTC/BTC",
-        "data_timeframe": "5m", "data_window": "60", "data_hash": f"{rng.getrandbits(128):032x}",
+        "model_conv_channels": "(64, 64)",
+        "model_dropout": "0.2",
+        "data_symbols": "ETH/BTC,LTC/BTC",
+        "data_timeframe": "5m",
+        "data_window": "60",
+        "data_hash": f"{rng.getrandbits(128):032x}",
     }
     metrics = {
-        "val_accuracy": acc, "val_f1": acc - rng.uniform(0.05, 0.2), "val_loss": rng.uniform(0.5, 1.1),
-        "train_loss": rng.uniform(0.4, 1.0), "test_accuracy": acc - rng.uniform(-0.05, 0.05),
+        "val_accuracy": acc,
+        "val_f1": acc - rng.uniform(0.05, 0.2),
+        "val_loss": rng.uniform(0.5, 1.1),
+        "train_loss": rng.uniform(0.4, 1.0),
+        "test_accuracy": acc - rng.uniform(-0.05, 0.05),
         "test_f1_macro": acc - rng.uniform(0.05, 0.25),
     }
     tags = {
-        "training_mode": rng.choice(("manual", "auto_retraining")), "model_name": "hybrid_cnn_lstm",
-        "symbol": "ETH/BTC,LTC/BTC", "timeframe": "5m", "mlflow.runName": f"hybrid_cnn_lstm_bench_{i:05d}",
+        "training_mode": rng.choice(("manual", "auto_retraining")),
+        "model_name": "hybrid_cnn_lstm",
+        "symbol": "ETH/BTC,LTC/BTC",
+        "timeframe": "5m",
+        "mlflow.runName": f"hybrid_cnn_lstm_bench_{i:05d}",
         "mlflow.user": "bench",
     }
     return params, metrics, tags
@@ -129,12 +135,24 @@ def bulk_insert_runs(url: str, experiment_id: str, artifact_root: str, n: int, s
             rid = uuid.uuid4().hex
             t_start = base_ms + i * 60_000
             p, m, t = run_content(rng, i)
-            runs.append({
-                "run_uuid": rid, "name": t["mlflow.runName"], "source_type": "LOCAL", "source_name": "bench",
-                "entry_point_name": "", "user_id": "bench", "status": "FINISHED", "start_time": t_start,
-                "end_time": t_start + 50_000, "deleted_time": None, "source_version": "", "lifecycle_stage": "active",
-                "artifact_uri": f"{artifact_root}/{experiment_id}/{rid}/artifacts", "experiment_id": int(experiment_id),
-            })
+            runs.append(
+                {
+                    "run_uuid": rid,
+                    "name": t["mlflow.runName"],
+                    "source_type": "LOCAL",
+                    "source_name": "bench",
+                    "entry_point_name": "",
+                    "user_id": "bench",
+                    "status": "FINISHED",
+                    "start_time": t_start,
+                    "end_time": t_start + 50_000,
+                    "deleted_time": None,
+                    "source_version": "",
+                    "lifecycle_stage": "active",
+                    "artifact_uri": f"{artifact_root}/{experiment_id}/{rid}/artifacts",
+                    "experiment_id": int(experiment_id),
+                }
+            )
             params += [{"run_uuid": rid, "key": k, "value": v} for k, v in p.items()]
             tags += [{"run_uuid": rid, "key": k, "value": v} for k, v in t.items()]
             for k, v in m.items():
@@ -161,11 +179,16 @@ def client_create_runs(url: str, experiment_id: str, n: int, threads: int, seed:
 
     def one(content: tuple[dict[str, str], dict[str, float], dict[str, str]]) -> None:
         p, m, t = content
-        run = client.create_run(experiment_id, run_name=t["mlflow.runName"], tags={k: v for k, v in t.items()
-                                                                                 if k != "mlflow.runName"})
+        run = client.create_run(
+            experiment_id, run_name=t["mlflow.runName"], tags={k: v for k, v in t.items() if k != "mlflow.runName"}
+        )
         now = int(time.time() * 1000)
-        client.log_batch(run.info.run_id, metrics=[Metric(k, v, now, 0) for k, v in m.items()],
-                         params=[Param(k, v) for k, v in p.items()], tags=[RunTag("bench", "client")])
+        client.log_batch(
+            run.info.run_id,
+            metrics=[Metric(k, v, now, 0) for k, v in m.items()],
+            params=[Param(k, v) for k, v in p.items()],
+            tags=[RunTag("bench", "client")],
+        )
         client.set_terminated(run.info.run_id)
 
     t0 = time.perf_counter()
@@ -182,8 +205,9 @@ class Server:
     def __init__(self, name: str, cmd: list[str], env: dict[str, str], cwd: Path, probe: str) -> None:
         self.name, self.cmd = name, cmd
         self.log = open(cwd / f"{name}.log", "w")  # noqa: SIM115 - the server's log while it runs; closed in stop()
-        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -307,14 +331,28 @@ def machine() -> dict[str, str]:
     from importlib.metadata import version
 
     return {
-        "cpus": str(os.cpu_count()), "cpu": cpu, "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(), "mlflow": version("mlflow"), "fastapi": version("fastapi"),
-        "uvicorn": version("uvicorn"), "postgres": pg,
+        "cpus": str(os.cpu_count()),
+        "cpu": cpu,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "mlflow": version("mlflow"),
+        "fastapi": version("fastapi"),
+        "uvicorn": version("uvicorn"),
+        "postgres": pg,
     }
 
 
-def write_report(path: Path, args: argparse.Namespace, info: dict[str, str], created: dict[str, float],
-                 n_matching: int, results: list[LoadResult], same_ids: bool, load_before: str, load_after: str) -> None:
+def write_report(
+    path: Path,
+    args: argparse.Namespace,
+    info: dict[str, str],
+    created: dict[str, float],
+    n_matching: int,
+    results: list[LoadResult],
+    same_ids: bool,
+    load_before: str,
+    load_after: str,
+) -> None:
     lines = [
         f"# API benchmark: run search over {args.runs:,} runs in PostgreSQL",
         "",
@@ -347,7 +385,8 @@ def write_report(path: Path, args: argparse.Namespace, info: dict[str, str], cre
         lines.append(
             f"| `MlflowClient` create_run + log_batch + set_terminated, {args.client_threads} threads | "
             f"{created['client_runs']:,} | {created['client_s']:.1f} | "
-            f"{created['client_runs'] / created['client_s']:,.0f} |")
+            f"{created['client_runs'] / created['client_s']:,.0f} |"
+        )
     lines += [
         "",
         "## Search latency and throughput",
@@ -357,24 +396,32 @@ def write_report(path: Path, args: argparse.Namespace, info: dict[str, str], cre
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        request = ("`POST /api/2.0/mlflow/runs/search`" if r.target == MLFLOW
-                   else "`GET /api/ml-management/mlflow/runs`")
-        lines.append(f"| {r.target} | {request} | {r.concurrency} | {r.requests} | {r.errors} | "
-                     f"{r.rows_per_response} | {r.pct(0.5):.1f} | {r.pct(0.95):.1f} | {r.pct(0.99):.1f} | "
-                     f"{max(r.latencies_ms):.1f} | {r.rps:.1f} | "
-                     f"{1000 * r.cpu_s / max(r.requests, 1):.1f} |")
+        request = "`POST /api/2.0/mlflow/runs/search`" if r.target == MLFLOW else "`GET /api/ml-management/mlflow/runs`"
+        lines.append(
+            f"| {r.target} | {request} | {r.concurrency} | {r.requests} | {r.errors} | "
+            f"{r.rows_per_response} | {r.pct(0.5):.1f} | {r.pct(0.95):.1f} | {r.pct(0.99):.1f} | "
+            f"{max(r.latencies_ms):.1f} | {r.rps:.1f} | "
+            f"{1000 * r.cpu_s / max(r.requests, 1):.1f} |"
+        )
     rows = max(r.rows_per_response for r in results)
-    lines += ["", f"- This API and `mlflow server` returned the same {rows} run ids, in the same order: "
-                  f"{'yes' if same_ids else 'NO'}."]
+    lines += [
+        "",
+        f"- This API and `mlflow server` returned the same {rows} run ids, in the same order: "
+        f"{'yes' if same_ids else 'NO'}.",
+    ]
     for r in results:
         if r.errors:
-            lines.append(f"- {r.target}, concurrency {r.concurrency}: {r.errors} failed request(s); the first: "
-                         f"{r.first_error}")
+            lines.append(
+                f"- {r.target}, concurrency {r.concurrency}: {r.errors} failed request(s); the first: {r.first_error}"
+            )
     for target in (API_PLAIN, API, MLFLOW):
         rows = [r for r in results if r.target == target]
         met = [r.concurrency for r in rows if r.pct(0.95) <= 300]
-        lines.append(f"- Target p95 <= 300 ms, {target}: met at concurrency {', '.join(map(str, met)) or 'none'}; "
-                     + ", ".join(f"c={r.concurrency}: p95 {r.pct(0.95):.0f} ms" for r in rows) + ".")
+        lines.append(
+            f"- Target p95 <= 300 ms, {target}: met at concurrency {', '.join(map(str, met)) or 'none'}; "
+            + ", ".join(f"c={r.concurrency}: p95 {r.pct(0.95):.0f} ms" for r in rows)
+            + "."
+        )
     lines += [
         "- The API process freezes its startup objects out of the garbage collector (`gc.freeze`, see",
         "  `backend/api/main.py`): before that, full collections over MLflow's and SQLAlchemy's objects",
@@ -386,10 +433,10 @@ def write_report(path: Path, args: argparse.Namespace, info: dict[str, str], cre
         "  search itself (one query with the filter joins, then one per child table); this API calls the same",
         "  `MlflowClient.search_runs` and adds the experiment-name lookup (remembered for 30 s), password",
         "  masking of every value and pydantic validation.",
-        f"- \"{API}\" shares one query among identical searches in flight at the same moment (single-flight,",
+        f'- "{API}" shares one query among identical searches in flight at the same moment (single-flight,',
         "  `ML_COALESCE_RUN_SEARCHES`, on by default; no cache: an answer is never older than the query already",
         "  running when the request came in). The load here repeats one query, which is its best case;",
-        f"  \"{API_PLAIN}\" is the like-for-like comparison with `mlflow server`.",
+        f'  "{API_PLAIN}" is the like-for-like comparison with `mlflow server`.',
         "",
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -430,8 +477,9 @@ def main(argv: list[str] | None = None) -> int:
         exp_id = ensure_project_experiments(client, str(tmp / "artifacts"))[EXPERIMENT]
         created: dict[str, float] = {"bulk_runs": args.runs - via_client}
         logger.info("inserting %d runs in bulk", args.runs - via_client)
-        created["bulk_s"] = bulk_insert_runs(url, exp_id, (tmp / "artifacts").as_uri(), args.runs - via_client,
-                                             args.seed)
+        created["bulk_s"] = bulk_insert_runs(
+            url, exp_id, (tmp / "artifacts").as_uri(), args.runs - via_client, args.seed
+        )
         logger.info("  %.1f s", created["bulk_s"])
         if via_client:
             logger.info("creating %d runs through MlflowClient (%d threads)", via_client, args.client_threads)
@@ -441,24 +489,68 @@ def main(argv: list[str] | None = None) -> int:
         n_matching = len(client.search_runs([exp_id], FILTER, max_results=50_000))
 
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ML_", "MLFLOW_"))}
-        env.update({"PYTHONPATH": str(REPO), "MLFLOW_TRACKING_URI": url,
-                    "MLFLOW_ARTIFACT_LOCATION": str(tmp / "artifacts"),
-                    "ML_JOBS_DATABASE_URL": url, "ML_HUEY_SQLITE_PATH": str(tmp / "huey.db"), "ML_API_TOKEN": TOKEN})
+        env.update(
+            {
+                "PYTHONPATH": str(REPO),
+                "MLFLOW_TRACKING_URI": url,
+                "MLFLOW_ARTIFACT_LOCATION": str(tmp / "artifacts"),
+                "ML_JOBS_DATABASE_URL": url,
+                "ML_HUEY_SQLITE_PATH": str(tmp / "huey.db"),
+                "ML_API_TOKEN": TOKEN,
+            }
+        )
         api_port, plain_port, mlflow_port = free_port(), free_port(), free_port()
         api_base = f"http://127.0.0.1:{api_port}/api/ml-management"
         plain_base = f"http://127.0.0.1:{plain_port}/api/ml-management"
         mlflow_base = f"http://127.0.0.1:{mlflow_port}"
         for name, port, coalesce in (("api", api_port, "true"), ("api-no-coalescing", plain_port, "false")):
-            servers.append(Server(name, [sys.executable, "-m", "uvicorn", "backend.api.main:app", "--host", "127.0.0.1",
-                                         "--port", str(port), "--workers", str(args.workers), "--log-level", "warning",
-                                         "--no-access-log"], {**env, "ML_COALESCE_RUN_SEARCHES": coalesce}, tmp,
-                                  f"http://127.0.0.1:{port}/api/ml-management/experiments"))
+            servers.append(
+                Server(
+                    name,
+                    [
+                        sys.executable,
+                        "-m",
+                        "uvicorn",
+                        "backend.api.main:app",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--workers",
+                        str(args.workers),
+                        "--log-level",
+                        "warning",
+                        "--no-access-log",
+                    ],
+                    {**env, "ML_COALESCE_RUN_SEARCHES": coalesce},
+                    tmp,
+                    f"http://127.0.0.1:{port}/api/ml-management/experiments",
+                )
+            )
         mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
-        servers.append(Server("mlflow", [mlflow_bin, "server", "--backend-store-uri", resolve_tracking_uri(url),
-                                         "--default-artifact-root", (tmp / "artifacts").as_uri(), "--host", "127.0.0.1",
-                                         "--port", str(mlflow_port), "--workers", str(args.workers)],
-                              # Its job runner (7 polling huey consumers) would load the CPUs all along.
-                              {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, tmp, f"{mlflow_base}/health"))
+        servers.append(
+            Server(
+                "mlflow",
+                [
+                    mlflow_bin,
+                    "server",
+                    "--backend-store-uri",
+                    resolve_tracking_uri(url),
+                    "--default-artifact-root",
+                    (tmp / "artifacts").as_uri(),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(mlflow_port),
+                    "--workers",
+                    str(args.workers),
+                ],
+                # Its job runner (7 polling huey consumers) would load the CPUs all along.
+                {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+                tmp,
+                f"{mlflow_base}/health",
+            )
+        )
 
         params = {"experiment": EXPERIMENT, "filter_string": FILTER, "max_results": MAX_RESULTS}
         body = {"experiment_ids": [exp_id], "filter": FILTER, "max_results": MAX_RESULTS}
@@ -498,8 +590,17 @@ def main(argv: list[str] | None = None) -> int:
                     m.first_error = m.first_error or r.first_error
             for target, _ in targets:
                 r = merged[target]
-                logger.info("%-13s c=%-2d %4d req %d err  p50 %.1f  p95 %.1f  p99 %.1f ms  %.1f req/s", target, level,
-                            r.requests, r.errors, r.pct(0.5), r.pct(0.95), r.pct(0.99), r.rps)
+                logger.info(
+                    "%-13s c=%-2d %4d req %d err  p50 %.1f  p95 %.1f  p99 %.1f ms  %.1f req/s",
+                    target,
+                    level,
+                    r.requests,
+                    r.errors,
+                    r.pct(0.5),
+                    r.pct(0.95),
+                    r.pct(0.99),
+                    r.rps,
+                )
                 results.append(r)
         load_after = "/".join(f"{x:.2f}" for x in os.getloadavg())
         write_report(args.out, args, info, created, n_matching, results, same_ids, load_before, load_after)

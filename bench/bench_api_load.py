@@ -9,6 +9,7 @@ and whether the training finished. Target: zero errors.
 
     .venv/bin/python bench/bench_api_load.py
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,13 +32,15 @@ logger = logging.getLogger("bench_api_load")
 
 
 def make_requests(base: str, job_id: str | None):
-    paths = itertools.cycle([
-        ("/mlflow/runs", {"experiment": "model_training", "filter_string": FILTER, "max_results": 50}),
-        ("/models", None),
-        ("/jobs", None),
-        ("/health", None),
-        *([(f"/jobs/{job_id}", None)] if job_id else []),
-    ])
+    paths = itertools.cycle(
+        [
+            ("/mlflow/runs", {"experiment": "model_training", "filter_string": FILTER, "max_results": 50}),
+            ("/models", None),
+            ("/jobs", None),
+            ("/health", None),
+            *([(f"/jobs/{job_id}", None)] if job_id else []),
+        ]
+    )
 
     async def request(client: httpx.AsyncClient) -> httpx.Response:
         path, params = next(paths)
@@ -66,22 +69,52 @@ def main() -> int:
         exp_id = ensure_project_experiments(client, str(tmp / "artifacts"))["model_training"]
         bulk_insert_runs(url, exp_id, (tmp / "artifacts").as_uri(), args.runs, seed=3)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ML_", "MLFLOW_"))}
-        env.update({"PYTHONPATH": str(REPO), "MLFLOW_TRACKING_URI": url, "MLFLOW_ARTIFACT_LOCATION": str(tmp / "artifacts"),
-                    "ML_JOBS_DATABASE_URL": url, "ML_HUEY_SQLITE_PATH": str(tmp / "huey.db"), "ML_API_TOKEN": TOKEN,
-                    "ML_OUTPUT_DIR": str(tmp / "outputs"), "ML_DEVICE": "cpu"})
+        env.update(
+            {
+                "PYTHONPATH": str(REPO),
+                "MLFLOW_TRACKING_URI": url,
+                "MLFLOW_ARTIFACT_LOCATION": str(tmp / "artifacts"),
+                "ML_JOBS_DATABASE_URL": url,
+                "ML_HUEY_SQLITE_PATH": str(tmp / "huey.db"),
+                "ML_API_TOKEN": TOKEN,
+                "ML_OUTPUT_DIR": str(tmp / "outputs"),
+                "ML_DEVICE": "cpu",
+            }
+        )
         port = free_port()
         base = f"http://127.0.0.1:{port}/api/ml-management"
-        servers.append(Server("api", [sys.executable, "-m", "uvicorn", "backend.api.main:app", "--host", "127.0.0.1",
-                                      "--port", str(port), "--log-level", "warning", "--no-access-log"], env, tmp,
-                              f"{base}/experiments"))
+        servers.append(
+            Server(
+                "api",
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "backend.api.main:app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                    "--no-access-log",
+                ],
+                env,
+                tmp,
+                f"{base}/experiments",
+            )
+        )
         servers.append(Server("worker", [sys.executable, "-m", "backend.services.worker"], env, tmp, f"{base}/health"))
 
         logger.info("anchor: read load with the worker idle")
         idle = run_load("idle", make_requests(base, None), args.concurrency, args.requests, args.duration)
 
         http = httpx.Client(timeout=30)
-        resp = http.post(f"{base}/train", json={"epochs": args.epochs, "data_source": "sample"},
-                         headers={"Authorization": f"Bearer {TOKEN}"})
+        resp = http.post(
+            f"{base}/train",
+            json={"epochs": args.epochs, "data_source": "sample"},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
         resp.raise_for_status()
         job_id = resp.json()["id"]
         deadline = time.monotonic() + 120
@@ -104,9 +137,11 @@ def main() -> int:
 
     rows = []
     for r in (idle, busy):
-        rows.append(f"| {'worker idle (anchor)' if r is idle else 'training job running'} | {args.concurrency} | "
-                    f"{r.requests} | {r.errors} | {r.rps:.1f} | {r.pct(0.5):.1f} | {r.pct(0.99):.1f} | "
-                    f"{max(r.latencies_ms):.1f} |")
+        rows.append(
+            f"| {'worker idle (anchor)' if r is idle else 'training job running'} | {args.concurrency} | "
+            f"{r.requests} | {r.errors} | {r.rps:.1f} | {r.pct(0.5):.1f} | {r.pct(0.99):.1f} | "
+            f"{max(r.latencies_ms):.1f} |"
+        )
     body = f"""
 One uvicorn process and one job worker over one PostgreSQL database with {args.runs:,} runs. Read load: a
 cycle of `GET /mlflow/runs` (filter `{FILTER}`, `max_results=50`), `GET /models`, `GET /jobs`,
@@ -118,8 +153,8 @@ with {args.epochs} epochs of the default model on the bundled candles, in the wo
 |---|---:|---:|---:|---:|---:|---:|---:|
 {chr(10).join(rows)}
 
-Target: zero errors -> {'met' if idle.errors == 0 and busy.errors == 0 else 'NOT met: ' + (busy.first_error or idle.first_error)}.
-The training job ended `{job['status']}` (epoch {job.get('epoch')} of {job.get("epochs") or args.epochs}).
+Target: zero errors -> {"met" if idle.errors == 0 and busy.errors == 0 else "NOT met: " + (busy.first_error or idle.first_error)}.
+The training job ended `{job["status"]}` (epoch {job.get("epoch")} of {job.get("epochs") or args.epochs}).
 Two CPU cores serve the API, PostgreSQL, the load generator and the training at once, so the
 training phase's latencies include competing for the CPU with the training itself.
 """

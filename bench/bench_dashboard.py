@@ -14,6 +14,7 @@
     .venv/bin/python bench/bench_dashboard.py                 # writes bench/results/dashboard.md
     .venv/bin/python bench/bench_dashboard.py --runs 2000 --repeat 3 --out /tmp/dashboard.md
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,9 +59,15 @@ def seed(url: str, artifacts: Path, runs: int) -> tuple[float, str]:
 def settings_for(url: str, tmp: Path) -> Any:
     from backend.services import ServiceSettings
 
-    return ServiceSettings(mlflow_tracking_uri=url, mlflow_artifact_location=str(tmp / "artifacts"),
-                           jobs_database_url=url, huey_sqlite_path=str(tmp / "huey.db"),
-                           output_dir=str(tmp / "outputs"), cache_dir=str(tmp / "cache"), device="cpu")
+    return ServiceSettings(
+        mlflow_tracking_uri=url,
+        mlflow_artifact_location=str(tmp / "artifacts"),
+        jobs_database_url=url,
+        huey_sqlite_path=str(tmp / "huey.db"),
+        output_dir=str(tmp / "outputs"),
+        cache_dir=str(tmp / "cache"),
+        device="cpu",
+    )
 
 
 def apptest_runs_page(services: Any, filter_string: str = "", next_page: bool = False) -> tuple[float, int]:
@@ -128,12 +135,24 @@ def browser_times(url: str, tmp: Path, repeat: int) -> dict[str, list[tuple[floa
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ML_", "MLFLOW_"))}
-    env.update({"MLFLOW_TRACKING_URI": url, "MLFLOW_ARTIFACT_LOCATION": str(tmp / "artifacts"),
-                "ML_JOBS_DATABASE_URL": url, "ML_HUEY_SQLITE_PATH": str(tmp / "huey.db"),
-                "ML_OUTPUT_DIR": str(tmp / "outputs"), "ML_DEVICE": "cpu"})
+    env.update(
+        {
+            "MLFLOW_TRACKING_URI": url,
+            "MLFLOW_ARTIFACT_LOCATION": str(tmp / "artifacts"),
+            "ML_JOBS_DATABASE_URL": url,
+            "ML_HUEY_SQLITE_PATH": str(tmp / "huey.db"),
+            "ML_OUTPUT_DIR": str(tmp / "outputs"),
+            "ML_DEVICE": "cpu",
+        }
+    )
     log = open(tmp / "streamlit.log", "w")  # noqa: SIM115 - streamlit's log while it runs; closed in the finally below
-    proc = subprocess.Popen([sys.executable, "-m", "backend.dashboard", "--port", str(port), "--address", "127.0.0.1"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backend.dashboard", "--port", str(port), "--address", "127.0.0.1"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     times: dict[str, list[tuple[float, float]]] = {path: [] for path, _, _ in BROWSER_PAGES}
     try:
@@ -217,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     runs_browser = browser.get("/runs", [])
     render_median = statistics.median(s for s, _ in warm)
     lines = [
-        f"Runs page (\"{HEADING}\"), experiment `model_training` with {args.runs:,} runs in PostgreSQL "
+        f'Runs page ("{HEADING}"), experiment `model_training` with {args.runs:,} runs in PostgreSQL '
         f"(bulk-inserted by `bench_api.bulk_insert_runs`: 10 params, 6 metrics, 6 tags each), default query: "
         f"newest first, 50 runs per page, metric and param columns as the page chooses them. "
         f"Seeding took {seed_s:.1f} s.",
@@ -229,8 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         f"| runs page, first render in a fresh session | {len(warm)} | {stats([s for s, _ in warm])} | {rows} |",
         f"| runs page with filter `{FILTER}` | {len(filtered)} | {stats([s for s, _ in filtered])} | "
         f"{filtered[0][1]} |",
-        f"| next page (page token), after the first | {len(paged)} | {stats([s for s, _ in paged])} | "
-        f"{paged[0][1]} |",
+        f"| next page (page token), after the first | {len(paged)} | {stats([s for s, _ in paged])} | {paged[0][1]} |",
         "",
         f"In a new Python process the first runs-page render took {cold_page:.2f} s after the app's first run; "
         f"from the process start (imports of Streamlit, MLflow, PyTorch, plotly; the store's first connection) "
@@ -252,10 +270,14 @@ def main(argv: list[str] | None = None) -> int:
             visits = browser[path]
             later = visits[1:]
             lines.append(f"| {heading} (`{path}`) | first | {visits[0][0]:.2f} | {visits[0][1]:.2f} |")
-            lines.append(f"| {heading} (`{path}`) | later, median of {len(later)} | "
-                         f"{statistics.median(v[0] for v in later):.2f} | {statistics.median(v[1] for v in later):.2f} |")
-            lines.append(f"| {heading} (`{path}`) | later, max | {max(v[0] for v in later):.2f} | "
-                         f"{max(v[1] for v in later):.2f} |")
+            lines.append(
+                f"| {heading} (`{path}`) | later, median of {len(later)} | "
+                f"{statistics.median(v[0] for v in later):.2f} | {statistics.median(v[1] for v in later):.2f} |"
+            )
+            lines.append(
+                f"| {heading} (`{path}`) | later, max | {max(v[0] for v in later):.2f} | "
+                f"{max(v[1] for v in later):.2f} |"
+            )
     verdict = [
         "",
         "## Against the target (first render under 2 s)",
@@ -275,11 +297,16 @@ def main(argv: list[str] | None = None) -> int:
             f"- The first visit on a just-started server ({runs_browser[0][0]:.2f} s to the heading) also pays the "
             "server's imports (MLflow, PyTorch) and its first database connections.",
         ]
-    verdict.append("- The page asks the service for one page of runs (`RunService.search_runs`, `max_results` 50, "
-                   "a page token for the next), never the whole experiment; the experiment list is the only other call.")
+    verdict.append(
+        "- The page asks the service for one page of runs (`RunService.search_runs`, `max_results` 50, "
+        "a page token for the next), never the whole experiment; the experiment list is the only other call."
+    )
     lines += verdict
-    path = write_report(args.out.stem, "Dashboard benchmark: runs page over 10,000 runs in PostgreSQL",
-                        "\n".join(lines)) if args.out.parent == RESULTS else _write(args.out, "\n".join(lines))
+    path = (
+        write_report(args.out.stem, "Dashboard benchmark: runs page over 10,000 runs in PostgreSQL", "\n".join(lines))
+        if args.out.parent == RESULTS
+        else _write(args.out, "\n".join(lines))
+    )
     logger.info("wrote %s", path)
     return 0
 

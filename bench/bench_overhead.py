@@ -11,6 +11,7 @@ noise between runs does not enter the ratio. Target: at most 15 %.
 
     .venv/bin/python bench/bench_overhead.py --epochs 5
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,8 +82,12 @@ def main() -> int:
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(mlflow_tracking_uri=f"sqlite:///{tmp}/mlflow.db", mlflow_artifact_location=f"{tmp}/artifacts",
-                            output_dir=f"{tmp}/outputs", data_path=str(SAMPLE_DATA_DIR))
+        settings = Settings(
+            mlflow_tracking_uri=f"sqlite:///{tmp}/mlflow.db",
+            mlflow_artifact_location=f"{tmp}/artifacts",
+            output_dir=f"{tmp}/outputs",
+            data_path=str(SAMPLE_DATA_DIR),
+        )
         overrides = {"epochs": args.epochs} if args.epochs else {}
         request = TrainingRequest.from_settings(settings, **overrides)
         orchestrator = TrainingOrchestrator(settings)
@@ -101,20 +106,20 @@ def main() -> int:
     share = 1 - passes / wall
     body = f"""
 `train_model` with the default configuration ({epochs_run} epochs ran; window {request.window}, batch {request.trainer.batch_size},
-default `ModelConfig`, the four bundled pairs; windows train/val/test = {result['rows']['train']}/{result['rows']['val']}/{result['rows']['test']}),
+default `ModelConfig`, the four bundled pairs; windows train/val/test = {result["rows"]["train"]}/{result["rows"]["val"]}/{result["rows"]["test"]}),
 embedded SQLite tracking store; the passes timed inside the same call.
 
 | what | seconds |
 |---|---:|
 | `train_model` wall time (everything) | {wall:.2f} |
-| of which the trainer's `fit` | {result['fit_seconds']:.2f} |
-| passes: model forwards (train, validation, test, export) | {clock.seconds['forward']:.2f} |
-| passes: backwards | {clock.seconds['backward']:.2f} |
-| passes: optimiser steps | {clock.seconds['optimizer step']:.2f} |
+| of which the trainer's `fit` | {result["fit_seconds"]:.2f} |
+| passes: model forwards (train, validation, test, export) | {clock.seconds["forward"]:.2f} |
+| passes: backwards | {clock.seconds["backward"]:.2f} |
+| passes: optimiser steps | {clock.seconds["optimizer step"]:.2f} |
 | passes in all (anchor) | {passes:.2f} |
 | **overhead: everything that is not a pass** | **{wall - passes:.2f} ({100 * share:.1f} %)** |
 
-Target: overhead at most 15 % of wall time -> {'met' if share <= 0.15 else 'NOT met'}.
+Target: overhead at most 15 % of wall time -> {"met" if share <= 0.15 else "NOT met"}.
 """
     path = write_report("overhead", "End-to-end train_model overhead (everything but forward/backward passes)", body)
     print(path.read_text())

@@ -18,6 +18,7 @@ Timed, after a warm-up, with calls of the two backends interleaved (same machine
 
     .venv/bin/python bench/bench_predictor.py            # writes bench/results/predictor.md
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,6 @@ from backend.ml_engine.training_orchestrator import TrainingOrchestrator  # noqa
 MODEL_NAME = "bench_predictor"
 
 
-
-
 def load_avg() -> str:
     try:
         return "/".join(f"{v:.2f}" for v in os.getloadavg())
@@ -79,8 +78,13 @@ def interleaved(fns: dict[str, Callable[[], object]], calls: int, warmup: int) -
 
 
 def stats(ms: np.ndarray) -> dict[str, float]:
-    return {"p50": float(np.percentile(ms, 50)), "p90": float(np.percentile(ms, 90)),
-            "p99": float(np.percentile(ms, 99)), "mean": float(ms.mean()), "max": float(ms.max())}
+    return {
+        "p50": float(np.percentile(ms, 50)),
+        "p90": float(np.percentile(ms, 90)),
+        "p99": float(np.percentile(ms, 99)),
+        "mean": float(ms.mean()),
+        "max": float(ms.max()),
+    }
 
 
 def row(label: str, s: dict[str, float]) -> str:
@@ -104,8 +108,13 @@ def import_cost(*modules: str) -> tuple[float, int, bool]:
 
     runs = []
     for _ in range(3):
-        out = subprocess.run([sys.executable, "-c", _IMPORT_PROBE, *modules], capture_output=True, text=True,
-                             check=True, cwd=Path(__file__).resolve().parents[1]).stdout.split()
+        out = subprocess.run(
+            [sys.executable, "-c", _IMPORT_PROBE, *modules],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parents[1],
+        ).stdout.split()
         runs.append((float(out[0]), int(out[1]), out[2] == "1"))
     return min(runs)
 
@@ -126,15 +135,29 @@ def main(argv: list[str] | None = None) -> int:
     lines: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-predictor-") as tmp:
         root = Path(tmp)
-        settings = Settings(mlflow_tracking_uri=f"sqlite:///{root}/mlflow.db", mlflow_artifact_location=str(root / "artifacts"),
-                            output_dir=str(root / "outputs"), cache_dir=str(root / "cache"))
+        settings = Settings(
+            mlflow_tracking_uri=f"sqlite:///{root}/mlflow.db",
+            mlflow_artifact_location=str(root / "artifacts"),
+            output_dir=str(root / "outputs"),
+            cache_dir=str(root / "cache"),
+        )
         t0 = time.perf_counter()
         result = TrainingOrchestrator(settings).train_model_sync(
-            model_name=MODEL_NAME, run_name="bench", epochs=1, date_range=args.date_range, batch_size=256,
-            data=str(SAMPLE_DATA_DIR), symbols=["ETH/BTC"], auto_promote=True, min_accuracy_for_promotion=0.0)
+            model_name=MODEL_NAME,
+            run_name="bench",
+            epochs=1,
+            date_range=args.date_range,
+            batch_size=256,
+            data=str(SAMPLE_DATA_DIR),
+            symbols=["ETH/BTC"],
+            auto_promote=True,
+            min_accuracy_for_promotion=0.0,
+        )
         train_s = time.perf_counter() - t0
         if not result["success"] or not result.get("promoted"):
-            print(f"training/promotion failed: {result.get('error') or result.get('promotion_reason')}", file=sys.stderr)
+            print(
+                f"training/promotion failed: {result.get('error') or result.get('promotion_reason')}", file=sys.stderr
+            )
             return 1
         t0 = time.perf_counter()
         onnx = Predictor(MODEL_NAME, settings=settings, refresh_interval_s=0)
@@ -145,10 +168,13 @@ def main(argv: list[str] | None = None) -> int:
         assert onnx.backend == "onnxruntime" and eager.backend == "torch", (onnx.backend, eager.backend)
 
         series = load_candles(str(SAMPLE_DATA_DIR), symbols=["ETH/BTC"], timeframe="5m")[0]
-        candles = series.frame[["timestamp", "open", "high", "low", "close", "volume"]].tail(args.rows).reset_index(drop=True)
+        candles = (
+            series.frame[["timestamp", "open", "high", "low", "close", "volume"]].tail(args.rows).reset_index(drop=True)
+        )
         pipeline = onnx.pipeline
         assert ModelConfig.from_dict(onnx.metadata["model_config"]) == ModelConfig(
-            n_features=len(pipeline["feature_names"]), window=60), "not the default model config"
+            n_features=len(pipeline["feature_names"]), window=60
+        ), "not the default model config"
         n_params = sum(p.numel() for p in eager.bundle.runner.module.parameters())  # type: ignore[attr-defined]
 
         p_onnx, p_torch = onnx.predict(candles), eager.predict(candles)
@@ -160,22 +186,32 @@ def main(argv: list[str] | None = None) -> int:
         timings: dict[str, dict[str, float]] = {}
         # Phase A: one thread each (ORT intra-op 1, torch.set_num_threads(1)), all interleaved call by call.
         torch.set_num_threads(1)
-        res = interleaved({
-            "onnx": lambda: onnx.predict(candles), "torch": lambda: eager.predict(candles),
-            "features": lambda: onnx.build_window(candles), "onnx_model": lambda: run_onnx(x),
-            "torch_model": lambda: run_torch(x), "onnx_gap": lambda: onnx.predict(gapped),
-        }, args.calls, args.warmup)
+        res = interleaved(
+            {
+                "onnx": lambda: onnx.predict(candles),
+                "torch": lambda: eager.predict(candles),
+                "features": lambda: onnx.build_window(candles),
+                "onnx_model": lambda: run_onnx(x),
+                "torch_model": lambda: run_torch(x),
+                "onnx_gap": lambda: onnx.predict(gapped),
+            },
+            args.calls,
+            args.warmup,
+        )
         timings["predict, ONNX Runtime (1 thread)"] = stats(res["onnx"])
         timings["predict, PyTorch eager (1 thread)"] = stats(res["torch"])
         timings["feature pipeline alone (validate + features + normalise)"] = stats(res["features"])
         timings["model alone, ONNX Runtime (1 thread)"] = stats(res["onnx_model"])
         timings["model alone, PyTorch eager (1 thread)"] = stats(res["torch_model"])
-        timings["predict, ONNX Runtime, frame with a 2-candle gap (full validate_candles path)"] = stats(res["onnx_gap"])
+        timings["predict, ONNX Runtime, frame with a 2-candle gap (full validate_candles path)"] = stats(
+            res["onnx_gap"]
+        )
         # Phase B: PyTorch with its default thread count, as a process that never calls set_num_threads
         # runs it; not interleaved with ONNX Runtime, whose calls its spinning OpenMP threads would slow.
         torch.set_num_threads(default_threads)
-        res = interleaved({"torch": lambda: eager.predict(candles), "torch_model": lambda: run_torch(x)},
-                          args.calls, args.warmup)
+        res = interleaved(
+            {"torch": lambda: eager.predict(candles), "torch_model": lambda: run_torch(x)}, args.calls, args.warmup
+        )
         timings[f"predict, PyTorch eager ({default_threads} threads, phase B)"] = stats(res["torch"])
         timings[f"model alone, PyTorch eager ({default_threads} threads, phase B)"] = stats(res["torch_model"])
         res = interleaved({"onnx": lambda: onnx.predict(candles)}, args.calls, args.warmup)
@@ -197,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     ok_ratio = ratio <= 0.5
     ok_p99 = p_o["p99"] < 5.0
 
-    cmd = ".venv/bin/python bench/bench_predictor.py" + ("" if argv is None and len(sys.argv) == 1 else " " + shlex.join(sys.argv[1:] if argv is None else argv))
+    cmd = ".venv/bin/python bench/bench_predictor.py" + (
+        "" if argv is None and len(sys.argv) == 1 else " " + shlex.join(sys.argv[1:] if argv is None else argv)
+    )
     lines += [
         "# Predictor latency benchmark",
         "",
@@ -254,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         old = Path(args.out).read_text()
         marker = "\n## Notes"
         if marker in old:
-            text += old[old.index(marker):]
+            text += old[old.index(marker) :]
     Path(args.out).write_text(text)
     print(f"wrote {args.out}")
     if not (ok_ratio and ok_p99):

@@ -17,6 +17,7 @@
 
     .venv/bin/python bench/bench_tracking.py --sqlite          # writes bench/results/tracking.md
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,12 +46,6 @@ from backend.ml_engine.config import Settings  # noqa: E402
 from backend.ml_engine.mlflow_integration import MLflowTracker, resolve_tracking_uri  # noqa: E402
 
 EPOCH_METRICS = ("train_loss", "val_loss", "val_accuracy", "val_f1", "learning_rate")
-
-
-
-
-
-
 
 
 def postgres_version() -> str:
@@ -139,7 +134,9 @@ def bench_log_model(tmp: Path, repeats: int) -> list[dict[str, object]]:
     model = HybridCNNLSTM(cfg)
     n_params = sum(p.numel() for p in model.parameters())
     example = np.random.default_rng(0).standard_normal((8, 60, 22)).astype(np.float32)
-    settings = Settings(mlflow_tracking_uri=f"sqlite:///{tmp}/models.db", mlflow_artifact_location=str(tmp / "artifacts"))
+    settings = Settings(
+        mlflow_tracking_uri=f"sqlite:///{tmp}/models.db", mlflow_artifact_location=str(tmp / "artifacts")
+    )
     tracker = MLflowTracker("bench_log_model", settings=settings)
     rows = []
     for fmt in ("pickle", "pt2"):
@@ -166,7 +163,10 @@ def bench_log_model(tmp: Path, repeats: int) -> list[dict[str, object]]:
                 "max_abs_diff": diff,
             }
         )
-        print(f"log_model {fmt:<7} {statistics.median(times):6.2f} s, load {statistics.median(loads):5.2f} s ({type(loaded).__name__})", flush=True)
+        print(
+            f"log_model {fmt:<7} {statistics.median(times):6.2f} s, load {statistics.median(loads):5.2f} s ({type(loaded).__name__})",
+            flush=True,
+        )
     return rows
 
 
@@ -201,9 +201,18 @@ def main() -> int:
     dbname = _create_database("bench_tracking")
     try:
         with tempfile.TemporaryDirectory(prefix="bench-tracking-") as tmp:
-            rows += bench_store("PostgreSQL", f"postgresql://postgres@127.0.0.1:5432/{dbname}", f"{tmp}/pg-art", args.epochs, args.steps, args.repeats)
+            rows += bench_store(
+                "PostgreSQL",
+                f"postgresql://postgres@127.0.0.1:5432/{dbname}",
+                f"{tmp}/pg-art",
+                args.epochs,
+                args.steps,
+                args.repeats,
+            )
             if args.sqlite:
-                rows += bench_store("SQLite", f"sqlite:///{tmp}/bench.db", f"{tmp}/sqlite-art", args.epochs, args.steps, args.repeats)
+                rows += bench_store(
+                    "SQLite", f"sqlite:///{tmp}/bench.db", f"{tmp}/sqlite-art", args.epochs, args.steps, args.repeats
+                )
             model_rows = [] if args.skip_models else bench_log_model(Path(tmp), args.repeats)
     finally:
         drop_database(dbname)
@@ -236,7 +245,9 @@ def main() -> int:
         )
     by_store: dict[str, dict[str, float]] = {}
     for r in rows:
-        by_store.setdefault(str(r["store"]), {})["naive" if str(r["method"]).startswith("naive") else "buffered"] = float(r["total_s"])  # type: ignore[arg-type]
+        by_store.setdefault(str(r["store"]), {})["naive" if str(r["method"]).startswith("naive") else "buffered"] = (
+            float(r["total_s"])  # type: ignore[arg-type]
+        )
     lines.append("")
     for store, t in by_store.items():
         if "naive" in t and "buffered" in t and t["buffered"] > 0:

@@ -12,6 +12,7 @@ batch logs its loss.
 
     .venv/bin/python bench/bench_training_tracking.py --epochs 3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,9 @@ def train(settings: Settings, mode: str, epochs: int, run_name: str) -> dict:
     orchestrator = TrainingOrchestrator(settings, tracking=mode != "off")
     t = time.perf_counter()
     result = orchestrator.train_model_sync(
-        run_name=run_name, epochs=epochs, seed=7,
+        run_name=run_name,
+        epochs=epochs,
+        seed=7,
         trainer_kwargs={"log_every_n_steps": every, "early_stopping_patience": 10**6},
     )
     result["wall"] = time.perf_counter() - t
@@ -73,8 +76,12 @@ def main() -> int:
     logging.basicConfig(level=logging.ERROR)
 
     with temp_postgres_database("bench_train") as uri, tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(mlflow_tracking_uri=uri, mlflow_artifact_location=str(Path(tmp) / "artifacts"),
-                            output_dir=str(Path(tmp) / "outputs"), data_path=str(SAMPLE_DATA_DIR))
+        settings = Settings(
+            mlflow_tracking_uri=uri,
+            mlflow_artifact_location=str(Path(tmp) / "artifacts"),
+            output_dir=str(Path(tmp) / "outputs"),
+            data_path=str(SAMPLE_DATA_DIR),
+        )
         train(settings, "epoch", 1, "warmup")  # creates the MLflow schema and warms caches; not counted
         walls: dict[str, list[float]] = {"off": [], "epoch": [], "batch": []}
         fits: dict[str, list[float]] = {"off": [], "epoch": [], "batch": []}
@@ -114,7 +121,7 @@ Naive one-call-per-value `MlflowClient.log_metric`, measured in the same run on 
 {extra_naive:.1f} s more on their own ({100 * extra_naive / base:.1f} % of the untracked wall time),
 against the buffered tracker's measured total above.
 
-Raw wall times (s): off {walls['off']}, epoch {walls['epoch']}, batch {walls['batch']}.
+Raw wall times (s): off {walls["off"]}, epoch {walls["epoch"]}, batch {walls["batch"]}.
 """
     path = write_report("training_tracking", "MLflow tracking overhead on a real training (PostgreSQL)", body)
     print(path.read_text())

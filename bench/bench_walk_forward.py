@@ -14,6 +14,7 @@ Reports total, sum of trainings, overhead = total - sum(trainings), and the naiv
     .venv/bin/python bench/bench_walk_forward.py                 # writes bench/results/walk_forward.md
     .venv/bin/python bench/bench_walk_forward.py --folds 5 --epochs 1 --days 20
 """
+
 from __future__ import annotations
 
 import argparse
@@ -92,8 +93,10 @@ def main() -> None:
         "|---:|---:|---:|---:|---:|---:|",
     ]
     for f in wf.folds:
-        lines.append(f"| {f.index + 1} | {f.info['train']:,} | {f.info['test']:,} | {f.prep_seconds:.3f} | "
-                     f"{f.train_seconds:.2f} | {f.eval_seconds:.2f} |")
+        lines.append(
+            f"| {f.index + 1} | {f.info['train']:,} | {f.info['test']:,} | {f.prep_seconds:.3f} | "
+            f"{f.train_seconds:.2f} | {f.eval_seconds:.2f} |"
+        )
     lines += [
         "",
         "| quantity | seconds |",

@@ -15,6 +15,7 @@ size the naive (N, T, F) float32 materialisation would have needed (computed, ne
 
     .venv/bin/python bench/bench_windowing.py            # writes bench/results/windowing.md
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,8 +77,17 @@ def synthetic_candles(n: int, seed: int = 0, price0: float = 0.05) -> pd.DataFra
     low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0.0, 0.5, n)) * sigma)
     volume = rng.lognormal(np.log(500.0), 0.6, n) * (1.0 + 200.0 * np.abs(ret))
     ts = pd.date_range("2015-01-01", periods=n, freq="5min", tz="UTC")
-    return pd.DataFrame({"timestamp": ts, "open": open_, "high": high, "low": low, "close": close,
-                         "volume": volume, "segment": np.zeros(n, dtype=np.int64)})
+    return pd.DataFrame(
+        {
+            "timestamp": ts,
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume": volume,
+            "segment": np.zeros(n, dtype=np.int64),
+        }
+    )
 
 
 def cpu_model() -> str:
@@ -110,8 +120,16 @@ def main() -> int:
     phases: list[dict[str, object]] = []
 
     def phase(name: str, seconds: float, items: int | None, unit: str) -> None:
-        phases.append({"name": name, "seconds": seconds, "items": items, "unit": unit,
-                       "peak_mb": status_kb("VmHWM") / 1024, "rss_mb": status_kb("VmRSS") / 1024})
+        phases.append(
+            {
+                "name": name,
+                "seconds": seconds,
+                "items": items,
+                "unit": unit,
+                "peak_mb": status_kb("VmHWM") / 1024,
+                "rss_mb": status_kb("VmRSS") / 1024,
+            }
+        )
         print(f"{name:<42} {seconds:8.2f} s  peak {status_kb('VmHWM') / 1024:7.0f} MB", flush=True)
         reset_peak()
 
@@ -161,7 +179,9 @@ def main() -> int:
     model.train()
     batches = ds.batches(args.batch_size, shuffle=True, generator=torch.Generator().manual_seed(args.seed))
     for _, (xb, yb) in zip(range(3), batches):  # warm-up
-        opt.zero_grad(); loss_fn(model(xb), yb).backward(); opt.step()  # noqa: E702
+        opt.zero_grad()
+        loss_fn(model(xb), yb).backward()
+        opt.step()
     t = time.perf_counter()
     trained = 0
     for _, (xb, yb) in zip(range(args.train_batches), batches):
@@ -169,13 +189,21 @@ def main() -> int:
         loss_fn(model(xb), yb).backward()
         opt.step()
         trained += xb.shape[0]
-    phase(f"model training steps ({args.train_batches} batches, default model)", time.perf_counter() - t,
-          trained, "samples")
+    phase(
+        f"model training steps ({args.train_batches} batches, default model)",
+        time.perf_counter() - t,
+        trained,
+        "samples",
+    )
     del model, opt
 
     n_cmp = min(len(ds), 50 * args.batch_size)
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(n_cmp)), batch_size=args.batch_size,
-                                         shuffle=True, generator=torch.Generator().manual_seed(args.seed))
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.Subset(ds, range(n_cmp)),
+        batch_size=args.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(args.seed),
+    )
     t = time.perf_counter()
     for _xb, _yb in loader:
         pass

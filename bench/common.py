@@ -1,4 +1,5 @@
 """What every benchmark shares: the machine description, a throw-away PostgreSQL database, the report."""
+
 from __future__ import annotations
 
 import contextlib
@@ -30,14 +31,19 @@ def cpu_model() -> str:
 def machine() -> str:
     """One line: CPUs, model, memory, Python, load average at the start."""
     try:
-        mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                      if line.startswith("MemTotal"))
+        mem_kb = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
         mem = f"{mem_kb / 2**20:.0f} GiB"
     except (OSError, StopIteration):
         mem = "?"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{os.cpu_count()} CPUs ({cpu_model()}), {mem} RAM, Python {platform.python_version()}, "
-            f"load average {load:.2f} at start")
+    return (
+        f"{os.cpu_count()} CPUs ({cpu_model()}), {mem} RAM, Python {platform.python_version()}, "
+        f"load average {load:.2f} at start"
+    )
 
 
 def command() -> str:
@@ -78,8 +84,10 @@ def drop_database(name: str) -> None:
     """Drop a database, ending its connections first."""
     conn = admin_connection()
     with conn.cursor() as cur:
-        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                    (name,))
+        cur.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
         cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
     conn.close()
 

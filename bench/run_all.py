@@ -9,6 +9,7 @@ in parallel: the machine has two cores) and concatenates the reports.
     .venv/bin/python bench/run_all.py --only api    # one, then regenerate docs/benchmarks.md
     .venv/bin/python bench/run_all.py --collect     # only regenerate docs/benchmarks.md
 """
+
 from __future__ import annotations
 
 import argparse

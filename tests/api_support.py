@@ -3,6 +3,7 @@
 Module-scoped PostgreSQL databases (MLflow's schema costs seconds to create) hold both the MLflow
 tracking store and the jobs table, as in production with one database server.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -60,8 +61,10 @@ def database(prefix: str = "test_api") -> Iterator[str]:
     finally:
         conn = _admin()
         with conn.cursor() as cur:
-            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
             cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.close()
 

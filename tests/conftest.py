@@ -1,4 +1,5 @@
 """Shared fixtures: real PostgreSQL databases created and dropped per test, sample data paths."""
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,15 @@ def sample_data_dir() -> Path:
 #: A model small enough for tests; real sizes belong in bench/.
 TINY_MODEL = {"conv_channels": (16,), "lstm_hidden": 16, "lstm_layers": 1, "attention_dim": 16, "head_hidden": 16}
 #: Overrides for TrainingRequest.from_settings / train_model that keep a training to seconds.
-TINY_TRAINING = {"epochs": 2, "date_range": 3, "window": 16, "horizon": 4, "batch_size": 256,
-                 "symbols": ["ETH/BTC", "LTC/BTC"], "model_kwargs": TINY_MODEL}
+TINY_TRAINING = {
+    "epochs": 2,
+    "date_range": 3,
+    "window": 16,
+    "horizon": 4,
+    "batch_size": 256,
+    "symbols": ["ETH/BTC", "LTC/BTC"],
+    "model_kwargs": TINY_MODEL,
+}
 
 
 def make_settings(tmp_path: Path, tracking_uri: str | None = None, **overrides):

@@ -5,6 +5,7 @@ ETH_BTC-5m sample there and returns `Corruption(path, message, rule)`: the exact
 `str(DataValidationError)` that loading the file with default settings must raise.
 `CORRUPTIONS` lists them all (reused by the CLI exit-code tests).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -5,6 +5,7 @@ the services the way a user would fill it: two real tiny trainings (the first pr
 the second registered only) and two real retrainings by the pipeline (triggers ``manual`` and
 ``scheduled``, each with its drift check). The database is dropped when the session ends.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,12 +31,25 @@ MODEL = "hybrid_cnn_lstm"
 
 #: A real training small enough for tests: three epochs (so there are learning curves) on two days of ETH/BTC.
 TINY: dict[str, Any] = {
-    "epochs": 3, "date_range": 2, "window": 16, "horizon": 4, "batch_size": 256, "symbols": ["ETH/BTC"],
-    "data_source": "sample", "model": {"conv_channels": [16], "lstm_hidden": 16, "lstm_layers": 1},
+    "epochs": 3,
+    "date_range": 2,
+    "window": 16,
+    "horizon": 4,
+    "batch_size": 256,
+    "symbols": ["ETH/BTC"],
+    "data_source": "sample",
+    "model": {"conv_channels": [16], "lstm_hidden": 16, "lstm_layers": 1},
 }
 TINY_RETRAIN: dict[str, Any] = {
-    "trigger": "manual", "force": True, "data_source": "sample", "symbols": ["ETH/BTC"], "train_days": 2.0,
-    "epochs": 1, "batch_size": 256, "n_folds": 1, "model": {"conv_channels": [16], "lstm_hidden": 16, "lstm_layers": 1},
+    "trigger": "manual",
+    "force": True,
+    "data_source": "sample",
+    "symbols": ["ETH/BTC"],
+    "train_days": 2.0,
+    "epochs": 1,
+    "batch_size": 256,
+    "n_folds": 1,
+    "model": {"conv_channels": [16], "lstm_hidden": 16, "lstm_layers": 1},
 }
 
 
@@ -71,8 +85,9 @@ def seed_store(url: str, tmp: Path, token: str | None = TOKEN) -> Seed:
         return str(done.run_id)
 
     first = train(run_name="baseline_lr1e-3", auto_promote=True, min_accuracy_for_promotion=0.0)
-    second = train(run_name="wider_lr3e-3", lr=0.003, model={"conv_channels": [16], "lstm_hidden": 24,
-                                                              "lstm_layers": 1})
+    second = train(
+        run_name="wider_lr3e-3", lr=0.003, model={"conv_channels": [16], "lstm_hidden": 24, "lstm_layers": 1}
+    )
     retrain_ids = []
     for trigger in ("manual", "scheduled"):
         job = services.retraining.submit(RetrainParams(**{**TINY_RETRAIN, "trigger": trigger}))
@@ -82,8 +97,15 @@ def seed_store(url: str, tmp: Path, token: str | None = TOKEN) -> Seed:
         retrain_ids.append(str(retrain.run_id))
     seconds = time.perf_counter() - t0
     logger.info("dashboard test store seeded in %.1f s", seconds)
-    return Seed(url=url, tmp=tmp, services=services, first_run_id=first, second_run_id=second,
-                retrain_run_id=retrain_ids[-1], seconds=seconds)
+    return Seed(
+        url=url,
+        tmp=tmp,
+        services=services,
+        first_run_id=first,
+        second_run_id=second,
+        retrain_run_id=retrain_ids[-1],
+        seconds=seconds,
+    )
 
 
 _SEED: dict[str, Seed] = {}
@@ -109,8 +131,10 @@ def session_seed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 # -- AppTest -------------------------------------------------------------------------------------
 
-def open_page(services: Any, page: str | None = None, lang: str = "ru", query: dict[str, str] | None = None,
-              timeout: float = 60) -> Any:
+
+def open_page(
+    services: Any, page: str | None = None, lang: str = "ru", query: dict[str, str] | None = None, timeout: float = 60
+) -> Any:
     """An AppTest of the dashboard over ``services``, on ``page`` (a key of ``widgets.PAGE_PATHS``)."""
     from streamlit.testing.v1 import AppTest
 
@@ -131,8 +155,23 @@ def open_page(services: Any, page: str | None = None, lang: str = "ru", query: d
 
 
 #: Element types that carry data (tables, charts, code), not interface text.
-DATA_TYPES = frozenset({"dataframe", "arrow_data_frame", "table", "json", "code", "plotly_chart", "vega_lite_chart",
-                        "arrow_table", "deck_gl_json_chart", "graphviz_chart", "image", "imgs", "html"})
+DATA_TYPES = frozenset(
+    {
+        "dataframe",
+        "arrow_data_frame",
+        "table",
+        "json",
+        "code",
+        "plotly_chart",
+        "vega_lite_chart",
+        "arrow_table",
+        "deck_gl_json_chart",
+        "graphviz_chart",
+        "image",
+        "imgs",
+        "html",
+    }
+)
 
 
 def interface_texts(at: Any) -> list[str]:

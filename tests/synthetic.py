@@ -1,4 +1,5 @@
 """Synthetic candles with a planted, learnable pattern (trending regimes)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +8,14 @@ import numpy as np
 import pandas as pd
 
 
-def trending_candles(n: int = 6000, seed: int = 0, drift: float = 0.004, noise: float = 0.001,
-                     start: str = "2024-01-01", freq: str = "5min") -> pd.DataFrame:
+def trending_candles(
+    n: int = 6000,
+    seed: int = 0,
+    drift: float = 0.004,
+    noise: float = 0.001,
+    start: str = "2024-01-01",
+    freq: str = "5min",
+) -> pd.DataFrame:
     """Candles whose log returns follow regimes of 30-80 bars with drift +-`drift`.
 
     The direction over the next few bars equals the direction of the last few bars except near a
@@ -20,7 +27,7 @@ def trending_candles(n: int = 6000, seed: int = 0, drift: float = 0.004, noise: 
     sign = 1.0
     while i < n:
         length = int(rng.integers(30, 81))
-        drifts[i:i + length] = sign * drift
+        drifts[i : i + length] = sign * drift
         sign = -sign if rng.random() < 0.8 else sign
         i += length
     r = drifts + rng.normal(0.0, noise, n)
@@ -30,10 +37,16 @@ def trending_candles(n: int = 6000, seed: int = 0, drift: float = 0.004, noise: 
     high = np.maximum(open_, close) * (1 + wick)
     low = np.minimum(open_, close) * (1 - wick)
     volume = rng.lognormal(3.0, 0.5, n)
-    return pd.DataFrame({
-        "date": pd.date_range(start, periods=n, freq=freq, tz="UTC"),
-        "open": open_, "high": high, "low": low, "close": close, "volume": volume,
-    })
+    return pd.DataFrame(
+        {
+            "date": pd.date_range(start, periods=n, freq=freq, tz="UTC"),
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume": volume,
+        }
+    )
 
 
 def write_trending_csv(folder: Path, name: str = "SYN_USDT-5m.csv", **kwargs) -> Path:

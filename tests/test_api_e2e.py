@@ -5,6 +5,7 @@ keeps answering. Then the fault test: the worker is killed (SIGKILL) mid-trainin
 failed ("worker died") instead of running forever, its MLflow run FAILED; a new worker runs the
 next job.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,8 +47,21 @@ class Stack:
             "ML_JOB_RETRY_DELAY_S": "0.5",
         }
         self.procs: list[subprocess.Popen] = []
-        self.api = self._start("api", [sys.executable, "-m", "uvicorn", "backend.api.main:app",
-                                       "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"])
+        self.api = self._start(
+            "api",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "backend.api.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+        )
         self.http = httpx.Client(base_url=self.base, timeout=30)
         self._wait_api()
         self.worker = self.start_worker()

@@ -3,6 +3,7 @@
 No worker runs here (the end-to-end test has one): jobs stay queued unless a test claims them
 itself, which is how the reaper and the concurrency limit are exercised.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,15 @@ def env(tmp_path_factory):
         settings = service_settings(url, tmp)
         app = create_app(settings)
         with TestClient(app) as client:
-            yield {"client": client, "app": app, "settings": settings, "url": url, "tmp": tmp,
-                   "store": app.state.services.jobs.store, "queue": app.state.services.jobs.queue}
+            yield {
+                "client": client,
+                "app": app,
+                "settings": settings,
+                "url": url,
+                "tmp": tmp,
+                "store": app.state.services.jobs.store,
+                "queue": app.state.services.jobs.queue,
+            }
 
 
 def dead_pid() -> int:
@@ -58,14 +66,39 @@ def test_train_queues_a_job_with_the_guide_body(env):
     assert defaults["epochs"] == defaults["params"]["epochs"] == env["settings"].epochs
 
 
-@pytest.mark.parametrize("body", [
-    {"epochs": 0}, {"epochs": 1001}, {"epochs": "50"}, {"epochs": 5.5}, {"epochs": True},
-    {"batch_size": 0}, {"batch_size": 10**6}, {"lr": 0}, {"lr": -0.1}, {"lr": 2.0}, {"lr": "0.001"},
-    {"date_range": 0}, {"date_range": 10_000}, {"data_source": "/etc/passwd"}, {"data_source": "postgresql://x"},
-    {"model_name": "bad name"}, {"model_name": ""}, {"symbols": ["eth/btc"]}, {"timeframe": "5 minutes"},
-    {"window": 1}, {"model": {"lstm_hidden": 0}}, {"model": {"kernel_size": 4}}, {"model": {"unknown": 1}},
-    {"auto_promote": "yes"}, {"min_accuracy_for_promotion": 1.5}, {"unknown_field": 1}, [], "text",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"epochs": 0},
+        {"epochs": 1001},
+        {"epochs": "50"},
+        {"epochs": 5.5},
+        {"epochs": True},
+        {"batch_size": 0},
+        {"batch_size": 10**6},
+        {"lr": 0},
+        {"lr": -0.1},
+        {"lr": 2.0},
+        {"lr": "0.001"},
+        {"date_range": 0},
+        {"date_range": 10_000},
+        {"data_source": "/etc/passwd"},
+        {"data_source": "postgresql://x"},
+        {"model_name": "bad name"},
+        {"model_name": ""},
+        {"symbols": ["eth/btc"]},
+        {"timeframe": "5 minutes"},
+        {"window": 1},
+        {"model": {"lstm_hidden": 0}},
+        {"model": {"kernel_size": 4}},
+        {"model": {"unknown": 1}},
+        {"auto_promote": "yes"},
+        {"min_accuracy_for_promotion": 1.5},
+        {"unknown_field": 1},
+        [],
+        "text",
+    ],
+)
 def test_invalid_training_bodies_are_422(env, body):
     r = env["client"].post(f"{PREFIX}/train", json=body, headers=AUTH)
     assert r.status_code == 422, r.text

@@ -3,6 +3,7 @@
 Versions are created with the stock MlflowClient from one run holding a tiny signed model (no
 training needed); the registry and the API run against a real PostgreSQL database.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -101,12 +102,14 @@ def test_promote_refuse_force_rollback_and_history(env):
     refused = r.json()
     assert refused["promoted"] is False and "test_accuracy 0.2000 < min" in refused["reason"]
 
-    r = client.post(f"{PREFIX}/models/{name}/promote", json={"version": 2, "reason": "better"},
-                    headers={"X-API-Token": TOKEN})
+    r = client.post(
+        f"{PREFIX}/models/{name}/promote", json={"version": 2, "reason": "better"}, headers={"X-API-Token": TOKEN}
+    )
     assert r.json()["promoted"] is True and r.json()["from_version"] == 1
 
-    r = client.post(f"{PREFIX}/models/{name}/rollback", json={"reason": "live PnL dropped", "actor": "ops"},
-                    headers=AUTH)
+    r = client.post(
+        f"{PREFIX}/models/{name}/rollback", json={"reason": "live PnL dropped", "actor": "ops"}, headers=AUTH
+    )
     assert r.status_code == 200, r.text
     assert r.json()["from_version"] == 2 and r.json()["to_version"] == 1
 
@@ -138,8 +141,12 @@ def test_verdicts_come_as_codes_and_in_the_language_asked_for(env):
     assert refused["reason"].startswith("refused: test_accuracy 0.2000 < min 0.5")  # English, as MLflow keeps it
     assert refused["message"].startswith("отказано: test_accuracy 0.2000 < минимума 0.5; ")
     low = next(c for c in refused["checks"] if c["code"] == "accuracy_below_min")
-    assert low == {"code": "accuracy_below_min", "passed": False, "text": "test_accuracy 0.2000 < минимума 0.5",
-                   "params": {"metric": "test_accuracy", "value": pytest.approx(0.2), "min": 0.5}}
+    assert low == {
+        "code": "accuracy_below_min",
+        "passed": False,
+        "text": "test_accuracy 0.2000 < минимума 0.5",
+        "params": {"metric": "test_accuracy", "value": pytest.approx(0.2), "min": 0.5},
+    }
     assert all(c["text"] for c in refused["checks"] + refused["notes"])
     assert refused["event"]["decision"] == "refused" and refused["event"]["message"] == refused["message"]
 
@@ -148,8 +155,14 @@ def test_verdicts_come_as_codes_and_in_the_language_asked_for(env):
     client.post(f"{PREFIX}/models/{name}/promote", json={"version": 2}, headers=AUTH)
     back = client.post(f"{PREFIX}/models/{name}/rollback", params={"lang": "ru"}, headers=AUTH).json()
     assert back["message"] == "откат с v2 на v1" and back["reason"] == "rolled back from v2 to v1"
-    assert back["checks"] == [{"code": "rolled_back", "passed": True, "params": {"from_version": 2, "to_version": 1},
-                               "text": "откат с v2 на v1"}]
+    assert back["checks"] == [
+        {
+            "code": "rolled_back",
+            "passed": True,
+            "params": {"from_version": 2, "to_version": 1},
+            "text": "откат с v2 на v1",
+        }
+    ]
 
     ru = client.get(f"{PREFIX}/models/{name}/history", params={"lang": "ru"}).json()["data"]
     en = client.get(f"{PREFIX}/models/{name}/history").json()["data"]
@@ -158,7 +171,9 @@ def test_verdicts_come_as_codes_and_in_the_language_asked_for(env):
     assert ru[1]["message"].startswith("проверки пройдены: ") and en[1]["message"].startswith("gate passed: ")
     assert ru[2]["message"] == refused["message"] and ru[2]["detail"] == en[2]["detail"] == refused["reason"]
     assert [c["code"] for c in ru[2]["checks"]] == [c["code"] for c in en[2]["checks"]]
-    assert [c["text"] for c in en[2]["checks"] if c["code"] == "accuracy_below_min"] == ["test_accuracy 0.2000 < min 0.5"]
+    assert [c["text"] for c in en[2]["checks"] if c["code"] == "accuracy_below_min"] == [
+        "test_accuracy 0.2000 < min 0.5"
+    ]
     assert client.get(f"{PREFIX}/models/{name}/history", params={"lang": "de"}).status_code == 422
     r = client.post(f"{PREFIX}/models/{name}/promote", params={"lang": "de"}, json={"version": 2}, headers=AUTH)
     assert r.status_code == 422
@@ -168,9 +183,19 @@ def test_history_entries_recorded_before_verdicts_are_shown_as_recorded(env):
     import json
 
     name = make_model(env, GOOD)
-    old = {"seq": 1, "decision": "promoted", "version": 1, "from_version": None, "to_version": 1,
-           "reason": "first", "detail": "gate passed: signature present", "actor": "api", "forced": False,
-           "timestamp": "2025-06-01T10:00:00+00:00", "metrics": {}}
+    old = {
+        "seq": 1,
+        "decision": "promoted",
+        "version": 1,
+        "from_version": None,
+        "to_version": 1,
+        "reason": "first",
+        "detail": "gate passed: signature present",
+        "actor": "api",
+        "forced": False,
+        "timestamp": "2025-06-01T10:00:00+00:00",
+        "metrics": {},
+    }
     env["mlflow"].set_registered_model_tag(name, "history.000001", json.dumps(old))
     entry = env["client"].get(f"{PREFIX}/models/{name}/history", params={"lang": "ru"}).json()["data"][0]
     assert entry["message"] == entry["detail"] == "gate passed: signature present"
@@ -189,8 +214,15 @@ def test_promote_errors(env):
     name = make_model(env, GOOD)
     assert client.post(f"{PREFIX}/models/{name}/promote", json={"version": 7}, headers=AUTH).status_code == 404
     assert client.post(f"{PREFIX}/models/nobody/promote", json={"version": 1}, headers=AUTH).status_code == 404
-    for body in ({}, {"version": 0}, {"version": "1"}, {"version": 1, "force": "yes"}, {"version": 1, "extra": 1},
-                 {"version": 1, "actor": "has space"}, {"version": 1, "reason": "x" * 1001}):
+    for body in (
+        {},
+        {"version": 0},
+        {"version": "1"},
+        {"version": 1, "force": "yes"},
+        {"version": 1, "extra": 1},
+        {"version": 1, "actor": "has space"},
+        {"version": 1, "reason": "x" * 1001},
+    ):
         r = client.post(f"{PREFIX}/models/{name}/promote", json=body, headers=AUTH)
         assert r.status_code == 422, (body, r.text)
     assert client.post(f"{PREFIX}/models/{name}/rollback", json={"nope": 1}, headers=AUTH).status_code == 422

@@ -3,6 +3,7 @@
 Runs are created directly with MlflowClient (metrics with histories, params, tags, artifacts, a
 dataset input) in a real PostgreSQL tracking store.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -37,9 +38,15 @@ def env(tmp_path_factory):
                 rid = run.info.run_id
                 metrics = [Metric("val_accuracy", 0.5 + i / 100, 0, e) for e in range(3)]
                 metrics += [Metric("train_loss", 1.0 / (e + 1), 0, e) for e in range(5)]
-                mlflow.log_batch(rid, metrics=metrics, params=[Param("trainer_epochs", str(10 + i % 3)),
-                                                              Param("data_source", "postgresql://bot:robocop@db:5432/candles#t")],
-                                 tags=[RunTag("symbol", "ETH/BTC")])
+                mlflow.log_batch(
+                    rid,
+                    metrics=metrics,
+                    params=[
+                        Param("trainer_epochs", str(10 + i % 3)),
+                        Param("data_source", "postgresql://bot:robocop@db:5432/candles#t"),
+                    ],
+                    tags=[RunTag("symbol", "ETH/BTC")],
+                )
                 run_ids.append(rid)
             first = run_ids[0]
             mlflow.log_metric(first, "val_f1", float("nan"))
@@ -47,9 +54,15 @@ def env(tmp_path_factory):
             (tmp / "files" / "metadata.json").write_text("{}")
             (tmp / "files" / "plots" / "equity.png").write_bytes(b"png")
             mlflow.log_artifacts(first, str(tmp / "files"))
-            mlflow.log_inputs(first, datasets=[DatasetInput(
-                Dataset(name="ETH_BTC-5m", digest="abc123", source_type="local", source='{"uri": "x"}'),
-                tags=[InputTag("mlflow.data.context", "training")])])
+            mlflow.log_inputs(
+                first,
+                datasets=[
+                    DatasetInput(
+                        Dataset(name="ETH_BTC-5m", digest="abc123", source_type="local", source='{"uri": "x"}'),
+                        tags=[InputTag("mlflow.data.context", "training")],
+                    )
+                ],
+            )
             for rid in run_ids:
                 mlflow.set_terminated(rid)
             yield {"client": client, "mlflow": mlflow, "run_ids": run_ids, "exp": exp}
@@ -85,12 +98,15 @@ def test_runs_default_lists_everything_in_pages(env):
 
 def test_runs_filter_and_order(env):
     client = env["client"]
-    r = client.get(f"{PREFIX}/mlflow/runs", params={
-        "experiment": "model_training",
-        "filter_string": "metrics.val_accuracy > 0.55 AND tags.training_mode = 'manual'",
-        "order_by": "metrics.val_accuracy DESC",
-        "max_results": 3,
-    })
+    r = client.get(
+        f"{PREFIX}/mlflow/runs",
+        params={
+            "experiment": "model_training",
+            "filter_string": "metrics.val_accuracy > 0.55 AND tags.training_mode = 'manual'",
+            "order_by": "metrics.val_accuracy DESC",
+            "max_results": 3,
+        },
+    )
     assert r.status_code == 200, r.text
     runs = r.json()["data"]
     accs = [x["metrics"]["val_accuracy"] for x in runs]
@@ -164,6 +180,7 @@ def test_identical_concurrent_searches_share_one_query(env):
     service.client.search_runs = slow_search
     try:
         results = []
+
         def search():
             results.append(service.search_runs(["model_training"], "metrics.val_accuracy > 0.6"))
 

@@ -4,6 +4,7 @@ valid and invalid, with the token; no answer may be a server error (5xx).
 The database holds a real tiny production model, so /predict, /drift and the version routes get
 past "not found" with some of the generated inputs. Bounded: a few examples per route, no deadline.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -40,9 +41,12 @@ def _schema_only_app():
     """The app with settings that point nowhere: serving /openapi.json touches no store."""
     from backend.services import ServiceSettings
 
-    nowhere = ServiceSettings(mlflow_tracking_uri="sqlite:////nonexistent/mlflow.db",
-                              jobs_database_url="sqlite:////nonexistent/jobs.db",
-                              huey_sqlite_path="/nonexistent/huey.db", api_token=None)
+    nowhere = ServiceSettings(
+        mlflow_tracking_uri="sqlite:////nonexistent/mlflow.db",
+        jobs_database_url="sqlite:////nonexistent/jobs.db",
+        huey_sqlite_path="/nonexistent/huey.db",
+        api_token=None,
+    )
     return create_app(nowhere)
 
 
@@ -52,8 +56,10 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _schema_only_app())
 
 
 @schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
-                                 HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
+)
 def test_no_server_errors(case, api_app):
     case.call_and_validate(app=api_app, headers=AUTH, checks=[not_a_server_error])

@@ -1,5 +1,6 @@
 """REST API security: the token guard on every state-changing route (401/403), CORS limited to the
 configured origins, and no secret (database password, token) in any response or log line."""
+
 from __future__ import annotations
 
 import logging
@@ -31,7 +32,9 @@ def env(tmp_path_factory):
     with database() as url:
         secret_url = with_password(url, PASSWORD)  # the server trusts loopback: any password connects
         settings = service_settings(
-            secret_url, tmp, candles_database_url=f"postgresql://bot:{CANDLES_PASSWORD}@db.internal:5432/candles",
+            secret_url,
+            tmp,
+            candles_database_url=f"postgresql://bot:{CANDLES_PASSWORD}@db.internal:5432/candles",
             cors_origins="http://localhost:8501",
         )
         app = create_app(settings)
@@ -42,8 +45,9 @@ def env(tmp_path_factory):
             mlflow.log_param(run.info.run_id, "data_source", secret_url)
             mlflow.set_tag(run.info.run_id, "note", f"copied from {secret_url}")
             mlflow.create_registered_model("leaky_model", description=f"trained on {secret_url}")
-            mlflow.create_model_version("leaky_model", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id,
-                                        tags={"source_db": secret_url})
+            mlflow.create_model_version(
+                "leaky_model", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id, tags={"source_db": secret_url}
+            )
             yield {"client": client, "url": url, "secret_url": secret_url, "tmp": tmp, "run_id": run.info.run_id}
 
 
@@ -84,8 +88,16 @@ def test_reads_need_no_token(env):
 def test_no_secret_in_any_response_or_log_line(env, caplog):
     client = env["client"]
     caplog.set_level(logging.DEBUG)
-    paths = ["/models", "/models/leaky_model", "/models/leaky_model/versions/1", "/experiments", "/mlflow/runs",
-             f"/mlflow/runs/{env['run_id']}", "/jobs", "/health"]
+    paths = [
+        "/models",
+        "/models/leaky_model",
+        "/models/leaky_model/versions/1",
+        "/experiments",
+        "/mlflow/runs",
+        f"/mlflow/runs/{env['run_id']}",
+        "/jobs",
+        "/health",
+    ]
     texts = [client.get(PREFIX + p).text for p in paths]
     texts.append(client.get("/openapi.json").text)
     r = client.post(f"{PREFIX}/train", json={"data_source": "database", "epochs": 1}, headers=AUTH)
@@ -141,12 +153,18 @@ def test_cors_allows_only_the_configured_origins(env):
     assert ok.headers["access-control-allow-origin"] == "http://localhost:8501"
     other = client.get(f"{PREFIX}/models", headers={"Origin": "http://evil.example"})
     assert "access-control-allow-origin" not in other.headers
-    pre = client.options(f"{PREFIX}/train", headers={
-        "Origin": "http://localhost:8501", "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization,content-type"})
+    pre = client.options(
+        f"{PREFIX}/train",
+        headers={
+            "Origin": "http://localhost:8501",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
     assert pre.status_code == 200 and "POST" in pre.headers["access-control-allow-methods"]
-    bad = client.options(f"{PREFIX}/train",
-                         headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
+    bad = client.options(
+        f"{PREFIX}/train", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
+    )
     assert bad.status_code == 400
     with TestClient(create_app(service_settings(env["url"], env["tmp"]))) as plain:
         r = plain.get(f"{PREFIX}/models", headers={"Origin": "http://localhost:8501"})
@@ -171,13 +189,25 @@ def test_openapi_lists_every_route_and_docs_are_served(env):
     client = env["client"]
     assert client.get("/docs").status_code == 200
     spec = client.get("/openapi.json").json()
-    routes = {(m.upper(), p[len(PREFIX):]) for p, ops in spec["paths"].items() for m in ops}
+    routes = {(m.upper(), p[len(PREFIX) :]) for p, ops in spec["paths"].items() for m in ops}
     assert routes >= {
-        ("GET", "/models"), ("GET", "/models/{name}"), ("GET", "/models/{name}/versions/{version}"),
-        ("GET", "/models/{name}/history"), ("POST", "/models/{name}/promote"), ("POST", "/models/{name}/rollback"),
-        ("GET", "/experiments"), ("GET", "/mlflow/runs"), ("GET", "/mlflow/runs/{run_id}"), ("POST", "/train"),
-        ("GET", "/jobs"), ("GET", "/jobs/{job_id}"), ("POST", "/jobs/{job_id}/cancel"), ("POST", "/retrain"),
-        ("GET", "/drift"), ("POST", "/predict"), ("GET", "/health"),
+        ("GET", "/models"),
+        ("GET", "/models/{name}"),
+        ("GET", "/models/{name}/versions/{version}"),
+        ("GET", "/models/{name}/history"),
+        ("POST", "/models/{name}/promote"),
+        ("POST", "/models/{name}/rollback"),
+        ("GET", "/experiments"),
+        ("GET", "/mlflow/runs"),
+        ("GET", "/mlflow/runs/{run_id}"),
+        ("POST", "/train"),
+        ("GET", "/jobs"),
+        ("GET", "/jobs/{job_id}"),
+        ("POST", "/jobs/{job_id}/cancel"),
+        ("POST", "/retrain"),
+        ("GET", "/drift"),
+        ("POST", "/predict"),
+        ("GET", "/health"),
     }
     schemes = spec["components"]["securitySchemes"]
     assert {s["type"] for s in schemes.values()} == {"http", "apiKey"}

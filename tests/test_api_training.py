@@ -5,6 +5,7 @@ cancelling a running training.
 The tiny training (one epoch, two days of ETH/BTC, a 16-unit network) is real: it goes through
 the orchestrator, MLflow on PostgreSQL, the registry and the promotion gate.
 """
+
 from __future__ import annotations
 
 import threading
@@ -38,16 +39,31 @@ def env(tmp_path_factory):
             t0 = time.perf_counter()
             assert runner(job_id) == "done"
             seconds = time.perf_counter() - t0
-            yield {"client": client, "settings": settings, "runner": runner, "job_id": job_id, "seconds": seconds,
-                   "services": services}
+            yield {
+                "client": client,
+                "settings": settings,
+                "runner": runner,
+                "job_id": job_id,
+                "seconds": seconds,
+                "services": services,
+            }
 
 
 def candles(n: int, end: int | None = None) -> list[dict]:
     frame = pd.read_feather(SAMPLE_DATA_DIR / "ETH_BTC-5m.feather")
     frame = frame.iloc[:end] if end else frame
     tail = frame.tail(n)
-    return [{"timestamp": row.date.isoformat(), "open": row.open, "high": row.high, "low": row.low,
-             "close": row.close, "volume": row.volume} for row in tail.itertuples()]
+    return [
+        {
+            "timestamp": row.date.isoformat(),
+            "open": row.open,
+            "high": row.high,
+            "low": row.low,
+            "close": row.close,
+            "volume": row.volume,
+        }
+        for row in tail.itertuples()
+    ]
 
 
 def test_the_job_finished_with_a_promoted_version(env):
@@ -69,10 +85,17 @@ def test_the_run_is_linked_and_detailed(env):
     assert len(run["metric_history"]["val_accuracy"]) == 1
     assert "metadata.json" in {a["path"] for a in run["artifacts"]}
     assert run["datasets"] and run["datasets"][0]["context"] == "training"
-    found = env["client"].get(f"{PREFIX}/mlflow/runs", params={
-        "experiment": "model_training",
-        "filter_string": "tags.training_mode = 'manual' AND params.trainer_epochs = '1'",
-    }).json()
+    found = (
+        env["client"]
+        .get(
+            f"{PREFIX}/mlflow/runs",
+            params={
+                "experiment": "model_training",
+                "filter_string": "tags.training_mode = 'manual' AND params.trainer_epochs = '1'",
+            },
+        )
+        .json()
+    )
     assert job["run_id"] in [r["run_id"] for r in found["data"]]
 
 
@@ -100,8 +123,12 @@ def test_health_reports_stores_and_the_production_model(env):
     assert r.status_code == 200, r.text
     health = r.json()
     assert health["status"] == "ok" and health["read_only"] is False
-    assert health["tracking_store"] == {"kind": "database", "location": env["settings"].mlflow_tracking_uri,
-                                        "reachable": True, "error": None}
+    assert health["tracking_store"] == {
+        "kind": "database",
+        "location": env["settings"].mlflow_tracking_uri,
+        "reachable": True,
+        "error": None,
+    }
     assert health["jobs_store"]["kind"] == "postgresql" and health["queue"]["kind"] == "sqlite"
     assert {"name": "hybrid_cnn_lstm", "production_version": 1, "latest_version": 1} in health["models"]
     assert health["jobs"]["finished"] >= 1
@@ -123,8 +150,13 @@ def test_predict_from_raw_candles(env):
     bad[-1]["high"] = bad[-1]["low"] / 2
     assert client.post(f"{PREFIX}/predict", json={"candles": bad}).status_code == 422
     assert client.post(f"{PREFIX}/predict", json={"candles": candles(300), "model_name": "nobody"}).status_code == 404
-    for body in ({"candles": []}, {}, {"candles": [{"timestamp": "x"}]},
-                 {"candles": [{**candles(1)[0], "close": -1}]}, {"candles": [{**candles(1)[0], "volume": "lots"}]}):
+    for body in (
+        {"candles": []},
+        {},
+        {"candles": [{"timestamp": "x"}]},
+        {"candles": [{**candles(1)[0], "close": -1}]},
+        {"candles": [{**candles(1)[0], "volume": "lots"}]},
+    ):
         assert client.post(f"{PREFIX}/predict", json=body).status_code == 422
 
 
@@ -140,9 +172,17 @@ def test_drift_against_the_production_training_data(env):
 
 def test_retrain_is_a_job_run_by_the_pipeline(env):
     client = env["client"]
-    body = {"trigger": "manual", "force": True, "data_source": "sample", "symbols": ["ETH/BTC"], "train_days": 2.0,
-            "epochs": 1, "batch_size": 256, "n_folds": 1,
-            "model": {"conv_channels": [16], "lstm_hidden": 16, "lstm_layers": 1}}
+    body = {
+        "trigger": "manual",
+        "force": True,
+        "data_source": "sample",
+        "symbols": ["ETH/BTC"],
+        "train_days": 2.0,
+        "epochs": 1,
+        "batch_size": 256,
+        "n_folds": 1,
+        "model": {"conv_channels": [16], "lstm_hidden": 16, "lstm_layers": 1},
+    }
     assert client.post(f"{PREFIX}/retrain", json=body).status_code == 401
     for bad in ({"trigger": "whenever"}, {"n_folds": 0}, {"force": "true"}, {"train_days": -1}, {"x": 1}):
         assert client.post(f"{PREFIX}/retrain", json=bad, headers=AUTH).status_code == 422

@@ -6,6 +6,7 @@ and photographed at 1280x800.
 Screenshots go to a temporary folder; ``DASHBOARD_SCREENSHOTS=docs/screenshots`` writes the ones the
 README shows (``make screenshots``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,16 +41,18 @@ def dashboard_env(seed: Seed) -> dict[str, str]:
     """The environment a deployed dashboard would have: the services' settings as variables."""
     settings = seed.settings()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ML_", "MLFLOW_"))}
-    env.update({
-        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-        "MLFLOW_ARTIFACT_LOCATION": settings.mlflow_artifact_location,
-        "ML_JOBS_DATABASE_URL": settings.jobs_database_url.get_secret_value(),
-        "ML_HUEY_SQLITE_PATH": settings.huey_sqlite_path,
-        "ML_OUTPUT_DIR": settings.output_dir,
-        "ML_CACHE_DIR": settings.cache_dir,
-        "ML_API_TOKEN": settings.api_token.get_secret_value() if settings.api_token else "",
-        "ML_DEVICE": "cpu",
-    })
+    env.update(
+        {
+            "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+            "MLFLOW_ARTIFACT_LOCATION": settings.mlflow_artifact_location,
+            "ML_JOBS_DATABASE_URL": settings.jobs_database_url.get_secret_value(),
+            "ML_HUEY_SQLITE_PATH": settings.huey_sqlite_path,
+            "ML_OUTPUT_DIR": settings.output_dir,
+            "ML_CACHE_DIR": settings.cache_dir,
+            "ML_API_TOKEN": settings.api_token.get_secret_value() if settings.api_token else "",
+            "ML_DEVICE": "cpu",
+        }
+    )
     return env
 
 
@@ -58,8 +61,13 @@ def server(seed: Seed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     port = free_port()
     log = tmp_path_factory.mktemp("dashboard_server") / "streamlit.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "backend.dashboard", "--port", str(port), "--address",
-                                 "127.0.0.1"], cwd=REPO, env=dashboard_env(seed), stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "backend.dashboard", "--port", str(port), "--address", "127.0.0.1"],
+            cwd=REPO,
+            env=dashboard_env(seed),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -99,8 +107,13 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = os.environ.get("DASHBOARD_SCREENSHOTS")
-    path = (REPO / target) if target and not Path(target).is_absolute() else Path(target) if target else \
-        tmp_path_factory.mktemp("screenshots")
+    path = (
+        (REPO / target)
+        if target and not Path(target).is_absolute()
+        else Path(target)
+        if target
+        else tmp_path_factory.mktemp("screenshots")
+    )
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -131,7 +144,11 @@ def pages(seed: Seed) -> list[tuple[str, str, list[tuple[str, str | None]]]]:
         ("/", "Обзор", [("overview", None), ("overview_runs", "Последние запуски")]),
         ("/runs", "Эксперименты и запуски", [("runs", None)]),
         (f"/runs?run={seed.first_run_id}", "Запуск baseline_lr1e-3", [("run", "Запуск baseline_lr1e-3")]),
-        (f"/compare?runs={pair}", "Сравнение запусков", [("compare", "Параметры"), ("compare_charts", "Истории метрик")]),
+        (
+            f"/compare?runs={pair}",
+            "Сравнение запусков",
+            [("compare", "Параметры"), ("compare_charts", "Истории метрик")],
+        ),
         ("/models", "Модели", [("models", None), ("models_schema", "Схема входа и выхода")]),
         ("/training", "Обучение модели", [("training_form", None)]),
         ("/retraining", "Переобучение и дрейф", [("retraining", None), ("drift", "Отчёт о дрейфе")]),
@@ -140,8 +157,13 @@ def pages(seed: Seed) -> list[tuple[str, str, list[tuple[str, str | None]]]]:
 
 
 #: Sidebar titles of the pages reached by a click (no reload) rather than by a new URL.
-NAV_TITLES = {"/runs": "Эксперименты и запуски", "/models": "Модели", "/training": "Обучение",
-              "/retraining": "Переобучение и дрейф", "/help": "Справка"}
+NAV_TITLES = {
+    "/runs": "Эксперименты и запуски",
+    "/models": "Модели",
+    "/training": "Обучение",
+    "/retraining": "Переобучение и дрейф",
+    "/help": "Справка",
+}
 
 
 def click_and_wait(page: Any, title: str, heading: str, timeout_ms: int = 60_000) -> float:
@@ -190,8 +212,7 @@ def test_language_switch_in_the_browser(server: str, browser: Any, shots: Path) 
     page.close()
 
 
-def test_training_from_the_browser_followed_live_to_its_run(server: str, browser: Any, seed: Seed,
-                                                           shots: Path) -> None:
+def test_training_from_the_browser_followed_live_to_its_run(server: str, browser: Any, seed: Seed, shots: Path) -> None:
     """Fill the form, submit with the token; a worker runner trains the job meanwhile; the page's
     polling fragment shows it finish without a reload and links the run."""
     import threading
@@ -202,9 +223,16 @@ def test_training_from_the_browser_followed_live_to_its_run(server: str, browser
 
     page = browser.new_page(viewport=VIEWPORT, locale="ru-RU")
     open_and_wait(page, server + "/training", "Обучение модели")
-    for label, value in (("Имя запуска", "browser_run"), ("Эпохи", "1"), ("Размер батча", "256"),
-                         ("Последние N дней данных", "2"), ("Пары через запятую", "ETH/BTC"), ("Окно, свечей", "16"),
-                         ("Горизонт метки, свечей", "4"), ("Токен API", TOKEN)):
+    for label, value in (
+        ("Имя запуска", "browser_run"),
+        ("Эпохи", "1"),
+        ("Размер батча", "256"),
+        ("Последние N дней данных", "2"),
+        ("Пары через запятую", "ETH/BTC"),
+        ("Окно, свечей", "16"),
+        ("Горизонт метки, свечей", "4"),
+        ("Токен API", TOKEN),
+    ):
         page.get_by_label(label, exact=True).fill(value)
     page.get_by_text("Архитектура сети (необязательно)").click()
     for label, value in (("Каналы свёрток", "16"), ("Нейронов LSTM", "16"), ("Слоёв LSTM", "1")):

@@ -1,5 +1,6 @@
 """The dashboard's translation table: complete in both languages, same placeholders, every key the
 pages use present, every status / decision / trigger the services can return translated."""
+
 from __future__ import annotations
 
 import re
@@ -56,8 +57,10 @@ def test_every_value_the_services_return_is_translated() -> None:
     keys = (
         [f"run.status.{RunStatus.to_string(s)}" for s in RunStatus.all_status()]
         + [f"version.status.{ModelVersionStatus.to_string(s)}" for s in ModelVersionStatus.all_status()]
-        + [f"job.status.{s}" for s in JOB_STATUSES] + [f"job.kind.{k}" for k in JOB_KINDS]
-        + [f"decision.{d}" for d in decisions] + [f"trigger.{x}" for x in TRIGGERS]
+        + [f"job.status.{s}" for s in JOB_STATUSES]
+        + [f"job.kind.{k}" for k in JOB_KINDS]
+        + [f"decision.{d}" for d in decisions]
+        + [f"trigger.{x}" for x in TRIGGERS]
         + [f"glossary.{k}.{part}" for k, _ in TERMS for part in ("term", "desc", "where")]
         + [f"runs.sort.{k.split('.', 1)[1]}" for k in SORT_KEYS if k.startswith("attributes.")]
         + [f"lang.{code}" for code in i18n.LANGUAGES]
@@ -69,7 +72,8 @@ def test_the_guides_glossary_terms_are_there() -> None:
     from backend.dashboard.views.glossary import TERMS
 
     assert {"experiment", "run", "artifact", "metric", "parameter", "tag", "registry", "version", "alias"} <= {
-        k for k, _ in TERMS}
+        k for k, _ in TERMS
+    }
 
 
 def test_t_fills_placeholders_and_refuses_unknown_keys() -> None:
@@ -151,13 +155,33 @@ def test_every_check_the_gate_makes_renders_in_both_languages() -> None:
     checks = gate_checks()
     for check in checks:
         _assert_renders_in_both_languages(check, "gate")
-    gate_codes = {"archived", "accuracy_missing", "accuracy_below_min", "accuracy_ok", "primary_missing",
-                  "first_version", "champion_metric_missing", "beats_production", "not_better", "signature_unchecked",
-                  "signature_missing", "signature_ok", "onnx_parity_missing", "onnx_parity_too_large", "onnx_parity_ok"}
+    gate_codes = {
+        "archived",
+        "accuracy_missing",
+        "accuracy_below_min",
+        "accuracy_ok",
+        "primary_missing",
+        "first_version",
+        "champion_metric_missing",
+        "beats_production",
+        "not_better",
+        "signature_unchecked",
+        "signature_missing",
+        "signature_ok",
+        "onnx_parity_missing",
+        "onnx_parity_too_large",
+        "onnx_parity_ok",
+    }
     assert {c.code for c in checks} == gate_codes  # every branch of PromotionGate.check was taken
-    assert {c.params.get("why") for c in checks if c.code == "signature_missing"} == {"no_signature", "unreadable", None}
+    assert {c.params.get("why") for c in checks if c.code == "signature_missing"} == {
+        "no_signature",
+        "unreadable",
+        None,
+    }
     refused = Verdict(tuple(c for c in checks if c.code == "archived")[:1], gate=True)
-    assert refused.render("ru") == "отказано: версия в архиве" and refused.render("en") == "refused: version is archived"
+    assert (
+        refused.render("ru") == "отказано: версия в архиве" and refused.render("en") == "refused: version is archived"
+    )
 
 
 def test_every_decision_of_the_model_store_renders_in_both_languages(tmp_path: Path) -> None:
@@ -176,8 +200,16 @@ def test_every_decision_of_the_model_store_renders_in_both_languages(tmp_path: P
         if verdict.gate:
             assert ru.startswith(("отказано: ", "проверки пройдены: ")), (what, ru)
             assert en.startswith(("refused: ", "gate passed: ")), (what, en)
-    store_only = {"forced", "already_in_production", "rolled_back", "restored", "archived_version",
-                  "evaluation_failed", "no_evaluator", "auto_after_training"}
+    store_only = {
+        "forced",
+        "already_in_production",
+        "rolled_back",
+        "restored",
+        "archived_version",
+        "evaluation_failed",
+        "no_evaluator",
+        "auto_after_training",
+    }
     assert store_only <= codes, sorted(store_only - codes)
     # with the gate's own checks, every code but the retraining pipeline's reason was produced for real
     produced = codes | {c.code for c in gate_checks()}
@@ -194,20 +226,45 @@ def test_what_the_services_hand_the_pages_renders_in_either_language() -> None:
     from backend.services.models import decision_public, event_public
 
     verdict = Verdict((Check("archived", False), Check("signature_ok")), (Check("no_evaluator"),), gate=True)
-    event = PromotionEvent(seq=3, name="m", decision="refused", version=2, from_version=1, to_version=1, reason="",
-                           detail=verdict.render(), actor="auto", forced=False, timestamp=datetime.now(UTC),
-                           verdict=verdict, reason_check=Check("auto_after_training"))
+    event = PromotionEvent(
+        seq=3,
+        name="m",
+        decision="refused",
+        version=2,
+        from_version=1,
+        to_version=1,
+        reason="",
+        detail=verdict.render(),
+        actor="auto",
+        forced=False,
+        timestamp=datetime.now(UTC),
+        verdict=verdict,
+        reason_check=Check("auto_after_training"),
+    )
     public = event_public(event, "en")
     assert public.message == public.detail == event.detail and public.detail.startswith("refused: version is archived")
     assert public.detail_text("ru").startswith("отказано: версия в архиве; ")
     assert public.reason_text("ru") == "автоматическое продвижение после обучения" and public.reason == ""
     ru = event_public(event, "ru")
-    assert ru.message == public.detail_text("ru") and [c.text for c in ru.checks] == ["версия в архиве", "сигнатура есть"]
+    assert ru.message == public.detail_text("ru") and [c.text for c in ru.checks] == [
+        "версия в архиве",
+        "сигнатура есть",
+    ]
     assert ru.reason_check is not None and ru.reason_check.text == public.reason_text("ru")
 
-    old = PromotionEvent(seq=1, name="m", decision="promoted", version=1, from_version=None, to_version=1,
-                         reason="weekly retrain", detail="gate passed: signature present", actor="api", forced=False,
-                         timestamp=datetime.now(UTC))
+    old = PromotionEvent(
+        seq=1,
+        name="m",
+        decision="promoted",
+        version=1,
+        from_version=None,
+        to_version=1,
+        reason="weekly retrain",
+        detail="gate passed: signature present",
+        actor="api",
+        forced=False,
+        timestamp=datetime.now(UTC),
+    )
     for lang in i18n.LANGUAGES:
         shown = event_public(old, lang)
         assert shown.detail_text(lang) == shown.message == "gate passed: signature present"

@@ -7,6 +7,7 @@ exception, in one language only (no string of the other language's table), and i
 reach the services: promote / rollback move the real ``production`` alias, the training form
 queues a real job that a real worker runner then trains.
 """
+
 from __future__ import annotations
 
 import time
@@ -31,8 +32,13 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 PAGES = ("overview", "runs", "compare", "models", "training", "retraining", "glossary")
 TITLES = {
-    "overview": "overview.title", "runs": "runs.title", "compare": "compare.title", "models": "models.title",
-    "training": "training.title", "retraining": "retraining.title", "glossary": "glossary.title",
+    "overview": "overview.title",
+    "runs": "runs.title",
+    "compare": "compare.title",
+    "models": "models.title",
+    "training": "training.title",
+    "retraining": "retraining.title",
+    "glossary": "glossary.title",
 }
 PAGING_EXPERIMENT = "dashboard_paging"
 PAGING_RUNS = 30
@@ -47,8 +53,12 @@ def seed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         exp = client.create_experiment(PAGING_EXPERIMENT)
         day_ago_ms = int((time.time() - 86_400) * 1000)  # older than the seeded runs: "latest runs" stay theirs
         for i in range(PAGING_RUNS):
-            run = client.create_run(exp, run_name=f"paging_{i:02d}", start_time=day_ago_ms + i,
-                                    tags={"batch": "even" if i % 2 == 0 else "odd"})
+            run = client.create_run(
+                exp,
+                run_name=f"paging_{i:02d}",
+                start_time=day_ago_ms + i,
+                tags={"batch": "even" if i % 2 == 0 else "odd"},
+            )
             client.log_metric(run.info.run_id, "val_accuracy", i / 100)
             client.set_terminated(run.info.run_id)
     return seed
@@ -67,6 +77,7 @@ def texts(at) -> str:
 
 
 # -- every page, both languages ----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("page", PAGES)
 def test_page_renders_in_russian_only(seed: Seed, page: str) -> None:
@@ -95,6 +106,7 @@ def test_language_switch_in_the_sidebar(seed: Seed) -> None:
 
 # -- overview ----------------------------------------------------------------------------------
 
+
 def test_overview_shows_production_latest_runs_jobs_and_drift(seed: Seed) -> None:
     at = open_page(seed.services)
     assert_ok(at)
@@ -112,6 +124,7 @@ def test_overview_shows_production_latest_runs_jobs_and_drift(seed: Seed) -> Non
 
 
 # -- experiments and runs ----------------------------------------------------------------------
+
 
 def test_runs_page_lists_runs_with_each_experiments_purpose(seed: Seed) -> None:
     at = open_page(seed.services, "runs")
@@ -180,6 +193,7 @@ def test_run_page_params_metrics_tags_artifacts_and_curves(seed: Seed) -> None:
 
 # -- comparison --------------------------------------------------------------------------------
 
+
 def test_compare_two_runs_side_by_side(seed: Seed) -> None:
     at = open_page(seed.services, "compare", query={"runs": f"{seed.first_run_id},{seed.second_run_id}"})
     assert_ok(at)
@@ -202,6 +216,7 @@ def test_compare_asks_for_two_to_five_runs(seed: Seed) -> None:
 
 # -- models: schema, history, promote and rollback ----------------------------------------------
 
+
 def test_models_page_shows_versions_schema_aliases_and_history(seed: Seed) -> None:
     at = open_page(seed.services, "models", query={"model": MODEL, "version": "1"})
     assert_ok(at)
@@ -209,9 +224,14 @@ def test_models_page_shows_versions_schema_aliases_and_history(seed: Seed) -> No
     # the served schema: raw candles in, probabilities and the signal out (the candle pyfunc)
     schemas = [(list(f.value["Имя"]), list(f.value["Тип"])) for f in at.dataframe if "Форма" in f.value.columns]
     assert schemas == [
-        (["timestamp", "open", "high", "low", "close", "volume"], ["any", "double", "double", "double", "double", "double"]),
-        (["down", "flat", "up", "signal", "confidence", "candle_time"],
-         ["double", "double", "double", "string", "double", "string"]),
+        (
+            ["timestamp", "open", "high", "low", "close", "volume"],
+            ["any", "double", "double", "double", "double", "double"],
+        ),
+        (
+            ["down", "flat", "up", "signal", "confidence", "candle_time"],
+            ["double", "double", "double", "string", "double", "string"],
+        ),
     ]
     versions = next(f.value for f in at.dataframe if "Алиасы" in f.value.columns)
     assert len(versions) >= 4 and "production" in set(versions["Алиасы"])
@@ -244,8 +264,12 @@ def test_promote_and_roll_back_through_the_registry(seed: Seed) -> None:
     assert at.success[0].value == f"Готово: production переведён с v{before} на v{target}."
     assert models.get_model(MODEL).production_version == target
     event = models.history(MODEL, limit=1).data[0]
-    assert (event.decision, event.actor, event.forced, event.reason) == ("promoted", "dashboard", True,
-                                                                         "проверка из панели")
+    assert (event.decision, event.actor, event.forced, event.reason) == (
+        "promoted",
+        "dashboard",
+        True,
+        "проверка из панели",
+    )
     assert not at.checkbox(key="models.promote_confirm").value  # confirmation is per action
 
     at.text_input(key="models.rollback_reason").input("откат из панели")
@@ -321,6 +345,7 @@ def test_promote_calls_the_model_service(seed: Seed, monkeypatch: pytest.MonkeyP
 
 # -- training ----------------------------------------------------------------------------------
 
+
 def test_training_form_rejects_what_the_api_rejects(seed: Seed) -> None:
     jobs_before = seed.services.jobs.list_jobs(kind="train", limit=500).count
     at = open_page(seed.services, "training")
@@ -342,8 +367,15 @@ def test_training_form_queues_a_job_and_follows_it_to_the_run(seed: Seed) -> Non
     at = open_page(seed.services, "training")
     at.text_input(key="training.run_name").input("dashboard_form_run")
     at.selectbox(key="training.data_source").set_value("sample")
-    for key, value in (("epochs", 1), ("batch_size", 256), ("date_range", 2.0), ("window", 16), ("horizon", 4),
-                       ("lstm_hidden", 16), ("lstm_layers", 1)):
+    for key, value in (
+        ("epochs", 1),
+        ("batch_size", 256),
+        ("date_range", 2.0),
+        ("window", 16),
+        ("horizon", 4),
+        ("lstm_hidden", 16),
+        ("lstm_layers", 1),
+    ):
         at.number_input(key=f"training.{key}").set_value(value)
     at.text_input(key="training.symbols").input("ETH/BTC")
     at.text_input(key="training.conv_channels").input("16")
@@ -388,6 +420,7 @@ def test_start_training_calls_the_job_service(seed: Seed, monkeypatch: pytest.Mo
 
 
 # -- retraining and drift ----------------------------------------------------------------------
+
 
 def test_retraining_runs_with_trigger_and_decision_and_the_drift_charts(seed: Seed) -> None:
     at = open_page(seed.services, "retraining")
@@ -438,15 +471,26 @@ def test_queue_a_retraining(seed: Seed) -> None:
 
 # -- help --------------------------------------------------------------------------------------
 
+
 def test_glossary_has_the_guides_terms_in_russian(seed: Seed) -> None:
     at = open_page(seed.services, "glossary")
     table = at.table[0].value
-    assert {"Эксперимент", "Запуск", "Артефакт", "Метрика", "Параметр", "Тег", "Реестр моделей", "Версия модели",
-            "Алиас"} <= set(table.index)
+    assert {
+        "Эксперимент",
+        "Запуск",
+        "Артефакт",
+        "Метрика",
+        "Параметр",
+        "Тег",
+        "Реестр моделей",
+        "Версия модели",
+        "Алиас",
+    } <= set(table.index)
     assert "Можно ли сделать интерфейс MLflow на русском языке?" in [e.label for e in at.expander]
 
 
 # -- failures ----------------------------------------------------------------------------------
+
 
 def test_a_store_outage_is_a_message_in_the_pages_language(seed: Seed, monkeypatch: pytest.MonkeyPatch) -> None:
     from backend.services.errors import UnavailableError

@@ -1,6 +1,7 @@
 """Pieces of the dashboard without a store: it goes through the service layer only, the write-access
 rule it shares with the API, the training form's mapping onto the API's schema, the comparison's
 difference test, the charts, validation messages in Russian."""
+
 from __future__ import annotations
 
 import ast
@@ -22,8 +23,17 @@ TOKEN = "test-token-0123456789abcdef"
 
 def test_the_dashboard_reads_and_acts_only_through_the_services() -> None:
     """No MLflow client, database driver or HTTP call of its own: only ``backend.services``."""
-    forbidden = ("mlflow", "sqlalchemy", "psycopg", "psycopg2", "huey", "requests", "httpx",
-                 "backend.ml_engine.model_registry", "backend.ml_engine.mlflow_integration")
+    forbidden = (
+        "mlflow",
+        "sqlalchemy",
+        "psycopg",
+        "psycopg2",
+        "huey",
+        "requests",
+        "httpx",
+        "backend.ml_engine.model_registry",
+        "backend.ml_engine.mlflow_integration",
+    )
     for path in DASHBOARD.rglob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
@@ -56,16 +66,42 @@ def test_write_access_is_the_apis_rule() -> None:
 
 
 def test_training_form_maps_onto_the_apis_schema() -> None:
-    values = {"model_name": "hybrid_cnn_lstm", "run_name": " ", "data_source": "sample", "epochs": 5,
-              "batch_size": None, "lr": 0.0005, "date_range": None, "symbols": "eth/btc, LTC/BTC", "timeframe": "",
-              "window": None, "horizon": None, "seed": None, "export_onnx": True, "auto_promote": False,
-              "min_accuracy_for_promotion": None}
-    network = {"conv_channels": "16, 32", "kernel_size": None, "lstm_hidden": 24, "lstm_layers": None,
-               "dropout": None, "attention_dim": None}
+    values = {
+        "model_name": "hybrid_cnn_lstm",
+        "run_name": " ",
+        "data_source": "sample",
+        "epochs": 5,
+        "batch_size": None,
+        "lr": 0.0005,
+        "date_range": None,
+        "symbols": "eth/btc, LTC/BTC",
+        "timeframe": "",
+        "window": None,
+        "horizon": None,
+        "seed": None,
+        "export_onnx": True,
+        "auto_promote": False,
+        "min_accuracy_for_promotion": None,
+    }
+    network = {
+        "conv_channels": "16, 32",
+        "kernel_size": None,
+        "lstm_hidden": 24,
+        "lstm_layers": None,
+        "dropout": None,
+        "attention_dim": None,
+    }
     body = training_request(values, network)
-    assert body == {"model_name": "hybrid_cnn_lstm", "data_source": "sample", "epochs": 5, "lr": 0.0005,
-                    "symbols": ["ETH/BTC", "LTC/BTC"], "export_onnx": True, "auto_promote": False,
-                    "model": {"conv_channels": [16, 32], "lstm_hidden": 24}}
+    assert body == {
+        "model_name": "hybrid_cnn_lstm",
+        "data_source": "sample",
+        "epochs": 5,
+        "lr": 0.0005,
+        "symbols": ["ETH/BTC", "LTC/BTC"],
+        "export_onnx": True,
+        "auto_promote": False,
+        "model": {"conv_channels": [16, 32], "lstm_hidden": 24},
+    }
     params = TrainingParams.model_validate(body)
     assert params.epochs == 5 and params.model is not None and params.model.conv_channels == [16, 32]
     with pytest.raises(ValidationError):  # "16x" is refused by the schema, not silently dropped
@@ -84,22 +120,26 @@ def test_validation_messages_are_translated(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_differing_counts_a_missing_value_as_a_difference() -> None:
-    diff = differing({"a": {"lr": "0.001", "epochs": "3"}, "b": {"lr": "0.003", "epochs": "3"},
-                      "c": {"lr": "0.001"}})
+    diff = differing({"a": {"lr": "0.001", "epochs": "3"}, "b": {"lr": "0.003", "epochs": "3"}, "c": {"lr": "0.001"}})
     assert diff == {"epochs": True, "lr": True}
     assert differing({"a": {"x": 1}, "b": {"x": 1}}) == {"x": False}
 
 
 def test_charts() -> None:
-    history = {"a": [MetricPoint(step=s, value=1.0 / s, timestamp=0) for s in (1, 2, 3)],
-               "b": [MetricPoint(step=s, value=0.5, timestamp=0) for s in (1, 2, 3)]}
+    history = {
+        "a": [MetricPoint(step=s, value=1.0 / s, timestamp=0) for s in (1, 2, 3)],
+        "b": [MetricPoint(step=s, value=0.5, timestamp=0) for s in (1, 2, 3)],
+    }
     fig = charts.history_figure(history, title="Функция потерь", x_title="Шаг", y_title="Значение")
     assert [tr.name for tr in fig.data] == ["a", "b"] and list(fig.data[0].x) == [1, 2, 3]
     assert fig.layout.title.text == "Функция потерь" and fig.layout.xaxis.dtick == 1
-    features = [{"feature": "rsi_14", "psi": 0.5, "psi_limit": 0.3, "ks_pvalue": 1e-5, "drifted": True},
-                {"feature": "atr_14", "psi": 0.1, "psi_limit": 0.3, "ks_pvalue": 0.4, "drifted": False}]
-    psi = charts.drift_psi_figure(features, title="PSI", psi_name="PSI", limit_name="Порог", drifted_name="да",
-                                  stable_name="нет")
+    features = [
+        {"feature": "rsi_14", "psi": 0.5, "psi_limit": 0.3, "ks_pvalue": 1e-5, "drifted": True},
+        {"feature": "atr_14", "psi": 0.1, "psi_limit": 0.3, "ks_pvalue": 0.4, "drifted": False},
+    ]
+    psi = charts.drift_psi_figure(
+        features, title="PSI", psi_name="PSI", limit_name="Порог", drifted_name="да", stable_name="нет"
+    )
     assert list(psi.data[0].marker.color) == ["#d62728", "#1f77b4"] and list(psi.data[1].y) == [0.3, 0.3]
     ks = charts.drift_ks_figure(features, 0.01, title="KS", pvalue_name="p", threshold_name="порог")
     assert ks.layout.yaxis.type == "log" and list(ks.data[1].y) == [0.01, 0.01]

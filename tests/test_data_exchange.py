@@ -1,4 +1,5 @@
 """Exchange downloader on a fake ccxt exchange serving real candles (no network here)."""
+
 from __future__ import annotations
 
 import sys
@@ -23,8 +24,12 @@ class FakeExchange:
     def __init__(self, now: pd.Timestamp) -> None:
         raw = real_candles()
         ms = raw["date"].astype("int64") // 10**6
-        self.candles = [[int(t), o, h, lo, c, v] for t, o, h, lo, c, v in zip(
-            ms, raw["open"], raw["high"], raw["low"], raw["close"], raw["volume"], strict=True)]
+        self.candles = [
+            [int(t), o, h, lo, c, v]
+            for t, o, h, lo, c, v in zip(
+                ms, raw["open"], raw["high"], raw["low"], raw["close"], raw["volume"], strict=True
+            )
+        ]
         self.now = now
         self.calls: list[int] = []
 

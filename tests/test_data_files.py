@@ -1,4 +1,5 @@
 """File loaders: formats, time columns and encodings, names, folders, the dispatcher."""
+
 from __future__ import annotations
 
 import numpy as np

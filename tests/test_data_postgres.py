@@ -1,4 +1,5 @@
 """Candles table in a real PostgreSQL database (a fresh one per test)."""
+
 from __future__ import annotations
 
 import logging
@@ -54,8 +55,9 @@ def test_time_range_and_symbols(pg_url, eth):
     assert len(part.frame) == 12  # [00:00, 01:00): end excluded
     assert part.frame["timestamp"].iloc[0] == pd.Timestamp("2018-01-12", tz="UTC")
     assert part.frame["timestamp"].iloc[-1] == pd.Timestamp("2018-01-12 00:55", tz="UTC")
-    np.testing.assert_array_equal(part.frame[OHLCV].to_numpy(), ltc.frame.set_index("timestamp").loc[
-        part.frame["timestamp"], OHLCV].to_numpy())
+    np.testing.assert_array_equal(
+        part.frame[OHLCV].to_numpy(), ltc.frame.set_index("timestamp").loc[part.frame["timestamp"], OHLCV].to_numpy()
+    )
     with pytest.raises(DataValidationError, match="too_few_rows: no candles for DOGE/BTC 5m"):
         load_candles_from_postgres(pg_url, "candles", "DOGE/BTC", "5m")
     both = load_candles(pg_url + "#candles", symbols=["ETH/BTC", "LTC/BTC"], timeframe="5m", date_range_days=1)
@@ -84,7 +86,7 @@ def test_bad_rows_in_the_table_are_refused(pg_url, eth):
     assert str(info.value).startswith(f"{pg_url}#candles: row 3: high_below_low: high ")
 
 
-BAD_TABLE_NAMES = ['candles; DROP TABLE candles; --', 'candles"', "a.b.c", "1candles", "", "cand les", "x" * 64]
+BAD_TABLE_NAMES = ["candles; DROP TABLE candles; --", 'candles"', "a.b.c", "1candles", "", "cand les", "x" * 64]
 
 
 def test_table_name_injection_refused(pg_url, eth):

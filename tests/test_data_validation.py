@@ -1,4 +1,5 @@
 """The validation policy: one exact message per rule, counted repairs on real candles."""
+
 from __future__ import annotations
 
 import logging
@@ -40,8 +41,17 @@ def test_every_error_rule_is_covered(tmp_path):
         folder.mkdir()
         rules.add(corrupt(folder).rule)
     assert rules == {
-        "missing_column", "bad_timestamp", "mixed_timezones", "non_finite", "non_positive_price", "high_below_low",
-        "price_outside_range", "negative_volume", "duplicate_conflict", "timeframe_mismatch", "too_few_rows",
+        "missing_column",
+        "bad_timestamp",
+        "mixed_timezones",
+        "non_finite",
+        "non_positive_price",
+        "high_below_low",
+        "price_outside_range",
+        "negative_volume",
+        "duplicate_conflict",
+        "timeframe_mismatch",
+        "too_few_rows",
     }
 
 
@@ -55,7 +65,9 @@ def test_too_few_rows_names_the_minimum(tmp_path):
 def test_error_format_without_row():
     err = DataValidationError("f.csv", None, "too_few_rows", "1 row, need at least 2")
     assert str(err) == "f.csv: too_few_rows: 1 row, need at least 2"
-    assert str(DataValidationError("f.csv", 3, "non_finite", "close is NaN")) == "f.csv: row 3: non_finite: close is NaN"
+    assert (
+        str(DataValidationError("f.csv", 3, "non_finite", "close is NaN")) == "f.csv: row 3: non_finite: close is NaN"
+    )
     assert isinstance(err, ValueError)
 
 
@@ -67,12 +79,20 @@ def test_clean_file_is_returned_unchanged():
     assert str(frame["timestamp"].dtype) == "datetime64[ns, UTC]"
     assert isinstance(frame.index, pd.RangeIndex)
     assert (frame["timestamp"] == raw["date"]).all()
-    np.testing.assert_array_equal(frame[["open", "high", "low", "close", "volume"]].to_numpy(),
-                                  raw[["open", "high", "low", "close", "volume"]].to_numpy())
+    np.testing.assert_array_equal(
+        frame[["open", "high", "low", "close", "volume"]].to_numpy(),
+        raw[["open", "high", "low", "close", "volume"]].to_numpy(),
+    )
     assert (frame["segment"] == 0).all() and frame["segment"].dtype == np.int64
     r = series.report
     assert (r.dropped_duplicates, r.reordered_rows, r.filled_gaps, r.filled_candles, r.segments, r.long_gaps) == (
-        0, 0, 0, 0, 1, [])
+        0,
+        0,
+        0,
+        0,
+        1,
+        [],
+    )
     assert not r.repaired
 
 
@@ -103,7 +123,11 @@ def test_real_gaps_of_ada_are_filled_or_split(caplog):
         "3 gaps filled (3 candles), 2 long gaps -> 3 segments"
     )
     d = r.to_dict()
-    assert d["long_gaps"][1] == {"start": "2018-01-15T11:55:00+00:00", "end": "2018-01-15T14:45:00+00:00", "missing": 33}
+    assert d["long_gaps"][1] == {
+        "start": "2018-01-15T11:55:00+00:00",
+        "end": "2018-01-15T14:45:00+00:00",
+        "missing": 33,
+    }
     # each repair logged once
     messages = [rec.getMessage() for rec in caplog.records if "ADA_BTC" in rec.getMessage()]
     assert len(messages) == 2
@@ -143,7 +167,10 @@ def test_identical_duplicates_dropped_and_unsorted_rows_sorted(caplog):
     assert (clean["timestamp"] == raw["date"]).all()
     np.testing.assert_array_equal(clean["close"].to_numpy(), raw["close"].to_numpy())
     logged = [rec.getMessage() for rec in caplog.records]
-    assert logged == ["messy: dropped 4 duplicate rows (identical values)", "messy: sorted by time, 298 rows were out of order"]
+    assert logged == [
+        "messy: dropped 4 duplicate rows (identical values)",
+        "messy: sorted by time, 298 rows were out of order",
+    ]
 
 
 def test_one_swapped_pair_counts_one_reordered_row():
@@ -273,8 +300,15 @@ def test_corrupted_frames_are_refused_or_clean(ops, max_fill_gap):
     try:
         clean, report = validate_candles(frame, "prop", "5m", max_fill_gap=max_fill_gap, min_rows=2)
     except DataValidationError as err:
-        assert err.rule in {"non_finite", "non_positive_price", "high_below_low", "price_outside_range",
-                            "negative_volume", "duplicate_conflict", "too_few_rows"}
+        assert err.rule in {
+            "non_finite",
+            "non_positive_price",
+            "high_below_low",
+            "price_outside_range",
+            "negative_volume",
+            "duplicate_conflict",
+            "too_few_rows",
+        }
         assert str(err).startswith("prop: ")
         return
     _assert_clean(clean, max_fill_gap)

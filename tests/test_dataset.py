@@ -1,5 +1,6 @@
 """prepare_dataset / WindowDataset / Normalizer: boundaries, purge gaps, train-only statistics,
 zero-copy windows, train/serve parity."""
+
 from __future__ import annotations
 
 import json
@@ -95,8 +96,9 @@ def test_splits_chronological_with_purge_gap(prepared: PreparedData):
     gap = WINDOW + HORIZON
     assert prepared.summary["purge_gap"] == gap
     for sid in range(len(prepared.symbols)):
-        ends = {name: prepared.split(name).ends[prepared.series_id[prepared.split(name).ends] == sid]
-                for name in SPLITS}
+        ends = {
+            name: prepared.split(name).ends[prepared.series_id[prepared.split(name).ends] == sid] for name in SPLITS
+        }
         assert all(e.size > 0 for e in ends.values())
         # min distance between any train end and any val end (and val / test)
         assert np.abs(ends["val"][:, None] - ends["train"][None, :]).min() >= gap
@@ -110,12 +112,17 @@ def test_splits_chronological_with_purge_gap(prepared: PreparedData):
 
 def test_purge_gap_validation():
     with pytest.raises(ValueError, match="purge_gap"):
-        prepare_dataset(all_series()[:1], split_cfg=SplitConfig(purge_gap=WINDOW + HORIZON - 1), window=WINDOW,
-                        label_cfg=LabelConfig(horizon=HORIZON))
+        prepare_dataset(
+            all_series()[:1],
+            split_cfg=SplitConfig(purge_gap=WINDOW + HORIZON - 1),
+            window=WINDOW,
+            label_cfg=LabelConfig(horizon=HORIZON),
+        )
     with pytest.raises(ValueError, match="sum to 1"):
         SplitConfig(train_frac=0.8, val_frac=0.15, test_frac=0.15)
-    bigger = prepare_dataset(all_series()[1:2], split_cfg=SplitConfig(purge_gap=500), window=WINDOW,
-                             label_cfg=LabelConfig(horizon=HORIZON))
+    bigger = prepare_dataset(
+        all_series()[1:2], split_cfg=SplitConfig(purge_gap=500), window=WINDOW, label_cfg=LabelConfig(horizon=HORIZON)
+    )
     assert bigger.val.ends.min() - bigger.train.ends.max() >= 500
     assert bigger.test.ends.min() - bigger.val.ends.max() >= 500
 
@@ -134,7 +141,7 @@ def test_normalizer_uses_train_rows_only(prepared: PreparedData):
     raw = np.concatenate([build_feature_matrix(s.frame, FeatureConfig()) for s in series])  # (N, F)
     covered = np.zeros(len(raw), dtype=bool)
     for e in prepared.train.ends:
-        covered[e - WINDOW + 1:e + 1] = True
+        covered[e - WINDOW + 1 : e + 1] = True
     train_rows = raw[covered].astype(np.float64)
     np.testing.assert_allclose(prepared.normalizer.mean, train_rows.mean(axis=0), rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose(prepared.normalizer.std, train_rows.std(axis=0), rtol=1e-5, atol=1e-9)
@@ -191,10 +198,10 @@ def test_windows_equal_x_slices_every_access_path(prepared: PreparedData):
     xb, yb = ds.get_batch(idx)
     for k, i in enumerate(idx):
         e = ds.ends[i]
-        np.testing.assert_array_equal(xb[k].numpy(), X[e - WINDOW + 1:e + 1])
+        np.testing.assert_array_equal(xb[k].numpy(), X[e - WINDOW + 1 : e + 1])
         assert yb[k].item() == prepared.y[e]
         x1, y1 = ds[int(i)]
-        np.testing.assert_array_equal(x1.numpy(), X[e - WINDOW + 1:e + 1])
+        np.testing.assert_array_equal(x1.numpy(), X[e - WINDOW + 1 : e + 1])
         assert y1.item() == prepared.y[e]
     # a shuffled epoch visits every sample exactly once
     got = []
@@ -264,13 +271,13 @@ def test_inference_windows_parity_with_training(prepared: PreparedData):
     last_full = build_inference_windows(lt.frame, pipeline, last_only=True)
     assert last_full.shape == (1, WINDOW, len(prepared.feature_names))
     np.testing.assert_array_equal(last_full[0], windows[-1])
-    tail = lt.frame.iloc[-pipeline["min_history_rows"]:].reset_index(drop=True)
+    tail = lt.frame.iloc[-pipeline["min_history_rows"] :].reset_index(drop=True)
     last_tail = build_inference_windows(tail, pipeline, last_only=True)
     np.testing.assert_allclose(last_tail, last_full, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="incomplete"):
         build_inference_windows(tail.iloc[1:], pipeline, last_only=True)
     # a gap in the last candles: the last segment is too short
     gapped = lt.frame.copy()
-    gapped.loc[len(gapped) - 10:, "segment"] = 1
+    gapped.loc[len(gapped) - 10 :, "segment"] = 1
     with pytest.raises(ValueError, match="incomplete"):
         build_inference_windows(gapped, pipeline, last_only=True)

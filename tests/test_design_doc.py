@@ -1,5 +1,6 @@
 """docs/design.md maps the packages as they are: every engine and service module is in its tree,
 and every file or folder the tree names exists."""
+
 from __future__ import annotations
 
 import re

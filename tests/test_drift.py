@@ -1,4 +1,5 @@
 """Drift statistics (PSI, KS, calibration) and the drift decision on real candles of other markets."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -105,8 +106,13 @@ def test_compare_features_flags_only_shifted_features_and_drops_nan_rows():
 
 
 def test_drift_config_rejects_nonsense():
-    for bad in ({"psi_threshold": -1}, {"ks_pvalue_threshold": 0}, {"min_drift_share": 1.5}, {"bins": 1},
-                {"null_margin": float("nan")}):
+    for bad in (
+        {"psi_threshold": -1},
+        {"ks_pvalue_threshold": 0},
+        {"min_drift_share": 1.5},
+        {"bins": 1},
+        {"null_margin": float("nan")},
+    ):
         with pytest.raises(ValueError, match="DriftConfig"):
             DriftConfig(**bad)
 
@@ -146,8 +152,14 @@ def _series(name: str, end: str | None = None):
 
 def _check(reference, series):
     current = recent_features([series], PIPELINE, RECENT_DAYS)
-    return compare_features(reference.X, current.X, NAMES, DriftConfig(), reference_groups=reference.groups,
-                            min_chunk_rows=span_rows(RECENT_DAYS, "5m"))
+    return compare_features(
+        reference.X,
+        current.X,
+        NAMES,
+        DriftConfig(),
+        reference_groups=reference.groups,
+        min_chunk_rows=span_rows(RECENT_DAYS, "5m"),
+    )
 
 
 def test_reference_holds_exactly_the_training_rows(eth_reference):
@@ -160,10 +172,13 @@ def test_reference_holds_exactly_the_training_rows(eth_reference):
     assert 3800 < ref.X.shape[0] < 4000  # 13.5 days of 5-minute candles
 
 
-@pytest.mark.parametrize("name, end, why", [
-    ("ETH_BTC-5m.feather", None, "same pair, the held-out days after training (Jan 27-30)"),
-    ("ETH_BTC-5m.feather", "2018-01-27", "same pair, the validation period (Jan 24-27)"),
-])
+@pytest.mark.parametrize(
+    "name, end, why",
+    [
+        ("ETH_BTC-5m.feather", None, "same pair, the held-out days after training (Jan 27-30)"),
+        ("ETH_BTC-5m.feather", "2018-01-27", "same pair, the validation period (Jan 24-27)"),
+    ],
+)
 def test_data_from_the_training_distribution_does_not_drift(eth_reference, name, end, why):
     report = _check(eth_reference, _series(name, end))
     assert not report.drifted, f"{why}: {report.summary}"
@@ -171,11 +186,14 @@ def test_data_from_the_training_distribution_does_not_drift(eth_reference, name,
     assert report.calibrated
 
 
-@pytest.mark.parametrize("name, why", [
-    ("XRP_USDT_USDT-5m-futures.feather", "another pair, quote currency, market type and year (2021 futures)"),
-    ("UNITTEST_BTC-30m.feather", "another timeframe"),
-    ("XRP_ETH-5m.feather", "another pair and period (2019)"),
-])
+@pytest.mark.parametrize(
+    "name, why",
+    [
+        ("XRP_USDT_USDT-5m-futures.feather", "another pair, quote currency, market type and year (2021 futures)"),
+        ("UNITTEST_BTC-30m.feather", "another timeframe"),
+        ("XRP_ETH-5m.feather", "another pair and period (2019)"),
+    ],
+)
 def test_other_markets_drift(eth_reference, name, why):
     report = _check(eth_reference, _series(name))
     assert report.drifted, f"{why}: {report.summary}"
@@ -198,8 +216,15 @@ def test_report_table_and_files(eth_reference, tmp_path):
     assert set(paths) == {"drift_report.json", "drift_report.csv", "drift_report.png"}
     data = json.loads(paths["drift_report.json"].read_text())
     assert data["drifted"] is True and len(data["features"]) == len(NAMES)
-    assert set(data["features"][0]) == {"feature", "psi", "psi_limit", "reference_chunk_psi_max", "ks_statistic",
-                                        "ks_pvalue", "drifted"}
+    assert set(data["features"][0]) == {
+        "feature",
+        "psi",
+        "psi_limit",
+        "reference_chunk_psi_max",
+        "ks_statistic",
+        "ks_pvalue",
+        "drifted",
+    }
     csv = pd.read_csv(paths["drift_report.csv"])
     assert list(csv["feature"]) == NAMES and csv["drifted"].sum() == report.n_drifted
     assert paths["drift_report.png"].read_bytes()[:4] == b"\x89PNG"

@@ -1,4 +1,5 @@
 """evaluation (metrics vs scikit-learn, baselines, backtest by hand) and plots."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """The artifact store read-only or full: a clear error, the run marked FAILED, production untouched."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,8 +24,9 @@ def _mount(args: list[str]) -> None:
 def broken_store(request, tmp_path):
     settings = make_settings(tmp_path, data_path=str(SAMPLE_DATA))
     orchestrator = TrainingOrchestrator(settings)
-    first = orchestrator.train_model_sync(run_name="v1", auto_promote=True, min_accuracy_for_promotion=0.0,
-                                          **TINY_TRAINING)
+    first = orchestrator.train_model_sync(
+        run_name="v1", auto_promote=True, min_accuracy_for_promotion=0.0, **TINY_TRAINING
+    )
     assert first["success"] and first["promoted"], first
     target = Path(settings.mlflow_artifact_location) / "model_training"
     assert target.is_dir()
@@ -40,8 +42,9 @@ def broken_store(request, tmp_path):
 
 def test_training_fails_clearly_and_production_stays(broken_store):
     kind, settings, orchestrator, first = broken_store
-    second = orchestrator.train_model_sync(run_name="v2", auto_promote=True, min_accuracy_for_promotion=0.0,
-                                           **TINY_TRAINING)
+    second = orchestrator.train_model_sync(
+        run_name="v2", auto_promote=True, min_accuracy_for_promotion=0.0, **TINY_TRAINING
+    )
     assert second["success"] is False
     expected = "No space left on device" if kind == "full" else "Read-only file system"
     assert expected in second["error"]

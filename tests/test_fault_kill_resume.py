@@ -1,5 +1,6 @@
 """A training killed with SIGKILL mid-epoch: its run does not stay RUNNING, and --resume ends on the
 same weights as an uninterrupted run with the same seed."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,25 @@ from mlflow import MlflowClient
 from backend.ml_engine.mlflow_integration import resolve_tracking_uri
 from backend.ml_engine.training_orchestrator import main
 
-ARGS = ["--epochs", "4", "--window", "16", "--horizon", "4", "--date-range", "6", "--symbol", "ETH/BTC",
-        "--symbol", "LTC/BTC", "--seed", "11", "--batch-size", "64", "--no-onnx"]
+ARGS = [
+    "--epochs",
+    "4",
+    "--window",
+    "16",
+    "--horizon",
+    "4",
+    "--date-range",
+    "6",
+    "--symbol",
+    "ETH/BTC",
+    "--symbol",
+    "LTC/BTC",
+    "--seed",
+    "11",
+    "--batch-size",
+    "64",
+    "--no-onnx",
+]
 
 
 @pytest.fixture
@@ -28,9 +46,13 @@ def env(tmp_path, pg_url, monkeypatch):
 
 
 def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(env, pg_url):
-    proc = subprocess.Popen([sys.executable, "-m", "backend.ml_engine.training_orchestrator", *ARGS,
-                             "--run-name", "killed"], cwd=env, env=os.environ.copy(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backend.ml_engine.training_orchestrator", *ARGS, "--run-name", "killed"],
+        cwd=env,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     ckpt = env / "outputs" / "killed" / "checkpoints" / "last.pt"
     deadline = time.monotonic() + 240
     while not ckpt.exists():  # epoch 1 is checkpointed: epoch 2 is running now
@@ -44,8 +66,9 @@ def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(env, pg_u
     assert epochs_done < 4, "killed too late to test a resume"
 
     client = MlflowClient(tracking_uri=resolve_tracking_uri(pg_url))
-    killed = client.search_runs([client.get_experiment_by_name("model_training").experiment_id],
-                                "attributes.run_name = 'killed'")[0]
+    killed = client.search_runs(
+        [client.get_experiment_by_name("model_training").experiment_id], "attributes.run_name = 'killed'"
+    )[0]
     assert killed.info.status == "RUNNING"  # nobody could end it: the process died
 
     assert main([*ARGS, "--run-name", "killed", "--resume"]) == 0
@@ -65,4 +88,5 @@ def test_resume_without_a_checkpoint_is_a_clear_error(env, capsys):
     code = main([*ARGS, "--run-name", "never_ran", "--resume", "--no-mlflow"])
     assert code == 2
     assert capsys.readouterr().err == (
-        "error: nothing to resume: no checkpoint of run 'never_ran' in outputs/never_ran\n")
+        "error: nothing to resume: no checkpoint of run 'never_ran' in outputs/never_ran\n"
+    )

@@ -1,4 +1,5 @@
 """PostgreSQL restarted mid-training: the training finishes and no metric point is lost."""
+
 from __future__ import annotations
 
 import os
@@ -30,10 +31,35 @@ def test_postgres_restart_mid_training_loses_no_metric_point(tmp_path, pg_url):
     cluster = _cluster()
     env = {**os.environ, "MLFLOW_TRACKING_URI": pg_url, "MLFLOW_ARTIFACT_LOCATION": str(tmp_path / "artifacts")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "backend.ml_engine.training_orchestrator", "--run-name", "survives",
-         "--epochs", str(EPOCHS), "--window", "16", "--horizon", "4", "--date-range", "6", "--symbol", "ETH/BTC",
-         "--symbol", "LTC/BTC", "--batch-size", "64", "--seed", "1", "--no-onnx"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "backend.ml_engine.training_orchestrator",
+            "--run-name",
+            "survives",
+            "--epochs",
+            str(EPOCHS),
+            "--window",
+            "16",
+            "--horizon",
+            "4",
+            "--date-range",
+            "6",
+            "--symbol",
+            "ETH/BTC",
+            "--symbol",
+            "LTC/BTC",
+            "--batch-size",
+            "64",
+            "--seed",
+            "1",
+            "--no-onnx",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     ckpt = tmp_path / "outputs" / "survives" / "checkpoints" / "last.pt"
     deadline = time.monotonic() + 240
@@ -55,8 +81,9 @@ def test_postgres_restart_mid_training_loses_no_metric_point(tmp_path, pg_url):
     assert "keeping" in err or "retrying" in err, "the outage was not noticed: the test proves nothing"
 
     client = MlflowClient(tracking_uri=resolve_tracking_uri(pg_url))
-    run = client.search_runs([client.get_experiment_by_name("model_training").experiment_id],
-                             "attributes.run_name = 'survives'")[0]
+    run = client.search_runs(
+        [client.get_experiment_by_name("model_training").experiment_id], "attributes.run_name = 'survives'"
+    )[0]
     assert run.info.status == "FINISHED"
     for key in ("train_loss", "val_loss", "val_accuracy", "val_f1", "learning_rate"):
         steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]

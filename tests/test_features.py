@@ -1,4 +1,5 @@
 """Features: causality (bit-identical past under a changed future), segments, warm-up, scale."""
+
 from __future__ import annotations
 
 import json
@@ -45,11 +46,23 @@ def test_default_config_has_at_least_20_float32_features():
     assert len(feats.columns) >= 20
     assert all(dtype == np.float32 for dtype in feats.dtypes)
     assert feats.index.equals(frame.index)
-    expected = {"log_ret_1", "volatility_10", "rsi_14", "macd_line", "macd_signal", "macd_hist", "bb_pctb",
-                "bb_width", "atr_14", "volume_z_20", "hl_range", "close_ma_ratio_10"}
+    expected = {
+        "log_ret_1",
+        "volatility_10",
+        "rsi_14",
+        "macd_line",
+        "macd_signal",
+        "macd_hist",
+        "bb_pctb",
+        "bb_width",
+        "atr_14",
+        "volume_z_20",
+        "hl_range",
+        "close_ma_ratio_10",
+    }
     assert expected <= set(feats.columns)
     # after the warm-up everything is finite
-    assert np.isfinite(feats.iloc[lookback_rows(cfg) - 1:].to_numpy()).all()
+    assert np.isfinite(feats.iloc[lookback_rows(cfg) - 1 :].to_numpy()).all()
 
 
 def test_build_feature_matrix_matches_dataframe():
@@ -67,11 +80,11 @@ def test_causal_past_rows_bit_identical_when_future_changes(name: str):
     for t in (0, 5, 79, 80, 500, 2345, n // 2, n - 2):
         changed = frame.copy()
         for col, values in random_candles(rng, n - t - 1, float(frame["close"].iloc[t])).items():
-            changed.loc[t + 1:, col] = values
-        assert not np.allclose(changed["close"].to_numpy()[t + 1:], frame["close"].to_numpy()[t + 1:])
+            changed.loc[t + 1 :, col] = values
+        assert not np.allclose(changed["close"].to_numpy()[t + 1 :], frame["close"].to_numpy()[t + 1 :])
         new = build_features(changed).to_numpy()
         np.testing.assert_array_equal(new[: t + 1], base[: t + 1], err_msg=f"row <= {t} changed")
-        assert not np.array_equal(new[t + 1:], base[t + 1:], equal_nan=True)
+        assert not np.array_equal(new[t + 1 :], base[t + 1 :], equal_nan=True)
 
 
 def test_no_value_crosses_segment_boundary():
@@ -92,8 +105,8 @@ def test_warmup_rows_are_nan_per_segment():
     feats = build_features(frame, cfg).to_numpy()
     has_nan = np.isnan(feats).any(axis=1)
     for start in (0, 3000):
-        assert has_nan[start: start + lb - 1].all()
-        assert not has_nan[start + lb - 1: start + lb + 200].any()
+        assert has_nan[start : start + lb - 1].all()
+        assert not has_nan[start + lb - 1 : start + lb + 200].any()
     # each feature: NaN exactly on its own warm-up
     assert np.isnan(feats[0, feature_names(cfg).index("log_ret_5")])
     assert np.isnan(feats[4, feature_names(cfg).index("log_ret_5")])
@@ -117,7 +130,7 @@ def test_finite_lookback_truncated_history_gives_same_features():
     full = build_features(frame, cfg).to_numpy()
     for start in (1, 79, 1234, len(frame) - lb - 60):
         tail = build_features(frame.iloc[start:].reset_index(drop=True), cfg).to_numpy()
-        np.testing.assert_array_equal(tail[lb - 1:], full[start + lb - 1:], err_msg=f"start {start}")
+        np.testing.assert_array_equal(tail[lb - 1 :], full[start + lb - 1 :], err_msg=f"start {start}")
         assert np.isnan(tail[: lb - 1]).any(axis=1).all()
 
 
@@ -166,8 +179,12 @@ def test_known_values():
     vol = pd.Series(np.log(c)).diff().rolling(10).std().to_numpy()
     np.testing.assert_allclose(feats["volatility_10"].to_numpy()[11:], vol[11:], rtol=1e-5)
     np.testing.assert_allclose(feats["hl_range"], np.log(frame["high"] / frame["low"]), rtol=1e-6)
-    np.testing.assert_allclose(feats["close_ma_ratio_10"].to_numpy()[9:],
-                               np.log(c / pd.Series(c).rolling(10).mean().to_numpy())[9:], rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(
+        feats["close_ma_ratio_10"].to_numpy()[9:],
+        np.log(c / pd.Series(c).rolling(10).mean().to_numpy())[9:],
+        rtol=1e-5,
+        atol=1e-9,
+    )
     mean = pd.Series(c).rolling(20).mean().to_numpy()
     std = pd.Series(c).rolling(20).std(ddof=0).to_numpy()
     np.testing.assert_allclose(feats["bb_pctb"].to_numpy()[19:], ((c - mean + 2 * std) / (4 * std))[19:], rtol=1e-4)
@@ -177,8 +194,7 @@ def test_known_values():
 
 def test_degenerate_inputs_monotonic_and_constant():
     n = 200
-    up = pd.DataFrame({"open": np.linspace(1, 2, n), "close": np.linspace(1, 2, n) * 1.0001,
-                       "volume": np.full(n, 5.0)})
+    up = pd.DataFrame({"open": np.linspace(1, 2, n), "close": np.linspace(1, 2, n) * 1.0001, "volume": np.full(n, 5.0)})
     up["high"] = up[["open", "close"]].max(axis=1) * 1.001
     up["low"] = up[["open", "close"]].min(axis=1) * 0.999
     f = build_features(up)
@@ -188,7 +204,7 @@ def test_degenerate_inputs_monotonic_and_constant():
     flat["volume"] = 0.0
     g = build_features(flat)
     lb = lookback_rows(FeatureConfig())
-    assert np.isfinite(g.iloc[lb - 1:].to_numpy()).all()
+    assert np.isfinite(g.iloc[lb - 1 :].to_numpy()).all()
     assert np.allclose(g["bb_pctb"].dropna(), 0.5)
     assert np.allclose(g["rsi_14"].dropna(), 0.0)
 

@@ -1,5 +1,6 @@
 """Hostile and arbitrary input: filter strings cannot inject SQL or cause a 5xx, arbitrary files give a
 clear error or a clean frame, and a training run never records the database password."""
+
 from __future__ import annotations
 
 import string
@@ -24,7 +25,7 @@ HOSTILE_FILTERS = [
     "attributes.run_name = 'a' UNION SELECT * FROM runs --",
     "metrics.val_accuracy > (SELECT 1)",
     "params.x = '\\'; DROP TABLE params; --'",
-    "metrics.\"val_accuracy\" > 0",
+    'metrics."val_accuracy" > 0',
     "run_name LIKE '%' ESCAPE '\\'",
     "\x00",
     "a" * 5000,
@@ -50,8 +51,10 @@ def api(tmp_path_factory):
 
 
 def _runs(client, filter_string):
-    return client.get(f"{PREFIX}/mlflow/runs",
-                      params={"experiment": "model_training", "filter_string": filter_string, "max_results": 50})
+    return client.get(
+        f"{PREFIX}/mlflow/runs",
+        params={"experiment": "model_training", "filter_string": filter_string, "max_results": 50},
+    )
 
 
 @pytest.mark.parametrize("hostile", HOSTILE_FILTERS)
@@ -125,8 +128,11 @@ def test_training_never_records_the_database_password(tmp_path, caplog, capsys):
 
         client = MlflowClient(tracking_uri=resolve_tracking_uri(secret))
         run = client.get_run(result["run_id"])
-        recorded = [*run.data.params.values(), *run.data.tags.values(),
-                    *(d.dataset.source for d in run.inputs.dataset_inputs)]
+        recorded = [
+            *run.data.params.values(),
+            *run.data.tags.values(),
+            *(d.dataset.source for d in run.inputs.dataset_inputs),
+        ]
         mv = client.get_model_version("hybrid_cnn_lstm", result["version"])
         recorded += [*mv.tags.values(), mv.description or ""]
         out = capsys.readouterr()

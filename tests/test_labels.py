@@ -1,4 +1,5 @@
 """Labels: hand-computed examples, volatility threshold, segment ends, causality of the threshold."""
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,9 @@ def test_fixed_threshold_hand_computed_horizon_1():
     assert labels.dtype == np.int64 and fut.dtype == np.float64
     # returns: +0.00995, -0.00995, -0.0202, 0, +0.0101, undefined
     np.testing.assert_array_equal(labels, [UP, DOWN, DOWN, FLAT, UP, UNDEFINED])
-    np.testing.assert_allclose(fut[:5], [math.log(1.01), math.log(1 / 1.01), math.log(0.98), 0.0,
-                                         math.log(0.99 / 0.98)])
+    np.testing.assert_allclose(
+        fut[:5], [math.log(1.01), math.log(1 / 1.01), math.log(0.98), 0.0, math.log(0.99 / 0.98)]
+    )
     assert np.isnan(fut[5])
 
 
@@ -33,8 +35,9 @@ def test_fixed_threshold_hand_computed_horizon_2():
 
 
 def test_threshold_boundary_is_flat():
-    labels, _ = make_labels(np.array([1.0, 1.0, 2.0, 1.0]), LabelConfig(horizon=1, threshold_mode="fixed",
-                                                                       threshold=0.0))
+    labels, _ = make_labels(
+        np.array([1.0, 1.0, 2.0, 1.0]), LabelConfig(horizon=1, threshold_mode="fixed", threshold=0.0)
+    )
     np.testing.assert_array_equal(labels, [FLAT, UP, DOWN, UNDEFINED])
 
 
@@ -48,7 +51,7 @@ def test_volatility_threshold_hand_computed():
         if t < 3 or t + 1 >= len(close):
             expected.append(UNDEFINED)
             continue
-        sigma = np.std(r[t - 3:t], ddof=1)  # returns into rows t-2, t-1, t
+        sigma = np.std(r[t - 3 : t], ddof=1)  # returns into rows t-2, t-1, t
         ret = math.log(close[t + 1] / close[t])
         expected.append(UP if ret > sigma else DOWN if ret < -sigma else FLAT)
     np.testing.assert_array_equal(labels, expected)
@@ -77,12 +80,14 @@ def test_labels_never_use_data_past_segment_end(mode: str):
     cfg = LabelConfig(horizon=3, threshold_mode=mode, threshold=0.005, vol_window=5)
     labels, fut = make_labels(close, cfg, segment=segment)
     for start in (0, 20, 40):
-        assert (labels[start + 17:start + 20] == UNDEFINED).all()
-        assert np.isnan(fut[start + 17:start + 20]).all()
-        np.testing.assert_allclose(fut[start:start + 17], np.log(close[start + 3:start + 20] / close[start:start + 17]))
+        assert (labels[start + 17 : start + 20] == UNDEFINED).all()
+        assert np.isnan(fut[start + 17 : start + 20]).all()
+        np.testing.assert_allclose(
+            fut[start : start + 17], np.log(close[start + 3 : start + 20] / close[start : start + 17])
+        )
         if mode == "volatility":
-            assert (labels[start:start + 5] == UNDEFINED).all()
-            assert (labels[start + 5:start + 17] != UNDEFINED).all()
+            assert (labels[start : start + 5] == UNDEFINED).all()
+            assert (labels[start + 5 : start + 17] != UNDEFINED).all()
     # change everything after the end of segment 0: its labels must not move
     changed = close.copy()
     changed[20:] = rng.uniform(0.1, 10.0, 40)
@@ -98,7 +103,7 @@ def test_volatility_threshold_is_causal_on_real_data():
     rng = np.random.default_rng(3)
     for t in (100, 2000, 5000):
         changed = close.copy()
-        changed[t + 1:] = rng.uniform(0.01, 1.0, len(close) - t - 1)
+        changed[t + 1 :] = rng.uniform(0.01, 1.0, len(close) - t - 1)
         np.testing.assert_array_equal(label_threshold(changed, cfg)[: t + 1], base[: t + 1])
 
 

@@ -4,6 +4,7 @@ Real PostgreSQL: every test that needs it gets its own database (``pg_url`` from
 dropped afterwards. Lease loss is provoked the way it happens in production: the server ends
 the lease connection's backend (``pg_terminate_backend``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -54,10 +55,14 @@ def _sql(url: str, query: str, params: tuple = ()) -> list[tuple]:
 
 def _granted_pids(url: str, namespace: str, name: str) -> list[int]:
     """Backends the server says hold advisory lock (namespace, hashtext(name)) in this database."""
-    rows = _sql(url, "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                     "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-                     "AND classid = %s::bigint::oid AND objid = (hashtext(%s)::bigint & 4294967295)::oid "
-                     "AND objsubid = 2 ORDER BY pid", (NAMESPACES[namespace], name))
+    rows = _sql(
+        url,
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND classid = %s::bigint::oid AND objid = (hashtext(%s)::bigint & 4294967295)::oid "
+        "AND objsubid = 2 ORDER BY pid",
+        (NAMESPACES[namespace], name),
+    )
     return [r[0] for r in rows]
 
 
@@ -68,8 +73,12 @@ def _terminate(url: str, pid: int, *, wait: bool = True) -> None:
         return
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        alive = _sql(url, "SELECT (SELECT count(*) FROM pg_stat_activity WHERE pid = %s) "
-                          "+ (SELECT count(*) FROM pg_locks WHERE pid = %s)", (pid, pid))[0][0]
+        alive = _sql(
+            url,
+            "SELECT (SELECT count(*) FROM pg_stat_activity WHERE pid = %s) "
+            "+ (SELECT count(*) FROM pg_locks WHERE pid = %s)",
+            (pid, pid),
+        )[0][0]
         if alive == 0:
             return
         time.sleep(0.01)
@@ -137,13 +146,17 @@ def test_coordination_url_jobs_db_then_tracking_then_none(tmp_path):
     assert coordination_url(None, None) is None
 
     # from_settings: SecretStr jobs URL, no connection made (a host that does not exist is fine)
-    s = SimpleNamespace(mlflow_tracking_uri="http://mlflow:5000", output_dir=str(tmp_path / "out"),
-                        jobs_database_url=SecretStr(pg_jobs))
+    s = SimpleNamespace(
+        mlflow_tracking_uri="http://mlflow:5000", output_dir=str(tmp_path / "out"), jobs_database_url=SecretStr(pg_jobs)
+    )
     lk = Locks.from_settings(s)
     assert lk.kind == "postgresql-advisory"
     assert "pw" not in repr(lk) and "jobs-host" in repr(lk)
-    s = SimpleNamespace(mlflow_tracking_uri="http://mlflow:5000", output_dir=str(tmp_path / "out"),
-                        jobs_database_url=SecretStr(sqlite_jobs))
+    s = SimpleNamespace(
+        mlflow_tracking_uri="http://mlflow:5000",
+        output_dir=str(tmp_path / "out"),
+        jobs_database_url=SecretStr(sqlite_jobs),
+    )
     lk = Locks.from_settings(s)
     assert (lk.kind, lk.lock_dir) == ("file", tmp_path / "out" / ".locks")
     # the engine's Settings have no jobs database: a SQLite tracking store puts the files beside it
@@ -233,10 +246,17 @@ def test_hold_excludes_processes(url, kind, tmp_path):
     counter, go = tmp_path / "counter", tmp_path / "go"
     counter.write_text("0")
     n = 12
-    procs = [subprocess.Popen([sys.executable, "-c", _COUNTER_CHILD, url or "", str(tmp_path / "locks"),
-                               str(counter), str(go), str(n)],
-                              cwd=REPO, env=_child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _COUNTER_CHILD, url or "", str(tmp_path / "locks"), str(counter), str(go), str(n)],
+            cwd=REPO,
+            env=_child_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     try:
         for p in procs:
             assert p.stdout is not None
@@ -316,8 +336,14 @@ _TRY_CHILD = textwrap.dedent("""
 
 
 def _try_in_child(url: str | None, lock_dir: Path) -> str:
-    out = subprocess.run([sys.executable, "-c", _TRY_CHILD, url or "", str(lock_dir)], cwd=REPO, env=_child_env(),
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", _TRY_CHILD, url or "", str(lock_dir)],
+        cwd=REPO,
+        env=_child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()
 
@@ -429,8 +455,9 @@ def test_watcher_marks_the_lease_lost_without_a_check(pg_url, tmp_path):
     """(a) as above, found by the watcher thread: lost becomes True and on_lost runs once."""
     holder_locks, rival_locks = Locks(pg_url, tmp_path), Locks(pg_url, tmp_path)
     calls: list[str] = []
-    lease = holder_locks.try_lease("retraining", "m", check_interval_s=0.05,
-                                   on_lost=lambda exc: calls.append(threading.current_thread().name))
+    lease = holder_locks.try_lease(
+        "retraining", "m", check_interval_s=0.05, on_lost=lambda exc: calls.append(threading.current_thread().name)
+    )
     assert lease is not None
     old_pid = lease.backend_pid
     # Keep the watcher out while the rival grabs the lock (else it may re-acquire first: test (b)).
@@ -509,8 +536,11 @@ def test_watcher_reacquires_when_nobody_took_the_lock(pg_url, tmp_path):
     assert lease is not None
     old_pid = lease.backend_pid
     _terminate(pg_url, old_pid, wait=False)
-    _wait_until(lambda: (pids := _granted_pids(pg_url, "jobs", "job-7")) and pids[0] != old_pid, 5,
-                "re-acquisition by the watcher")
+    _wait_until(
+        lambda: (pids := _granted_pids(pg_url, "jobs", "job-7")) and pids[0] != old_pid,
+        5,
+        "re-acquisition by the watcher",
+    )
     assert not lease.lost
     assert _granted_pids(pg_url, "jobs", "job-7") == [lease.backend_pid]
     lease.check()

@@ -3,6 +3,7 @@
 They run as subprocesses, as a user would run them. (That ``start_mlflow_ui.py`` really starts a
 working server is checked in ``test_mlflow_stores.py``, whose session server it launches.)
 """
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,9 @@ CHECK_PG = REPO / "test_mlflow_postgres.py"
 GUIDE_URI = "postgresql://trading_bot:robocop@localhost:5432/mlflow_tracking"
 
 
-def run_script(script: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_script(
+    script: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     full_env.update(env or {})
     return subprocess.run(

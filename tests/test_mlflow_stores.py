@@ -6,6 +6,7 @@ The tracking server is started once per session by ``start_mlflow_ui.py --proxy-
 this module also checks that the script starts a working UI with the guide's experiments. It is
 launched when this module starts and waited for only by the first test that needs it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -75,7 +76,15 @@ class ServerProcess:
         )
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - the server's log while it runs; closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, str(REPO / "start_mlflow_ui.py"), "--host", "127.0.0.1", "--port", str(self.port), "--proxy-artifacts"],
+            [
+                sys.executable,
+                str(REPO / "start_mlflow_ui.py"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--proxy-artifacts",
+            ],
             cwd=root,
             env=env,
             stdout=self._log,
@@ -177,7 +186,9 @@ def test_full_training_flow(store: dict[str, str], tmp_path: Path) -> None:
     onnx.write_bytes(b"\x08\x07onnx")
     meta = tmp_path / "metadata.json"
     meta.write_text('{"window": 8, "features": 5}')
-    frame = pd.DataFrame({"timestamp": pd.date_range("2024-01-01", periods=50, freq="5min", tz="UTC"), "close": np.arange(50.0)})
+    frame = pd.DataFrame(
+        {"timestamp": pd.date_range("2024-01-01", periods=50, freq="5min", tz="UTC"), "close": np.arange(50.0)}
+    )
 
     with tracker.run(run_name="flow", tags={"training_mode": "manual"}, description="full flow") as run_id:
         tracker.log_params({"model": {"hidden_size": 16}, "trainer": {"epochs": 50, "batch_size": 128}})
@@ -185,12 +196,19 @@ def test_full_training_flow(store: dict[str, str], tmp_path: Path) -> None:
         for epoch in range(1, 4):
             for step in range(10):
                 tracker.log_metrics({"batch_loss": 1.0 / (epoch * 10 + step)}, step=(epoch - 1) * 10 + step)
-            tracker.log_metrics({"train_loss": 1.0 / epoch, "val_accuracy": 0.5 + epoch / 10, "val_f1": 0.4 + epoch / 10}, step=epoch)
+            tracker.log_metrics(
+                {"train_loss": 1.0 / epoch, "val_accuracy": 0.5 + epoch / 10, "val_f1": 0.4 + epoch / 10}, step=epoch
+            )
             tracker.flush()
         tracker.log_metrics({"test_accuracy": 0.77, "test_sharpe": float("nan")})
-        model_uri = tracker.log_model(model, "model", input_example=example_batch(16), onnx_path=onnx, artifacts={"metadata": meta})
+        model_uri = tracker.log_model(
+            model, "model", input_example=example_batch(16), onnx_path=onnx, artifacts={"metadata": meta}
+        )
         version = tracker.register_model(
-            model_uri, model_name, tags={"training_mode": "manual", "test_accuracy": "0.7700"}, description="flow test version"
+            model_uri,
+            model_name,
+            tags={"training_mode": "manual", "test_accuracy": "0.7700"},
+            description="flow test version",
         )
     tracker.models.promote(model_name, version, reason="flow test", force=True)
 
@@ -199,8 +217,14 @@ def test_full_training_flow(store: dict[str, str], tmp_path: Path) -> None:
     assert run.info.status == "FINISHED"
     assert run.data.params["model_hidden_size"] == "16" and run.data.params["trainer_epochs"] == "50"
     assert run.data.tags["training_mode"] == "manual"
-    assert [m.step for m in sorted(client.get_metric_history(run_id, "batch_loss"), key=lambda m: m.step)] == list(range(30))
-    assert sorted((m.step, m.value) for m in client.get_metric_history(run_id, "val_accuracy")) == [(1, 0.6), (2, 0.7), (3, 0.8)]
+    assert [m.step for m in sorted(client.get_metric_history(run_id, "batch_loss"), key=lambda m: m.step)] == list(
+        range(30)
+    )
+    assert sorted((m.step, m.value) for m in client.get_metric_history(run_id, "val_accuracy")) == [
+        (1, 0.6),
+        (2, 0.7),
+        (3, 0.8),
+    ]
     assert math.isnan(run.data.metrics["test_sharpe"]) and run.data.tags["nonfinite_metrics"] == "test_sharpe"
     assert run.inputs.dataset_inputs[0].dataset.name == "ETH/BTC 5m"
     assert {a.path for a in client.list_artifacts(run_id)} >= {"model.onnx", "metadata.json"}
@@ -217,7 +241,9 @@ def test_full_training_flow(store: dict[str, str], tmp_path: Path) -> None:
     assert mv.tags["training_mode"] == "manual" and mv.tags["run_id"] == run_id
     assert mv.tags["model_id"] == model_uri.split("/")[-1] and mv.run_id == run_id
     assert client.get_registered_model(model_name).description
-    assert str(client.get_model_version_by_alias(model_name, "production").version) == version  # int on SQL stores, str via REST
+    assert (
+        str(client.get_model_version_by_alias(model_name, "production").version) == version
+    )  # int on SQL stores, str via REST
     local = mlflow.artifacts.download_artifacts(
         artifact_uri=client.get_model_version_download_uri(model_name, version),
         dst_path=str(tmp_path / "registry_copy"),
@@ -243,16 +269,34 @@ def test_full_training_flow(store: dict[str, str], tmp_path: Path) -> None:
             assert torch.allclose(loaded(x), expected), uri
 
     # best run, as the guide reads it
-    best = get_mlflow_tracker(experiment_name=experiment, settings=_settings(store)).get_best_run(metric="val_accuracy", order="DESC")
+    best = get_mlflow_tracker(experiment_name=experiment, settings=_settings(store)).get_best_run(
+        metric="val_accuracy", order="DESC"
+    )
     assert best["run_id"] == run_id and best["metrics.val_accuracy"] == pytest.approx(0.8)
 
 
 RUNS = {
     # name: (metrics, params, tags)
-    "r1": ({"val_accuracy": 0.75, "accuracy": 0.85, "val_f1": 0.5}, {"trainer": {"epochs": 50}, "model": {"hidden_size": 128}}, {"training_mode": "manual"}),
-    "r2": ({"val_accuracy": 0.65, "accuracy": 0.90, "val_f1": 0.7}, {"trainer": {"epochs": 50}, "model": {"hidden_size": 64}}, {"trigger": "scheduled"}),
-    "r3": ({"val_accuracy": 0.80, "accuracy": 0.70, "val_f1": 0.9}, {"trainer": {"epochs": 100}, "model": {"hidden_size": 128}}, {"training_mode": "manual"}),
-    "r4": ({"val_accuracy": 0.72, "accuracy": 0.78, "val_f1": 0.3}, {"trainer": {"epochs": 50}, "model": {"hidden_size": 64}}, {"trigger": "drift"}),
+    "r1": (
+        {"val_accuracy": 0.75, "accuracy": 0.85, "val_f1": 0.5},
+        {"trainer": {"epochs": 50}, "model": {"hidden_size": 128}},
+        {"training_mode": "manual"},
+    ),
+    "r2": (
+        {"val_accuracy": 0.65, "accuracy": 0.90, "val_f1": 0.7},
+        {"trainer": {"epochs": 50}, "model": {"hidden_size": 64}},
+        {"trigger": "scheduled"},
+    ),
+    "r3": (
+        {"val_accuracy": 0.80, "accuracy": 0.70, "val_f1": 0.9},
+        {"trainer": {"epochs": 100}, "model": {"hidden_size": 128}},
+        {"training_mode": "manual"},
+    ),
+    "r4": (
+        {"val_accuracy": 0.72, "accuracy": 0.78, "val_f1": 0.3},
+        {"trainer": {"epochs": 50}, "model": {"hidden_size": 64}},
+        {"trigger": "drift"},
+    ),
 }
 
 
@@ -275,7 +319,9 @@ def test_guide_search_filters(store: dict[str, str]) -> None:
     assert names("metrics.accuracy > 0.85") == {"r2"}
 
     # the guide's example, verbatim
-    runs = tracker.search_runs(filter_string="metrics.val_accuracy > 0.7", order_by=["metrics.val_f1 DESC"], max_results=10)
+    runs = tracker.search_runs(
+        filter_string="metrics.val_accuracy > 0.7", order_by=["metrics.val_f1 DESC"], max_results=10
+    )
     assert [r["run_name"] for r in runs] == ["r3", "r1", "r4"]
     assert runs[0]["metrics.val_f1"] == 0.9 and runs[0]["params.trainer_epochs"] == "100"
     best = tracker.get_best_run(metric="val_accuracy", order="DESC")
@@ -323,7 +369,7 @@ def test_two_processes_create_experiments_at_once(pg_url: str, tmp_path: Path) -
         client.search_experiments(max_results=1)  # schema ready before the race
         while not Path({str(go)!r}).exists():
             time.sleep(0.01)
-        ids = ensure_project_experiments(client, {str(tmp_path / 'art')!r})
+        ids = ensure_project_experiments(client, {str(tmp_path / "art")!r})
         print(",".join(ids[k] for k in sorted(ids)))
         """
     )
@@ -344,7 +390,9 @@ def test_two_processes_create_experiments_at_once(pg_url: str, tmp_path: Path) -
     assert {EXPERIMENT_DEFAULT, EXPERIMENT_TRAINING, EXPERIMENT_RETRAINING} <= names
 
 
-def test_ui_server_started_by_script_has_project_experiments(mlflow_server: str, _server_process: ServerProcess) -> None:
+def test_ui_server_started_by_script_has_project_experiments(
+    mlflow_server: str, _server_process: ServerProcess
+) -> None:
     client = MlflowClient(tracking_uri=mlflow_server)
     by_name = {e.name: e for e in client.search_experiments()}
     for name in (EXPERIMENT_DEFAULT, EXPERIMENT_TRAINING, EXPERIMENT_RETRAINING):

@@ -3,6 +3,7 @@ failures, nested and concurrent runs, models, datasets, search, experiments, sto
 
 Every assertion about what was stored reads it back with the stock ``MlflowClient``.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -66,7 +67,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def make_tracker(store: dict[str, str]):
     def make(experiment: str | None = None, **kwargs: Any) -> MLflowTracker:
         settings = Settings(mlflow_tracking_uri=store["uri"], mlflow_artifact_location=store["artifacts"])
-        return get_mlflow_tracker(experiment_name=experiment or f"exp_{uuid.uuid4().hex[:10]}", settings=settings, **kwargs)
+        return get_mlflow_tracker(
+            experiment_name=experiment or f"exp_{uuid.uuid4().hex[:10]}", settings=settings, **kwargs
+        )
 
     return make
 
@@ -112,9 +115,24 @@ def test_guide_import_and_method_names() -> None:
     assert "experiment_name" in inspect.signature(factory).parameters
     assert "settings" in inspect.signature(factory).parameters
     for name in (
-        "start_run", "log_params", "log_metrics", "log_model", "register_model", "end_run",
-        "get_best_run", "search_runs", "load_model", "flush", "log_artifact", "log_dict",
-        "log_figure", "log_image", "set_tags", "log_input", "log_dataset", "run",
+        "start_run",
+        "log_params",
+        "log_metrics",
+        "log_model",
+        "register_model",
+        "end_run",
+        "get_best_run",
+        "search_runs",
+        "load_model",
+        "flush",
+        "log_artifact",
+        "log_dict",
+        "log_figure",
+        "log_image",
+        "set_tags",
+        "log_input",
+        "log_dataset",
+        "run",
     ):
         assert callable(getattr(MLflowTracker, name)), name
     params = inspect.signature(MLflowTracker.start_run).parameters
@@ -156,7 +174,9 @@ def test_default_sqlite_store_and_project_experiments(tmp_path: Path, monkeypatc
     assert ensure_project_experiments(client, settings.mlflow_artifact_location) == ids
 
 
-def test_ensure_experiment_lost_race_rereads(client: MlflowClient, store: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ensure_experiment_lost_race_rereads(
+    client: MlflowClient, store: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     name = f"race_{uuid.uuid4().hex[:8]}"
     first = ensure_experiment(client, name, store["artifacts"])
     real = client.get_experiment_by_name
@@ -238,7 +258,9 @@ def test_log_params_flattens_truncates_and_batches(
 # metrics
 
 
-def test_metrics_are_buffered_and_sent_once_per_epoch(make_tracker, client: MlflowClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_metrics_are_buffered_and_sent_once_per_epoch(
+    make_tracker, client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     tracker = make_tracker()
     spy = BatchSpy(tracker, monkeypatch)
     epochs, steps = 4, 25
@@ -256,7 +278,9 @@ def test_metrics_are_buffered_and_sent_once_per_epoch(make_tracker, client: Mlfl
     assert [v for _, v in history(client, run_id, "val_accuracy")] == pytest.approx([0.5, 0.6, 0.7, 0.8])
 
 
-def test_auto_flush_every_n_values_and_at_end(make_tracker, client: MlflowClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_flush_every_n_values_and_at_end(
+    make_tracker, client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     tracker = make_tracker(flush_every=7)
     spy = BatchSpy(tracker, monkeypatch)
     with tracker.run(run_name="auto") as run_id:
@@ -288,7 +312,9 @@ def test_non_numeric_metric_is_refused_at_once(make_tracker) -> None:
         assert tracker.buffered == 3
 
 
-def test_nan_stays_nan_inf_is_clamped_and_tagged(make_tracker, client: MlflowClient, caplog: pytest.LogCaptureFixture) -> None:
+def test_nan_stays_nan_inf_is_clamped_and_tagged(
+    make_tracker, client: MlflowClient, caplog: pytest.LogCaptureFixture
+) -> None:
     tracker = make_tracker()
     with caplog.at_level(logging.WARNING), tracker.run(run_name="nan") as run_id:
         tracker.log_metrics({"val_loss": float("nan"), "acc": 0.5, "grad_norm": float("inf")}, step=0)
@@ -379,9 +405,7 @@ async def test_two_concurrent_trainings_never_mix(make_tracker, client: MlflowCl
                     await asyncio.to_thread(tracker.flush)
         return run_id
 
-    run_a, run_b = await asyncio.gather(
-        asyncio.to_thread(train_in_thread, a, 1000.0), train_interleaved(b, 2000.0)
-    )
+    run_a, run_b = await asyncio.gather(asyncio.to_thread(train_in_thread, a, 1000.0), train_interleaved(b, 2000.0))
     assert run_a != run_b
     assert [v for _, v in history(client, run_a, "loss")] == [1000.0 + s for s in range(40)]
     assert [v for _, v in history(client, run_b, "loss")] == [2000.0 + s for s in range(40)]
@@ -394,11 +418,15 @@ def test_trainer_callback_logs_batches_and_epochs(make_tracker, client: MlflowCl
         for epoch in (1, 2):
             for step in (1, 2):
                 cb.on_batch_end((epoch - 1) * 2 + step, {"batch_loss": 0.5, "learning_rate": 1e-3, "epoch": epoch})
-            cb.on_epoch_end(epoch, {"epoch": epoch, "train_loss": 1.0 / epoch, "val_accuracy": 0.4 + epoch / 10, "note": "x"})
+            cb.on_epoch_end(
+                epoch, {"epoch": epoch, "train_loss": 1.0 / epoch, "val_accuracy": 0.4 + epoch / 10, "note": "x"}
+            )
             assert tracker.buffered == 0
         cb.on_train_end(type("R", (), {"best_epoch": 2, "best_metric": 0.3, "monitor": "val_loss"})())
     metrics = client.get_run(run_id).data.metrics
-    assert {"batch_loss", "batch_learning_rate", "train_loss", "val_accuracy", "best_epoch", "best_val_loss"} <= set(metrics)
+    assert {"batch_loss", "batch_learning_rate", "train_loss", "val_accuracy", "best_epoch", "best_val_loss"} <= set(
+        metrics
+    )
     assert "epoch" not in metrics and "note" not in metrics
     assert [s for s, _ in history(client, run_id, "batch_loss")] == [1, 2, 3, 4]
     assert [s for s, _ in history(client, run_id, "val_accuracy")] == [1, 2]
@@ -450,7 +478,9 @@ def test_dataset_lineage_with_whole_frame_digest(make_tracker, client: MlflowCli
 
     tracker = make_tracker()
     with tracker.run(run_name="dataset") as run_id:
-        got = tracker.log_input(frame, name="ETH/BTC 5m", source="postgresql://bot:robocop@db:5432/market#candles", targets="label")
+        got = tracker.log_input(
+            frame, name="ETH/BTC 5m", source="postgresql://bot:robocop@db:5432/market#candles", targets="label"
+        )
         tracker.log_input(frame.iloc[:100], name="val", source="/data/eth.feather", context="validation")
     assert got == digest
     inputs = client.get_run(run_id).inputs.dataset_inputs
@@ -482,13 +512,21 @@ def test_log_model_signature_requirements_and_files(make_tracker, client: Mlflow
     meta.write_text('{"window": 8}')
     tracker = make_tracker()
     with tracker.run(run_name="model") as run_id:
-        uri = tracker.log_model(model, "model", input_example=torch.from_numpy(example_batch(32)), onnx_path=onnx, artifacts={"metadata": meta})
+        uri = tracker.log_model(
+            model,
+            "model",
+            input_example=torch.from_numpy(example_batch(32)),
+            onnx_path=onnx,
+            artifacts={"metadata": meta},
+        )
     assert uri.startswith("models:/m-")
     assert model.training  # the caller's module is untouched
 
     logged = client.get_logged_model(uri.split("/")[-1])
     assert logged.source_run_id == run_id and logged.status == LoggedModelStatus.READY
-    local = mlflow.artifacts.download_artifacts(artifact_uri=logged.artifact_location, dst_path=str(tmp_path / "dl"), tracking_uri=tracker.tracking_uri)
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=logged.artifact_location, dst_path=str(tmp_path / "dl"), tracking_uri=tracker.tracking_uri
+    )
     mlmodel = Model.load(local)
     (inp,), (out,) = mlmodel.signature.inputs.inputs, mlmodel.signature.outputs.inputs
     assert (str(inp.type), tuple(inp.shape)) == ("float32", (-1, T, F))

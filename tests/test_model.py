@@ -1,4 +1,5 @@
 """HybridCNNLSTM and ModelConfig: shapes, config checks, parameter budget."""
+
 from __future__ import annotations
 
 import json

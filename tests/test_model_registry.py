@@ -5,6 +5,7 @@ registered-model names, so tests stay independent. Versions are created with the
 ``MlflowClient`` from one run holding a tiny signed ``nn.Linear`` (``model``) and the same model
 without a signature (``model_nosig``).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -110,13 +111,16 @@ def store(tmp_path_factory, saved_models):
         cur.execute(f'CREATE DATABASE "{db}"')
     conn.close()
     try:
-        yield _make_store(f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{db}",
-                          tmp_path_factory.mktemp("artifacts"), saved_models)
+        yield _make_store(
+            f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{db}", tmp_path_factory.mktemp("artifacts"), saved_models
+        )
     finally:
         conn = _admin()
         with conn.cursor() as cur:
-            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = %s AND pid <> pg_backend_pid()", (db,))
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (db,),
+            )
             cur.execute(f'DROP DATABASE IF EXISTS "{db}"')
         conn.close()
 
@@ -181,14 +185,23 @@ def test_gate_checks_are_pure_and_explained():
     assert not small.passed and "not better than production" in small.reason
 
     # the evaluator may answer unprefixed names; lower-is-better metrics compare the other way
-    assert gate.check({"accuracy": 0.7, "f1_macro": 0.6, "onnx_parity_max_abs_diff": 0}, None,
-                      signature_present=True).passed
+    assert gate.check(
+        {"accuracy": 0.7, "f1_macro": 0.6, "onnx_parity_max_abs_diff": 0}, None, signature_present=True
+    ).passed
     dd = PromotionGate(primary_metric="backtest_max_drawdown", greater_is_better=False)
-    assert dd.check({"test_accuracy": 0.6, "backtest_max_drawdown": 0.1, "onnx_parity_max_abs_diff": 0},
-                    {"backtest_max_drawdown": 0.2}, champion_version=1, signature_present=True).passed
+    assert dd.check(
+        {"test_accuracy": 0.6, "backtest_max_drawdown": 0.1, "onnx_parity_max_abs_diff": 0},
+        {"backtest_max_drawdown": 0.2},
+        champion_version=1,
+        signature_present=True,
+    ).passed
 
-    bad = gate.check({"test_accuracy": float("nan"), "test_f1_macro": 0.9, "onnx_parity_max_abs_diff": 1e-3},
-                     None, signature_present=False, archived=True)
+    bad = gate.check(
+        {"test_accuracy": float("nan"), "test_f1_macro": 0.9, "onnx_parity_max_abs_diff": 1e-3},
+        None,
+        signature_present=False,
+        archived=True,
+    )
     assert not bad.passed
     text = bad.reason
     for part in ("archived", "test_accuracy nan < min 0.5", "signature missing", "ONNX parity"):
@@ -197,8 +210,12 @@ def test_gate_checks_are_pure_and_explained():
     relaxed = PromotionGate(require_signature=False, require_onnx_parity=False)
     assert relaxed.check({"test_accuracy": 0.6, "test_f1_macro": 0.1}, None).passed
 
-    for bad_kw in ({"min_accuracy_for_promotion": 1.5}, {"min_improvement": -1}, {"max_abs_diff": -1e-4},
-                   {"primary_metric": ""}):
+    for bad_kw in (
+        {"min_accuracy_for_promotion": 1.5},
+        {"min_improvement": -1},
+        {"max_abs_diff": -1e-4},
+        {"primary_metric": ""},
+    ):
         with pytest.raises(ValueError):
             PromotionGate(**bad_kw)
 
@@ -211,14 +228,23 @@ def test_production_lineage_replays_promotions_and_rollbacks():
     def ev(seq, decision, to):
         return PromotionEvent(seq, "m", decision, to, None, to, "", "", "t", False, datetime.now(UTC))
 
-    events = [ev(1, "promoted", 1), ev(2, "promoted", 2), ev(3, "refused", None), ev(4, "promoted", 3),
-              ev(5, "rolled_back", 2), ev(6, "promoted", 4)]
+    events = [
+        ev(1, "promoted", 1),
+        ev(2, "promoted", 2),
+        ev(3, "refused", None),
+        ev(4, "promoted", 3),
+        ev(5, "rolled_back", 2),
+        ev(6, "promoted", 4),
+    ]
     assert ModelRegistry.production_lineage(events) == [1, 2, 4]
 
 
 def test_factory_reads_settings(tmp_path):
-    settings = Settings(mlflow_tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", min_accuracy_for_promotion=0.7,
-                        mlflow_artifact_location=str(tmp_path / "artifacts"))
+    settings = Settings(
+        mlflow_tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+        min_accuracy_for_promotion=0.7,
+        mlflow_artifact_location=str(tmp_path / "artifacts"),
+    )
     reg = get_model_registry(settings)
     assert reg.tracking_uri == settings.mlflow_tracking_uri
     assert reg.gate.min_accuracy_for_promotion == 0.7
@@ -239,8 +265,9 @@ async def test_register_model_tags_existing_version_and_creates_from_path(store,
     registry = ModelRegistry(store.url, experiment_name=f"uploads_{name}", artifact_location=tmp_path.as_uri())
     (v1,) = make_versions(store, name, {})
     # the guide's call on a version that exists: metrics become test_* tags, nothing uploaded
-    info = await registry.register_model(name=name, version=v1, model_path=None,
-                                         metrics={"accuracy": 0.61, "f1_macro": 0.52, "backtest_sharpe": 1.3})
+    info = await registry.register_model(
+        name=name, version=v1, model_path=None, metrics={"accuracy": 0.61, "f1_macro": 0.52, "backtest_sharpe": 1.3}
+    )
     assert info.version == v1
     assert info.metrics["test_accuracy"] == pytest.approx(0.61)
     assert info.metrics["test_f1_macro"] == pytest.approx(0.52)
@@ -248,12 +275,14 @@ async def test_register_model_tags_existing_version_and_creates_from_path(store,
     assert len(await registry.list_versions(name)) == 1
 
     # a timestamp label with a model_path creates a version; the same label again updates it
-    created = await registry.register_model(name=name, version="20251216_101500",
-                                            model_path=saved_models / "model", metrics={"accuracy": 0.7})
+    created = await registry.register_model(
+        name=name, version="20251216_101500", model_path=saved_models / "model", metrics={"accuracy": 0.7}
+    )
     assert created.version == v1 + 1
     assert created.tags["version_label"] == "20251216_101500"
-    again = await registry.register_model(name=name, version="20251216_101500",
-                                          model_path=saved_models / "model", metrics={"accuracy": 0.71})
+    again = await registry.register_model(
+        name=name, version="20251216_101500", model_path=saved_models / "model", metrics={"accuracy": 0.71}
+    )
     assert again.version == created.version and again.metrics["test_accuracy"] == pytest.approx(0.71)
     assert [v.version for v in await registry.list_versions(name)] == [created.version, v1]
     assert any(tmp_path.rglob("MLmodel"))
@@ -265,8 +294,9 @@ async def test_register_model_tags_existing_version_and_creates_from_path(store,
 
 
 async def test_list_models_and_versions_show_aliases_tags_and_metrics(store, registry, name):
-    make_versions(store, name, {"test_accuracy": 0.6, "test_f1_macro": 0.5},
-                  {"test_accuracy": 0.65, "test_f1_macro": 0.55})
+    make_versions(
+        store, name, {"test_accuracy": 0.6, "test_f1_macro": 0.5}, {"test_accuracy": 0.65, "test_f1_macro": 0.55}
+    )
     store.client.set_registered_model_tag(name, "owner", "quant-team")
     await registry.promote(name, 1, reason="first")
     await registry.set_alias(name, ALIAS_CHALLENGER, 2)
@@ -316,7 +346,9 @@ async def test_promote_first_then_better_version(store, registry, name):
 
     events = await registry.history(name)
     assert [(e.decision, e.from_version, e.to_version) for e in events] == [
-        ("promoted", v1, v2), ("promoted", None, v1)]
+        ("promoted", v1, v2),
+        ("promoted", None, v1),
+    ]
     assert events[0].reason == "better f1" and events[0].actor == "tester"
     assert events[0].metrics["candidate"]["test_f1_macro"] == pytest.approx(0.55)
 
@@ -330,8 +362,13 @@ async def test_promote_first_then_better_version(store, registry, name):
         ({"test_accuracy": 0.7, "test_f1_macro": 0.9, "onnx_parity_max_abs_diff": None}, "ONNX parity not recorded"),
         ({"test_accuracy": 0.7, "test_f1_macro": 0.9, "onnx_parity_max_abs_diff": 0.01}, "ONNX parity"),
     ],
-    ids=["below_min_accuracy", "worse_than_champion", "missing_signature", "onnx_parity_missing",
-         "onnx_parity_too_large"],
+    ids=[
+        "below_min_accuracy",
+        "worse_than_champion",
+        "missing_signature",
+        "onnx_parity_missing",
+        "onnx_parity_too_large",
+    ],
 )
 async def test_refused_promotion_is_recorded(store, registry, name, candidate, expected):
     v1, v2 = make_versions(store, name, GOOD, candidate)
@@ -400,8 +437,9 @@ async def test_evaluator_compares_champion_and_challenger_on_same_holdout(store,
 
 
 async def test_rollback_walks_back_through_history(store, registry, name):
-    v1, v2, v3 = make_versions(store, name, GOOD, {"test_accuracy": 0.6, "test_f1_macro": 0.6},
-                               {"test_accuracy": 0.6, "test_f1_macro": 0.7})
+    v1, v2, v3 = make_versions(
+        store, name, GOOD, {"test_accuracy": 0.6, "test_f1_macro": 0.6}, {"test_accuracy": 0.6, "test_f1_macro": 0.7}
+    )
     with pytest.raises(NoPreviousVersionError, match="no previous production version"):
         await registry.rollback(name, reason="nothing yet")
     for v in (v1, v2, v3):
@@ -434,8 +472,9 @@ async def test_rollback_with_a_single_promotion_is_a_clear_error(store, registry
 
 
 async def test_archive(store, registry, name):
-    v1, v2, v3 = make_versions(store, name, GOOD, {"test_accuracy": 0.6, "test_f1_macro": 0.6},
-                               {"test_accuracy": 0.6, "test_f1_macro": 0.7})
+    v1, v2, v3 = make_versions(
+        store, name, GOOD, {"test_accuracy": 0.6, "test_f1_macro": 0.6}, {"test_accuracy": 0.6, "test_f1_macro": 0.7}
+    )
     await registry.promote(name, v1)
     await registry.promote(name, v2)
     await registry.set_alias(name, ALIAS_CHALLENGER, v3)
@@ -597,8 +636,13 @@ def test_concurrent_promotions_processes(store, name, tmp_path):
     v1, v_child, v_parent = make_versions(store, name, GOOD, GOOD, GOOD)
     reg = ModelRegistry(store.url)
     asyncio.run(reg.promote(name, v1, force=True))
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, store.url, name, str(v_child), str(tmp_path)],
-                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, store.url, name, str(v_child), str(tmp_path)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not (tmp_path / f"ready{v_child}").exists():
         assert time.monotonic() < deadline and child.poll() is None, child.communicate()

@@ -1,4 +1,5 @@
 """ONNX export: parity with torch via onnxruntime, dynamic batch, failure paths."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -54,7 +55,9 @@ def test_export_parity_and_dynamic_batch(trained_like_model: HybridCNNLSTM, tmp_
         trained_like_model.train()
 
 
-def test_parity_failure_raises_and_leaves_no_file(trained_like_model: HybridCNNLSTM, tmp_path: Path, monkeypatch) -> None:
+def test_parity_failure_raises_and_leaves_no_file(
+    trained_like_model: HybridCNNLSTM, tmp_path: Path, monkeypatch
+) -> None:
     real_session = ort.InferenceSession
 
     class Skewed:
@@ -81,7 +84,9 @@ def test_rejects_bad_example(trained_like_model: HybridCNNLSTM, tmp_path: Path) 
         export_onnx(trained_like_model, bad, tmp_path / "m.onnx")
 
 
-def test_concurrent_exports_in_one_process_all_use_torchscript(trained_like_model: HybridCNNLSTM, tmp_path: Path) -> None:
+def test_concurrent_exports_in_one_process_all_use_torchscript(
+    trained_like_model: HybridCNNLSTM, tmp_path: Path
+) -> None:
     # torch.onnx keeps export state in process globals: unserialised, concurrent exports fail with
     # "GLOBALS.in_onnx_export must be ..." and fall back to the slow dynamo exporter
     import threading

@@ -1,4 +1,5 @@
 """train_model against PostgreSQL, checked with the stock MlflowClient, and the guide's code as written."""
+
 from __future__ import annotations
 
 import asyncio
@@ -38,8 +39,7 @@ def trained(pg_module_url, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("orch")
     settings = make_settings(tmp, tracking_uri=pg_module_url, data_path=str(SAMPLE_DATA))
     orchestrator = TrainingOrchestrator(settings)
-    result = asyncio.run(orchestrator.train_model(model_name="hybrid_cnn_lstm", run_name="acceptance",
-                                                  **TINY_TRAINING))
+    result = asyncio.run(orchestrator.train_model(model_name="hybrid_cnn_lstm", run_name="acceptance", **TINY_TRAINING))
     assert result["success"], result.get("error")
     return settings, result, MlflowClient(tracking_uri=pg_module_url)
 
@@ -62,9 +62,17 @@ def test_stock_client_sees_params_metrics_tags_inputs_artifacts(trained):
         assert [m.step for m in history] == list(range(1, EPOCHS + 1)), key
     metrics = run.data.metrics
     assert metrics["test_accuracy"] == pytest.approx(result["test_metrics"]["accuracy"])
-    for key in ("test_f1_macro", "test_precision_up", "test_recall_down", "baseline_majority_accuracy",
-                "baseline_previous_direction_f1_macro", "backtest_sharpe", "backtest_total_return",
-                "backtest_buy_and_hold_total_return", "backtest_max_drawdown"):
+    for key in (
+        "test_f1_macro",
+        "test_precision_up",
+        "test_recall_down",
+        "baseline_majority_accuracy",
+        "baseline_previous_direction_f1_macro",
+        "backtest_sharpe",
+        "backtest_total_return",
+        "backtest_buy_and_hold_total_return",
+        "backtest_max_drawdown",
+    ):
         assert key in metrics, key
 
     tags = run.data.tags
@@ -76,8 +84,9 @@ def test_stock_client_sees_params_metrics_tags_inputs_artifacts(trained):
     # lineage: one dataset input per split, each with its own context and digest
     inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
     assert set(inputs) == {f"ETH/BTC,LTC/BTC 5m {split}" for split in ("train", "val", "test")}
-    contexts = {name.rsplit(" ", 1)[1]: {t.key: t.value for t in d.tags}["mlflow.data.context"]
-                for name, d in inputs.items()}
+    contexts = {
+        name.rsplit(" ", 1)[1]: {t.key: t.value for t in d.tags}["mlflow.data.context"] for name, d in inputs.items()
+    }
     assert contexts == {"train": "training", "val": "validation", "test": "testing"}
     digests = {name: d.dataset.digest for name, d in inputs.items()}
     assert len(set(digests.values())) == 3 and all(digests.values())
@@ -85,8 +94,13 @@ def test_stock_client_sees_params_metrics_tags_inputs_artifacts(trained):
 
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     names |= {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-    assert {"model.onnx", "metadata.json", "plots/confusion_matrix.png", "plots/learning_curves.png",
-            "plots/equity_curve.png"} <= names
+    assert {
+        "model.onnx",
+        "metadata.json",
+        "plots/confusion_matrix.png",
+        "plots/learning_curves.png",
+        "plots/equity_curve.png",
+    } <= names
 
 
 def test_test_metrics_belong_to_the_logged_model_and_the_test_dataset(trained):
@@ -102,8 +116,10 @@ def test_test_metrics_belong_to_the_logged_model_and_the_test_dataset(trained):
     # search_logged_models filters and orders by them
     exp = client.get_experiment_by_name("model_training")
     found = client.search_logged_models(
-        experiment_ids=[exp.experiment_id], filter_string=f"metrics.test_accuracy >= {result['test_metrics']['accuracy'] - 1e-9}",
-        order_by=[{"field_name": "metrics.test_accuracy", "ascending": False}])
+        experiment_ids=[exp.experiment_id],
+        filter_string=f"metrics.test_accuracy >= {result['test_metrics']['accuracy'] - 1e-9}",
+        order_by=[{"field_name": "metrics.test_accuracy", "ascending": False}],
+    )
     assert result["model_id"] in [m.model_id for m in found]
 
 
@@ -111,8 +127,15 @@ def test_registered_version_has_tags_description_and_signature(trained):
     settings, result, client = trained
     mv = client.get_model_version("hybrid_cnn_lstm", result["version"])
     assert mv.description and "test accuracy" in mv.description
-    for key in ("test_accuracy", "test_f1_macro", "run_id", "data_hash", "symbol", "timeframe",
-                "onnx_parity_max_abs_diff"):
+    for key in (
+        "test_accuracy",
+        "test_f1_macro",
+        "run_id",
+        "data_hash",
+        "symbol",
+        "timeframe",
+        "onnx_parity_max_abs_diff",
+    ):
         assert mv.tags.get(key), key
     assert mv.run_id == result["run_id"]
     local = mlflow.artifacts.download_artifacts(artifact_uri=mv.source, tracking_uri=settings.mlflow_tracking_uri)
@@ -126,7 +149,8 @@ def test_guide_code_examples_run_as_written(trained, monkeypatch, capsys):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", settings.mlflow_tracking_uri)
     monkeypatch.setenv("MLFLOW_ARTIFACT_LOCATION", settings.mlflow_artifact_location)
     # "Через код" from the guide, verbatim.
-    exec(textwrap.dedent('''
+    exec(
+        textwrap.dedent("""
         from backend.ml_engine.mlflow_integration import get_mlflow_tracker
 
         tracker = get_mlflow_tracker(experiment_name="model_training")
@@ -145,16 +169,25 @@ def test_guide_code_examples_run_as_written(trained, monkeypatch, capsys):
 
         # Загрузить модель
         model = tracker.load_model("models:/hybrid_cnn_lstm/latest")
-    '''), {})
+    """),
+        {},
+    )
     out = capsys.readouterr().out
-    best = max((r for r in client.search_runs([client.get_experiment_by_name("model_training").experiment_id])
-                if "val_accuracy" in r.data.metrics), key=lambda r: r.data.metrics["val_accuracy"])
+    best = max(
+        (
+            r
+            for r in client.search_runs([client.get_experiment_by_name("model_training").experiment_id])
+            if "val_accuracy" in r.data.metrics
+        ),
+        key=lambda r: r.data.metrics["val_accuracy"],
+    )
     assert f"Лучший run: {best.info.run_id}" in out
     assert f"Accuracy: {best.data.metrics['val_accuracy']}" in out
 
     # Practical example 2, verbatim: experiment "2" is model_training on a fresh store.
     monkeypatch.setenv("MLFLOW_TRACKING_URI", settings.mlflow_tracking_uri)
-    exec(textwrap.dedent('''
+    exec(
+        textwrap.dedent("""
         from mlflow.tracking import MlflowClient
         import pandas as pd
 
@@ -182,7 +215,9 @@ def test_guide_code_examples_run_as_written(trained, monkeypatch, capsys):
 
         df = pd.DataFrame(data)
         print(df.to_string())
-    '''), {})
+    """),
+        {},
+    )
     out = capsys.readouterr().out
     # the values it prints are the run's: accuracy and f1 read names the runs carry (f1 was 0 before)
     row = next(line.split() for line in out.splitlines() if result["run_id"][:8] in line)
@@ -215,13 +250,18 @@ def test_guide_filters_find_the_training(trained):
     assert result["run_id"] not in ids(f"metrics.accuracy > {acc + 1e-6}")
     for guide_filter, keep in (
         ("metrics.accuracy > 0.85", lambda r: r.get("metrics.accuracy", -1) > 0.85),
-        ("metrics.accuracy > 0.8 AND params.trainer_epochs = '50'",
-         lambda r: r.get("metrics.accuracy", -1) > 0.8 and r.get("params.trainer_epochs") == "50"),
+        (
+            "metrics.accuracy > 0.8 AND params.trainer_epochs = '50'",
+            lambda r: r.get("metrics.accuracy", -1) > 0.8 and r.get("params.trainer_epochs") == "50",
+        ),
         ("metrics.val_loss < 0.5", lambda r: r.get("metrics.val_loss", 9) < 0.5),
     ):
         assert ids(guide_filter) == {rid for rid, r in runs.items() if keep(r)}, guide_filter
-    assert all(runs[rid]["metrics.accuracy"] == pytest.approx(runs[rid]["metrics.test_accuracy"])
-               for rid in runs if "metrics.accuracy" in runs[rid])
+    assert all(
+        runs[rid]["metrics.accuracy"] == pytest.approx(runs[rid]["metrics.test_accuracy"])
+        for rid in runs
+        if "metrics.accuracy" in runs[rid]
+    )
 
 
 def test_two_concurrent_trainings_never_mix_their_metrics(pg_module_url, tmp_path):
@@ -231,8 +271,9 @@ def test_two_concurrent_trainings_never_mix_their_metrics(pg_module_url, tmp_pat
     async def both():
         return await asyncio.gather(
             orchestrator.train_model(run_name="concurrent_a", **{**TINY_TRAINING, "epochs": 2, "lr": 1e-3}),
-            orchestrator.train_model(run_name="concurrent_b", **{**TINY_TRAINING, "epochs": 3, "lr": 5e-3,
-                                                               "symbols": ["XMR/BTC"]}),
+            orchestrator.train_model(
+                run_name="concurrent_b", **{**TINY_TRAINING, "epochs": 3, "lr": 5e-3, "symbols": ["XMR/BTC"]}
+            ),
         )
 
     a, b = asyncio.run(both())
@@ -253,15 +294,17 @@ def test_refused_data_leaves_no_run(pg_module_url, tmp_path, capsys, monkeypatch
     settings = make_settings(tmp_path, tracking_uri=pg_module_url, data_path=str(SAMPLE_DATA))
     client = MlflowClient(tracking_uri=pg_module_url)
     result = TrainingOrchestrator(settings).train_model_sync(
-        run_name="refused_range", **{**TINY_TRAINING, "date_range": 400})
+        run_name="refused_range", **{**TINY_TRAINING, "date_range": 400}
+    )
     assert result["success"] is False and "asked for 400 days" in result["error"]
     assert result["run_id"] is None and result["error_type"] == "DataValidationError"
     # the guide's CLI command on the bundled 20 days: one line, exit 2, no run
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", pg_module_url)
     monkeypatch.setenv("ML_DATA_PATH", str(SAMPLE_DATA))
-    code = main(["--epochs", "100", "--batch-size", "128", "--lr", "0.0005", "--date-range", "60",
-                 "--run-name", "refused_cli"])
+    code = main(
+        ["--epochs", "100", "--batch-size", "128", "--lr", "0.0005", "--date-range", "60", "--run-name", "refused_cli"]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and "asked for 60 days" in err
     exp = client.get_experiment_by_name("model_training")
@@ -309,8 +352,9 @@ def test_unreachable_postgres_is_a_clear_error_before_training(tmp_path, monkeyp
 def test_nan_metric_is_stored_as_nan_not_zero(pg_module_url, tmp_path):
     from backend.ml_engine.mlflow_integration import get_mlflow_tracker
 
-    tracker = get_mlflow_tracker(experiment_name="model_training",
-                                 settings=make_settings(tmp_path, tracking_uri=pg_module_url))
+    tracker = get_mlflow_tracker(
+        experiment_name="model_training", settings=make_settings(tmp_path, tracking_uri=pg_module_url)
+    )
     run_id = tracker.start_run(run_name="nan")
     tracker.log_metrics({"val_loss": float("nan")}, step=1)
     tracker.end_run()

@@ -6,6 +6,7 @@ another seed, not promoted: a version with another pipeline, for the hot reload)
 an alias use their own alias (``live``) so ``production`` stays on v1 for the others. One test
 runs the whole alias path against PostgreSQL.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -44,8 +45,15 @@ from backend.ml_engine.trainer import Trainer, TrainerConfig
 from backend.ml_engine.training_orchestrator import TrainingOrchestrator, data_hash
 
 NAME = "pred"
-TRAINING = {"epochs": 1, "date_range": 3, "batch_size": 256, "horizon": 4, "symbols": ["ETH/BTC"],
-            "model_kwargs": TINY_MODEL, "data": str(SAMPLE_DATA)}
+TRAINING = {
+    "epochs": 1,
+    "date_range": 3,
+    "batch_size": 256,
+    "horizon": 4,
+    "symbols": ["ETH/BTC"],
+    "model_kwargs": TINY_MODEL,
+    "data": str(SAMPLE_DATA),
+}
 OHLCV = ["open", "high", "low", "close", "volume"]
 
 
@@ -55,8 +63,9 @@ def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("predictor")
     settings = make_settings(root)
     orchestrator = TrainingOrchestrator(settings)
-    r1 = orchestrator.train_model_sync(model_name=NAME, run_name="v1", window=16, auto_promote=True,
-                                       min_accuracy_for_promotion=0.0, **TRAINING)
+    r1 = orchestrator.train_model_sync(
+        model_name=NAME, run_name="v1", window=16, auto_promote=True, min_accuracy_for_promotion=0.0, **TRAINING
+    )
     assert r1["success"] and r1["promoted"], r1.get("error") or r1.get("promotion_reason")
     r2 = orchestrator.train_model_sync(model_name=NAME, run_name="v2", window=12, seed=7, **TRAINING)
     assert r2["success"], r2.get("error")
@@ -104,8 +113,13 @@ print(sorted(m for m in sys.modules if m == "torch" or m.startswith("torch.")) o
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                         cwd=Path(__file__).resolve().parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split()[:2] == ["no", "torch"], out.stdout
 
@@ -113,6 +127,7 @@ print(sorted(m for m in sys.modules if m == "torch" or m.startswith("torch.")) o
 # ------------------------------------------------------------------------------------------------
 # loading and one prediction
 # ------------------------------------------------------------------------------------------------
+
 
 def test_loads_production_alias_with_onnx_runtime(store, predictor, recent):
     assert predictor.version == "1" and predictor.backend == BACKEND_ONNX
@@ -191,16 +206,25 @@ def test_stage_names_mean_the_aliases_of_the_same_name(store, recent):
 # (a) train/serve parity
 # ------------------------------------------------------------------------------------------------
 
+
 def test_train_serve_parity_with_the_evaluation(store, predictor, candles):
     """The predictor on raw candles reproduces the training run's own test-split predictions."""
     meta = predictor.metadata
     # the same candles and configuration as the training: same data hash, same pipeline (normaliser)
-    series = load_candles(str(SAMPLE_DATA), symbols=meta["data"]["symbols"], timeframe=meta["data"]["timeframe"],
-                          date_range_days=meta["data"]["date_range_days"])
+    series = load_candles(
+        str(SAMPLE_DATA),
+        symbols=meta["data"]["symbols"],
+        timeframe=meta["data"]["timeframe"],
+        date_range_days=meta["data"]["date_range_days"],
+    )
     assert data_hash(series) == meta["data"]["hash"]
-    prepared = prepare_dataset(series, FeatureConfig.from_dict(meta["feature_config"]),
-                               LabelConfig.from_dict(meta["label_config"]), SplitConfig.from_dict(meta["split_config"]),
-                               meta["pipeline"]["window"])
+    prepared = prepare_dataset(
+        series,
+        FeatureConfig.from_dict(meta["feature_config"]),
+        LabelConfig.from_dict(meta["label_config"]),
+        SplitConfig.from_dict(meta["split_config"]),
+        meta["pipeline"]["window"],
+    )
     assert json.loads(json.dumps(prepared.pipeline)) == predictor.pipeline
 
     # the evaluation: the trained PyTorch model (as logged) through Trainer.predict_proba on prepared.test
@@ -210,7 +234,9 @@ def test_train_serve_parity_with_the_evaluation(store, predictor, candles):
     eval_proba = Trainer(model, TrainerConfig(device="cpu", batch_size=256)).predict_proba(prepared.test)
     ends = prepared.test.ends  # one series: rows of series[0].frame
     y_pred = eval_proba.argmax(axis=1)
-    assert classification_metrics(prepared.y[ends], y_pred)["confusion_matrix"] == meta["test_metrics"]["confusion_matrix"]
+    assert (
+        classification_metrics(prepared.y[ends], y_pred)["confusion_matrix"] == meta["test_metrics"]["confusion_matrix"]
+    )
 
     # the predictor on the raw frame (timestamp + OHLCV only), every window
     raw = series[0].frame[["timestamp", *OHLCV]]
@@ -246,11 +272,13 @@ def test_train_serve_parity_with_the_evaluation(store, predictor, candles):
 # (b) hot reload while requests are in flight
 # ------------------------------------------------------------------------------------------------
 
+
 def test_hot_reload_under_concurrent_requests(store, recent):
     s, client = store["settings"], store["client"]
     client.set_registered_model_alias(NAME, "live", "1")
-    expected = {v: Predictor.from_model_uri(f"models:/{NAME}/{v}", settings=s).predict(recent).probabilities
-                for v in ("1", "2")}
+    expected = {
+        v: Predictor.from_model_uri(f"models:/{NAME}/{v}", settings=s).predict(recent).probabilities for v in ("1", "2")
+    }
     assert expected["1"] != expected["2"]
 
     p = Predictor(NAME, "live", settings=s, refresh_interval_s=0.05)
@@ -291,7 +319,7 @@ def test_hot_reload_under_concurrent_requests(store, recent):
         for v, probs in r:
             assert probs == expected[v]  # each answer entirely from one version, never a mix
         if "2" in versions:  # once a worker saw the new version it never gets the old one again
-            assert "1" not in versions[versions.index("2"):]
+            assert "1" not in versions[versions.index("2") :]
     assert p.predict(recent).model_version == "2"
 
     # explicit refresh: back to v1, then nothing to do
@@ -323,6 +351,7 @@ def test_failed_background_refresh_keeps_serving(store, recent, caplog):
 # (c) PyTorch fallback
 # ------------------------------------------------------------------------------------------------
 
+
 def test_torch_fallback_when_the_version_has_no_onnx(store, predictor, recent, tmp_path, caplog):
     import mlflow.pytorch
 
@@ -334,8 +363,12 @@ def test_torch_fallback_when_the_version_has_no_onnx(store, predictor, recent, t
     module = mlflow.pytorch.load_model(str(predictor.bundle.model_dir))
     tracker = get_mlflow_tracker(experiment_name="model_training", settings=s)
     with tracker.run(run_name="no_onnx"):
-        uri = tracker.log_model(module, "model", input_example=np.zeros((2, 16, 22), dtype=np.float32),
-                                artifacts={"metadata.json": store["v1"]["metadata_path"]})
+        uri = tracker.log_model(
+            module,
+            "model",
+            input_example=np.zeros((2, 16, 22), dtype=np.float32),
+            artifacts={"metadata.json": store["v1"]["metadata_path"]},
+        )
         version = tracker.register_model(uri, "pred_noonnx")
     tracker.models.promote("pred_noonnx", version, reason="no onnx", force=True)
     with caplog.at_level(logging.WARNING, logger="backend.ml_engine.predictor"):
@@ -366,6 +399,7 @@ def test_torch_fallback_when_the_version_has_no_onnx(store, predictor, recent, t
 # (d) clear errors
 # ------------------------------------------------------------------------------------------------
 
+
 def test_clear_error_without_production_alias(store, tmp_path):
     s = store["settings"]
     store["client"].create_registered_model("pred_unpromoted")
@@ -389,7 +423,9 @@ def test_clear_errors_for_bad_candles(predictor, recent):
     need = predictor.pipeline["min_history_rows"]
     assert need == 16 + predictor.pipeline["lookback_rows"] - 1
     predictor.predict(recent.tail(need).reset_index(drop=True))  # exactly enough
-    with pytest.raises(DataValidationError, match=rf"too_few_rows: the frame has {need - 1} candles; .* needs {need}") as err:
+    with pytest.raises(
+        DataValidationError, match=rf"too_few_rows: the frame has {need - 1} candles; .* needs {need}"
+    ) as err:
         predictor.predict(recent.tail(need - 1).reset_index(drop=True))
     assert err.value.rule == "too_few_rows" and "min_history_rows" in str(err.value)
     with pytest.raises(DataValidationError, match="too_few_rows"):
@@ -417,6 +453,7 @@ def test_clear_errors_for_bad_candles(predictor, recent):
 # ------------------------------------------------------------------------------------------------
 # candle validation fast path
 # ------------------------------------------------------------------------------------------------
+
 
 def _validated(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     clean, _ = validate_candles(frame, "t", "5m", max_fill_gap=3, min_rows=1)
@@ -499,14 +536,16 @@ def test_repaired_candles_predict_like_training_would_see_them(predictor, recent
 # PostgreSQL: the production alias moved through the registry
 # ------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.postgres
 def test_production_alias_on_postgres_and_refresh_after_promotion(pg_url, tmp_path, recent):
     from backend.ml_engine.model_registry import get_model_registry
 
     settings = make_settings(tmp_path, tracking_uri=pg_url)
     orchestrator = TrainingOrchestrator(settings)
-    r1 = orchestrator.train_model_sync(model_name="pg_pred", run_name="pg_v1", window=16, auto_promote=True,
-                                       min_accuracy_for_promotion=0.0, **TRAINING)
+    r1 = orchestrator.train_model_sync(
+        model_name="pg_pred", run_name="pg_v1", window=16, auto_promote=True, min_accuracy_for_promotion=0.0, **TRAINING
+    )
     assert r1["success"] and r1["promoted"], r1.get("error") or r1.get("promotion_reason")
     p = Predictor("pg_pred", settings=settings, refresh_interval_s=0)
     assert (p.version, p.backend) == ("1", BACKEND_ONNX)

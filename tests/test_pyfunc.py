@@ -13,6 +13,7 @@ promoted to ``production``; the training writes the pyfunc flavor (``serving_exa
   /invocations`` with the same probabilities (200), and bad candles with 400 and the Predictor's
   message.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,16 @@ from backend.ml_engine.predictor import Predictor
 from backend.ml_engine.predictor._pyfunc import LOADER_MODULE
 
 NAME = "pyf"
-TRAINING = {"epochs": 1, "date_range": 3, "batch_size": 256, "horizon": 4, "window": 16, "symbols": ["ETH/BTC"],
-            "model_kwargs": TINY_MODEL, "data": str(SAMPLE_DATA)}
+TRAINING = {
+    "epochs": 1,
+    "date_range": 3,
+    "batch_size": 256,
+    "horizon": 4,
+    "window": 16,
+    "symbols": ["ETH/BTC"],
+    "model_kwargs": TINY_MODEL,
+    "data": str(SAMPLE_DATA),
+}
 OHLCV = ["open", "high", "low", "close", "volume"]
 CLASSES = ["down", "flat", "up"]
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +61,8 @@ def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("pyfunc")
     settings = make_settings(root)
     result = TrainingOrchestrator(settings).train_model_sync(
-        model_name=NAME, run_name="pyfunc", auto_promote=True, min_accuracy_for_promotion=0.0, **TRAINING)
+        model_name=NAME, run_name="pyfunc", auto_promote=True, min_accuracy_for_promotion=0.0, **TRAINING
+    )
     assert result["success"] and result["promoted"], result.get("error") or result.get("promotion_reason")
     assert result["version"] == "1"
     import mlflow
@@ -101,8 +111,9 @@ def pyfunc(store):
 def _bad_frames(recent: pd.DataFrame, need: int) -> dict[str, pd.DataFrame]:
     nan = recent.copy()
     nan.loc[250, "close"] = np.nan
-    conflict = pd.concat([recent, recent.iloc[[280]].assign(volume=recent["volume"].iloc[280] * 2 + 1)],
-                         ignore_index=True)
+    conflict = pd.concat(
+        [recent, recent.iloc[[280]].assign(volume=recent["volume"].iloc[280] * 2 + 1)], ignore_index=True
+    )
     return {
         "too few rows": recent.tail(need - 1).reset_index(drop=True),
         "NaN": nan,
@@ -134,6 +145,7 @@ def _assert_same(served: dict[str, Any], expected, where: str) -> None:
 # ------------------------------------------------------------------------------------------------
 # (a) mlflow.pyfunc.load_model(...).predict(candles) = Predictor.predict
 # ------------------------------------------------------------------------------------------------
+
 
 def test_pyfunc_predicts_what_the_predictor_predicts(store, predictor, pyfunc, recent):
     assert pyfunc.metadata.flavors["python_function"]["loader_module"] == LOADER_MODULE
@@ -188,6 +200,7 @@ def test_bad_candles_get_the_predictors_one_line_errors(pyfunc, by_id, predictor
 # (b) no torch in a process that loads and runs the pyfunc
 # ------------------------------------------------------------------------------------------------
 
+
 def test_the_pyfunc_never_imports_torch(store, recent, predictor, tmp_path):
     recent.to_pickle(tmp_path / "recent.pkl")
     script = f"""
@@ -200,8 +213,9 @@ torch = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
 print(json.dumps({{"torch": torch, "row": {{k: (v if isinstance(v, str) else float(v)) for k, v in out.iloc[0].items()}}}}))
 """
     env = {**os.environ, "MLFLOW_TRACKING_URI": store["uri"], "MLFLOW_REGISTRY_URI": store["uri"]}
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                         env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     answer = json.loads(out.stdout.strip().splitlines()[-1])
     assert answer["torch"] == []
@@ -211,6 +225,7 @@ print(json.dumps({{"torch": torch, "row": {{k: (v if isinstance(v, str) else flo
 # ------------------------------------------------------------------------------------------------
 # (c) the registered version's MLmodel
 # ------------------------------------------------------------------------------------------------
+
 
 def test_registered_version_has_the_candle_signature_and_example(store, predictor, tmp_path):
     import mlflow.pytorch
@@ -244,13 +259,21 @@ def test_registered_version_has_the_candle_signature_and_example(store, predicto
     example = mlmodel.load_input_example(str(folder))
     meta = predictor.metadata
     need = meta["pipeline"]["min_history_rows"]
-    series = load_candles(str(SAMPLE_DATA), symbols=meta["data"]["symbols"], timeframe=meta["data"]["timeframe"],
-                          date_range_days=meta["data"]["date_range_days"])
-    prepared = prepare_dataset(series, FeatureConfig.from_dict(meta["feature_config"]),
-                               LabelConfig.from_dict(meta["label_config"]), SplitConfig.from_dict(meta["split_config"]),
-                               meta["pipeline"]["window"])
+    series = load_candles(
+        str(SAMPLE_DATA),
+        symbols=meta["data"]["symbols"],
+        timeframe=meta["data"]["timeframe"],
+        date_range_days=meta["data"]["date_range_days"],
+    )
+    prepared = prepare_dataset(
+        series,
+        FeatureConfig.from_dict(meta["feature_config"]),
+        LabelConfig.from_dict(meta["label_config"]),
+        SplitConfig.from_dict(meta["split_config"]),
+        meta["pipeline"]["window"],
+    )
     end = int(prepared.test.ends.max())
-    expected = series[0].frame.iloc[end + 1 - need: end + 1]
+    expected = series[0].frame.iloc[end + 1 - need : end + 1]
     assert list(example.columns) == ["timestamp", *OHLCV] and len(example) == need
     assert list(pd.to_datetime(example["timestamp"], utc=True)) == list(expected["timestamp"])
     assert np.array_equal(example[OHLCV].to_numpy(), expected[OHLCV].to_numpy())
@@ -278,18 +301,26 @@ def test_log_model_refuses_a_serving_example_it_cannot_serve(store, predictor, r
         with pytest.raises(ValueError, match="serving_example: the candle pyfunc needs the feature pipeline"):
             tracker.log_model(module, "model", input_example=x, onnx_path=folder / "model.onnx", serving_example=recent)
         with pytest.raises(ValueError, match=r"cannot serve its own candle example .* too_few_rows"):
-            tracker.log_model(module, "model", input_example=x, onnx_path=folder / "model.onnx", artifacts=meta,
-                              serving_example=recent.tail(10))
+            tracker.log_model(
+                module,
+                "model",
+                input_example=x,
+                onnx_path=folder / "model.onnx",
+                artifacts=meta,
+                serving_example=recent.tail(10),
+            )
         run_id = tracker.last_run_id
     client = MlflowClient(store["uri"])
-    models = client.search_logged_models(experiment_ids=[tracker.experiment_id],
-                                         filter_string=f"source_run_id = '{run_id}'")
+    models = client.search_logged_models(
+        experiment_ids=[tracker.experiment_id], filter_string=f"source_run_id = '{run_id}'"
+    )
     assert [str(m.status) for m in models] == ["FAILED"]  # marked failed, never READY
 
 
 # ------------------------------------------------------------------------------------------------
 # (d) mlflow models serve
 # ------------------------------------------------------------------------------------------------
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -309,21 +340,46 @@ def _http(url: str, body: bytes | None = None) -> tuple[int, Any]:
 
 def _split_json(frame: pd.DataFrame) -> bytes:
     """``{"dataframe_split": ...}`` with ISO 8601 UTC times, as a client writes candles."""
-    data = [[t.isoformat(), *(None if np.isnan(v) else float(v) for v in row)]
-            for t, row in zip(frame["timestamp"], frame[OHLCV].to_numpy())]
+    data = [
+        [t.isoformat(), *(None if np.isnan(v) else float(v) for v in row)]
+        for t, row in zip(frame["timestamp"], frame[OHLCV].to_numpy())
+    ]
     return json.dumps({"dataframe_split": {"columns": ["timestamp", *OHLCV], "data": data}}).encode()
 
 
 def test_mlflow_models_serve_answers_candles(store, predictor, by_id, recent, tmp_path):
     port = _free_port()
     venv_bin = Path(sys.executable).parent
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store["uri"], "MLFLOW_REGISTRY_URI": store["uri"],
-           "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": store["uri"],
+        "MLFLOW_REGISTRY_URI": store["uri"],
+        "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{NAME}@production",
-         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
-        env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            f"models:/{NAME}@production",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-w",
+            "1",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -343,7 +399,9 @@ def test_mlflow_models_serve_answers_candles(store, predictor, by_id, recent, tm
         (row,) = body["predictions"]
         _assert_same(row, predictor.predict(recent), "served")
         # the stored serving example answers too
-        status, body = _http(f"{base}/invocations", (predictor.bundle.model_dir / "serving_input_example.json").read_bytes())
+        status, body = _http(
+            f"{base}/invocations", (predictor.bundle.model_dir / "serving_input_example.json").read_bytes()
+        )
         assert status == 200 and len(body["predictions"]) == 1, body
         # unsorted candles are repaired, as the Predictor repairs them
         shuffled = recent.sample(frac=1.0, random_state=5).reset_index(drop=True)
@@ -357,8 +415,12 @@ def test_mlflow_models_serve_answers_candles(store, predictor, by_id, recent, tm
             assert status == 400, (label, status, body)
             assert body["error_code"] == "INVALID_PARAMETER_VALUE", label
             assert _predictor_error(by_id, frame) in body["message"], (label, body["message"][-500:])
-        status, body = _http(f"{base}/invocations", _split_json(recent.assign(
-            timestamp=recent["timestamp"].where(recent.index != 5))).replace(b'"NaT"', b'"not a time"'))
+        status, body = _http(
+            f"{base}/invocations",
+            _split_json(recent.assign(timestamp=recent["timestamp"].where(recent.index != 5))).replace(
+                b'"NaT"', b'"not a time"'
+            ),
+        )
         assert status == 400 and "bad_timestamp" in body["message"], body
     finally:
         try:

@@ -1,5 +1,6 @@
 """The one reader of model URIs (`ModelStore.resolve`): aliases, versions, latest, stages, runs:/ URIs
 and logged-model ids, on a real SQLite store; the tracker's `load_model` reads the files it names."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,8 +34,14 @@ def store(tmp_path_factory):
         with tracker.run(run_name=f"v{seed + 1}") as run_id:
             uri = tracker.log_model(model, "model", input_example=example)
             version = tracker.register_model(uri, NAME, tags={"seed": str(seed)})
-        logged.append({"run_id": run_id, "model_id": uri.split("/")[-1], "version": int(version),
-                       "weight": model.weight.detach().clone()})
+        logged.append(
+            {
+                "run_id": run_id,
+                "model_id": uri.split("/")[-1],
+                "version": int(version),
+                "weight": model.weight.detach().clone(),
+            }
+        )
     s = get_model_store(settings)
     s.promote(NAME, 1, reason="first", force=True)
     s.set_alias(NAME, "staging", 2)

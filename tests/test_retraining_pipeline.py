@@ -1,5 +1,6 @@
 """Retraining pipeline: triggers on real data, the full cycle on PostgreSQL, lock, cooldown, refusal,
 failure, scheduler and CLI."""
+
 from __future__ import annotations
 
 import asyncio
@@ -37,17 +38,35 @@ def _initial_model(settings, *, symbols=("ETH/BTC",), data=None, epochs=1, lr=1e
     A deliberately weak model by default (lr 1e-5, one epoch): a retrained one should beat it."""
     overrides = {"data": str(data)} if data else {}
     result = TrainingOrchestrator(settings).train_model_sync(
-        model_name=MODEL, run_name="initial", auto_promote=True, min_accuracy_for_promotion=0.0, epochs=epochs,
-        lr=lr, date_range=date_range, window=16, horizon=4, batch_size=256, symbols=list(symbols),
-        model_kwargs=TINY_MODEL, **overrides,
+        model_name=MODEL,
+        run_name="initial",
+        auto_promote=True,
+        min_accuracy_for_promotion=0.0,
+        epochs=epochs,
+        lr=lr,
+        date_range=date_range,
+        window=16,
+        horizon=4,
+        batch_size=256,
+        symbols=list(symbols),
+        model_kwargs=TINY_MODEL,
+        **overrides,
     )
     assert result["success"] and result["promoted"], result
     return result
 
 
 def _config(**kw) -> RetrainingConfig:
-    base = dict(model_name=MODEL, epochs=3, learning_rate=3e-3, batch_size=256, model_kwargs=TINY_MODEL,
-                walk_forward=WalkForwardConfig(n_folds=2), min_accuracy_for_promotion=0.0, train_days=None)
+    base = dict(
+        model_name=MODEL,
+        epochs=3,
+        learning_rate=3e-3,
+        batch_size=256,
+        model_kwargs=TINY_MODEL,
+        walk_forward=WalkForwardConfig(n_folds=2),
+        min_accuracy_for_promotion=0.0,
+        train_days=None,
+    )
     base.update(kw)
     return RetrainingConfig(**base)
 
@@ -110,23 +129,38 @@ def test_full_cycle_drift_retrain_walk_forward_promote_serve(pg_url, tmp_path):
     assert tags["promotion_decision"] == "promoted" and tags["promotion_reason"].startswith("gate passed")
     assert tags["drift_detected"] == "true"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"drift_report.json", "drift_report.csv", "drift_report.png", "walk_forward.json", "metadata.json"} <= artifacts
+    assert {
+        "drift_report.json",
+        "drift_report.csv",
+        "drift_report.png",
+        "walk_forward.json",
+        "metadata.json",
+    } <= artifacts
     for key in ("wf_accuracy", "wf_f1_macro", "wf_backtest_sharpe", "wf_production_accuracy", "wf_production_f1_macro"):
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2], key
     metrics = run.data.metrics
-    for key in ("walk_forward_accuracy_mean", "walk_forward_accuracy_std", "walk_forward_f1_macro_mean",
-                "walk_forward_production_f1_macro_mean", "walk_forward_delta_f1_macro_mean", "drift_share",
-                "test_accuracy"):
+    for key in (
+        "walk_forward_accuracy_mean",
+        "walk_forward_accuracy_std",
+        "walk_forward_f1_macro_mean",
+        "walk_forward_production_f1_macro_mean",
+        "walk_forward_delta_f1_macro_mean",
+        "drift_share",
+        "test_accuracy",
+    ):
         assert key in metrics, key
     mv = client.get_model_version(MODEL, "2")
     assert mv.run_id == result.run_id and mv.tags["trigger"] == "drift" and "walk_forward_f1_macro_mean" in mv.tags
 
     # each walk-forward fold is a nested run with its own learning curves and test metrics
-    folds = sorted(_retraining_runs(client, f"tags.mlflow.parentRunId = '{run.info.run_id}'",
-                                    kind="walk_forward_fold"), key=lambda r: int(r.data.tags["fold"]))
+    folds = sorted(
+        _retraining_runs(client, f"tags.mlflow.parentRunId = '{run.info.run_id}'", kind="walk_forward_fold"),
+        key=lambda r: int(r.data.tags["fold"]),
+    )
     assert [r.info.run_name for r in folds] == ["fold_1_of_2", "fold_2_of_2"]
-    for fold_run, wf_point in zip(folds, sorted(client.get_metric_history(run.info.run_id, "wf_accuracy"),
-                                               key=lambda m: m.step)):
+    for fold_run, wf_point in zip(
+        folds, sorted(client.get_metric_history(run.info.run_id, "wf_accuracy"), key=lambda m: m.step)
+    ):
         assert fold_run.info.status == "FINISHED"
         for key in ("train_loss", "val_loss", "val_accuracy"):
             assert [m.step for m in client.get_metric_history(fold_run.info.run_id, key)] == [1, 2, 3], key
@@ -211,8 +245,7 @@ def test_a_retraining_that_loses_its_lock_stops_before_the_registry(pg_url, tmp_
 
     settings = make_settings(tmp_path, tracking_uri=pg_url, data_path=str(SAMPLE_DATA))
     _initial_model(settings)
-    pipeline = RetrainingPipeline(settings, _config(data=str(SAMPLE_DATA), symbols=["ETH/BTC"], epochs=1,
-                                                    train_days=4))
+    pipeline = RetrainingPipeline(settings, _config(data=str(SAMPLE_DATA), symbols=["ETH/BTC"], epochs=1, train_days=4))
     leases, rival = [], {}
     real_try = pipeline.locks.try_lease
     monkeypatch.setattr(pipeline.locks, "try_lease", lambda *a, **kw: leases.append(real_try(*a, **kw)) or leases[-1])
@@ -368,8 +401,13 @@ def test_scheduler_jobs_from_interval_cron_and_checks(tmp_path):
 
 
 def test_config_validation():
-    for bad in ({"recent_days": 0}, {"cooldown_hours": -1}, {"performance_margin": 1.5}, {"model_name": ""},
-                {"min_accuracy_for_promotion": 2}):
+    for bad in (
+        {"recent_days": 0},
+        {"cooldown_hours": -1},
+        {"performance_margin": 1.5},
+        {"model_name": ""},
+        {"min_accuracy_for_promotion": 2},
+    ):
         with pytest.raises(ValueError, match="RetrainingConfig"):
             RetrainingConfig(**bad)
 
@@ -404,18 +442,21 @@ def test_help_lists_subcommands_and_triggers(capsys):
         assert word in out
 
 
-@pytest.mark.parametrize("argv, fragment", [
-    ([], "required"),
-    (["run"], "--trigger"),
-    (["run", "--trigger", "sometimes"], "invalid choice"),
-    (["run", "--trigger", "manual", "--folds", "0"], "positive integer"),
-    (["check-drift", "--recent-days", "-1"], "positive number"),
-    (["serve"], "one of the arguments --interval --cron is required"),
-    (["serve", "--cron", "61 * * * *"], "invalid cron expression"),
-    (["check-drift"], "has no production version"),
-    (["run", "--trigger", "drift"], "has no production version"),
-    (["check-drift", "--data", "/no/such/candles.csv"], "has no production version"),
-])
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        ([], "required"),
+        (["run"], "--trigger"),
+        (["run", "--trigger", "sometimes"], "invalid choice"),
+        (["run", "--trigger", "manual", "--folds", "0"], "positive integer"),
+        (["check-drift", "--recent-days", "-1"], "positive number"),
+        (["serve"], "one of the arguments --interval --cron is required"),
+        (["serve", "--cron", "61 * * * *"], "invalid cron expression"),
+        (["check-drift"], "has no production version"),
+        (["run", "--trigger", "drift"], "has no production version"),
+        (["check-drift", "--data", "/no/such/candles.csv"], "has no production version"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(cli_env, capsys, argv, fragment):
     code = main(argv)
     err = capsys.readouterr().err
@@ -426,14 +467,34 @@ def test_bad_input_is_one_line_and_exit_2(cli_env, capsys, argv, fragment):
 
 @pytest.mark.slow
 def test_cli_run_then_check_drift(cli_env, capsys):
-    code = main(["run", "--trigger", "manual", "--symbol", "ETH/BTC", "--train-days", "4", "--folds", "2",
-                 "--epochs", "1", "--min-accuracy", "0"])
+    code = main(
+        [
+            "run",
+            "--trigger",
+            "manual",
+            "--symbol",
+            "ETH/BTC",
+            "--train-days",
+            "4",
+            "--folds",
+            "2",
+            "--epochs",
+            "1",
+            "--min-accuracy",
+            "0",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == EXIT_OK, err
     assert out.startswith("completed: retrained on trigger manual: v1 promoted") and "walk-forward (2 folds)" in out
     # long work shows progress on stderr: a line per stage and fold, a bar per training (epochs)
-    for line in ("walk-forward: 2 folds", "fold 1/2: accuracy", "fold 2/2: accuracy", "final model on the whole window",
-                 "registered hybrid_cnn_lstm v1"):
+    for line in (
+        "walk-forward: 2 folds",
+        "fold 1/2: accuracy",
+        "fold 2/2: accuracy",
+        "final model on the whole window",
+        "registered hybrid_cnn_lstm v1",
+    ):
         assert line in err, (line, err)
     assert "fold 1/2: 100%" in err and "final model: 100%" in err and "1/1 [" in err  # tqdm bars per epoch
     assert err.index("fold 1/2: accuracy") < err.index("final model on the whole window")
@@ -458,8 +519,25 @@ def test_cli_run_then_check_drift(cli_env, capsys):
 
     # drift trigger on 30m candles: retrained; the 5m production model cannot score 30m windows, so the
     # gate compares recorded metrics and says so
-    code = main(["run", "--trigger", "drift", "--data", str(SHARED_MARKET / "UNITTEST_BTC-30m.feather"),
-                 "--cooldown-hours", "0", "--train-days", "12", "--folds", "2", "--epochs", "1", "--min-accuracy", "0"])
+    code = main(
+        [
+            "run",
+            "--trigger",
+            "drift",
+            "--data",
+            str(SHARED_MARKET / "UNITTEST_BTC-30m.feather"),
+            "--cooldown-hours",
+            "0",
+            "--train-days",
+            "12",
+            "--folds",
+            "2",
+            "--epochs",
+            "1",
+            "--min-accuracy",
+            "0",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == EXIT_OK, err
     assert out.startswith("completed: retrained on trigger drift: v2") and "no holdout evaluator" in out, out

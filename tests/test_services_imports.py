@@ -1,6 +1,7 @@
 """The service layer's imports: no cycle among ``backend/services`` modules (module-level and
 function-level imports alike), and every module imports first, in a fresh interpreter, whatever
 order the others come in."""
+
 from __future__ import annotations
 
 import ast
@@ -19,7 +20,8 @@ MODULES = sorted(p.stem for p in SERVICES.glob("*.py"))
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
@@ -59,7 +61,7 @@ def import_graph() -> dict[str, set[str]]:
                 if target == PACKAGE:
                     edges.add("__init__")
                 elif target.startswith(PACKAGE + "."):
-                    module = target[len(PACKAGE) + 1:].split(".", 1)[0]
+                    module = target[len(PACKAGE) + 1 :].split(".", 1)[0]
                     if module in MODULES:
                         edges.add(module)
         graph[name] = edges - {name}
@@ -76,7 +78,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return [*stack[stack.index(nxt):], nxt]
+                return [*stack[stack.index(nxt) :], nxt]
             if nxt not in state and (found := visit(nxt)):
                 return found
         stack.pop()
@@ -113,6 +115,7 @@ def test_each_module_imports_first_in_a_fresh_interpreter(first: str) -> None:
     rest = [m for m in MODULES if m != first]
     names = [first, *rest, *reversed(rest)]
     code = "import importlib\n" + "".join(
-        f"importlib.import_module({(PACKAGE if m == '__init__' else f'{PACKAGE}.{m}')!r})\n" for m in names)
+        f"importlib.import_module({(PACKAGE if m == '__init__' else f'{PACKAGE}.{m}')!r})\n" for m in names
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]

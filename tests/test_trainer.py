@@ -1,4 +1,5 @@
 """Trainer: learning a planted pattern, seeds, exact resume, divergence, early stopping, callbacks."""
+
 from __future__ import annotations
 
 import io
@@ -44,8 +45,16 @@ def data() -> tuple[TensorDataset, TensorDataset]:
 def small_model(seed: int = 0, dropout: float = 0.1) -> HybridCNNLSTM:
     torch.manual_seed(seed)
     return HybridCNNLSTM(
-        ModelConfig(n_features=F, window=T, conv_channels=(16,), lstm_hidden=24, lstm_layers=2,
-                    attention_dim=16, head_hidden=16, dropout=dropout)
+        ModelConfig(
+            n_features=F,
+            window=T,
+            conv_channels=(16,),
+            lstm_hidden=24,
+            lstm_layers=2,
+            attention_dim=16,
+            head_hidden=16,
+            dropout=dropout,
+        )
     )
 
 
@@ -76,7 +85,15 @@ def test_learns_planted_pattern_and_not_shuffled_labels(data) -> None:
     best_acc = result.history[result.best_epoch - 1]["val_accuracy"]
     assert best_acc > majority + 0.3, (best_acc, majority)
     assert len(result.history) == 6 and not result.stopped_early
-    assert set(result.history[0]) == {"epoch", "train_loss", "val_loss", "val_accuracy", "val_f1", "learning_rate", "epoch_seconds"}
+    assert set(result.history[0]) == {
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "val_accuracy",
+        "val_f1",
+        "learning_rate",
+        "epoch_seconds",
+    }
     proba = trainer.predict_proba(val)
     assert proba.shape == (len(val), 3) and proba.dtype == np.float32
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
@@ -260,7 +277,9 @@ def test_callbacks_and_progress_bar(data) -> None:
     train, val = data
     rec, only = Recorder(), OnlyEpochs()
     out = io.StringIO()
-    result = Trainer(small_model(), cfg(epochs=2, log_every_n_steps=4), callbacks=[rec, only, ProgressBarCallback(file=out)]).fit(train, val)
+    result = Trainer(
+        small_model(), cfg(epochs=2, log_every_n_steps=4), callbacks=[rec, only, ProgressBarCallback(file=out)]
+    ).fit(train, val)
     steps_per_epoch = len(train) // 64
     assert rec.events[0] == ("start", 0)
     assert [s for kind, s in rec.events if kind == "batch"] == list(range(4, 2 * steps_per_epoch + 1, 4))
@@ -302,7 +321,9 @@ class BatchesDataset(Dataset):
     def __getitem__(self, i: int):
         return self.x[i], self.y[i]
 
-    def batches(self, batch_size: int, shuffle: bool, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(
+        self, batch_size: int, shuffle: bool, generator: torch.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         self.batch_calls += 1
         order = torch.randperm(len(self.y), generator=generator) if shuffle else torch.arange(len(self.y))
         for s in range(0, len(order), batch_size):
@@ -347,10 +368,20 @@ def test_trainer_config_checks_and_roundtrip() -> None:
     c = TrainerConfig(early_stopping_metric="val_loss")
     assert c.monitor_mode == "min" and TrainerConfig().monitor_mode == "max"
     assert TrainerConfig.from_dict(c.to_dict()) == c
-    for bad in ({"epochs": 0}, {"lr_scheduler": "step"}, {"early_stopping_metric": "f1"}, {"device": "tpu"},
-                {"class_weights": "inverse"}, {"learning_rate": 0.0}, {"grad_clip_norm": 0.0}, {"num_threads": 0}):
+    for bad in (
+        {"epochs": 0},
+        {"lr_scheduler": "step"},
+        {"early_stopping_metric": "f1"},
+        {"device": "tpu"},
+        {"class_weights": "inverse"},
+        {"learning_rate": 0.0},
+        {"grad_clip_norm": 0.0},
+        {"num_threads": 0},
+    ):
         with pytest.raises(ValueError, match="TrainerConfig"):
             TrainerConfig(**bad)
     with pytest.raises(ValueError, match="unknown keys"):
         TrainerConfig.from_dict({"epochs": 1, "bogus": 2})
-    assert Trainer(small_model(), TrainerConfig(device="auto")).device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert Trainer(small_model(), TrainerConfig(device="auto")).device.type == (
+        "cuda" if torch.cuda.is_available() else "cpu"
+    )

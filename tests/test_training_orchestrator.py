@@ -1,4 +1,5 @@
 """The core pipeline end to end: CLI, outputs, bad input, planted pattern and leakage checks."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,8 +27,23 @@ from backend.ml_engine.training_orchestrator import (
     run_training,
 )
 
-TINY_CLI = ["--epochs", "1", "--window", "16", "--horizon", "4", "--batch-size", "256", "--date-range", "2",
-            "--symbol", "ETH/BTC", "--no-mlflow", "--seed", "3"]
+TINY_CLI = [
+    "--epochs",
+    "1",
+    "--window",
+    "16",
+    "--horizon",
+    "4",
+    "--batch-size",
+    "256",
+    "--date-range",
+    "2",
+    "--symbol",
+    "ETH/BTC",
+    "--no-mlflow",
+    "--seed",
+    "3",
+]
 
 
 @pytest.fixture
@@ -45,8 +61,17 @@ def test_help_lists_the_guides_flags(capsys):
         main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--epochs", "--batch-size", "--lr", "--date-range", "--data", "--symbol", "--timeframe",
-                 "--seed", "--device"):
+    for flag in (
+        "--epochs",
+        "--batch-size",
+        "--lr",
+        "--date-range",
+        "--data",
+        "--symbol",
+        "--timeframe",
+        "--seed",
+        "--device",
+    ):
         assert flag in out
 
 
@@ -79,8 +104,9 @@ def test_cli_trains_on_bundled_data_and_writes_every_output(in_tmp, capsys):
     assert meta["dataset"]["samples"]["train"] > 0 and meta["dataset"]["samples"]["test"] > 0
     assert 0 <= meta["test_metrics"]["accuracy"] <= 1
     assert set(meta["baselines"]) == {"majority", "previous_direction"}
-    assert {"total_return", "sharpe", "max_drawdown", "win_rate", "n_trades",
-            "buy_and_hold_total_return"} <= set(meta["backtest"])
+    assert {"total_return", "sharpe", "max_drawdown", "win_rate", "n_trades", "buy_and_hold_total_return"} <= set(
+        meta["backtest"]
+    )
     assert meta["onnx"]["max_abs_diff"] <= 1e-4
     assert {"torch", "numpy", "mlflow", "onnxruntime"} <= set(meta["library_versions"])
 
@@ -103,12 +129,15 @@ def test_date_range_beyond_the_data_says_so_plainly(in_tmp, capsys):
     assert "asked for 60 days, the data holds 20.0 days (2018-01-10 .. 2018-01-30)" in err
 
 
-@pytest.mark.parametrize("argv, fragment", [
-    (["--epochs", "0"], "expected a positive integer, got '0'"),
-    (["--lr", "nan"], "expected a positive number, got 'nan'"),
-    (["--batch-size", "many"], "expected a positive integer, got 'many'"),
-    (["--device", "tpu"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["--epochs", "0"], "expected a positive integer, got '0'"),
+        (["--lr", "nan"], "expected a positive number, got 'nan'"),
+        (["--batch-size", "many"], "expected a positive integer, got 'many'"),
+        (["--device", "tpu"], "invalid choice"),
+    ],
+)
 def test_cli_rejects_bad_flags(argv, fragment, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)

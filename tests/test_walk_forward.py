@@ -1,4 +1,5 @@
 """Walk-forward folds: purged (no test window meets a training row or the purge gap), features built once."""
+
 from __future__ import annotations
 
 import itertools
@@ -96,8 +97,9 @@ def test_folds_are_purged_ordered_and_cover_the_tail(mode):
     extra_gap=st.integers(0, 30),
     holes=st.integers(0, 50),
 )
-def test_no_fold_test_range_overlaps_its_training_range_or_purge_gap(lengths, window, horizon, n_folds, mode,
-                                                                      frac, extra_gap, holes):
+def test_no_fold_test_range_overlaps_its_training_range_or_purge_gap(
+    lengths, window, horizon, n_folds, mode, frac, extra_gap, holes
+):
     sid, times, ends = _layout(lengths, window, horizon, holes=holes, seed=window)
     gap = window + horizon + extra_gap
     try:
@@ -184,9 +186,15 @@ def test_walk_forward_builds_features_once_and_scores_both_models_on_the_same_ro
         assert fold.production["f1_macro"] < 0.25  # one class predicted: macro F1 <= 1/3 * 2p/(1+p)
         assert fold.train_seconds > 0 and fold.epochs == 1
     summary = result.summary()
-    for key in ("walk_forward_accuracy_mean", "walk_forward_accuracy_std", "walk_forward_f1_macro_mean",
-                "walk_forward_production_f1_macro_mean", "walk_forward_delta_f1_macro_mean",
-                "walk_forward_backtest_sharpe_mean", "walk_forward_backtest_total_return_std"):
+    for key in (
+        "walk_forward_accuracy_mean",
+        "walk_forward_accuracy_std",
+        "walk_forward_f1_macro_mean",
+        "walk_forward_production_f1_macro_mean",
+        "walk_forward_delta_f1_macro_mean",
+        "walk_forward_backtest_sharpe_mean",
+        "walk_forward_backtest_total_return_std",
+    ):
         assert np.isfinite(summary[key]), key
     accs = [f.candidate["accuracy"] for f in result.folds]
     assert summary["walk_forward_accuracy_std"] == pytest.approx(np.std(accs, ddof=1))

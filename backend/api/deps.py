@@ -1,8 +1,9 @@
 """Dependencies: the services built at startup, and the write guard (API token).
 
-    @router.post("/train", dependencies=[WriteAccess])
-    def train(body: TrainCreate, jobs: JobServiceDep) -> JobPublic: ...
+@router.post("/train", dependencies=[WriteAccess])
+def train(body: TrainCreate, jobs: JobServiceDep) -> JobPublic: ...
 """
+
 from __future__ import annotations
 
 import logging

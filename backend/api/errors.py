@@ -1,5 +1,6 @@
 """Exception handlers: service errors become their HTTP status with ``{"detail": message}``; anything
 else is a 500 whose log line (traceback included) has every secret masked."""
+
 from __future__ import annotations
 
 import logging

@@ -11,6 +11,7 @@ Security: state-changing routes need ``ML_API_TOKEN`` (``Authorization: Bearer <
 ``X-API-Token``); without one configured they answer 403 (read-only API). CORS allows only
 ``ML_CORS_ORIGINS``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,8 +46,11 @@ def create_app(settings: ServiceSettings | None = None, services: Services | Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _freeze_startup_objects()
-        logger.info("ML API: tracking store %s, %s", services.models.registry, "read-only (no ML_API_TOKEN)"
-                    if settings.read_only else "token required for changes")
+        logger.info(
+            "ML API: tracking store %s, %s",
+            services.models.registry,
+            "read-only (no ML_API_TOKEN)" if settings.read_only else "token required for changes",
+        )
         yield
         services.close()
 
@@ -86,8 +90,13 @@ def _freeze_startup_objects() -> None:
     import gc
     import importlib
 
-    for module in ("mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store",
-                   "mlflow.tracking.client", "sqlalchemy.orm", "pandas"):
+    for module in (
+        "mlflow.store.tracking.sqlalchemy_store",
+        "mlflow.store.model_registry.sqlalchemy_store",
+        "mlflow.tracking.client",
+        "sqlalchemy.orm",
+        "pandas",
+    ):
         try:
             importlib.import_module(module)
         except ImportError:  # pragma: no cover - an optional backend

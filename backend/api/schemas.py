@@ -3,6 +3,7 @@
 What the API returns (``XPublic``) is defined once in :mod:`backend.services.schemas` and shared
 with the dashboard; it is re-exported here so routes import from one place.
 """
+
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field

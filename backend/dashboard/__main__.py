@@ -4,6 +4,7 @@ dashboard with the project's flags (headless, no usage statistics, minimal toolb
 Settings come from the environment and ``.env`` (``MLFLOW_TRACKING_URI``, ``ML_API_TOKEN``,
 ``ML_JOBS_DATABASE_URL``...), exactly as for the REST API.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,13 +23,20 @@ logger = logging.getLogger("backend.dashboard")
 def streamlit_args(port: int = DEFAULT_PORT, address: str | None = None, headless: bool = True) -> list[str]:
     """Arguments after ``streamlit`` (``run <app> --server.port ...``), shared by tests and benchmarks."""
     args = [
-        "run", str(APP),
-        "--server.port", str(port),
-        "--server.headless", "true" if headless else "false",
-        "--browser.gatherUsageStats", "false",
-        "--client.toolbarMode", "minimal",
-        "--server.fileWatcherType", "none",
-        "--theme.base", "light",
+        "run",
+        str(APP),
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true" if headless else "false",
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
+        "--server.fileWatcherType",
+        "none",
+        "--theme.base",
+        "light",
     ]
     if address:
         args += ["--server.address", address]

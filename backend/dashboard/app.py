@@ -4,6 +4,7 @@ Russian by default, English on a switch in the sidebar; every visible string com
 :mod:`backend.dashboard.i18n`. Each page is a script under ``views/`` that reads and acts only
 through the service layer (:mod:`backend.services`), the same functions the REST API calls.
 """
+
 from __future__ import annotations
 
 import sys
@@ -47,8 +48,13 @@ def main() -> None:
     ]
     page = st.navigation(pages)
     with st.sidebar:
-        st.radio(i18n.t("lang.label"), i18n.LANGUAGES, key=i18n.LANG_KEY,
-                 format_func=lambda code: i18n.t(f"lang.{code}"), horizontal=True)
+        st.radio(
+            i18n.t("lang.label"),
+            i18n.LANGUAGES,
+            key=i18n.LANG_KEY,
+            format_func=lambda code: i18n.t(f"lang.{code}"),
+            horizontal=True,
+        )
         st.caption(i18n.t("app.caption"))
     try:
         secrets = context.settings().secrets()

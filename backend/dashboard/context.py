@@ -7,6 +7,7 @@ Tests and benchmarks inject their own before the first run, so no environment ju
     at.session_state[SERVICES_KEY] = Services.from_settings(settings)
     at.run()
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,8 +29,11 @@ SERVICES_KEY = "dashboard_services"
 def _services_from_environment() -> Services:
     """One :class:`Services` per dashboard process, shared by every browser session."""
     settings = ServiceSettings()
-    logger.info("dashboard: tracking store %s, %s", settings.mlflow_tracking_uri.split("://", 1)[0],
-                "read-only (no ML_API_TOKEN)" if settings.read_only else "token required for changes")
+    logger.info(
+        "dashboard: tracking store %s, %s",
+        settings.mlflow_tracking_uri.split("://", 1)[0],
+        "read-only (no ML_API_TOKEN)" if settings.read_only else "token required for changes",
+    )
     return Services.from_settings(settings)
 
 

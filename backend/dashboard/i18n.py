@@ -10,6 +10,7 @@ the same placeholders. The engine's verdicts (promotion gate, rollback, archive)
 table: they arrive as codes with parameters and are rendered in the page's language by
 :mod:`backend.ml_engine.verdicts` (``event.detail_text(lang)``, ``decision.reason_text(lang)``).
 """
+
 from __future__ import annotations
 
 import re
@@ -50,12 +51,18 @@ _FILTER_EN = (
 _TABLE: dict[str, tuple[str, str]] = {
     # -- application -------------------------------------------------------------------------
     "app.title": ("Trading Bot ML — панель", "Trading Bot ML — dashboard"),
-    "app.caption": ("Данные MLflow через сервисный слой проекта — тот же, что у REST API.",
-                    "MLflow data through the project's service layer, the same one the REST API uses."),
-    "app.settings_error": ("Настройки панели не годятся (переменные ML_* и MLFLOW_*, файл .env):",
-                           "The dashboard's settings are not usable (ML_* and MLFLOW_* variables, the .env file):"),
-    "error.unexpected": ("Страница не смогла получить данные. Сообщение об ошибке:",
-                         "The page could not get its data. The error says:"),
+    "app.caption": (
+        "Данные MLflow через сервисный слой проекта — тот же, что у REST API.",
+        "MLflow data through the project's service layer, the same one the REST API uses.",
+    ),
+    "app.settings_error": (
+        "Настройки панели не годятся (переменные ML_* и MLFLOW_*, файл .env):",
+        "The dashboard's settings are not usable (ML_* and MLFLOW_* variables, the .env file):",
+    ),
+    "error.unexpected": (
+        "Страница не смогла получить данные. Сообщение об ошибке:",
+        "The page could not get its data. The error says:",
+    ),
     "lang.label": ("Язык", "Language"),
     "lang.ru": ("RU", "RU"),
     "lang.en": ("EN", "EN"),
@@ -156,10 +163,14 @@ _TABLE: dict[str, tuple[str, str]] = {
         "disabled — as in the REST API.",
     ),
     "access.token": ("Токен API", "API token"),
-    "access.token_help": ("Значение ML_API_TOKEN — тот же токен, что требует REST API для изменений.",
-                          "The value of ML_API_TOKEN — the token the REST API requires for changes."),
-    "access.bad_token": ("Неверный или пустой токен API: действие не выполнено.",
-                         "Missing or wrong API token: nothing was done."),
+    "access.token_help": (
+        "Значение ML_API_TOKEN — тот же токен, что требует REST API для изменений.",
+        "The value of ML_API_TOKEN — the token the REST API requires for changes.",
+    ),
+    "access.bad_token": (
+        "Неверный или пустой токен API: действие не выполнено.",
+        "Missing or wrong API token: nothing was done.",
+    ),
     # -- validation (pydantic error types of the API's request schemas) --------------------------
     "validation.line": ("{field}: {message}", "{field}: {message}"),
     "validation.other": ("недопустимое значение ({message})", "invalid value ({message})"),
@@ -167,10 +178,18 @@ _TABLE: dict[str, tuple[str, str]] = {
     "validation.greater_than_equal": ("должно быть не меньше {ge}", "must be at least {ge}"),
     "validation.less_than": ("должно быть меньше {lt}", "must be less than {lt}"),
     "validation.less_than_equal": ("должно быть не больше {le}", "must be at most {le}"),
-    "validation.string_pattern_mismatch": ("не соответствует шаблону {pattern}", "does not match the pattern {pattern}"),
-    "validation.too_long": ("слишком много элементов (не больше {max_length})", "too many items (at most {max_length})"),
-    "validation.string_too_long": ("слишком длинная строка (не больше {max_length})",
-                                   "too long (at most {max_length} characters)"),
+    "validation.string_pattern_mismatch": (
+        "не соответствует шаблону {pattern}",
+        "does not match the pattern {pattern}",
+    ),
+    "validation.too_long": (
+        "слишком много элементов (не больше {max_length})",
+        "too many items (at most {max_length})",
+    ),
+    "validation.string_too_long": (
+        "слишком длинная строка (не больше {max_length})",
+        "too long (at most {max_length} characters)",
+    ),
     "validation.int_type": ("нужно целое число", "must be a whole number"),
     "validation.int_parsing": ("нужно целое число", "must be a whole number"),
     "validation.float_type": ("нужно число", "must be a number"),
@@ -187,59 +206,84 @@ _TABLE: dict[str, tuple[str, str]] = {
         "A group of related runs (like a folder). This project has `trading_bot_ml`, `model_training`, "
         "`auto_retraining`.",
     ),
-    "glossary.experiment.where": ("«Эксперименты и запуски»: выбор и назначение каждого",
-                                  "“Experiments and runs”: the picker, with each one's purpose"),
+    "glossary.experiment.where": (
+        "«Эксперименты и запуски»: выбор и назначение каждого",
+        "“Experiments and runs”: the picker, with each one's purpose",
+    ),
     "glossary.run.term": ("Запуск", "Run"),
-    "glossary.run.desc": ("Одно выполнение обучения со своими параметрами и метриками.",
-                          "One execution of a training, with its own parameters and metrics."),
-    "glossary.run.where": ("Таблица запусков, карточка запуска, «Сравнение»",
-                           "The runs table, the run page, “Comparison”"),
+    "glossary.run.desc": (
+        "Одно выполнение обучения со своими параметрами и метриками.",
+        "One execution of a training, with its own parameters and metrics.",
+    ),
+    "glossary.run.where": (
+        "Таблица запусков, карточка запуска, «Сравнение»",
+        "The runs table, the run page, “Comparison”",
+    ),
     "glossary.artifact.term": ("Артефакт", "Artifact"),
-    "glossary.artifact.desc": ("Файл, связанный с запуском: модель, ONNX, график, metadata.json.",
-                               "A file attached to a run: the model, ONNX, a plot, metadata.json."),
+    "glossary.artifact.desc": (
+        "Файл, связанный с запуском: модель, ONNX, график, metadata.json.",
+        "A file attached to a run: the model, ONNX, a plot, metadata.json.",
+    ),
     "glossary.artifact.where": ("Карточка запуска → «Артефакты»", "Run page → “Artifacts”"),
     "glossary.metric.term": ("Метрика", "Metric"),
-    "glossary.metric.desc": ("Числовое значение (accuracy, loss); записанная по эпохам, даёт кривую обучения.",
-                             "A number (accuracy, loss); logged per epoch, it draws a learning curve."),
-    "glossary.metric.where": ("Карточка запуска → «Кривые обучения», «Метрики»",
-                              "Run page → “Learning curves”, “Metrics”"),
+    "glossary.metric.desc": (
+        "Числовое значение (accuracy, loss); записанная по эпохам, даёт кривую обучения.",
+        "A number (accuracy, loss); logged per epoch, it draws a learning curve.",
+    ),
+    "glossary.metric.where": (
+        "Карточка запуска → «Кривые обучения», «Метрики»",
+        "Run page → “Learning curves”, “Metrics”",
+    ),
     "glossary.parameter.term": ("Параметр", "Parameter"),
-    "glossary.parameter.desc": ("Настройка обучения (epochs, lr, batch_size); хранится строкой, "
-                                "поэтому в фильтре значение берут в кавычки.",
-                                "A training setting (epochs, lr, batch_size); stored as a string, so "
-                                "filters quote its value."),
-    "glossary.parameter.where": ("Карточка запуска → «Параметры», «Сравнение»", "Run page → “Parameters”, “Comparison”"),
+    "glossary.parameter.desc": (
+        "Настройка обучения (epochs, lr, batch_size); хранится строкой, поэтому в фильтре значение берут в кавычки.",
+        "A training setting (epochs, lr, batch_size); stored as a string, so filters quote its value.",
+    ),
+    "glossary.parameter.where": (
+        "Карточка запуска → «Параметры», «Сравнение»",
+        "Run page → “Parameters”, “Comparison”",
+    ),
     "glossary.tag.term": ("Тег", "Tag"),
-    "glossary.tag.desc": ("Метка для поиска и фильтрации (trigger, training_mode, model_name).",
-                          "A label for search and filtering (trigger, training_mode, model_name)."),
+    "glossary.tag.desc": (
+        "Метка для поиска и фильтрации (trigger, training_mode, model_name).",
+        "A label for search and filtering (trigger, training_mode, model_name).",
+    ),
     "glossary.tag.where": ("Карточка запуска → «Теги»; версии в «Моделях»", "Run page → “Tags”; versions in “Models”"),
     "glossary.registry.term": ("Реестр моделей", "Model registry"),
-    "glossary.registry.desc": ("Хранилище версий моделей и история их продвижения в production.",
-                               "Where model versions live, with the history of their promotions to production."),
+    "glossary.registry.desc": (
+        "Хранилище версий моделей и история их продвижения в production.",
+        "Where model versions live, with the history of their promotions to production.",
+    ),
     "glossary.registry.where": ("«Модели»", "“Models”"),
     "glossary.version.term": ("Версия модели", "Model version"),
-    "glossary.version.desc": ("Конкретная версия модели в реестре, созданная из запуска: теги с ключевыми "
-                              "метриками, описание, схема входа и выхода.",
-                              "One version of a model in the registry, made from a run: tags with the key "
-                              "metrics, a description, the input and output schema."),
+    "glossary.version.desc": (
+        "Конкретная версия модели в реестре, созданная из запуска: теги с ключевыми "
+        "метриками, описание, схема входа и выхода.",
+        "One version of a model in the registry, made from a run: tags with the key "
+        "metrics, a description, the input and output schema.",
+    ),
     "glossary.version.where": ("«Модели» → таблица версий", "“Models” → the versions table"),
     "glossary.alias.term": ("Алиас", "Alias"),
-    "glossary.alias.desc": ("Именованная ссылка на версию (`production` → v3). Заменяет устаревшие стадии: "
-                            "продвижение и откат переставляют алиас `production`.",
-                            "A named pointer to a version (`production` → v3). Replaces the deprecated stages: "
-                            "promotion and rollback move the `production` alias."),
+    "glossary.alias.desc": (
+        "Именованная ссылка на версию (`production` → v3). Заменяет устаревшие стадии: "
+        "продвижение и откат переставляют алиас `production`.",
+        "A named pointer to a version (`production` → v3). Replaces the deprecated stages: "
+        "promotion and rollback move the `production` alias.",
+    ),
     "glossary.alias.where": ("«Обзор», «Модели»", "“Overview”, “Models”"),
     "glossary.stage.term": ("Стадия модели", "Model stage"),
-    "glossary.stage.desc": ("Staging / Production / Archived — устарели с MLflow 2.9; вместо них — алиас "
-                            "`production`.",
-                            "Staging / Production / Archived — deprecated since MLflow 2.9; the `production` "
-                            "alias replaces them."),
+    "glossary.stage.desc": (
+        "Staging / Production / Archived — устарели с MLflow 2.9; вместо них — алиас `production`.",
+        "Staging / Production / Archived — deprecated since MLflow 2.9; the `production` alias replaces them.",
+    ),
     "glossary.stage.where": ("Не используется", "Not used"),
     "glossary.drift.term": ("Дрейф данных", "Data drift"),
-    "glossary.drift.desc": ("Свежие свечи распределены иначе, чем данные обучения production-версии "
-                            "(PSI и тест Колмогорова–Смирнова по каждому признаку).",
-                            "Recent candles are distributed unlike the production version's training data "
-                            "(PSI and the Kolmogorov–Smirnov test per feature)."),
+    "glossary.drift.desc": (
+        "Свежие свечи распределены иначе, чем данные обучения production-версии "
+        "(PSI и тест Колмогорова–Смирнова по каждому признаку).",
+        "Recent candles are distributed unlike the production version's training data "
+        "(PSI and the Kolmogorov–Smirnov test per feature).",
+    ),
     "glossary.drift.where": ("«Переобучение и дрейф»", "“Retraining and drift”"),
     # -- help page -----------------------------------------------------------------------------
     "glossary.title": ("Справка", "Help"),
@@ -253,16 +297,20 @@ _TABLE: dict[str, tuple[str, str]] = {
         "one the REST API uses.",
     ),
     "glossary.terms": ("Словарь терминов", "Glossary"),
-    "glossary.mlflow_note": ("Столбец «В MLflow» — название термина в интерфейсе и API MLflow.",
-                             "The “In MLflow” column is the term's name in MLflow's interface and API."),
+    "glossary.mlflow_note": (
+        "Столбец «В MLflow» — название термина в интерфейсе и API MLflow.",
+        "The “In MLflow” column is the term's name in MLflow's interface and API.",
+    ),
     "glossary.col.term": ("Термин", "Term"),
     "glossary.col.mlflow": ("В MLflow", "In MLflow"),
     "glossary.col.desc": ("Что это", "What it is"),
     "glossary.col.where": ("Где на панели", "Where on the dashboard"),
     "glossary.filters": ("Фильтры запусков", "Run filters"),
     "glossary.faq": ("Ответы на вопросы из руководства", "Answers to the guide's questions"),
-    "glossary.faq1.q": ("Можно ли сделать интерфейс MLflow на русском языке?",
-                        "Can the MLflow interface be in Russian?"),
+    "glossary.faq1.q": (
+        "Можно ли сделать интерфейс MLflow на русском языке?",
+        "Can the MLflow interface be in Russian?",
+    ),
     "glossary.faq1.a": (
         "Сам MLflow UI — нет: в нём нет перевода и выбора языка. Поэтому есть эта панель: она на русском, "
         "показывает то же, что MLflow UI (эксперименты, запуски, сравнение, модели), и умеет больше — "
@@ -280,8 +328,7 @@ _TABLE: dict[str, tuple[str, str]] = {
     ),
     "glossary.faq3.q": ("Почему схема входа и выхода была пустой?", "Why was the input/output schema empty?"),
     "glossary.faq3.a": (
-        "Модель теперь логируется с сигнатурой и примером входа. Схема показана в «Модели» → «Схема входа "
-        "и выхода».",
+        "Модель теперь логируется с сигнатурой и примером входа. Схема показана в «Модели» → «Схема входа и выхода».",
         "The model is now logged with a signature and an input example. The schema is in “Models” → "
         "“Input and output schema”.",
     ),
@@ -295,23 +342,37 @@ _TABLE: dict[str, tuple[str, str]] = {
     ),
     # -- experiments ---------------------------------------------------------------------------
     "experiment.no_description": ("Описание не задано.", "No description."),
-    "experiment.purpose.trading_bot_ml": ("Эксперимент по умолчанию: общие и разовые запуски.",
-                                          "The default experiment: general and ad-hoc runs."),
-    "experiment.purpose.model_training": ("Ручное обучение через TrainingOrchestrator.",
-                                          "Manual training through TrainingOrchestrator."),
-    "experiment.purpose.auto_retraining": ("Автоматическое переобучение (RetrainingPipeline).",
-                                           "Automatic retraining (RetrainingPipeline)."),
-    "experiment.purpose.Default": ("Служебный эксперимент MLflow по умолчанию; проект в него не пишет.",
-                                   "MLflow's built-in default experiment; the project does not write to it."),
+    "experiment.purpose.trading_bot_ml": (
+        "Эксперимент по умолчанию: общие и разовые запуски.",
+        "The default experiment: general and ad-hoc runs.",
+    ),
+    "experiment.purpose.model_training": (
+        "Ручное обучение через TrainingOrchestrator.",
+        "Manual training through TrainingOrchestrator.",
+    ),
+    "experiment.purpose.auto_retraining": (
+        "Автоматическое переобучение (RetrainingPipeline).",
+        "Automatic retraining (RetrainingPipeline).",
+    ),
+    "experiment.purpose.Default": (
+        "Служебный эксперимент MLflow по умолчанию; проект в него не пишет.",
+        "MLflow's built-in default experiment; the project does not write to it.",
+    ),
     # -- overview ------------------------------------------------------------------------------
     "overview.title": ("Обзор", "Overview"),
-    "overview.caption": ("Что сейчас в production, последние запуски, задачи и дрейф.",
-                         "What is in production now, the latest runs, jobs and drift."),
+    "overview.caption": (
+        "Что сейчас в production, последние запуски, задачи и дрейф.",
+        "What is in production now, the latest runs, jobs and drift.",
+    ),
     "overview.production": ("Модели в production", "Models in production"),
-    "overview.no_models": ("В реестре пока нет моделей. Запустите обучение на странице «Обучение».",
-                           "The registry has no models yet. Start a training on the “Training” page."),
-    "overview.no_production": ("Ни одна версия не продвинута в production (последняя версия: {latest}).",
-                               "No version is in production (latest version: {latest})."),
+    "overview.no_models": (
+        "В реестре пока нет моделей. Запустите обучение на странице «Обучение».",
+        "The registry has no models yet. Start a training on the “Training” page.",
+    ),
+    "overview.no_production": (
+        "Ни одна версия не продвинута в production (последняя версия: {latest}).",
+        "No version is in production (latest version: {latest}).",
+    ),
     "overview.version": ("Версия в production", "Production version"),
     "overview.promoted": ("**{how}** {when}, кто: `{actor}`", "**{how}** {when} by `{actor}`"),
     "overview.forced": ("Продвинута без проверки (принудительно).", "Promoted past the gate (forced)."),
@@ -327,13 +388,19 @@ _TABLE: dict[str, tuple[str, str]] = {
     "overview.no_jobs": ("Нет выполняющихся задач и задач в очереди.", "No job is running or queued."),
     "overview.to_training": ("Запустить обучение", "Start a training"),
     "overview.drift": ("Дрейф данных", "Data drift"),
-    "overview.drift_no_models": ("Дрейф проверяется для моделей в production; таких пока нет.",
-                                 "Drift is checked for models in production; there are none yet."),
+    "overview.drift_no_models": (
+        "Дрейф проверяется для моделей в production; таких пока нет.",
+        "Drift is checked for models in production; there are none yet.",
+    ),
     "overview.drift_none": ("{name}: проверок дрейфа ещё не было.", "{name}: no drift check yet."),
-    "overview.drift_yes": ("{name}: обнаружен дрейф (проверка {when}, доля признаков {share}).",
-                           "{name}: drift detected (checked {when}, feature share {share})."),
-    "overview.drift_no": ("{name}: дрейфа нет (проверка {when}, доля признаков {share}).",
-                          "{name}: no drift (checked {when}, feature share {share})."),
+    "overview.drift_yes": (
+        "{name}: обнаружен дрейф (проверка {when}, доля признаков {share}).",
+        "{name}: drift detected (checked {when}, feature share {share}).",
+    ),
+    "overview.drift_no": (
+        "{name}: дрейфа нет (проверка {when}, доля признаков {share}).",
+        "{name}: no drift (checked {when}, feature share {share}).",
+    ),
     "overview.to_drift": ("Подробнее о переобучении и дрейфе", "Retraining and drift in detail"),
     # -- runs ----------------------------------------------------------------------------------
     "runs.title": ("Эксперименты и запуски", "Experiments and runs"),
@@ -372,13 +439,18 @@ _TABLE: dict[str, tuple[str, str]] = {
     "runs.direction.DESC": ("по убыванию", "descending"),
     "runs.direction.ASC": ("по возрастанию", "ascending"),
     "runs.page_size": ("На странице", "Per page"),
-    "runs.bad_filter": ("MLflow не разобрал фильтр. Сообщение разборщика:", "MLflow could not parse the filter. The parser says:"),
+    "runs.bad_filter": (
+        "MLflow не разобрал фильтр. Сообщение разборщика:",
+        "MLflow could not parse the filter. The parser says:",
+    ),
     "runs.table": ("Запуски эксперимента {experiment}", "Runs of experiment {experiment}"),
     "runs.empty": ("Нет запусков, подходящих под фильтр.", "No runs match the filter."),
     "runs.metric_columns": ("Метрики в таблице", "Metrics in the table"),
     "runs.param_columns": ("Параметры в таблице", "Parameters in the table"),
-    "runs.select_hint": ("Отметьте строку, чтобы открыть запуск, или 2–5 строк, чтобы сравнить их.",
-                         "Tick a row to open its run, or 2–5 rows to compare them."),
+    "runs.select_hint": (
+        "Отметьте строку, чтобы открыть запуск, или 2–5 строк, чтобы сравнить их.",
+        "Tick a row to open its run, or 2–5 rows to compare them.",
+    ),
     "runs.prev": ("← Предыдущая", "← Previous"),
     "runs.next": ("Следующая →", "Next →"),
     "runs.page_info": ("Страница {page} · запусков на ней: {count}", "Page {page} · {count} runs on it"),
@@ -388,10 +460,10 @@ _TABLE: dict[str, tuple[str, str]] = {
     "runs.open_placeholder": ("Выберите запуск из таблицы или списка", "Choose a run from the table or the list"),
     # -- one run -------------------------------------------------------------------------------
     "run.heading": ("Запуск {name}", "Run {name}"),
-    "run.summary": ("**Статус:** {status} · **Эксперимент:** `{experiment}` · **Начало:** {started} · "
-                    "**Длительность:** {duration}",
-                    "**Status:** {status} · **Experiment:** `{experiment}` · **Started:** {started} · "
-                    "**Duration:** {duration}"),
+    "run.summary": (
+        "**Статус:** {status} · **Эксперимент:** `{experiment}` · **Начало:** {started} · **Длительность:** {duration}",
+        "**Status:** {status} · **Experiment:** `{experiment}` · **Started:** {started} · **Duration:** {duration}",
+    ),
     "run.ids": ("ID запуска: `{run_id}` · артефакты: `{uri}`", "Run ID: `{run_id}` · artifacts: `{uri}`"),
     "run.tab.curves": ("Кривые обучения", "Learning curves"),
     "run.tab.metrics": ("Метрики", "Metrics"),
@@ -401,8 +473,10 @@ _TABLE: dict[str, tuple[str, str]] = {
     "run.curve_metrics": ("Метрики на графиках", "Metrics on the charts"),
     "run.chart.loss": ("Функция потерь", "Loss"),
     "run.chart.quality": ("Качество", "Quality"),
-    "run.no_curves": ("Нет метрик с историей по шагам: кривую построить не из чего.",
-                      "No metric has a history over steps: there is no curve to draw."),
+    "run.no_curves": (
+        "Нет метрик с историей по шагам: кривую построить не из чего.",
+        "No metric has a history over steps: there is no curve to draw.",
+    ),
     "run.system_tags": ("Показать служебные теги MLflow", "Show MLflow's system tags"),
     "run.folder": ("папка", "folder"),
     "run.file": ("файл", "file"),
@@ -411,10 +485,10 @@ _TABLE: dict[str, tuple[str, str]] = {
     "run.datasets": ("**Датасеты запуска**", "**Datasets of the run**"),
     # -- comparison ----------------------------------------------------------------------------
     "compare.title": ("Сравнение запусков", "Run comparison"),
-    "compare.caption": ("От двух до пяти запусков рядом: различающиеся значения подсвечены, истории метрик — "
-                        "на общих графиках.",
-                        "Two to five runs side by side: differing values highlighted, metric histories on "
-                        "shared charts."),
+    "compare.caption": (
+        "От двух до пяти запусков рядом: различающиеся значения подсвечены, истории метрик — на общих графиках.",
+        "Two to five runs side by side: differing values highlighted, metric histories on shared charts.",
+    ),
     "compare.runs": ("Запуски для сравнения", "Runs to compare"),
     "compare.pick": ("Выберите от {min} до {max} запусков.", "Choose {min} to {max} runs."),
     "compare.summary": ("Запуски", "Runs"),
@@ -423,8 +497,10 @@ _TABLE: dict[str, tuple[str, str]] = {
     "compare.curves": ("Истории метрик", "Metric histories"),
     "compare.only_diff": ("Только различающиеся", "Differences only"),
     "compare.no_diff": ("Различий нет.", "No differences."),
-    "compare.legend": ("Подсвечены строки с различающимися значениями: {n} из {total}.",
-                       "Rows whose values differ are highlighted: {n} of {total}."),
+    "compare.legend": (
+        "Подсвечены строки с различающимися значениями: {n} из {total}.",
+        "Rows whose values differ are highlighted: {n} of {total}.",
+    ),
     # -- models --------------------------------------------------------------------------------
     "models.title": ("Модели", "Models"),
     "models.none": ("В реестре пока нет моделей.", "The registry has no models yet."),
@@ -443,11 +519,15 @@ _TABLE: dict[str, tuple[str, str]] = {
     "models.tab.about": ("Сведения", "Details"),
     "models.inputs": ("Вход", "Input"),
     "models.outputs": ("Выход", "Output"),
-    "models.no_signature": ("У версии нет сигнатуры: схема входа и выхода неизвестна.",
-                            "The version has no signature: its input and output schema is unknown."),
+    "models.no_signature": (
+        "У версии нет сигнатуры: схема входа и выхода неизвестна.",
+        "The version has no signature: its input and output schema is unknown.",
+    ),
     "models.mlmodel_error": ("Файл MLmodel не прочитан:", "The MLmodel file could not be read:"),
-    "models.about": ("URI модели: `{uri}`  \nФлейворы: {flavors}  \nПример входа сохранён: {example}",
-                     "Model URI: `{uri}`  \nFlavors: {flavors}  \nInput example saved: {example}"),
+    "models.about": (
+        "URI модели: `{uri}`  \nФлейворы: {flavors}  \nПример входа сохранён: {example}",
+        "Model URI: `{uri}`  \nFlavors: {flavors}  \nInput example saved: {example}",
+    ),
     "models.open_run": ("Запуск, из которого создана версия ({run})", "The run this version came from ({run})"),
     "models.history": ("История продвижения", "Promotion history"),
     "models.no_history": ("История пуста.", "The history is empty."),
@@ -457,29 +537,44 @@ _TABLE: dict[str, tuple[str, str]] = {
     "models.promote_version": ("Версия", "Version"),
     "models.reason": ("Причина (для истории)", "Reason (for the history)"),
     "models.force": ("Без проверки качества", "Skip the quality gate"),
-    "models.force_help": ("Продвинуть, даже если проверка отказала бы; в истории будет отмечено.",
-                          "Promote even if the gate would refuse; the history records it."),
-    "models.confirm_promote": ("Подтверждаю: перевести production модели {name} на версию v{version}",
-                               "I confirm: move {name}'s production to version v{version}"),
+    "models.force_help": (
+        "Продвинуть, даже если проверка отказала бы; в истории будет отмечено.",
+        "Promote even if the gate would refuse; the history records it.",
+    ),
+    "models.confirm_promote": (
+        "Подтверждаю: перевести production модели {name} на версию v{version}",
+        "I confirm: move {name}'s production to version v{version}",
+    ),
     "models.promote_button": ("Продвинуть", "Promote"),
     "models.rollback": ("Откатить production", "Roll production back"),
-    "models.nothing_in_production": ("В production ничего нет — откатывать нечего.",
-                                     "Nothing is in production — nothing to roll back."),
-    "models.rollback_text": ("Сейчас в production v{version}. Откат вернёт предыдущую production-версию.",
-                             "Production is v{version} now. A rollback restores the previous production version."),
-    "models.confirm_rollback": ("Подтверждаю: откатить production модели {name} с версии v{version}",
-                                "I confirm: roll {name}'s production back from v{version}"),
+    "models.nothing_in_production": (
+        "В production ничего нет — откатывать нечего.",
+        "Nothing is in production — nothing to roll back.",
+    ),
+    "models.rollback_text": (
+        "Сейчас в production v{version}. Откат вернёт предыдущую production-версию.",
+        "Production is v{version} now. A rollback restores the previous production version.",
+    ),
+    "models.confirm_rollback": (
+        "Подтверждаю: откатить production модели {name} с версии v{version}",
+        "I confirm: roll {name}'s production back from v{version}",
+    ),
     "models.rollback_button": ("Откатить", "Roll back"),
-    "models.promoted": ("Готово: production переведён с v{frm} на v{to}.", "Done: production moved from v{frm} to v{to}."),
-    "models.refused": ("Проверка отказала, production не изменён. Заключение проверки:",
-                       "The gate refused; production unchanged. Its verdict:"),
+    "models.promoted": (
+        "Готово: production переведён с v{frm} на v{to}.",
+        "Done: production moved from v{frm} to v{to}.",
+    ),
+    "models.refused": (
+        "Проверка отказала, production не изменён. Заключение проверки:",
+        "The gate refused; production unchanged. Its verdict:",
+    ),
     "models.rolled_back": ("Готово: откат с v{frm} на v{to}.", "Done: rolled back from v{frm} to v{to}."),
     # -- training ------------------------------------------------------------------------------
     "training.title": ("Обучение модели", "Model training"),
-    "training.caption": ("Задача обучения ставится в очередь и выполняется воркером; проверка полей — та же, "
-                         "что у POST /train.",
-                         "The training job is queued and run by the worker; the fields are checked exactly as "
-                         "POST /train checks them."),
+    "training.caption": (
+        "Задача обучения ставится в очередь и выполняется воркером; проверка полей — та же, что у POST /train.",
+        "The training job is queued and run by the worker; the fields are checked exactly as POST /train checks them.",
+    ),
     "training.field.model_name": ("Имя модели в реестре", "Registered model name"),
     "training.field.run_name": ("Имя запуска", "Run name"),
     "training.field.data_source": ("Источник свечей", "Candle source"),
@@ -503,10 +598,11 @@ _TABLE: dict[str, tuple[str, str]] = {
     "training.field.auto_promote": ("Продвинуть, если пройдёт проверку", "Promote if it passes the gate"),
     "training.field.min_accuracy_for_promotion": ("Мин. точность для продвижения", "Min. accuracy to promote"),
     "training.field.model": ("Архитектура сети", "Network"),
-    "training.auto_promote_help": ("Проверка: точность не ниже порога, лучше текущей production-версии, "
-                                   "есть сигнатура, ONNX совпадает с PyTorch.",
-                                   "The gate: accuracy at least the threshold, better than the production "
-                                   "version, a signature, ONNX matching PyTorch."),
+    "training.auto_promote_help": (
+        "Проверка: точность не ниже порога, лучше текущей production-версии, есть сигнатура, ONNX совпадает с PyTorch.",
+        "The gate: accuracy at least the threshold, better than the production "
+        "version, a signature, ONNX matching PyTorch.",
+    ),
     "training.network": ("Архитектура сети (необязательно)", "Network (optional)"),
     "training.default": ("по умолчанию: {value}", "default: {value}"),
     "training.auto": ("создаётся автоматически", "generated"),
@@ -518,8 +614,10 @@ _TABLE: dict[str, tuple[str, str]] = {
     "training.invalid": ("Поля заполнены неверно — задача не создана:", "Invalid fields — no job was created:"),
     "training.queued": ("Задача {id} поставлена в очередь.", "Job {id} is queued."),
     "training.progress": ("Ход обучения", "Progress"),
-    "training.no_job": ("Задача не выбрана: запустите обучение или выберите задачу ниже.",
-                        "No job chosen: start a training or pick a job below."),
+    "training.no_job": (
+        "Задача не выбрана: запустите обучение или выберите задачу ниже.",
+        "No job chosen: start a training or pick a job below.",
+    ),
     "training.recent": ("Недавние задачи обучения", "Recent training jobs"),
     "training.no_jobs": ("Задач обучения ещё не было.", "No training jobs yet."),
     "training.follow": ("Следить за задачей", "Follow a job"),
@@ -529,10 +627,14 @@ _TABLE: dict[str, tuple[str, str]] = {
     # -- jobs ----------------------------------------------------------------------------------
     "job.heading": ("**Задача: {kind}** `{id}` — {status}", "**Job: {kind}** `{id}` — {status}"),
     "job.progress": ("Эпоха {epoch} из {epochs}", "Epoch {epoch} of {epochs}"),
-    "job.queued_hint": ("Задача ждёт воркер: `python -m backend.services.worker`.",
-                        "The job waits for a worker: `python -m backend.services.worker`."),
-    "job.cancel_requested": ("Отмена запрошена: обучение остановится после текущего шага.",
-                             "Cancellation requested: the training stops after the current step."),
+    "job.queued_hint": (
+        "Задача ждёт воркер: `python -m backend.services.worker`.",
+        "The job waits for a worker: `python -m backend.services.worker`.",
+    ),
+    "job.cancel_requested": (
+        "Отмена запрошена: обучение остановится после текущего шага.",
+        "Cancellation requested: the training stops after the current step.",
+    ),
     "job.finished": ("Обучение завершено.", "The training has finished."),
     "job.open_run": ("Открыть запуск {run}", "Open run {run}"),
     "job.open_version": ("Открыть версию {name} v{version}", "Open version {name} v{version}"),
@@ -540,13 +642,18 @@ _TABLE: dict[str, tuple[str, str]] = {
     "job.cancelled": ("Задача отменена.", "The job was cancelled."),
     # -- retraining and drift ------------------------------------------------------------------
     "retraining.title": ("Переобучение и дрейф", "Retraining and drift"),
-    "retraining.caption": ("Запуски конвейера переобучения (эксперимент auto_retraining): причина, решение о "
-                           "продвижении, walk-forward; отчёт о дрейфе признаков.",
-                           "Runs of the retraining pipeline (experiment auto_retraining): trigger, promotion "
-                           "decision, walk-forward; the feature drift report."),
+    "retraining.caption": (
+        "Запуски конвейера переобучения (эксперимент auto_retraining): причина, решение о "
+        "продвижении, walk-forward; отчёт о дрейфе признаков.",
+        "Runs of the retraining pipeline (experiment auto_retraining): trigger, promotion "
+        "decision, walk-forward; the feature drift report.",
+    ),
     "retraining.runs": ("Запуски переобучения", "Retraining runs"),
     "retraining.no_runs": ("Переобучений этой модели ещё не было.", "This model has not been retrained yet."),
-    "retraining.chart": ("Walk-forward: кандидат и production, доля дрейфа", "Walk-forward: candidate and production, drift share"),
+    "retraining.chart": (
+        "Walk-forward: кандидат и production, доля дрейфа",
+        "Walk-forward: candidate and production, drift share",
+    ),
     "retraining.drift": ("Отчёт о дрейфе", "Drift report"),
     "retraining.drift_recorded": ("Отчёт записан запуском `{run}` ({when}).", "Recorded by run `{run}` ({when})."),
     "retraining.recheck": ("Посчитать дрейф заново", "Compute the drift again"),
@@ -555,10 +662,14 @@ _TABLE: dict[str, tuple[str, str]] = {
     "retraining.pipeline_default": ("как в настройках конвейера", "the pipeline's default"),
     "retraining.check_now": ("Проверить дрейф сейчас", "Check drift now"),
     "retraining.checking": ("Считаю дрейф…", "Computing drift…"),
-    "retraining.verdict_yes": ("Дрейф: сместились {n} из {total} признаков (доля {share}).",
-                               "Drift: {n} of {total} features moved (share {share})."),
-    "retraining.verdict_no": ("Дрейфа нет: сместились {n} из {total} признаков (доля {share}).",
-                              "No drift: {n} of {total} features moved (share {share})."),
+    "retraining.verdict_yes": (
+        "Дрейф: сместились {n} из {total} признаков (доля {share}).",
+        "Drift: {n} of {total} features moved (share {share}).",
+    ),
+    "retraining.verdict_no": (
+        "Дрейфа нет: сместились {n} из {total} признаков (доля {share}).",
+        "No drift: {n} of {total} features moved (share {share}).",
+    ),
     "retraining.psi_chart": ("PSI по признакам и порог", "PSI per feature and its limit"),
     "retraining.psi": ("PSI", "PSI"),
     "retraining.ks_stat": ("Статистика KS", "KS statistic"),
@@ -574,8 +685,10 @@ _TABLE: dict[str, tuple[str, str]] = {
         "A feature drifted when its PSI exceeds its limit (at least {psi}) and its KS p-value is below {ks}; "
         "the data drifted when at least {share} of the features did.",
     ),
-    "retraining.rows": ("Сравнивались {current} свежих строк с {reference} строками данных обучения.",
-                        "{current} recent rows were compared with {reference} rows of training data."),
+    "retraining.rows": (
+        "Сравнивались {current} свежих строк с {reference} строками данных обучения.",
+        "{current} recent rows were compared with {reference} rows of training data.",
+    ),
     "retraining.drifted_list": ("Сместились: {features}", "Drifted: {features}"),
     "retraining.feature_table": ("Таблица по признакам", "Per-feature table"),
     "retraining.start": ("Запустить переобучение", "Start a retraining"),
@@ -584,9 +697,10 @@ _TABLE: dict[str, tuple[str, str]] = {
     "retraining.field.n_folds": ("Фолдов walk-forward", "Walk-forward folds"),
     "retraining.field.reason": ("Комментарий", "Comment"),
     "retraining.field.epochs": ("Эпохи", "Epochs"),
-    "retraining.force_help": ("Переобучить, даже если дрейфа или падения качества нет; блокировка всё равно "
-                              "действует.",
-                              "Retrain even without drift or a performance drop; the lock still applies."),
+    "retraining.force_help": (
+        "Переобучить, даже если дрейфа или падения качества нет; блокировка всё равно действует.",
+        "Retrain even without drift or a performance drop; the lock still applies.",
+    ),
     "retraining.submit": ("Поставить в очередь", "Queue it"),
 }
 

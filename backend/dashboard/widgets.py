@@ -1,5 +1,6 @@
 """Pieces every page uses: formatting, service errors as messages, the write-access gate, glossary
 tooltips and the live view of a background job. Every visible string comes from :mod:`.i18n`."""
+
 from __future__ import annotations
 
 import logging
@@ -87,6 +88,7 @@ def inject_css() -> None:
 
 # -- formatting ----------------------------------------------------------------------------
 
+
 def fmt_time(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "—"
 
@@ -95,7 +97,7 @@ def fmt_num(value: Any, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
     if isinstance(value, float):
-        return f"{value:.{digits}f}" if abs(value) >= 10 ** -digits or value == 0 else f"{value:.2e}"
+        return f"{value:.{digits}f}" if abs(value) >= 10**-digits or value == 0 else f"{value:.2e}"
     return str(value)
 
 
@@ -169,6 +171,7 @@ def recorded(text: str | None) -> None:
 
 # -- write access --------------------------------------------------------------------------
 
+
 def write_allowed() -> bool:
     """False when no ``ML_API_TOKEN`` is configured: actions are shown disabled, with the reason."""
     return not context.settings().read_only
@@ -188,6 +191,7 @@ def check_token(key: str, action: str) -> None:
 
 
 # -- jobs ----------------------------------------------------------------------------------
+
 
 def job_panel(job_id: str) -> None:
     """A job's state; while it is queued or running, refreshed every :data:`JOB_POLL_S` seconds."""
@@ -215,8 +219,7 @@ def _live_job(job_id: str) -> None:
 
 
 def _job_view(job: JobPublic) -> None:
-    st.markdown(t("job.heading", kind=t(f"job.kind.{job.kind}"), id=job.id[:12],
-                  status=t(f"job.status.{job.status}")))
+    st.markdown(t("job.heading", kind=t(f"job.kind.{job.kind}"), id=job.id[:12], status=t(f"job.status.{job.status}")))
     epochs = job.epochs if job.epochs is not None else "?"
     st.progress(job.progress, text=t("job.progress", epoch=job.epoch, epochs=epochs))
     shown = [k for k in ("train_loss", "val_loss", "val_accuracy", "val_f1") if k in job.metrics]
@@ -230,11 +233,19 @@ def _job_view(job: JobPublic) -> None:
     elif job.status == "finished":
         st.success(t("job.finished"))
         if job.run_id:
-            st.page_link(PAGE_PATHS["runs"], label=t("job.open_run", run=job.run_id[:12]), icon=":material/science:",
-                         query_params={"run": job.run_id})
+            st.page_link(
+                PAGE_PATHS["runs"],
+                label=t("job.open_run", run=job.run_id[:12]),
+                icon=":material/science:",
+                query_params={"run": job.run_id},
+            )
         if job.version is not None and job.model_name:
-            st.page_link(PAGE_PATHS["models"], label=t("job.open_version", name=job.model_name, version=job.version),
-                         icon=":material/inventory_2:", query_params={"model": job.model_name, "version": str(job.version)})
+            st.page_link(
+                PAGE_PATHS["models"],
+                label=t("job.open_version", name=job.model_name, version=job.version),
+                icon=":material/inventory_2:",
+                query_params={"model": job.model_name, "version": str(job.version)},
+            )
     elif job.status == "failed":
         st.error(t("job.failed"))
         recorded(job.error)
@@ -243,16 +254,19 @@ def _job_view(job: JobPublic) -> None:
 
 
 def jobs_frame(jobs: Iterable[JobPublic]) -> pd.DataFrame:
-    rows = [{
-        t("col.job"): j.id[:12],
-        t("col.kind"): t(f"job.kind.{j.kind}"),
-        t("col.status"): t(f"job.status.{j.status}"),
-        t("col.model"): j.model_name or "—",
-        t("col.progress"): f"{j.epoch}/{j.epochs}" if j.epochs else "—",
-        t("col.created"): fmt_time(j.created_at),
-        t("col.run"): (j.run_id or "")[:12] or "—",
-        t("col.version"): j.version if j.version is not None else "—",
-    } for j in jobs]
+    rows = [
+        {
+            t("col.job"): j.id[:12],
+            t("col.kind"): t(f"job.kind.{j.kind}"),
+            t("col.status"): t(f"job.status.{j.status}"),
+            t("col.model"): j.model_name or "—",
+            t("col.progress"): f"{j.epoch}/{j.epochs}" if j.epochs else "—",
+            t("col.created"): fmt_time(j.created_at),
+            t("col.run"): (j.run_id or "")[:12] or "—",
+            t("col.version"): j.version if j.version is not None else "—",
+        }
+        for j in jobs
+    ]
     return pd.DataFrame(rows)
 
 

@@ -1,4 +1,5 @@
 """What the command lines share: a parser whose errors are one line, and checked number types."""
+
 from __future__ import annotations
 
 import argparse

@@ -7,6 +7,7 @@ tracking store and local artifacts under `./mlruns`, the bundled real candles.
 Names follow the user's guide: `MLFLOW_TRACKING_URI`, `MLFLOW_ARTIFACT_LOCATION`,
 `MLFLOW_EXPERIMENT_NAME`. Other variables use the `ML_` prefix.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,9 +30,7 @@ DEFAULT_MODEL_NAME = "hybrid_cnn_lstm"
 class Settings(BaseSettings):
     """Everything a deployment may change, with defaults that work on a fresh clone."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
-    )
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
 
     # --- MLflow (names as in the user's guide) -------------------------------------------
     mlflow_tracking_uri: str = Field(
@@ -93,7 +92,10 @@ class Settings(BaseSettings):
         "is also the coordination database every lock lives on (promotion, retraining, job claiming)",
     )
     min_accuracy_for_promotion: float = Field(
-        default=0.5, ge=0, le=1, validation_alias=AliasChoices("ML_MIN_ACCURACY_FOR_PROMOTION", "min_accuracy_for_promotion")
+        default=0.5,
+        ge=0,
+        le=1,
+        validation_alias=AliasChoices("ML_MIN_ACCURACY_FOR_PROMOTION", "min_accuracy_for_promotion"),
     )
 
     # --- logging ------------------------------------------------------------------------

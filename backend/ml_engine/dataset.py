@@ -23,6 +23,7 @@ Serving uses `pipeline.build_inference_windows(frame, pipeline)`, which runs the
 normaliser code on raw candles with the JSON-able `PreparedData.pipeline` (module `pipeline`,
 which does not import torch, so an ONNX Runtime server never loads it).
 """
+
 from __future__ import annotations
 
 import logging
@@ -69,6 +70,7 @@ class SeriesLike(Protocol):
 # configuration
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class SplitConfig:
     """Chronological train / val / test split of each series' valid window ends."""
@@ -97,8 +99,11 @@ class SplitConfig:
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"SplitConfig fractions must sum to 1, got {total:.6f}")
         if self.purge_gap is not None:
-            if isinstance(self.purge_gap, bool) or not isinstance(self.purge_gap, (int, np.integer)) \
-                    or self.purge_gap < 0:
+            if (
+                isinstance(self.purge_gap, bool)
+                or not isinstance(self.purge_gap, (int, np.integer))
+                or self.purge_gap < 0
+            ):
                 raise ValueError(f"SplitConfig.purge_gap must be None or an int >= 0, got {self.purge_gap!r}")
             object.__setattr__(self, "purge_gap", int(self.purge_gap))
 
@@ -133,6 +138,7 @@ class SplitConfig:
 # windows
 # --------------------------------------------------------------------------------------------
 
+
 def _to_index_array(generator_or_none: Any, n: int, shuffle: bool) -> np.ndarray:
     if not shuffle:
         return np.arange(n, dtype=np.int64)
@@ -159,9 +165,9 @@ class WindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             raise ValueError("WindowDataset: ends must be 1-D")
         if ends.size and (ends.min() < window - 1 or ends.max() >= X.shape[0]):
             raise ValueError("WindowDataset: an end row leaves its window outside X")
-        self.X = X                  # (N, F), shared
-        self.y = y                  # (N,), shared
-        self.ends = ends            # (n,)
+        self.X = X  # (N, F), shared
+        self.y = y  # (N,), shared
+        self.ends = ends  # (n,)
         self.window = int(window)
         self.offsets = np.arange(-self.window + 1, 1, dtype=np.int64)  # (T,)
 
@@ -199,23 +205,33 @@ class WindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             if not 0 <= i < len(self):
                 raise IndexError(f"index {idx} out of range for {len(self)} samples")
             e = int(self.ends[i])
-            x = self.X[e - self.window + 1:e + 1].copy()  # (T, F); a copy so callers cannot write into X
+            x = self.X[e - self.window + 1 : e + 1].copy()  # (T, F); a copy so callers cannot write into X
             return torch.from_numpy(x), torch.tensor(int(self.y[e]), dtype=torch.int64)
         return self.get_batch(idx)
 
-    def batches(self, batch_size: int, shuffle: bool = False,
-                generator: torch.Generator | np.random.Generator | None = None,
-                drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(
+        self,
+        batch_size: int,
+        shuffle: bool = False,
+        generator: torch.Generator | np.random.Generator | None = None,
+        drop_last: bool = False,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Iterate ``(x (B, T, F), y (B,))`` batches once; shuffled with `generator` if asked."""
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         order = _to_index_array(generator, len(self), shuffle)
         stop = len(order) - (len(order) % batch_size if drop_last else 0)
         for s in range(0, stop, batch_size):
-            yield self.get_batch(order[s:s + batch_size])
+            yield self.get_batch(order[s : s + batch_size])
 
-    def loader(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
-               drop_last: bool = False, **kwargs: Any) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
+    def loader(
+        self,
+        batch_size: int,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        drop_last: bool = False,
+        **kwargs: Any,
+    ) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
         """A torch DataLoader that fetches whole batches (sampler of index lists, no collate)."""
         base = RandomSampler(self, generator=generator) if shuffle else SequentialSampler(self)
         sampler = BatchSampler(base, batch_size=batch_size, drop_last=drop_last)
@@ -225,6 +241,7 @@ class WindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 # --------------------------------------------------------------------------------------------
 # prepared data
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass
 class PreparedData:
@@ -309,9 +326,13 @@ def _series_key(symbols: list[str], i: int) -> str:
     return symbols[i] if symbols.count(symbols[i]) == 1 else f"{symbols[i]}#{i}"
 
 
-def prepare_dataset(series_list: Sequence[SeriesLike], feature_cfg: FeatureConfig | None = None,
-                    label_cfg: LabelConfig | None = None, split_cfg: SplitConfig | None = None,
-                    window: int = 60) -> PreparedData:
+def prepare_dataset(
+    series_list: Sequence[SeriesLike],
+    feature_cfg: FeatureConfig | None = None,
+    label_cfg: LabelConfig | None = None,
+    split_cfg: SplitConfig | None = None,
+    window: int = 60,
+) -> PreparedData:
     """Features, labels, chronological purged splits and a train-only normaliser for several series.
 
     Each item needs ``.symbol``, ``.timeframe`` and ``.frame`` (timestamp, open, high, low, close,
@@ -368,14 +389,26 @@ def prepare_dataset(series_list: Sequence[SeriesLike], feature_cfg: FeatureConfi
         for name, part in zip(SPLITS, parts):
             split_ends[name].append(part + offset)
             if part.size == 0:
-                logger.warning("series %s (%s): no %s windows (%d rows, %d valid ends)",
-                               symbols[i], series.timeframe, name, n, local_ends.size)
-        per_series.append({
-            "symbol": symbols[i], "timeframe": str(series.timeframe), "rows": n,
-            "segments": int(runs[-1] + 1) if n else 0, "warmup_rows": int(bad.sum()),
-            "unlabeled_rows": int((labels == UNDEFINED).sum()), "valid_ends": int(local_ends.size),
-            **{f"{name}_samples": int(part.size) for name, part in zip(SPLITS, parts)},
-        })
+                logger.warning(
+                    "series %s (%s): no %s windows (%d rows, %d valid ends)",
+                    symbols[i],
+                    series.timeframe,
+                    name,
+                    n,
+                    local_ends.size,
+                )
+        per_series.append(
+            {
+                "symbol": symbols[i],
+                "timeframe": str(series.timeframe),
+                "rows": n,
+                "segments": int(runs[-1] + 1) if n else 0,
+                "warmup_rows": int(bad.sum()),
+                "unlabeled_rows": int((labels == UNDEFINED).sum()),
+                "valid_ends": int(local_ends.size),
+                **{f"{name}_samples": int(part.size) for name, part in zip(SPLITS, parts)},
+            }
+        )
         offset += n
 
     ends = {name: np.concatenate(parts) for name, parts in split_ends.items()}
@@ -404,24 +437,58 @@ def prepare_dataset(series_list: Sequence[SeriesLike], feature_cfg: FeatureConfi
         "normalizer": normalizer.to_dict(),
     }
     summary = _summary(datasets, symbols, series_id, timestamps, X, y, per_series, window, horizon, gap, split_cfg)
-    logger.info("prepare_dataset: %d rows, %d features, samples train/val/test = %d/%d/%d",
-                n_total, n_feat, *(len(datasets[k]) for k in SPLITS))
+    logger.info(
+        "prepare_dataset: %d rows, %d features, samples train/val/test = %d/%d/%d",
+        n_total,
+        n_feat,
+        *(len(datasets[k]) for k in SPLITS),
+    )
     return PreparedData(
-        X=X, y=y, timestamps=timestamps, close=close, future_return=future_return, series_id=series_id,
-        segment=segment, symbols=symbols, train=datasets["train"], val=datasets["val"], test=datasets["test"],
-        normalizer=normalizer, feature_names=list(names), window=window, horizon=horizon,
-        pipeline=pipeline, summary=summary,
+        X=X,
+        y=y,
+        timestamps=timestamps,
+        close=close,
+        future_return=future_return,
+        series_id=series_id,
+        segment=segment,
+        symbols=symbols,
+        train=datasets["train"],
+        val=datasets["val"],
+        test=datasets["test"],
+        normalizer=normalizer,
+        feature_names=list(names),
+        window=window,
+        horizon=horizon,
+        pipeline=pipeline,
+        summary=summary,
     )
 
 
-def _summary(datasets: dict[str, WindowDataset], symbols: list[str], series_id: np.ndarray,
-             timestamps: np.ndarray, X: np.ndarray, y: np.ndarray, per_series: list[dict[str, Any]],
-             window: int, horizon: int, gap: int, split_cfg: SplitConfig) -> dict[str, Any]:
+def _summary(
+    datasets: dict[str, WindowDataset],
+    symbols: list[str],
+    series_id: np.ndarray,
+    timestamps: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
+    per_series: list[dict[str, Any]],
+    window: int,
+    horizon: int,
+    gap: int,
+    split_cfg: SplitConfig,
+) -> dict[str, Any]:
     n_total = int(X.shape[0])
     out: dict[str, Any] = {
-        "rows": n_total, "features": int(X.shape[1]), "window": window, "horizon": horizon, "purge_gap": gap,
+        "rows": n_total,
+        "features": int(X.shape[1]),
+        "window": window,
+        "horizon": horizon,
+        "purge_gap": gap,
         "split_config": split_cfg.to_dict(),
-        "samples": {}, "rows_covered": {}, "class_counts": {}, "time_range": {},
+        "samples": {},
+        "rows_covered": {},
+        "class_counts": {},
+        "time_range": {},
         "dropped_warmup_rows": int(sum(s["warmup_rows"] for s in per_series)),
         "unlabeled_rows": int(sum(s["unlabeled_rows"] for s in per_series)),
         "series": per_series,
@@ -436,7 +503,10 @@ def _summary(datasets: dict[str, WindowDataset], symbols: list[str], series_id: 
         for i in range(len(symbols)):
             e = ds.ends[sid == i]
             if e.size:
-                ranges[_series_key(symbols, i)] = {"start": _iso(timestamps[e[0]]), "end": _iso(timestamps[e[-1]]),
-                                                   "samples": int(e.size)}
+                ranges[_series_key(symbols, i)] = {
+                    "start": _iso(timestamps[e[0]]),
+                    "end": _iso(timestamps[e[-1]]),
+                    "samples": int(e.size),
+                }
         out["time_range"][name] = ranges
     return out

@@ -74,6 +74,7 @@ reference is calm or calibration is impossible. ``ks_pvalue_threshold = 0.01`` k
 guard for tiny samples (with hundreds of autocorrelated rows its p-values are near zero
 whenever PSI is large).
 """
+
 from __future__ import annotations
 
 import json
@@ -191,8 +192,9 @@ def psi_from_counts(expected: np.ndarray, actual: np.ndarray, eps: float = 1e-4)
     return float(np.sum((q - p) * np.log(q / p)))
 
 
-def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10, eps: float = 1e-4,
-        edges: np.ndarray | None = None) -> float:
+def psi(
+    reference: np.ndarray, current: np.ndarray, bins: int = 10, eps: float = 1e-4, edges: np.ndarray | None = None
+) -> float:
     """Population stability index of ``current`` against ``reference`` (1-D samples) over the
     reference's quantile bins. 0 for identical distributions; symmetric in the two shares."""
     edges = psi_bin_edges(reference, bins) if edges is None else edges
@@ -212,8 +214,14 @@ def span_rows(days: float, timeframe: str | None) -> int:
     return int(pd.Timedelta(days=float(days)) // timeframe_to_timedelta(timeframe))
 
 
-def reference_chunk_psi(reference: np.ndarray, chunk_size: int, edges: np.ndarray, eps: float = 1e-4,
-                        groups: np.ndarray | None = None, stride: int | None = None) -> np.ndarray:
+def reference_chunk_psi(
+    reference: np.ndarray,
+    chunk_size: int,
+    edges: np.ndarray,
+    eps: float = 1e-4,
+    groups: np.ndarray | None = None,
+    stride: int | None = None,
+) -> np.ndarray:
     """PSI of every chunk of ``chunk_size`` consecutive reference rows against the rest of the
     reference (same bins): how much PSI the training data shows against itself at that sample size.
 
@@ -300,11 +308,13 @@ class DriftReport:
         verdict = "drift" if self.drifted else "no drift"
         top = sorted(self.features, key=lambda f: f.psi / max(f.psi_limit, 1e-12), reverse=True)[:3]
         worst = ", ".join(f"{f.feature} psi {f.psi:.2f}/{f.psi_limit:.2f}" for f in top)
-        return (f"{verdict}: {self.n_drifted} of {len(self.features)} features drifted "
-                f"(share {self.drift_share:.2f}, needs >= {self.config.min_drift_share:g}); "
-                f"{self.n_current} recent rows vs {self.n_reference} reference rows"
-                + ("" if self.calibrated else " (limits not calibrated: reference too short)")
-                + (f"; largest: {worst}" if worst else ""))
+        return (
+            f"{verdict}: {self.n_drifted} of {len(self.features)} features drifted "
+            f"(share {self.drift_share:.2f}, needs >= {self.config.min_drift_share:g}); "
+            f"{self.n_current} recent rows vs {self.n_reference} reference rows"
+            + ("" if self.calibrated else " (limits not calibrated: reference too short)")
+            + (f"; largest: {worst}" if worst else "")
+        )
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame([asdict(f) for f in self.features])
@@ -323,16 +333,24 @@ class DriftReport:
             "config": self.config.to_dict(),
             "reference": self.reference,
             "current": self.current,
-            "features": [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                          for k, v in asdict(f).items()} for f in self.features],
+            "features": [
+                {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(f).items()}
+                for f in self.features
+            ],
         }
 
     def format_table(self) -> str:
         """The per-feature table as aligned text (what ``check-drift`` prints)."""
         head = ("feature", "psi", "limit", "ks_stat", "ks_pvalue", "drifted")
         rows = [head] + [
-            (f.feature, f"{f.psi:.3f}", f"{f.psi_limit:.3f}", f"{f.ks_statistic:.3f}", f"{f.ks_pvalue:.2e}",
-             "YES" if f.drifted else "-")
+            (
+                f.feature,
+                f"{f.psi:.3f}",
+                f"{f.psi_limit:.3f}",
+                f"{f.ks_statistic:.3f}",
+                f"{f.ks_pvalue:.2e}",
+                "YES" if f.drifted else "-",
+            )
             for f in self.features
         ]
         w = [max(len(r[i]) for r in rows) for i in range(len(head))]
@@ -352,9 +370,14 @@ class DriftReport:
         return paths
 
 
-def compare_features(reference: np.ndarray, current: np.ndarray, feature_names: Sequence[str],
-                     config: DriftConfig | None = None, reference_groups: np.ndarray | None = None,
-                     min_chunk_rows: int = 0) -> DriftReport:
+def compare_features(
+    reference: np.ndarray,
+    current: np.ndarray,
+    feature_names: Sequence[str],
+    config: DriftConfig | None = None,
+    reference_groups: np.ndarray | None = None,
+    min_chunk_rows: int = 0,
+) -> DriftReport:
     """The drift table of ``current`` (m, F) against ``reference`` (n, F); rows with NaN are dropped.
 
     ``reference_groups`` (n,) marks the series of each reference row, so calibration chunks never
@@ -364,15 +387,19 @@ def compare_features(reference: np.ndarray, current: np.ndarray, feature_names: 
     ref = np.asarray(reference, dtype=np.float64)
     cur = np.asarray(current, dtype=np.float64)
     if ref.ndim != 2 or cur.ndim != 2 or ref.shape[1] != cur.shape[1] or ref.shape[1] != len(feature_names):
-        raise ValueError(f"compare_features: reference {ref.shape}, current {cur.shape} and "
-                         f"{len(feature_names)} feature names do not match")
+        raise ValueError(
+            f"compare_features: reference {ref.shape}, current {cur.shape} and "
+            f"{len(feature_names)} feature names do not match"
+        )
     keep_ref = np.isfinite(ref).all(axis=1)
     groups = None if reference_groups is None else np.asarray(reference_groups)[keep_ref]
     ref = ref[keep_ref]
     cur = cur[np.isfinite(cur).all(axis=1)]
     if ref.shape[0] < cfg.bins or cur.shape[0] < cfg.bins:
-        raise ValueError(f"compare_features: too few rows to compare ({ref.shape[0]} reference, "
-                         f"{cur.shape[0]} current; need at least {cfg.bins} each)")
+        raise ValueError(
+            f"compare_features: too few rows to compare ({ref.shape[0]} reference, "
+            f"{cur.shape[0]} current; need at least {cfg.bins} each)"
+        )
     chunk = min(max(int(min_chunk_rows), cur.shape[0]), ref.shape[0] // 2)
     rows: list[FeatureDrift] = []
     calibrated = cfg.null_margin > 0
@@ -385,12 +412,28 @@ def compare_features(reference: np.ndarray, current: np.ndarray, feature_names: 
         null_max = float(null.max()) if null.size >= 2 else float("nan")
         limit = max(cfg.psi_threshold, cfg.null_margin * null_max) if null.size >= 2 else cfg.psi_threshold
         stat, pvalue = ks_test(ref[:, j], cur[:, j])
-        rows.append(FeatureDrift(name, value, float(limit), null_max, stat, pvalue,
-                                 bool(value > limit and pvalue < cfg.ks_pvalue_threshold)))
+        rows.append(
+            FeatureDrift(
+                name,
+                value,
+                float(limit),
+                null_max,
+                stat,
+                pvalue,
+                bool(value > limit and pvalue < cfg.ks_pvalue_threshold),
+            )
+        )
     share = sum(r.drifted for r in rows) / len(rows) if rows else 0.0
     drifted = bool(rows) and any(r.drifted for r in rows) and share >= cfg.min_drift_share - 1e-12
-    return DriftReport(features=rows, drifted=drifted, drift_share=float(share), n_reference=int(ref.shape[0]),
-                       n_current=int(cur.shape[0]), config=cfg, calibrated=calibrated)
+    return DriftReport(
+        features=rows,
+        drifted=drifted,
+        drift_share=float(share),
+        n_reference=int(ref.shape[0]),
+        n_current=int(cur.shape[0]),
+        config=cfg,
+        calibrated=calibrated,
+    )
 
 
 def plot_drift_report(report: DriftReport, path: str | os.PathLike[str]) -> Path:
@@ -422,8 +465,10 @@ def plot_drift_report(report: DriftReport, path: str | os.PathLike[str]) -> Path
     ax2.set_xlim(0, 1)
     ax2.set_xlabel("KS statistic")
     ax2.set_title("two-sample KS")
-    fig.suptitle(("DRIFT: " if report.drifted else "no drift: ")
-                 + f"{report.n_current} recent vs {report.n_reference} reference rows")
+    fig.suptitle(
+        ("DRIFT: " if report.drifted else "no drift: ")
+        + f"{report.n_current} recent vs {report.n_reference} reference rows"
+    )
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
@@ -459,8 +504,9 @@ def _utc(ts: Any) -> pd.Timestamp:
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
-def _series_features(series: CandleSeries, fcfg: FeatureConfig, start: pd.Timestamp | None,
-                     end: pd.Timestamp | None) -> np.ndarray:
+def _series_features(
+    series: CandleSeries, fcfg: FeatureConfig, start: pd.Timestamp | None, end: pd.Timestamp | None
+) -> np.ndarray:
     from .features import build_feature_matrix
 
     frame = series.frame
@@ -474,8 +520,9 @@ def _series_features(series: CandleSeries, fcfg: FeatureConfig, start: pd.Timest
     return np.ascontiguousarray(X[keep])
 
 
-def _load_reference_series(source: str, symbol: str, timeframe: str | None, *, max_fill_gap: int,
-                           database_url: str | None) -> Any:
+def _load_reference_series(
+    source: str, symbol: str, timeframe: str | None, *, max_fill_gap: int, database_url: str | None
+) -> Any:
     from .data import is_postgres_url, load_candles
 
     if is_postgres_url(source):
@@ -483,15 +530,21 @@ def _load_reference_series(source: str, symbol: str, timeframe: str | None, *, m
         # The recorded source has no password; the configured candles URL (a secret) has it.
         if database_url and is_postgres_url(database_url):
             url = database_url.split("#", 1)[0]
-        series = load_candles(url, symbols=[symbol], timeframe=timeframe, max_fill_gap=max_fill_gap,
-                              table=table or "candles", min_rows=1)
+        series = load_candles(
+            url, symbols=[symbol], timeframe=timeframe, max_fill_gap=max_fill_gap, table=table or "candles", min_rows=1
+        )
     else:
         series = load_candles(source, symbols=[symbol], timeframe=timeframe, max_fill_gap=max_fill_gap, min_rows=1)
     return series[0]
 
 
-def reference_from_metadata(metadata: Mapping[str, Any], *, reference_data: str | None = None,
-                            database_url: str | None = None, max_fill_gap: int = 3) -> FeatureSample:
+def reference_from_metadata(
+    metadata: Mapping[str, Any],
+    *,
+    reference_data: str | None = None,
+    database_url: str | None = None,
+    max_fill_gap: int = 3,
+) -> FeatureSample:
     """Features of the production version's training rows, rebuilt from its ``metadata.json``.
 
     Every series in ``metadata['data']`` is reloaded from its recorded source (a PostgreSQL source
@@ -517,7 +570,11 @@ def reference_from_metadata(metadata: Mapping[str, Any], *, reference_data: str 
         except Exception as exc:  # noqa: BLE001 - any loader failure is one DriftReferenceError
             raise DriftReferenceError(f"reference data {reference_data}: {exc}") from None
         parts = [_series_features(s, fcfg, None, None) for s in series]
-        info: dict[str, Any] = {"kind": "explicit", "source": str(reference_data), "symbols": [s.symbol for s in series]}
+        info: dict[str, Any] = {
+            "kind": "explicit",
+            "source": str(reference_data),
+            "symbols": [s.symbol for s in series],
+        }
     else:
         train_ranges = ((metadata.get("dataset") or {}).get("time_range") or {}).get("train") or {}
         sources = list(data.get("sources") or [])
@@ -533,8 +590,9 @@ def reference_from_metadata(metadata: Mapping[str, Any], *, reference_data: str 
             start = _utc(rng["start"]) - step * (window - 1)
             end = _utc(rng["end"])
             try:
-                s = _load_reference_series(source, symbol, timeframe, max_fill_gap=max_fill_gap,
-                                           database_url=database_url)
+                s = _load_reference_series(
+                    source, symbol, timeframe, max_fill_gap=max_fill_gap, database_url=database_url
+                )
             except Exception as exc:  # noqa: BLE001 - any loader failure is one DriftReferenceError
                 raise DriftReferenceError(
                     f"cannot rebuild the drift reference from {source} ({symbol}): {exc}; "
@@ -569,7 +627,12 @@ def recent_features(series_list: Sequence[Any], pipeline: Mapping[str, Any], rec
         ranges[s.symbol] = {"start": start.isoformat(), "end": end.isoformat(), "rows": int(part.shape[0])}
     X = np.concatenate(parts) if parts else np.empty((0, 0), dtype=np.float32)
     groups = np.concatenate([np.full(p.shape[0], i) for i, p in enumerate(parts)]) if parts else np.empty(0)
-    info = {"sources": [s.source for s in series_list], "symbols": [s.symbol for s in series_list],
-            "timeframes": sorted({str(s.timeframe) for s in series_list}), "recent_days": float(recent_days),
-            "time_range": ranges, "rows": int(X.shape[0])}
+    info = {
+        "sources": [s.source for s in series_list],
+        "symbols": [s.symbol for s in series_list],
+        "timeframes": sorted({str(s.timeframe) for s in series_list}),
+        "recent_days": float(recent_days),
+        "time_range": ranges,
+        "rows": int(X.shape[0]),
+    }
     return FeatureSample(X=X, groups=groups, info=info)

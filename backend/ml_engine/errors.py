@@ -9,6 +9,7 @@ error, an API answer, a log line or a dashboard box wants one. Secrets are not t
 pass the line through :func:`backend.services.redaction.redact` (or
 :func:`backend.ml_engine.mlflow_integration.stores.mask_uri`) where it leaves the process.
 """
+
 from __future__ import annotations
 
 __all__ = ["one_line"]

@@ -28,6 +28,7 @@ Backtest conventions (documented once, used everywhere):
   are summed. Per-series metrics are in ``result["per_series"]``, equity curves in
   ``result["equity"]`` (or :func:`backtest_equity`).
 """
+
 from __future__ import annotations
 
 import re
@@ -231,7 +232,9 @@ def _group_rows(series_id: np.ndarray) -> list[tuple[Any, np.ndarray]]:
     return [(ids[k].item(), np.flatnonzero(series_id == ids[k])) for k in order]
 
 
-def _prepare(pred_class: ArrayLike, close: ArrayLike, series_id: ArrayLike | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _prepare(
+    pred_class: ArrayLike, close: ArrayLike, series_id: ArrayLike | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     pred = _as_labels(pred_class, "pred_class", 3)
     c = np.asarray(close, dtype=np.float64)
     if c.shape != pred.shape:

@@ -29,6 +29,7 @@ microseconds each, ~60 us per pandas ``rolling``) dominated the predictor's requ
 139-row tail; the loops cost O(window) per value, which on a million training rows is about as
 fast as the vectorised version was (``bench/bench_windowing.py``).
 """
+
 from __future__ import annotations
 
 import functools
@@ -103,8 +104,15 @@ class FeatureConfig:
             minimum = 2 if name != "return_lags" else 1
             if min(value) < minimum:
                 raise ValueError(f"FeatureConfig.{name} values must be >= {minimum}, got {value}")
-        for name in ("rsi_period", "macd_fast", "macd_slow", "macd_signal", "bollinger_window", "atr_period",
-                     "volume_window"):
+        for name in (
+            "rsi_period",
+            "macd_fast",
+            "macd_slow",
+            "macd_signal",
+            "bollinger_window",
+            "atr_period",
+            "volume_window",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise ValueError(f"FeatureConfig.{name} must be an int, got {value!r}")
@@ -138,6 +146,7 @@ class FeatureConfig:
 # --------------------------------------------------------------------------------------------
 # names and lookbacks
 # --------------------------------------------------------------------------------------------
+
 
 def _ema_alpha_span(span: int) -> float:
     return 2.0 / (span + 1.0)
@@ -220,6 +229,7 @@ def lookback_rows(cfg: FeatureConfig) -> int:
 # segment helpers (shared with labels / dataset)
 # --------------------------------------------------------------------------------------------
 
+
 def segment_runs(segment: np.ndarray | pd.Series | None, n: int) -> np.ndarray:
     """(k, 2) int64 array of [start, stop) row ranges of contiguous runs of equal `segment` values.
 
@@ -250,6 +260,7 @@ def run_ids(segment: np.ndarray | pd.Series | None, n: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # computation
 # --------------------------------------------------------------------------------------------
+
 
 class _JitOptions(TypedDict, total=False):
     """The ``numba.njit`` keywords used here (typed, so that mypy sees what each kernel returns)."""
@@ -343,10 +354,24 @@ def rolling_std(x: np.ndarray, window: int, ddof: int) -> np.ndarray:
 
 @numba.njit(**_JIT)
 def _segment_kernel(  # pragma: no cover - compiled; tested through callers
-    o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray,
-    lags: np.ndarray, vol_windows: np.ndarray, k_rsi: np.ndarray, k_fast: np.ndarray, k_slow: np.ndarray,
-    k_signal: np.ndarray, bb_window: int, bb_k: float, k_atr: np.ndarray, volume_window: int,
-    ma_windows: np.ndarray, first: int, out: np.ndarray,
+    o: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    v: np.ndarray,
+    lags: np.ndarray,
+    vol_windows: np.ndarray,
+    k_rsi: np.ndarray,
+    k_fast: np.ndarray,
+    k_slow: np.ndarray,
+    k_signal: np.ndarray,
+    bb_window: int,
+    bb_k: float,
+    k_atr: np.ndarray,
+    volume_window: int,
+    ma_windows: np.ndarray,
+    first: int,
+    out: np.ndarray,
 ) -> None:
     """Fill ``out`` (F, n) float32 with the features of one segment at rows >= ``first`` (NaN elsewhere
     and in each feature's warm-up). Row t of every feature is computed from its own lookback rows
@@ -455,15 +480,24 @@ def _kernel_params(cfg: FeatureConfig) -> _KernelParams:
     def weights(alpha: float) -> np.ndarray:
         return np.ascontiguousarray(_ema_kernel(alpha, tail)[::-1])
 
-    return (np.array(cfg.return_lags, dtype=np.int64), np.array(cfg.volatility_windows, dtype=np.int64),
-            weights(_ema_alpha_wilder(cfg.rsi_period)), weights(_ema_alpha_span(cfg.macd_fast)),
-            weights(_ema_alpha_span(cfg.macd_slow)), weights(_ema_alpha_span(cfg.macd_signal)),
-            cfg.bollinger_window, cfg.bollinger_k, weights(_ema_alpha_wilder(cfg.atr_period)),
-            cfg.volume_window, np.array(cfg.ma_windows, dtype=np.int64))
+    return (
+        np.array(cfg.return_lags, dtype=np.int64),
+        np.array(cfg.volatility_windows, dtype=np.int64),
+        weights(_ema_alpha_wilder(cfg.rsi_period)),
+        weights(_ema_alpha_span(cfg.macd_fast)),
+        weights(_ema_alpha_span(cfg.macd_slow)),
+        weights(_ema_alpha_span(cfg.macd_signal)),
+        cfg.bollinger_window,
+        cfg.bollinger_k,
+        weights(_ema_alpha_wilder(cfg.atr_period)),
+        cfg.volume_window,
+        np.array(cfg.ma_windows, dtype=np.int64),
+    )
 
 
-def segment_features(o: np.ndarray, h: np.ndarray, low: np.ndarray, c: np.ndarray, v: np.ndarray,
-                     cfg: FeatureConfig, first_row: int = 0) -> np.ndarray:
+def segment_features(
+    o: np.ndarray, h: np.ndarray, low: np.ndarray, c: np.ndarray, v: np.ndarray, cfg: FeatureConfig, first_row: int = 0
+) -> np.ndarray:
     """Features of ONE contiguous segment: (F, n) float32, rows in `feature_names(cfg)` order, NaN
     in each feature's warm-up (its first ``lookback - 1`` rows) and before ``first_row``.
 

@@ -12,6 +12,7 @@ The threshold is either fixed (``thr_t = cfg.threshold``) or volatility-scaled:
 of the ``cfg.vol_window`` 1-candle log returns ending at t, i.e. known at time t (causal). The
 ``sqrt(h)`` turns a 1-candle volatility into the scale of an h-candle return.
 """
+
 from __future__ import annotations
 
 import logging
@@ -59,7 +60,11 @@ class LabelConfig:
             raise ValueError(f"LabelConfig.threshold_mode must be 'fixed' or 'volatility', got {self.threshold_mode!r}")
         if not (math.isfinite(self.threshold) and self.threshold >= 0):
             raise ValueError(f"LabelConfig.threshold must be a finite number >= 0, got {self.threshold!r}")
-        if isinstance(self.vol_window, bool) or not isinstance(self.vol_window, (int, np.integer)) or self.vol_window < 2:
+        if (
+            isinstance(self.vol_window, bool)
+            or not isinstance(self.vol_window, (int, np.integer))
+            or self.vol_window < 2
+        ):
             raise ValueError(f"LabelConfig.vol_window must be an int >= 2, got {self.vol_window!r}")
         object.__setattr__(self, "vol_window", int(self.vol_window))
         if not (math.isfinite(self.vol_multiplier) and self.vol_multiplier >= 0):
@@ -80,8 +85,9 @@ class LabelConfig:
         return cls(**dict(data))
 
 
-def label_threshold(close: np.ndarray | pd.Series, cfg: LabelConfig,
-                    segment: np.ndarray | pd.Series | None = None) -> np.ndarray:
+def label_threshold(
+    close: np.ndarray | pd.Series, cfg: LabelConfig, segment: np.ndarray | pd.Series | None = None
+) -> np.ndarray:
     """(n,) float64 flat-band half-width per row; NaN during the volatility warm-up of each segment."""
     c = np.asarray(close, dtype=np.float64)
     n = c.shape[0]
@@ -94,12 +100,13 @@ def label_threshold(close: np.ndarray | pd.Series, cfg: LabelConfig,
             continue
         r1 = np.diff(logc[start:stop])  # r1[i] = return into row start + i + 1
         sigma = rolling_std(r1, cfg.vol_window, ddof=1)
-        thr[start + 1:stop] = sigma
+        thr[start + 1 : stop] = sigma
     return thr * (cfg.vol_multiplier * math.sqrt(cfg.horizon))
 
 
-def make_labels(close: np.ndarray | pd.Series, cfg: LabelConfig | None = None,
-                segment: np.ndarray | pd.Series | None = None) -> tuple[np.ndarray, np.ndarray]:
+def make_labels(
+    close: np.ndarray | pd.Series, cfg: LabelConfig | None = None, segment: np.ndarray | pd.Series | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(labels int64 (n,), future_return float64 (n,)) for a close series; see the module docstring.
 
     `segment` (optional, same length) marks contiguous runs; nothing crosses a run boundary, so
@@ -117,7 +124,7 @@ def make_labels(close: np.ndarray | pd.Series, cfg: LabelConfig | None = None,
     logc = np.log(c)
     for start, stop in segment_runs(segment, n):
         if stop - start > h:
-            future[start:stop - h] = logc[start + h:stop] - logc[start:stop - h]
+            future[start : stop - h] = logc[start + h : stop] - logc[start : stop - h]
     thr = label_threshold(c, cfg, segment)
     labels = np.full(n, UNDEFINED, dtype=np.int64)
     ok = ~(np.isnan(future) | np.isnan(thr))

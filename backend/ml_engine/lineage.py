@@ -9,6 +9,7 @@ candles never share a digest, and a split's digest changes when any row it read 
     datasets = split_datasets(prepared, series)        # {"train": SplitDataset, "val": ..., "test": ...}
     datasets["test"].name, datasets["test"].digest     # "ETH/BTC,LTC/BTC 5m test", "5f1c..."
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -66,6 +67,12 @@ def split_datasets(prepared: PreparedData, series: Sequence[CandleSeries]) -> di
     for split, context in SPLIT_CONTEXTS.items():
         rows = _rows_read(prepared.split(split).ends, prepared.window, prepared.horizon, len(candles))
         frame = candles.iloc[rows].reset_index(drop=True)
-        out[split] = SplitDataset(split=split, name=f"{symbols} {timeframe} {split}", context=context, frame=frame,
-                                  source=source, digest=dataset_digest(frame))
+        out[split] = SplitDataset(
+            split=split,
+            name=f"{symbols} {timeframe} {split}",
+            context=context,
+            frame=frame,
+            source=source,
+            digest=dataset_digest(frame),
+        )
     return out

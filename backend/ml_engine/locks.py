@@ -53,6 +53,7 @@ because a new file could be locked by someone else).
 All connections use SQLAlchemy's ``NullPool``: nothing lingers in a pool (a dropped test database
 must not stay busy). Passwords are never logged (:func:`~.stores.mask_uri`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -409,8 +410,12 @@ class _PgLease(Lease):
             held = bool(conn.execute(sqlalchemy.text(_SQL_HELD_BY_ME), self._params).scalar())
         except (SQLAlchemyError, OSError, LockError) as exc:
             reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
-            logger.warning("lease %s: connection to backend pid %s lost (%s); trying once to re-acquire",
-                           self.description, self._pid, self._locks.mask(reason))
+            logger.warning(
+                "lease %s: connection to backend pid %s lost (%s); trying once to re-acquire",
+                self.description,
+                self._pid,
+                self._locks.mask(reason),
+            )
             self._drop_connection()
             self._reacquire()
             return
@@ -436,8 +441,12 @@ class _PgLease(Lease):
                 row = conn.execute(sqlalchemy.text(_SQL_TRY), self._params).one()
                 if row[0]:
                     self._conn, self._pid = conn, int(row[1])
-                    logger.warning("lease %s re-acquired on backend pid %s after losing backend pid %s",
-                                   self.description, self._pid, old_pid)
+                    logger.warning(
+                        "lease %s re-acquired on backend pid %s after losing backend pid %s",
+                        self.description,
+                        self._pid,
+                        old_pid,
+                    )
                     return
                 holder = conn.execute(sqlalchemy.text(_SQL_HOLDER), self._params).first()
                 holder_pid = None if holder is None else int(holder[0])
@@ -450,7 +459,9 @@ class _PgLease(Lease):
                 self._mark_lost(f"connection lost and the lock was taken meanwhile by {who}")
                 break
         except SQLAlchemyError as exc:
-            self._mark_lost(f"connection lost and re-acquiring failed: {self._locks.mask(str(getattr(exc, 'orig', None) or exc))}")
+            self._mark_lost(
+                f"connection lost and re-acquiring failed: {self._locks.mask(str(getattr(exc, 'orig', None) or exc))}"
+            )
         with contextlib.suppress(Exception):
             conn.close()
         raise LockLost(f"{self.description}: {self._lost_reason}")
@@ -550,8 +561,11 @@ class Locks:
             lock_dir = Path(str(getattr(settings, "output_dir", "."))) / ".locks"
         locks = cls(url, lock_dir)
         if url is None:
-            logger.info("locks are files in %s: correct only while every process runs on this machine "
-                        "(configure a PostgreSQL ML_JOBS_DATABASE_URL or tracking store for more)", lock_dir)
+            logger.info(
+                "locks are files in %s: correct only while every process runs on this machine "
+                "(configure a PostgreSQL ML_JOBS_DATABASE_URL or tracking store for more)",
+                lock_dir,
+            )
         return locks
 
     # -- plumbing --------------------------------------------------------------------------
@@ -579,7 +593,10 @@ class Locks:
                 connect_args: dict[str, Any] = {
                     "connect_timeout": CONNECT_TIMEOUT_S,
                     # A dead peer is noticed in well under a minute, not after the kernel's hours.
-                    "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+                    "keepalives": 1,
+                    "keepalives_idle": 10,
+                    "keepalives_interval": 5,
+                    "keepalives_count": 3,
                 }
                 if _libpq_version() >= 120000:
                     connect_args["tcp_user_timeout"] = 30_000
@@ -601,8 +618,10 @@ class Locks:
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             return conn
         except SQLAlchemyError as exc:
-            raise LockError(f"lock database {self.masked_url} is unavailable: "
-                            f"{diagnose_connection_error(exc, self._configured_url or '')}") from None
+            raise LockError(
+                f"lock database {self.masked_url} is unavailable: "
+                f"{diagnose_connection_error(exc, self._configured_url or '')}"
+            ) from None
 
     def _lock_file(self, namespace: str, name: str) -> Path:
         _namespace_key(namespace)
@@ -617,7 +636,7 @@ class Locks:
         where = f" from {addr}" if addr else ""
         when = f", connected since {since.isoformat(timespec='seconds')}" if since is not None else ""
         if app and str(app).startswith(_APP_PREFIX):
-            return f"{str(app)[len(_APP_PREFIX):]} (database backend pid {pid}{where}{when})"
+            return f"{str(app)[len(_APP_PREFIX) :]} (database backend pid {pid}{where}{when})"
         named = f", application {app!r}" if app else ""
         return f"database backend pid {pid}{where}{named}{when}"
 
@@ -654,17 +673,21 @@ class Locks:
             try:
                 if ms >= 1:
                     # lock_timeout 0 would mean "wait forever"; 2**31-1 ms is its maximum.
-                    conn.execute(sqlalchemy.text("SELECT set_config('lock_timeout', :v, true)"),
-                                 {"v": f"{min(ms, 2**31 - 1)}ms"})
+                    conn.execute(
+                        sqlalchemy.text("SELECT set_config('lock_timeout', :v, true)"), {"v": f"{min(ms, 2**31 - 1)}ms"}
+                    )
                     conn.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:ns, hashtext(:name))"), params)
-                elif not conn.execute(sqlalchemy.text("SELECT pg_try_advisory_xact_lock(:ns, hashtext(:name))"),
-                                      params).scalar():
+                elif not conn.execute(
+                    sqlalchemy.text("SELECT pg_try_advisory_xact_lock(:ns, hashtext(:name))"), params
+                ).scalar():
                     raise LockTimeout(self._timeout_message(namespace, name, timeout_s))
             except OperationalError as exc:
                 if _sqlstate(exc) == _LOCK_NOT_AVAILABLE:
                     raise LockTimeout(self._timeout_message(namespace, name, timeout_s)) from None
-                raise LockError(f"lock {namespace}/{name!r} on {self.masked_url}: "
-                                f"{diagnose_connection_error(exc, self._configured_url or '')}") from None
+                raise LockError(
+                    f"lock {namespace}/{name!r} on {self.masked_url}: "
+                    f"{diagnose_connection_error(exc, self._configured_url or '')}"
+                ) from None
             logger.debug("lock %s/%r acquired in %.3f s (pg advisory)", namespace, name, time.monotonic() - t0)
             try:
                 yield
@@ -675,9 +698,11 @@ class Locks:
             try:
                 trans.commit()  # ends the transaction: the advisory lock is released
             except SQLAlchemyError as exc:
-                raise LockLost(f"lock {namespace}/{name!r} on {self.masked_url}: the connection failed while "
-                               f"the lock was held ({diagnose_connection_error(exc, self._configured_url or '')}); "
-                               "the critical section may have run unprotected") from None
+                raise LockLost(
+                    f"lock {namespace}/{name!r} on {self.masked_url}: the connection failed while "
+                    f"the lock was held ({diagnose_connection_error(exc, self._configured_url or '')}); "
+                    "the critical section may have run unprotected"
+                ) from None
         finally:
             with contextlib.suppress(Exception):
                 conn.close()
@@ -716,8 +741,7 @@ class Locks:
 
     def _timeout_message(self, namespace: str, name: str, timeout_s: float) -> str:
         who = self.holder(namespace, name)
-        return (f"lock {namespace}/{name!r} not obtained within {timeout_s:g} s"
-                + (f" (held by {who})" if who else ""))
+        return f"lock {namespace}/{name!r} not obtained within {timeout_s:g} s" + (f" (held by {who})" if who else "")
 
     # -- leases ------------------------------------------------------------------------------
 
@@ -759,8 +783,10 @@ class Locks:
         except SQLAlchemyError as exc:
             with contextlib.suppress(Exception):
                 conn.close()
-            raise LockError(f"lock {namespace}/{name!r} on {self.masked_url}: "
-                            f"{diagnose_connection_error(exc, self._configured_url or '')}") from None
+            raise LockError(
+                f"lock {namespace}/{name!r} on {self.masked_url}: "
+                f"{diagnose_connection_error(exc, self._configured_url or '')}"
+            ) from None
         except BaseException:
             with contextlib.suppress(Exception):
                 conn.close()
@@ -809,8 +835,9 @@ class Locks:
 
         try:
             with self._connect(autocommit=True) as conn:
-                row = conn.execute(sqlalchemy.text(_SQL_HOLDER),
-                                   {"ns": _namespace_key(namespace), "name": name}).first()
+                row = conn.execute(
+                    sqlalchemy.text(_SQL_HOLDER), {"ns": _namespace_key(namespace), "name": name}
+                ).first()
         except Exception:  # "who holds it" is information; never fail a caller over it
             logger.debug("holder of %s/%r unknown", namespace, name, exc_info=True)
             return None

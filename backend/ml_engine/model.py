@@ -14,6 +14,7 @@ Architecture::
 Only ops with stable ONNX export (Conv1d, BatchNorm/LayerNorm, ReLU/GELU, LSTM, Linear,
 tanh, softmax, sum) are used; the window length is not baked in, so any ``T`` works.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
@@ -74,19 +75,39 @@ class ModelConfig:
     def __post_init__(self) -> None:
         self.conv_channels = tuple(int(c) for c in self.conv_channels)
         checks: list[tuple[bool, str]] = [
-            (isinstance(self.n_features, int) and self.n_features >= 1, f"n_features must be an int >= 1, got {self.n_features!r}"),
+            (
+                isinstance(self.n_features, int) and self.n_features >= 1,
+                f"n_features must be an int >= 1, got {self.n_features!r}",
+            ),
             (isinstance(self.window, int) and self.window >= 1, f"window must be an int >= 1, got {self.window!r}"),
-            (isinstance(self.n_classes, int) and self.n_classes >= 2, f"n_classes must be an int >= 2, got {self.n_classes!r}"),
+            (
+                isinstance(self.n_classes, int) and self.n_classes >= 2,
+                f"n_classes must be an int >= 2, got {self.n_classes!r}",
+            ),
             (all(c >= 1 for c in self.conv_channels), f"conv_channels must all be >= 1, got {self.conv_channels!r}"),
-            (isinstance(self.kernel_size, int) and self.kernel_size >= 1 and self.kernel_size % 2 == 1,
-             f"kernel_size must be an odd int >= 1 (same padding), got {self.kernel_size!r}"),
+            (
+                isinstance(self.kernel_size, int) and self.kernel_size >= 1 and self.kernel_size % 2 == 1,
+                f"kernel_size must be an odd int >= 1 (same padding), got {self.kernel_size!r}",
+            ),
             (self.conv_norm in _NORMS, f"conv_norm must be one of {_NORMS}, got {self.conv_norm!r}"),
             (self.activation in _ACTIVATIONS, f"activation must be one of {_ACTIVATIONS}, got {self.activation!r}"),
-            (isinstance(self.lstm_hidden, int) and self.lstm_hidden >= 1, f"lstm_hidden must be an int >= 1, got {self.lstm_hidden!r}"),
-            (isinstance(self.lstm_layers, int) and self.lstm_layers >= 1, f"lstm_layers must be an int >= 1, got {self.lstm_layers!r}"),
+            (
+                isinstance(self.lstm_hidden, int) and self.lstm_hidden >= 1,
+                f"lstm_hidden must be an int >= 1, got {self.lstm_hidden!r}",
+            ),
+            (
+                isinstance(self.lstm_layers, int) and self.lstm_layers >= 1,
+                f"lstm_layers must be an int >= 1, got {self.lstm_layers!r}",
+            ),
             (0.0 <= float(self.dropout) < 1.0, f"dropout must be in [0, 1), got {self.dropout!r}"),
-            (isinstance(self.attention_dim, int) and self.attention_dim >= 1, f"attention_dim must be an int >= 1, got {self.attention_dim!r}"),
-            (isinstance(self.head_hidden, int) and self.head_hidden >= 1, f"head_hidden must be an int >= 1, got {self.head_hidden!r}"),
+            (
+                isinstance(self.attention_dim, int) and self.attention_dim >= 1,
+                f"attention_dim must be an int >= 1, got {self.attention_dim!r}",
+            ),
+            (
+                isinstance(self.head_hidden, int) and self.head_hidden >= 1,
+                f"head_hidden must be an int >= 1, got {self.head_hidden!r}",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -7,5 +7,6 @@ its public names so the guide's code runs as written::
     await model_registry.register_model(name="hybrid_cnn_lstm", version=timestamp,
                                         model_path=model_path, metrics=test_metrics)
 """
+
 from backend.ml_engine.registry import *  # noqa: F403 - the guide's path re-exports the package
 from backend.ml_engine.registry import __all__ as __all__

@@ -6,6 +6,7 @@ exporter (``dynamo=True``, onnxscript) gives the same parity but takes ~9 s. The
 exporter is therefore the default; ``exporter="dynamo"`` selects the other one, and ``"auto"``
 falls back to dynamo if the TorchScript exporter fails (e.g. removed in a later torch).
 """
+
 from __future__ import annotations
 
 import copy
@@ -167,7 +168,9 @@ def export_onnx(
             raise OnnxParityError(f"onnxruntime output shape {got.shape} != torch output shape {expected.shape}")
         max_abs_diff = float(np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64))))
         if not np.isfinite(max_abs_diff) or max_abs_diff > tolerance:
-            raise OnnxParityError(f"ONNX parity check failed: max abs diff {max_abs_diff:.3g} > tolerance {tolerance:.3g}")
+            raise OnnxParityError(
+                f"ONNX parity check failed: max abs diff {max_abs_diff:.3g} > tolerance {tolerance:.3g}"
+            )
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -175,6 +178,10 @@ def export_onnx(
 
     logger.info(
         "Exported ONNX model to %s with the %s exporter (opset %d) in %.2fs; parity max abs diff %.3g",
-        path, used, opset, seconds, max_abs_diff,
+        path,
+        used,
+        opset,
+        seconds,
+        max_abs_diff,
     )
     return OnnxExportResult(path=path, max_abs_diff=max_abs_diff, opset=opset, exporter=used, export_seconds=seconds)

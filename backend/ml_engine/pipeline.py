@@ -8,6 +8,7 @@ into normalised model windows with it, running the same feature code (`features`
 from here; this module imports neither torch nor the training code, so a process that serves
 with ONNX Runtime (`predictor`) never loads PyTorch.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -49,8 +50,9 @@ class Normalizer:
             raise ValueError("Normalizer: mean must be finite and std finite and > 0")
 
     @classmethod
-    def fit(cls, X: np.ndarray, rows: np.ndarray | None = None, feature_names: Sequence[str] = (),
-            chunk_rows: int = 1 << 18) -> Normalizer:
+    def fit(
+        cls, X: np.ndarray, rows: np.ndarray | None = None, feature_names: Sequence[str] = (), chunk_rows: int = 1 << 18
+    ) -> Normalizer:
         """Statistics of ``X[rows]`` (rows: int indices or a bool mask; None = all rows).
 
         Two passes in float64 over chunks of rows, so memory stays at one chunk whatever N is.
@@ -68,14 +70,14 @@ class Normalizer:
         n_feat = X.shape[1]
         total = np.zeros(n_feat, dtype=np.float64)
         for s in range(0, idx.size, chunk_rows):
-            chunk = X[idx[s:s + chunk_rows]].astype(np.float64)  # (chunk, F)
+            chunk = X[idx[s : s + chunk_rows]].astype(np.float64)  # (chunk, F)
             if not np.all(np.isfinite(chunk)):
                 raise ValueError("Normalizer.fit: the fitting rows contain NaN or inf")
             total += chunk.sum(axis=0)
         mean = total / idx.size
         sq = np.zeros(n_feat, dtype=np.float64)
         for s in range(0, idx.size, chunk_rows):
-            chunk = X[idx[s:s + chunk_rows]].astype(np.float64) - mean  # (chunk, F)
+            chunk = X[idx[s : s + chunk_rows]].astype(np.float64) - mean  # (chunk, F)
             sq += np.einsum("ij,ij->j", chunk, chunk)
         std = np.sqrt(sq / idx.size).astype(np.float32)
         std[~(std > 0)] = 1.0
@@ -98,13 +100,19 @@ class Normalizer:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (lists of floats); `from_dict` gives back the same float32 values."""
-        return {"mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std],
-                "feature_names": list(self.feature_names)}
+        return {
+            "mean": [float(v) for v in self.mean],
+            "std": [float(v) for v in self.std],
+            "feature_names": list(self.feature_names),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Normalizer:
-        return cls(mean=np.asarray(data["mean"], dtype=np.float32), std=np.asarray(data["std"], dtype=np.float32),
-                   feature_names=list(data.get("feature_names", [])))
+        return cls(
+            mean=np.asarray(data["mean"], dtype=np.float32),
+            std=np.asarray(data["std"], dtype=np.float32),
+            feature_names=list(data.get("feature_names", [])),
+        )
 
 
 def valid_window_ends(bad_rows: npt.ArrayLike, runs: np.ndarray, window: int) -> np.ndarray:
@@ -120,7 +128,7 @@ def valid_window_ends(bad_rows: npt.ArrayLike, runs: np.ndarray, window: int) ->
     bad_count = np.concatenate(([0], np.cumsum(bad_rows, dtype=np.int64)))  # (n+1,)
     e = np.arange(window - 1, n)
     s = e - window + 1
-    ok[window - 1:] = (runs[s] == runs[e]) & (bad_count[e + 1] - bad_count[s] == 0)
+    ok[window - 1 :] = (runs[s] == runs[e]) & (bad_count[e + 1] - bad_count[s] == 0)
     return ok
 
 
@@ -138,22 +146,26 @@ def parse_pipeline(pipeline: Mapping[str, Any]) -> tuple[FeatureConfig, Normaliz
 
 
 @overload
-def build_inference_windows(frame: pd.DataFrame, pipeline: Mapping[str, Any], *, last_only: bool = False,
-                            return_ends: Literal[False] = False) -> np.ndarray: ...
+def build_inference_windows(
+    frame: pd.DataFrame, pipeline: Mapping[str, Any], *, last_only: bool = False, return_ends: Literal[False] = False
+) -> np.ndarray: ...
 
 
 @overload
-def build_inference_windows(frame: pd.DataFrame, pipeline: Mapping[str, Any], *, last_only: bool = False,
-                            return_ends: Literal[True]) -> tuple[np.ndarray, np.ndarray]: ...
+def build_inference_windows(
+    frame: pd.DataFrame, pipeline: Mapping[str, Any], *, last_only: bool = False, return_ends: Literal[True]
+) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @overload
-def build_inference_windows(frame: pd.DataFrame, pipeline: Mapping[str, Any], *, last_only: bool = False,
-                            return_ends: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]: ...
+def build_inference_windows(
+    frame: pd.DataFrame, pipeline: Mapping[str, Any], *, last_only: bool = False, return_ends: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]: ...
 
 
-def build_inference_windows(frame: pd.DataFrame, pipeline: Mapping[str, Any], *, last_only: bool = False,
-                            return_ends: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+def build_inference_windows(
+    frame: pd.DataFrame, pipeline: Mapping[str, Any], *, last_only: bool = False, return_ends: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Model input from raw candles: ``(n, T, F)`` float32 normalised windows, one per valid end row.
 
     Runs the training code path (`build_feature_matrix` + `Normalizer.transform`) with the

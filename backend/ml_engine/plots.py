@@ -1,4 +1,5 @@
 """PNG plots for training reports (matplotlib, Agg canvas; no pyplot global state, no display needed)."""
+
 from __future__ import annotations
 
 import logging
@@ -30,7 +31,10 @@ def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
 
 
 def plot_confusion_matrix(
-    cm: ArrayLike, path: str | os.PathLike[str], class_names: Sequence[str] = CLASS_NAMES, title: str = "Confusion matrix"
+    cm: ArrayLike,
+    path: str | os.PathLike[str],
+    class_names: Sequence[str] = CLASS_NAMES,
+    title: str = "Confusion matrix",
 ) -> Path:
     """Heatmap of a confusion matrix (rows = true, columns = predicted), counts and row-% in each cell."""
     m = np.asarray(cm, dtype=np.float64)
@@ -50,8 +54,15 @@ def plot_confusion_matrix(
     ax.set_title(title)
     for i in range(m.shape[0]):
         for j in range(m.shape[1]):
-            ax.text(j, i, f"{int(m[i, j])}\n{frac[i, j]:.0%}", ha="center", va="center",
-                    color="white" if frac[i, j] > 0.5 else "black", fontsize=9)
+            ax.text(
+                j,
+                i,
+                f"{int(m[i, j])}\n{frac[i, j]:.0%}",
+                ha="center",
+                va="center",
+                color="white" if frac[i, j] > 0.5 else "black",
+                fontsize=9,
+            )
     return _save(fig, path)
 
 
@@ -101,7 +112,9 @@ def plot_equity_curve(
         suffix = f" {key}" if key != "" else ""
         ax.plot(np.asarray(curves["strategy"]), color=color, label=f"strategy{suffix}")
         if "buy_and_hold" in curves:
-            ax.plot(np.asarray(curves["buy_and_hold"]), color=color, linestyle="--", alpha=0.6, label=f"buy & hold{suffix}")
+            ax.plot(
+                np.asarray(curves["buy_and_hold"]), color=color, linestyle="--", alpha=0.6, label=f"buy & hold{suffix}"
+            )
     ax.axhline(1.0, color="grey", linewidth=0.8)
     ax.set_xlabel("bar")
     ax.set_ylabel("equity (start = 1)")

@@ -1,4 +1,5 @@
 """Is a process alive? Used to end the runs and jobs of processes that died without saying so."""
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 
     python -m backend.ml_engine.retraining_pipeline run --trigger manual
 """
+
 import sys
 
 from backend.ml_engine.retraining import *  # noqa: F403 - the guide's path re-exports the package

@@ -12,6 +12,7 @@ bit-identical weights, and a run interrupted after any epoch and resumed with
 ``fit(..., resume=True)`` ends with the same weights as an uninterrupted one. Callbacks run
 with the RNG states saved and restored around them, so they cannot perturb training.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -139,25 +140,54 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str]] = [
             (isinstance(self.epochs, int) and self.epochs >= 1, f"epochs must be an int >= 1, got {self.epochs!r}"),
-            (isinstance(self.batch_size, int) and self.batch_size >= 1, f"batch_size must be an int >= 1, got {self.batch_size!r}"),
-            (self.learning_rate > 0 and math.isfinite(self.learning_rate), f"learning_rate must be > 0, got {self.learning_rate!r}"),
+            (
+                isinstance(self.batch_size, int) and self.batch_size >= 1,
+                f"batch_size must be an int >= 1, got {self.batch_size!r}",
+            ),
+            (
+                self.learning_rate > 0 and math.isfinite(self.learning_rate),
+                f"learning_rate must be > 0, got {self.learning_rate!r}",
+            ),
             (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay!r}"),
-            (self.early_stopping_patience is None or self.early_stopping_patience >= 0,
-             f"early_stopping_patience must be None or >= 0, got {self.early_stopping_patience!r}"),
-            (self.early_stopping_metric in _METRICS, f"early_stopping_metric must be one of {_METRICS}, got {self.early_stopping_metric!r}"),
-            (self.early_stopping_mode in ("auto", "min", "max"), f"early_stopping_mode must be 'auto', 'min' or 'max', got {self.early_stopping_mode!r}"),
-            (self.early_stopping_min_delta >= 0, f"early_stopping_min_delta must be >= 0, got {self.early_stopping_min_delta!r}"),
-            (self.grad_clip_norm is None or self.grad_clip_norm > 0, f"grad_clip_norm must be None or > 0, got {self.grad_clip_norm!r}"),
+            (
+                self.early_stopping_patience is None or self.early_stopping_patience >= 0,
+                f"early_stopping_patience must be None or >= 0, got {self.early_stopping_patience!r}",
+            ),
+            (
+                self.early_stopping_metric in _METRICS,
+                f"early_stopping_metric must be one of {_METRICS}, got {self.early_stopping_metric!r}",
+            ),
+            (
+                self.early_stopping_mode in ("auto", "min", "max"),
+                f"early_stopping_mode must be 'auto', 'min' or 'max', got {self.early_stopping_mode!r}",
+            ),
+            (
+                self.early_stopping_min_delta >= 0,
+                f"early_stopping_min_delta must be >= 0, got {self.early_stopping_min_delta!r}",
+            ),
+            (
+                self.grad_clip_norm is None or self.grad_clip_norm > 0,
+                f"grad_clip_norm must be None or > 0, got {self.grad_clip_norm!r}",
+            ),
             (self.lr_scheduler in _SCHEDULERS, f"lr_scheduler must be one of {_SCHEDULERS}, got {self.lr_scheduler!r}"),
             (self.min_learning_rate >= 0, f"min_learning_rate must be >= 0, got {self.min_learning_rate!r}"),
-            (self.class_weights in ("balanced", "none"), f"class_weights must be 'balanced' or 'none', got {self.class_weights!r}"),
+            (
+                self.class_weights in ("balanced", "none"),
+                f"class_weights must be 'balanced' or 'none', got {self.class_weights!r}",
+            ),
             (isinstance(self.seed, int), f"seed must be an int, got {self.seed!r}"),
-            (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
-             f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}"),
-            (isinstance(self.log_every_n_steps, int) and self.log_every_n_steps >= 1,
-             f"log_every_n_steps must be an int >= 1, got {self.log_every_n_steps!r}"),
-            (self.num_threads is None or (isinstance(self.num_threads, int) and self.num_threads >= 1),
-             f"num_threads must be None or an int >= 1, got {self.num_threads!r}"),
+            (
+                self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+                f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}",
+            ),
+            (
+                isinstance(self.log_every_n_steps, int) and self.log_every_n_steps >= 1,
+                f"log_every_n_steps must be an int >= 1, got {self.log_every_n_steps!r}",
+            ),
+            (
+                self.num_threads is None or (isinstance(self.num_threads, int) and self.num_threads >= 1),
+                f"num_threads must be None or an int >= 1, got {self.num_threads!r}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -313,7 +343,9 @@ def compute_class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
     present = counts > 0
     weights[present] = n / (n_classes * counts[present])
     if not present.all():
-        logger.warning("classes %s are absent from the training labels; their weight is 1.0", np.flatnonzero(~present).tolist())
+        logger.warning(
+            "classes %s are absent from the training labels; their weight is 1.0", np.flatnonzero(~present).tolist()
+        )
     return weights
 
 
@@ -463,7 +495,9 @@ class Trainer:
 
     def _iter_batches(self, ds: SampleDataset, shuffle: bool) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
         """(xb, yb) tensor batches; shuffling draws only from ``self.generator``."""
-        generator = self.generator if shuffle else torch.Generator()  # a throw-away generator keeps the global RNG untouched
+        generator = (
+            self.generator if shuffle else torch.Generator()
+        )  # a throw-away generator keeps the global RNG untouched
         batches = getattr(ds, "batches", None)
         if callable(batches):
             own: Iterable[tuple[torch.Tensor, torch.Tensor]] = batches(self.cfg.batch_size, shuffle, generator)
@@ -486,7 +520,9 @@ class Trainer:
                 return arr.astype(np.int64)
         if isinstance(ds, TensorDataset):
             return ds.tensors[-1].numpy().astype(np.int64)
-        return np.concatenate([torch.as_tensor(yb).numpy() for _, yb in self._iter_batches(ds, shuffle=False)]).astype(np.int64)
+        return np.concatenate([torch.as_tensor(yb).numpy() for _, yb in self._iter_batches(ds, shuffle=False)]).astype(
+            np.int64
+        )
 
     def _to_device(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         nb = self.device.type == "cuda"
@@ -552,7 +588,9 @@ class Trainer:
                 xb, yb = self._to_device(xb, yb)
                 logits = self.model(xb)  # (B, C)
                 loss_sum += float(criterion(logits.float(), yb))
-                weight_sum += float(self.class_weights[yb].sum()) if self.class_weights is not None else float(yb.numel())
+                weight_sum += (
+                    float(self.class_weights[yb].sum()) if self.class_weights is not None else float(yb.numel())
+                )
                 logits_out.append(logits.float().cpu())
                 labels_out.append(yb.cpu())
         finally:
@@ -704,7 +742,11 @@ class Trainer:
                     loss_sum += loss_value * yb.shape[0]
                     n_seen += int(yb.shape[0])
                     if self.global_step % cfg.log_every_n_steps == 0:
-                        self._call("on_batch_end", self.global_step, {"batch_loss": loss_value, "learning_rate": lr, "epoch": epoch})
+                        self._call(
+                            "on_batch_end",
+                            self.global_step,
+                            {"batch_loss": loss_value, "learning_rate": lr, "epoch": epoch},
+                        )
                 if n_seen == 0:
                     raise ValueError("training dataset is empty")
 
@@ -741,8 +783,15 @@ class Trainer:
                     stopped_early = True
                 logger.info(
                     "epoch %d/%d: train_loss %.4f val_loss %.4f val_acc %.4f val_f1 %.4f lr %.2e (%.1fs)%s",
-                    epoch, cfg.epochs, metrics["train_loss"], val_loss, metrics["val_accuracy"], metrics["val_f1"],
-                    lr, metrics["epoch_seconds"], " *" if best_epoch == epoch else "",
+                    epoch,
+                    cfg.epochs,
+                    metrics["train_loss"],
+                    val_loss,
+                    metrics["val_accuracy"],
+                    metrics["val_f1"],
+                    lr,
+                    metrics["epoch_seconds"],
+                    " *" if best_epoch == epoch else "",
                 )
                 self._save_checkpoint(
                     {
@@ -765,7 +814,9 @@ class Trainer:
                 )
                 self._call("on_epoch_end", epoch, dict(metrics))
                 if stopped_early:
-                    logger.info("early stopping at epoch %d: no %s improvement for %d epochs", epoch, monitor, bad_epochs)
+                    logger.info(
+                        "early stopping at epoch %d: no %s improvement for %d epochs", epoch, monitor, bad_epochs
+                    )
 
             if self.stop_training and epoch < cfg.epochs:
                 stopped_early = True

@@ -3,6 +3,7 @@
 
 Everything lives in :mod:`backend.ml_engine.training`; this module re-exports its public names.
 """
+
 import sys
 
 from backend.ml_engine.training import *  # noqa: F403 - the guide's path re-exports the package

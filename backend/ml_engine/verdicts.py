@@ -16,6 +16,7 @@ The English words are what the registry stores in MLflow (version tag
 codes and parameters travel beside them (history ``checks``, the API's ``checks``), so any front
 end renders them in its own language.
 """
+
 from __future__ import annotations
 
 import math
@@ -73,8 +74,10 @@ def _num(value: Any, spec: str) -> str:
 
 _SOURCES: dict[str, tuple[str, str]] = {
     "recorded": ("recorded test metrics", "записанных тестовых метриках"),
-    "recorded_no_evaluator": ("recorded test metrics (no evaluator: not the same holdout)",
-                              "записанных тестовых метриках (без оценщика: не на одной выборке)"),
+    "recorded_no_evaluator": (
+        "recorded test metrics (no evaluator: not the same holdout)",
+        "записанных тестовых метриках (без оценщика: не на одной выборке)",
+    ),
     "same_holdout": ("the same recent holdout", "одной и той же свежей отложенной выборке"),
 }
 
@@ -88,9 +91,11 @@ def _source(p: Mapping[str, Any], ru: bool) -> str:
 def _comparison(p: Mapping[str, Any], ru: bool, sign: str) -> str:
     gain, needs = "прирост" if ru else "gain", "нужно" if ru else "needs"
     on = "на" if ru else "on"
-    return (f"{p['metric']} {_num(p['value'], '.4f')} {sign} production v{p['champion_version']} "
-            f"{_num(p['champion_value'], '.4f')} ({gain} {_num(p['gain'], '+.4f')}, {needs} > "
-            f"{_num(p['min_improvement'], 'g')}) {on} {_source(p, ru)}")
+    return (
+        f"{p['metric']} {_num(p['value'], '.4f')} {sign} production v{p['champion_version']} "
+        f"{_num(p['champion_value'], '.4f')} ({gain} {_num(p['gain'], '+.4f')}, {needs} > "
+        f"{_num(p['min_improvement'], 'g')}) {on} {_source(p, ru)}"
+    )
 
 
 def _signature_missing(p: Mapping[str, Any], ru: bool) -> str:
@@ -99,8 +104,11 @@ def _signature_missing(p: Mapping[str, Any], ru: bool) -> str:
         return "нет сигнатуры модели (в MLmodel её нет)" if ru else "model signature missing (MLmodel has no signature)"
     if why == "unreadable":
         where = f"{p.get('uri')}: {p.get('error')}"
-        return (f"нет сигнатуры модели (MLmodel не читается: {where})" if ru
-                else f"model signature missing (no readable MLmodel at {where})")
+        return (
+            f"нет сигнатуры модели (MLmodel не читается: {where})"
+            if ru
+            else f"model signature missing (no readable MLmodel at {where})"
+        )
     return "нет сигнатуры модели" if ru else "model signature missing"
 
 
@@ -117,52 +125,74 @@ _CATALOGUE: dict[str, Renderer] = {
     "archived": _fixed("version is archived", "версия в архиве"),
     "accuracy_missing": _fixed("no {metric} recorded", "метрика {metric} не записана"),
     "accuracy_below_min": lambda p, ru: (
-        f"{p['metric']} {_num(p['value'], '.4f')} {'< минимума' if ru else '< min'} {_num(p['min'], 'g')}"),
+        f"{p['metric']} {_num(p['value'], '.4f')} {'< минимума' if ru else '< min'} {_num(p['min'], 'g')}"
+    ),
     "accuracy_ok": lambda p, ru: (
-        f"{p['metric']} {_num(p['value'], '.4f')} {'≥ минимума' if ru else '>= min'} {_num(p['min'], 'g')}"),
+        f"{p['metric']} {_num(p['value'], '.4f')} {'≥ минимума' if ru else '>= min'} {_num(p['min'], 'g')}"
+    ),
     "primary_missing": _fixed("candidate has no finite {metric}", "у кандидата нет конечного значения {metric}"),
     "first_version": lambda p, ru: (
         f"{'в production ещё нет версии' if ru else 'no production version yet'} "
-        f"({p['metric']} {_num(p['value'], '.4f')})"),
+        f"({p['metric']} {_num(p['value'], '.4f')})"
+    ),
     "champion_metric_missing": _fixed(
         "production v{champion_version} has no finite {metric} to compare against (use force=True)",
-        "у production v{champion_version} нет конечного значения {metric} для сравнения (нужен force=True)"),
+        "у production v{champion_version} нет конечного значения {metric} для сравнения (нужен force=True)",
+    ),
     "beats_production": lambda p, ru: _comparison(p, ru, ">" if p.get("greater_is_better", True) else "<"),
-    "not_better": lambda p, ru: ("не лучше production: " if ru else "not better than production: ")
-    + _comparison(p, ru, "vs"),
+    "not_better": lambda p, ru: (
+        ("не лучше production: " if ru else "not better than production: ") + _comparison(p, ru, "vs")
+    ),
     "signature_unchecked": _fixed("signature not checked", "сигнатура не проверена"),
     "signature_missing": _signature_missing,
     "signature_ok": _fixed("signature present", "сигнатура есть"),
     "onnx_parity_missing": _fixed("ONNX parity not recorded ({metric})", "паритет ONNX не записан ({metric})"),
     "onnx_parity_too_large": lambda p, ru: (
-        f"{'паритет ONNX:' if ru else 'ONNX parity'} {p['metric']} {_num(p['value'], '.3g')} > {_num(p['max'], 'g')}"),
+        f"{'паритет ONNX:' if ru else 'ONNX parity'} {p['metric']} {_num(p['value'], '.3g')} > {_num(p['max'], 'g')}"
+    ),
     "onnx_parity_ok": lambda p, ru: (
         f"{'паритет ONNX' if ru else 'ONNX parity'} {_num(p['value'], '.3g')} {'≤' if ru else '<='} "
-        f"{_num(p['max'], 'g')}"),
-    "evaluation_failed": _fixed("holdout evaluation failed: {error}",
-                                "оценка на отложенной выборке не удалась: {error}"),
-    "no_evaluator": _fixed("compared recorded test metrics from version tags (no holdout evaluator)",
-                           "сравнивались тестовые метрики из тегов версий (оценщика на отложенной выборке нет)"),
+        f"{_num(p['max'], 'g')}"
+    ),
+    "evaluation_failed": _fixed(
+        "holdout evaluation failed: {error}", "оценка на отложенной выборке не удалась: {error}"
+    ),
+    "no_evaluator": _fixed(
+        "compared recorded test metrics from version tags (no holdout evaluator)",
+        "сравнивались тестовые метрики из тегов версий (оценщика на отложенной выборке нет)",
+    ),
     # decisions of the registry
     "forced": _fixed("forced: promotion gate skipped", "принудительно: проверки пропущены"),
     "already_in_production": _fixed("v{version} is already in production", "v{version} уже в production"),
-    "rolled_back": _fixed("rolled back from v{from_version} to v{to_version}", "откат с v{from_version} на v{to_version}"),
+    "rolled_back": _fixed(
+        "rolled back from v{from_version} to v{to_version}", "откат с v{from_version} на v{to_version}"
+    ),
     "restored": _fixed("restored v{version}", "восстановлена v{version}"),
     "archived_version": lambda p, ru: (
         (f"v{p['version']} в архиве" if ru else f"archived v{p['version']}")
-        + ((" (была в production; теперь production не задан)" if ru else " (was production; production now unset)")
-           if p.get("was_production") else "")),
+        + (
+            (" (была в production; теперь production не задан)" if ru else " (was production; production now unset)")
+            if p.get("was_production")
+            else ""
+        )
+    ),
     # reasons the engine gives for its own promotions
     "auto_after_training": _fixed("automatic promotion after training", "автоматическое продвижение после обучения"),
     "auto_retraining": lambda p, ru: (
-        (f"автоматическое переобучение (триггер {p['trigger']}); walk-forward по {p['folds']} фолдам" if ru
-         else f"auto retraining ({p['trigger']}); walk-forward over {p['folds']} folds")
-        + (f"; {p['note']}" if p.get("note") else "")),
+        (
+            f"автоматическое переобучение (триггер {p['trigger']}); walk-forward по {p['folds']} фолдам"
+            if ru
+            else f"auto retraining ({p['trigger']}); walk-forward over {p['folds']} folds"
+        )
+        + (f"; {p['note']}" if p.get("note") else "")
+    ),
 }
 
 #: How a list of gate checks is introduced.
-_PREFIX: dict[bool, tuple[str, str]] = {True: ("gate passed: ", "проверки пройдены: "),
-                                        False: ("refused: ", "отказано: ")}
+_PREFIX: dict[bool, tuple[str, str]] = {
+    True: ("gate passed: ", "проверки пройдены: "),
+    False: ("refused: ", "отказано: "),
+}
 
 
 def catalogue() -> tuple[str, ...]:
@@ -226,13 +256,19 @@ class Verdict:
         return render_reason(self.checks, lang, gate=self.gate, notes=self.notes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"checks": [c.to_dict() for c in self.checks], "notes": [n.to_dict() for n in self.notes],
-                "gate": self.gate}
+        return {
+            "checks": [c.to_dict() for c in self.checks],
+            "notes": [n.to_dict() for n in self.notes],
+            "gate": self.gate,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Verdict:
-        return cls(tuple(Check.from_dict(c) for c in d.get("checks") or ()),
-                   tuple(Check.from_dict(n) for n in d.get("notes") or ()), bool(d.get("gate", False)))
+        return cls(
+            tuple(Check.from_dict(c) for c in d.get("checks") or ()),
+            tuple(Check.from_dict(n) for n in d.get("notes") or ()),
+            bool(d.get("gate", False)),
+        )
 
     @classmethod
     def of(cls, code: str, **params: Any) -> Verdict:

@@ -29,6 +29,7 @@ Candidate and production are compared on the same rows: with a `ProductionScores
 model's probabilities for every row it can score, computed once), each fold's metrics of both
 models use the fold's test ends that production covers.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -107,8 +108,10 @@ class WalkForwardConfig:
             (self.mode in ("expanding", "sliding"), "mode must be 'expanding' or 'sliding'"),
             (0 < self.initial_train_frac < 1, "initial_train_frac must be in (0, 1)"),
             (0 < self.val_frac < 1, "val_frac must be in (0, 1)"),
-            (self.purge_gap is None or (isinstance(self.purge_gap, int) and self.purge_gap >= 0),
-             "purge_gap must be None or an int >= 0"),
+            (
+                self.purge_gap is None or (isinstance(self.purge_gap, int) and self.purge_gap >= 0),
+                "purge_gap must be None or an int >= 0",
+            ),
             (isinstance(self.min_train_samples, int) and self.min_train_samples >= 1, "min_train_samples must be >= 1"),
             (isinstance(self.min_test_samples, int) and self.min_test_samples >= 1, "min_test_samples must be >= 1"),
         ]
@@ -145,8 +148,13 @@ class Fold:
     """Purge gap in rows between the last train/val end and the first test end of a series."""
 
     def describe(self, timestamps: np.ndarray | None = None) -> dict[str, Any]:
-        out: dict[str, Any] = {"fold": self.index, "train": int(self.train.size), "val": int(self.val.size),
-                               "test": int(self.test.size), "gap": self.gap}
+        out: dict[str, Any] = {
+            "fold": self.index,
+            "train": int(self.train.size),
+            "val": int(self.val.size),
+            "test": int(self.test.size),
+            "gap": self.gap,
+        }
         if timestamps is not None:
             for name in ("train", "val", "test"):
                 rows = getattr(self, name)
@@ -156,8 +164,9 @@ class Fold:
         return out
 
 
-def _purge(candidates: np.ndarray, series_id: np.ndarray, times: np.ndarray, later: np.ndarray,
-           gap: int, gap_time: int) -> np.ndarray:
+def _purge(
+    candidates: np.ndarray, series_id: np.ndarray, times: np.ndarray, later: np.ndarray, gap: int, gap_time: int
+) -> np.ndarray:
     """Keep the candidate ends whose distance to every `later` end is at least the gap (rows per
     series, and time across series)."""
     if candidates.size == 0 or later.size == 0:
@@ -243,11 +252,15 @@ def check_fold_purged(fold: Fold, series_id: np.ndarray, window: int, horizon: i
             if a.size == 0 or b.size == 0:
                 continue
             if b.min() - a.max() < fold.gap:
-                problems.append(f"fold {fold.index} series {s}: {name} end {a.max()} is {b.min() - a.max()} rows "
-                                f"before test end {b.min()} (gap {fold.gap})")
+                problems.append(
+                    f"fold {fold.index} series {s}: {name} end {a.max()} is {b.min() - a.max()} rows "
+                    f"before test end {b.min()} (gap {fold.gap})"
+                )
             if a.max() + horizon >= b.min() - window + 1:
-                problems.append(f"fold {fold.index} series {s}: {name} rows up to {a.max() + horizon} meet test "
-                                f"rows from {b.min() - window + 1}")
+                problems.append(
+                    f"fold {fold.index} series {s}: {name} rows up to {a.max() + horizon} meet test "
+                    f"rows from {b.min() - window + 1}"
+                )
             if np.intersect1d(a, b).size:
                 problems.append(f"fold {fold.index} series {s}: {name} and test share ends")
     return problems
@@ -295,8 +308,12 @@ class FeatureTable:
         return int(timeframe_to_timedelta(self.timeframe).value)
 
 
-def build_feature_table(series_list: Sequence[CandleSeries], feature_cfg: FeatureConfig | None = None,
-                        label_cfg: LabelConfig | None = None, window: int = 60) -> FeatureTable:
+def build_feature_table(
+    series_list: Sequence[CandleSeries],
+    feature_cfg: FeatureConfig | None = None,
+    label_cfg: LabelConfig | None = None,
+    window: int = 60,
+) -> FeatureTable:
     """Features and labels of every series, computed once (same code as `prepare_dataset`)."""
     from .dataset import valid_window_ends
     from .features import FeatureConfig, build_feature_matrix, feature_names, run_ids
@@ -339,13 +356,30 @@ def build_feature_table(series_list: Sequence[CandleSeries], feature_cfg: Featur
     if len(timeframes) != 1:
         raise ValueError(f"build_feature_table: series have different timeframes {timeframes}")
     table = FeatureTable(
-        X=X, y=y, timestamps=timestamps, close=close, series_id=series_id, segment=segment,
-        ends=np.concatenate(ends), offsets=offsets, symbols=[str(s.symbol) for s in series_list],
-        timeframe=timeframes[0], window=int(window), horizon=int(label_cfg.horizon), feature_names=list(names),
-        feature_config=feature_cfg, label_config=label_cfg, build_seconds=time.perf_counter() - t_start,
+        X=X,
+        y=y,
+        timestamps=timestamps,
+        close=close,
+        series_id=series_id,
+        segment=segment,
+        ends=np.concatenate(ends),
+        offsets=offsets,
+        symbols=[str(s.symbol) for s in series_list],
+        timeframe=timeframes[0],
+        window=int(window),
+        horizon=int(label_cfg.horizon),
+        feature_names=list(names),
+        feature_config=feature_cfg,
+        label_config=label_cfg,
+        build_seconds=time.perf_counter() - t_start,
     )
-    logger.info("feature table: %d rows, %d features, %d valid ends in %.2f s", n_total, len(names),
-                table.ends.size, table.build_seconds)
+    logger.info(
+        "feature table: %d rows, %d features, %d valid ends in %.2f s",
+        n_total,
+        len(names),
+        table.ends.size,
+        table.build_seconds,
+    )
     return table
 
 
@@ -364,8 +398,12 @@ def fold_datasets(table: FeatureTable, fold: Fold) -> tuple[Any, Any, Any, Any]:
     covered = _covered_rows(fold.train, table.window, table.X.shape[0])
     norm = Normalizer.fit(table.X, covered, feature_names=table.feature_names)
     Xn = norm.transform(table.X)  # (N, F) copy; NaN rows stay NaN and are never in a window
-    return (WindowDataset(Xn, table.y, fold.train, table.window), WindowDataset(Xn, table.y, fold.val, table.window),
-            WindowDataset(Xn, table.y, fold.test, table.window), norm)
+    return (
+        WindowDataset(Xn, table.y, fold.train, table.window),
+        WindowDataset(Xn, table.y, fold.val, table.window),
+        WindowDataset(Xn, table.y, fold.test, table.window),
+        norm,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -373,8 +411,9 @@ def fold_datasets(table: FeatureTable, fold: Fold) -> tuple[Any, Any, Any, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def fold_metrics(y_true: np.ndarray, y_pred: np.ndarray, close: np.ndarray, run_ids: np.ndarray,
-                 fee: float, timeframe: str) -> dict[str, float]:
+def fold_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, close: np.ndarray, run_ids: np.ndarray, fee: float, timeframe: str
+) -> dict[str, float]:
     """Accuracy, macro F1 and a backtest with fees (see `evaluation.backtest`) of one fold."""
     from . import evaluation
 
@@ -411,8 +450,9 @@ class ProductionScores:
         return hit, self.proba[pos[hit]]
 
 
-def score_with_predictor(predictor: Predictor, series_list: Sequence[CandleSeries], table: FeatureTable
-                         ) -> ProductionScores:
+def score_with_predictor(
+    predictor: Predictor, series_list: Sequence[CandleSeries], table: FeatureTable
+) -> ProductionScores:
     """Run ``predictor.predict_proba`` once per series and map its end rows to table rows."""
     rows, probas = [], []
     for i, s in enumerate(series_list):
@@ -541,9 +581,17 @@ def run_walk_forward(
     t_start = time.perf_counter()
     gap = config.resolve_gap(table.window, table.horizon)
     folds = make_folds(
-        table.ends, table.series_id, table.times_ns, config.n_folds, gap=gap, bar_ns=table.bar_ns, mode=config.mode,
-        initial_train_frac=config.initial_train_frac, val_frac=config.val_frac,
-        min_train_samples=config.min_train_samples, min_test_samples=config.min_test_samples,
+        table.ends,
+        table.series_id,
+        table.times_ns,
+        config.n_folds,
+        gap=gap,
+        bar_ns=table.bar_ns,
+        mode=config.mode,
+        initial_train_frac=config.initial_train_frac,
+        val_frac=config.val_frac,
+        min_train_samples=config.min_train_samples,
+        min_test_samples=config.min_test_samples,
     )
     mcfg = dataclasses.replace(model_config, n_features=len(table.feature_names), window=table.window)
     tcfg = dataclasses.replace(trainer_config, checkpoint_dir=None)
@@ -571,21 +619,39 @@ def run_walk_forward(
                 prod_metrics = _metrics_of(table, rows, prod_proba.argmax(axis=1), fee)
         cand_metrics = _metrics_of(table, rows, proba.argmax(axis=1), fee)
         eval_s = time.perf_counter() - t1
-        result = FoldResult(index=fold.index, info=fold.describe(table.timestamps), candidate=cand_metrics,
-                            production=prod_metrics, coverage=coverage, train_seconds=train_s, eval_seconds=eval_s,
-                            prep_seconds=prep_s, epochs=len(fit.history))
-        logger.info("walk-forward fold %d/%d: %d train / %d test windows, accuracy %.4f, f1 %.4f%s, trained in %.2f s",
-                    fold.index + 1, len(folds), fold.train.size, fold.test.size, cand_metrics["accuracy"],
-                    cand_metrics["f1_macro"],
-                    f" (production {prod_metrics['accuracy']:.4f} / {prod_metrics['f1_macro']:.4f})" if prod_metrics else "",
-                    train_s)
+        result = FoldResult(
+            index=fold.index,
+            info=fold.describe(table.timestamps),
+            candidate=cand_metrics,
+            production=prod_metrics,
+            coverage=coverage,
+            train_seconds=train_s,
+            eval_seconds=eval_s,
+            prep_seconds=prep_s,
+            epochs=len(fit.history),
+        )
+        logger.info(
+            "walk-forward fold %d/%d: %d train / %d test windows, accuracy %.4f, f1 %.4f%s, trained in %.2f s",
+            fold.index + 1,
+            len(folds),
+            fold.train.size,
+            fold.test.size,
+            cand_metrics["accuracy"],
+            cand_metrics["f1_macro"],
+            f" (production {prod_metrics['accuracy']:.4f} / {prod_metrics['f1_macro']:.4f})" if prod_metrics else "",
+            train_s,
+        )
         results.append(result)
         if on_fold is not None:
             on_fold(result)
-    return WalkForwardResult(folds=results, config=config, feature_seconds=table.build_seconds,
-                             total_seconds=time.perf_counter() - t_start + table.build_seconds,
-                             production_version=production.version if production else None,
-                             production_note=production.note if production else "")
+    return WalkForwardResult(
+        folds=results,
+        config=config,
+        feature_seconds=table.build_seconds,
+        total_seconds=time.perf_counter() - t_start + table.build_seconds,
+        production_version=production.version if production else None,
+        production_note=production.note if production else "",
+    )
 
 
 def _metrics_of(table: FeatureTable, rows: np.ndarray, pred: np.ndarray, fee: float) -> dict[str, float]:

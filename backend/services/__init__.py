@@ -37,6 +37,7 @@ module              concept
 ``overview``        summaries across services for the dashboard
 ==================  =============================================================================
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Plumbing shared by the services that read MLflow: a client, time conversion, error translation."""
+
 from __future__ import annotations
 
 import contextlib

@@ -8,6 +8,7 @@ The REST API and the dashboard answer the same question the same way::
 * a token configured: the caller must supply exactly it (:class:`InvalidTokenError`, HTTP 401),
   compared in constant time.
 """
+
 from __future__ import annotations
 
 import hmac

@@ -11,6 +11,7 @@ The API checks the name when a job is submitted (a 400 at once, not a failed job
 worker resolves it again when it runs the job, so a database URL never travels through the queue
 or the jobs table.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal

@@ -12,6 +12,7 @@ UnavailableError      503     a store, the queue or a worker dependency cannot b
 
 Messages are meant for people and never carry a secret (see :mod:`backend.services.redaction`).
 """
+
 from __future__ import annotations
 
 __all__ = [

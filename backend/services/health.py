@@ -1,5 +1,6 @@
 """Health: is the tracking store reachable (and which kind), the jobs database, the queue, the
 workers; which version of each registered model is in production. Passwords masked."""
+
 from __future__ import annotations
 
 import logging
@@ -20,8 +21,9 @@ logger = logging.getLogger(__name__)
 
 
 class HealthService:
-    def __init__(self, settings: ServiceSettings, models: ModelService, jobs: JobService,
-                 timeout_s: float = 3.0) -> None:
+    def __init__(
+        self, settings: ServiceSettings, models: ModelService, jobs: JobService, timeout_s: float = 3.0
+    ) -> None:
         self.settings, self.models, self.jobs, self.timeout_s = settings, models, jobs, timeout_s
         self._secrets = settings.secrets()
 
@@ -42,8 +44,9 @@ class HealthService:
             tracking = tracking.model_copy(update={"reachable": False, "error": self._error(exc)})
 
         jobs_url = self.settings.jobs_database_url.get_secret_value()
-        jobs_store = ComponentHealth(kind=jobs_url.split(":", 1)[0].split("+", 1)[0], location=mask_uri(jobs_url),
-                                     reachable=True)
+        jobs_store = ComponentHealth(
+            kind=jobs_url.split(":", 1)[0].split("+", 1)[0], location=mask_uri(jobs_url), reachable=True
+        )
         counts: dict[str, int] = {}
         workers = []
         try:
@@ -58,10 +61,14 @@ class HealthService:
             queue_health = ComponentHealth(kind=queue.kind, location=queue.location, reachable=True)
             queue.pending_count()
         except Exception as exc:  # noqa: BLE001
-            queue_health = ComponentHealth(kind="redis" if self.settings.redis_url else "sqlite",
-                                           location=mask_uri(self.settings.redis_url.get_secret_value())
-                                           if self.settings.redis_url else self.settings.huey_sqlite_path,
-                                           reachable=False, error=self._error(exc))
+            queue_health = ComponentHealth(
+                kind="redis" if self.settings.redis_url else "sqlite",
+                location=mask_uri(self.settings.redis_url.get_secret_value())
+                if self.settings.redis_url
+                else self.settings.huey_sqlite_path,
+                reachable=False,
+                error=self._error(exc),
+            )
 
         models: list[ProductionModel] = []
         if tracking.reachable:
@@ -71,6 +78,12 @@ class HealthService:
                 tracking = tracking.model_copy(update={"error": str(exc)[:500]})
         ok = tracking.reachable and jobs_store.reachable and queue_health.reachable
         return HealthPublic(
-            status="ok" if ok else "degraded", read_only=self.settings.read_only, tracking_store=tracking,
-            jobs_store=jobs_store, queue=queue_health, workers=workers, jobs=counts, models=models,
+            status="ok" if ok else "degraded",
+            read_only=self.settings.read_only,
+            tracking_store=tracking,
+            jobs_store=jobs_store,
+            queue=queue_health,
+            workers=workers,
+            jobs=counts,
+            models=models,
         )

@@ -8,6 +8,7 @@ A running job's row is touched by two writers, both in this process: the heartbe
 ``trainer.stop_training = True`` and raises :class:`JobCancelled`, so the training ends without
 evaluating or registering a model, its MLflow run is marked KILLED and the job ``cancelled``.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,9 +48,15 @@ def training_overrides(params: TrainingParams, settings: ServiceSettings) -> dic
     the jobs table.
     """
     out: dict[str, Any] = {
-        "epochs": params.epochs, "batch_size": params.batch_size, "lr": params.lr,
-        "date_range": params.date_range, "symbols": params.symbols or None, "timeframe": params.timeframe,
-        "window": params.window, "horizon": params.horizon, "seed": params.seed,
+        "epochs": params.epochs,
+        "batch_size": params.batch_size,
+        "lr": params.lr,
+        "date_range": params.date_range,
+        "symbols": params.symbols or None,
+        "timeframe": params.timeframe,
+        "window": params.window,
+        "horizon": params.horizon,
+        "seed": params.seed,
         "data": resolve_data_source(params.data_source, settings),
     }
     if params.model is not None:
@@ -82,8 +89,9 @@ class _Heartbeat(threading.Thread):
 class JobProgressCallback:
     """Trainer callback: epoch and metrics into the job row; stops the training on cancellation."""
 
-    def __init__(self, store: JobStore, job_id: str, cancel: threading.Event, *, run_name: str,
-                 settings: ServiceSettings) -> None:
+    def __init__(
+        self, store: JobStore, job_id: str, cancel: threading.Event, *, run_name: str, settings: ServiceSettings
+    ) -> None:
         self.store, self.job_id, self.cancel = store, job_id, cancel
         self.run_name, self.settings = run_name, settings
         self.pid, self.host_id = os.getpid(), host_identity()
@@ -101,8 +109,11 @@ class JobProgressCallback:
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, Any]) -> None:
         self.epoch = int(epoch)
-        numbers = {k: float(v) for k, v in metrics.items()
-                   if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)}
+        numbers = {
+            k: float(v)
+            for k, v in metrics.items()
+            if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
         try:
             if self.store.progress(self.job_id, self.epoch, json_safe(numbers), pid=self.pid, host_id=self.host_id):
                 self.cancel.set()
@@ -148,8 +159,9 @@ class JobRunner:
 
     def __call__(self, job_id: str) -> Outcome:
         reap_dead_jobs(self.settings, self.store, self.host_id)
-        claim = self.store.claim(job_id, host=self.host, pid=self.pid, host_id=self.host_id,
-                                 limit=self.settings.max_concurrent_trainings)
+        claim = self.store.claim(
+            job_id, host=self.host, pid=self.pid, host_id=self.host_id, limit=self.settings.max_concurrent_trainings
+        )
         if claim != "claimed":
             if claim == "gone":
                 logger.info("job %s: not queued any more (cancelled or taken); skipped", job_id)
@@ -201,16 +213,24 @@ class JobRunner:
             summary = {
                 "run_name": result.get("run_name"),
                 "model_uri": result.get("model_uri"),
-                "test_metrics": {k: v for k, v in (result.get("test_metrics") or {}).items()
-                                 if isinstance(v, (int, float)) and not isinstance(v, bool)},
+                "test_metrics": {
+                    k: v
+                    for k, v in (result.get("test_metrics") or {}).items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool)
+                },
                 "backtest": result.get("backtest") or {},
                 "best_epoch": result.get("best_epoch"),
                 "promoted": bool(result.get("promoted")),
                 "promotion_reason": result.get("promotion_reason"),
             }
             version = result.get("version")
-            self._finish(job.id, FINISHED, run_id=run_id, version=int(version) if version is not None else None,
-                         result=json_safe(summary))
+            self._finish(
+                job.id,
+                FINISHED,
+                run_id=run_id,
+                version=int(version) if version is not None else None,
+                result=json_safe(summary),
+            )
         elif result.get("error_type") == JobCancelled.__name__:
             self._mark_run_killed(run_id)
             self._finish(job.id, CANCELLED, run_id=run_id, error=redact(str(result.get("error")), self._secrets))
@@ -238,5 +258,11 @@ class JobRunner:
         if outcome.status in ("completed", "skipped"):
             self._finish(job.id, FINISHED, run_id=outcome.run_id, version=version, result=summary)
         else:  # refused (another retraining holds the lock) or failed
-            self._finish(job.id, FAILED, run_id=outcome.run_id, version=version, result=summary,
-                         error=f"retraining {outcome.status}: {summary['reason']}"[:4000])
+            self._finish(
+                job.id,
+                FAILED,
+                run_id=outcome.run_id,
+                version=version,
+                result=summary,
+                error=f"retraining {outcome.status}: {summary['reason']}"[:4000],
+            )

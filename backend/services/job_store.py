@@ -13,6 +13,7 @@ survives a restart of the API or the worker:
 
 The schema is created on first use (``CREATE TABLE IF NOT EXISTS``); it has no migrations yet.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -140,13 +141,27 @@ class JobRecord:
     def from_row(cls, row: Any) -> JobRecord:
         m = row._mapping
         return cls(
-            id=m["id"], kind=m["kind"], status=m["status"], model_name=m["model_name"],
-            params=dict(m["params"] or {}), epoch=int(m["epoch"] or 0), epochs=m["epochs"],
-            metrics=dict(m["metrics"] or {}), result=dict(m["result"] or {}), run_id=m["run_id"],
-            version=m["version"], error=m["error"], cancel_requested=bool(m["cancel_requested"]),
-            queue_task_id=m["queue_task_id"], worker_host=m["worker_host"], worker_pid=m["worker_pid"],
-            host_id=m["host_id"], created_at=_aware(m["created_at"]), started_at=_aware(m["started_at"]),
-            finished_at=_aware(m["finished_at"]), heartbeat_at=_aware(m["heartbeat_at"]),
+            id=m["id"],
+            kind=m["kind"],
+            status=m["status"],
+            model_name=m["model_name"],
+            params=dict(m["params"] or {}),
+            epoch=int(m["epoch"] or 0),
+            epochs=m["epochs"],
+            metrics=dict(m["metrics"] or {}),
+            result=dict(m["result"] or {}),
+            run_id=m["run_id"],
+            version=m["version"],
+            error=m["error"],
+            cancel_requested=bool(m["cancel_requested"]),
+            queue_task_id=m["queue_task_id"],
+            worker_host=m["worker_host"],
+            worker_pid=m["worker_pid"],
+            host_id=m["host_id"],
+            created_at=_aware(m["created_at"]),
+            started_at=_aware(m["started_at"]),
+            finished_at=_aware(m["finished_at"]),
+            heartbeat_at=_aware(m["heartbeat_at"]),
         )
 
 
@@ -213,10 +228,21 @@ class JobStore:
     def create(self, kind: str, params: dict[str, Any], model_name: str | None, epochs: int | None) -> JobRecord:
         job_id = uuid.uuid4().hex
         with self.engine.begin() as conn:
-            conn.execute(jobs_table.insert().values(
-                id=job_id, kind=kind, status=QUEUED, model_name=model_name, params=params, epoch=0,
-                epochs=epochs, metrics={}, result={}, cancel_requested=False, created_at=_now(),
-            ))
+            conn.execute(
+                jobs_table.insert().values(
+                    id=job_id,
+                    kind=kind,
+                    status=QUEUED,
+                    model_name=model_name,
+                    params=params,
+                    epoch=0,
+                    epochs=epochs,
+                    metrics={},
+                    result={},
+                    cancel_requested=False,
+                    created_at=_now(),
+                )
+            )
         record = self.get(job_id)
         assert record is not None
         return record
@@ -254,7 +280,8 @@ class JobStore:
         """
         running = jobs_table.alias("running")
         slots_taken = (
-            sa.select(sa.func.count()).select_from(running)
+            sa.select(sa.func.count())
+            .select_from(running)
             .where(running.c.status == RUNNING, running.c.kind.in_(TRAINING_KINDS))
             .scalar_subquery()
         )
@@ -262,14 +289,22 @@ class JobStore:
         with self.engine.begin() as conn:
             if self.kind == "postgresql":
                 # READ COMMITTED alone would let two claims both count the same free slot.
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:a, :b)"),
-                             {"a": _PG_CLAIM_LOCK[0], "b": _PG_CLAIM_LOCK[1]})
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": _PG_CLAIM_LOCK[0], "b": _PG_CLAIM_LOCK[1]}
+                )
             # On SQLite one UPDATE statement holds the write lock from its start: atomic as it is.
             result = conn.execute(
                 jobs_table.update()
                 .where(jobs_table.c.id == job_id, jobs_table.c.status == QUEUED, slots_taken < limit)
-                .values(status=RUNNING, started_at=now, heartbeat_at=now, worker_host=host,
-                        worker_pid=pid, host_id=host_id, error=None)
+                .values(
+                    status=RUNNING,
+                    started_at=now,
+                    heartbeat_at=now,
+                    worker_host=host,
+                    worker_pid=pid,
+                    host_id=host_id,
+                    error=None,
+                )
             )
             if result.rowcount == 1:
                 return "claimed"
@@ -282,18 +317,26 @@ class JobStore:
     def heartbeat(self, job_id: str, *, pid: int, host_id: str) -> bool:
         """Write the heartbeat of a running job; returns whether a cancellation was requested."""
         with self.engine.begin() as conn:
-            conn.execute(jobs_table.update().where(self._owned(job_id, pid, host_id), jobs_table.c.status == RUNNING)
-                         .values(heartbeat_at=_now()))
-            return bool(conn.execute(sa.select(jobs_table.c.cancel_requested)
-                                     .where(jobs_table.c.id == job_id)).scalar())
+            conn.execute(
+                jobs_table.update()
+                .where(self._owned(job_id, pid, host_id), jobs_table.c.status == RUNNING)
+                .values(heartbeat_at=_now())
+            )
+            return bool(
+                conn.execute(sa.select(jobs_table.c.cancel_requested).where(jobs_table.c.id == job_id)).scalar()
+            )
 
     def progress(self, job_id: str, epoch: int, metrics: dict[str, Any], *, pid: int, host_id: str) -> bool:
         """Record the epoch done and its metrics; returns whether a cancellation was requested."""
         with self.engine.begin() as conn:
-            conn.execute(jobs_table.update().where(self._owned(job_id, pid, host_id), jobs_table.c.status == RUNNING)
-                         .values(epoch=epoch, metrics=metrics, heartbeat_at=_now()))
-            return bool(conn.execute(sa.select(jobs_table.c.cancel_requested)
-                                     .where(jobs_table.c.id == job_id)).scalar())
+            conn.execute(
+                jobs_table.update()
+                .where(self._owned(job_id, pid, host_id), jobs_table.c.status == RUNNING)
+                .values(epoch=epoch, metrics=metrics, heartbeat_at=_now())
+            )
+            return bool(
+                conn.execute(sa.select(jobs_table.c.cancel_requested).where(jobs_table.c.id == job_id)).scalar()
+            )
 
     def set_run(self, job_id: str, run_id: str) -> None:
         with self.engine.begin() as conn:
@@ -329,8 +372,11 @@ class JobStore:
     def fail_queued(self, job_id: str, error: str) -> None:
         """Fail a job that never reached a worker (the queue refused it)."""
         with self.engine.begin() as conn:
-            conn.execute(jobs_table.update().where(jobs_table.c.id == job_id, jobs_table.c.status == QUEUED)
-                         .values(status=FAILED, error=error, finished_at=_now()))
+            conn.execute(
+                jobs_table.update()
+                .where(jobs_table.c.id == job_id, jobs_table.c.status == QUEUED)
+                .values(status=FAILED, error=error, finished_at=_now())
+            )
 
     def request_cancel(self, job_id: str) -> JobRecord | None:
         """Cancel a queued job at once; ask a running one to stop (its worker ends it cancelled).
@@ -338,10 +384,16 @@ class JobStore:
         Returns the job after the change (unchanged when it had already ended), None if unknown.
         """
         with self.engine.begin() as conn:
-            conn.execute(jobs_table.update().where(jobs_table.c.id == job_id, jobs_table.c.status == QUEUED)
-                         .values(status=CANCELLED, finished_at=_now(), error="cancelled before it started"))
-            conn.execute(jobs_table.update().where(jobs_table.c.id == job_id, jobs_table.c.status == RUNNING)
-                         .values(cancel_requested=True))
+            conn.execute(
+                jobs_table.update()
+                .where(jobs_table.c.id == job_id, jobs_table.c.status == QUEUED)
+                .values(status=CANCELLED, finished_at=_now(), error="cancelled before it started")
+            )
+            conn.execute(
+                jobs_table.update()
+                .where(jobs_table.c.id == job_id, jobs_table.c.status == RUNNING)
+                .values(cancel_requested=True)
+            )
         return self.get(job_id)
 
     def reap(self, timeout_s: float, host_id: str | None = None) -> list[str]:
@@ -351,32 +403,41 @@ class JobStore:
         cutoff = now - timedelta(seconds=timeout_s)
         reaped: list[str] = []
         with self.engine.begin() as conn:
-            stale = conn.execute(
-                sa.select(jobs_table.c.id).where(jobs_table.c.status == RUNNING, jobs_table.c.heartbeat_at < cutoff)
-            ).scalars().all()
+            stale = (
+                conn.execute(
+                    sa.select(jobs_table.c.id).where(jobs_table.c.status == RUNNING, jobs_table.c.heartbeat_at < cutoff)
+                )
+                .scalars()
+                .all()
+            )
             for job_id in stale:
                 rows = conn.execute(
                     jobs_table.update()
-                    .where(jobs_table.c.id == job_id, jobs_table.c.status == RUNNING,
-                           jobs_table.c.heartbeat_at < cutoff)
-                    .values(status=FAILED, finished_at=now,
-                            error=f"worker died: no heartbeat for more than {timeout_s:g} s")
+                    .where(
+                        jobs_table.c.id == job_id, jobs_table.c.status == RUNNING, jobs_table.c.heartbeat_at < cutoff
+                    )
+                    .values(
+                        status=FAILED, finished_at=now, error=f"worker died: no heartbeat for more than {timeout_s:g} s"
+                    )
                 ).rowcount
                 if rows:
                     reaped.append(job_id)
             if host_id is not None:
                 local = conn.execute(
-                    sa.select(jobs_table.c.id, jobs_table.c.worker_pid)
-                    .where(jobs_table.c.status == RUNNING, jobs_table.c.host_id == host_id)
+                    sa.select(jobs_table.c.id, jobs_table.c.worker_pid).where(
+                        jobs_table.c.status == RUNNING, jobs_table.c.host_id == host_id
+                    )
                 ).all()
                 for job_id, pid in local:
                     if pid is not None and not pid_alive(int(pid)):
                         rows = conn.execute(
                             jobs_table.update()
-                            .where(jobs_table.c.id == job_id, jobs_table.c.status == RUNNING,
-                                   jobs_table.c.worker_pid == pid)
-                            .values(status=FAILED, finished_at=now,
-                                    error=f"worker died: process {pid} is gone")
+                            .where(
+                                jobs_table.c.id == job_id,
+                                jobs_table.c.status == RUNNING,
+                                jobs_table.c.worker_pid == pid,
+                            )
+                            .values(status=FAILED, finished_at=now, error=f"worker died: process {pid} is gone")
                         ).rowcount
                         if rows:
                             reaped.append(job_id)
@@ -390,8 +451,11 @@ class JobStore:
         now = _now()
         with self.engine.begin() as conn:
             conn.execute(workers_table.delete().where(workers_table.c.id == worker_id))
-            conn.execute(workers_table.insert().values(id=worker_id, host=host, pid=pid, host_id=host_id,
-                                                       started_at=now, heartbeat_at=now))
+            conn.execute(
+                workers_table.insert().values(
+                    id=worker_id, host=host, pid=pid, host_id=host_id, started_at=now, heartbeat_at=now
+                )
+            )
 
     def worker_heartbeat(self, worker_id: str) -> None:
         with self.engine.begin() as conn:
@@ -404,14 +468,23 @@ class JobStore:
     def workers(self, since_s: float = 3600.0) -> list[WorkerRecord]:
         """Workers that were alive within the last ``since_s`` seconds and have not stopped."""
         cutoff = _now() - timedelta(seconds=since_s)
-        query = (sa.select(workers_table)
-                 .where(workers_table.c.stopped_at.is_(None), workers_table.c.heartbeat_at >= cutoff)
-                 .order_by(workers_table.c.started_at))
+        query = (
+            sa.select(workers_table)
+            .where(workers_table.c.stopped_at.is_(None), workers_table.c.heartbeat_at >= cutoff)
+            .order_by(workers_table.c.started_at)
+        )
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [
-            WorkerRecord(id=r.id, host=r.host, pid=r.pid, host_id=r.host_id, started_at=_aware(r.started_at),
-                         heartbeat_at=_aware(r.heartbeat_at), stopped_at=_aware(r.stopped_at))
+            WorkerRecord(
+                id=r.id,
+                host=r.host,
+                pid=r.pid,
+                host_id=r.host_id,
+                started_at=_aware(r.started_at),
+                heartbeat_at=_aware(r.heartbeat_at),
+                stopped_at=_aware(r.stopped_at),
+            )
             for r in rows
         ]
 

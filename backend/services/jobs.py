@@ -9,6 +9,7 @@ The job runs in the worker (``python -m backend.services.worker``), never in the
 process. Reading jobs first fails the running jobs whose worker died (heartbeat too old, or its
 process on this machine gone), so a crash never leaves a job "running" forever.
 """
+
 from __future__ import annotations
 
 import functools
@@ -45,10 +46,24 @@ def job_public(job: JobRecord) -> JobPublic:
         progress = 0.0
     worker = f"{job.worker_host}:{job.worker_pid}" if job.worker_host else None
     return JobPublic(
-        id=job.id, kind=job.kind, status=job.status, model_name=job.model_name, params=job.params,
-        epoch=job.epoch, epochs=job.epochs, progress=progress, metrics=job.metrics, run_id=job.run_id,
-        version=job.version, result=job.result, error=job.error, cancel_requested=job.cancel_requested,
-        worker=worker, created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
+        id=job.id,
+        kind=job.kind,
+        status=job.status,
+        model_name=job.model_name,
+        params=job.params,
+        epoch=job.epoch,
+        epochs=job.epochs,
+        progress=progress,
+        metrics=job.metrics,
+        run_id=job.run_id,
+        version=job.version,
+        result=job.result,
+        error=job.error,
+        cancel_requested=job.cancel_requested,
+        worker=worker,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
         heartbeat_at=job.heartbeat_at,
     )
 
@@ -103,8 +118,9 @@ class JobService:
         resolve_data_source(params.data_source, self.settings)  # refuse an unconfigured source now, not in the worker
         if params.epochs is None:  # recorded now, so the worker trains what the job says (its settings may differ)
             params = params.model_copy(update={"epochs": self.settings.epochs})
-        return self._submit("train", params.model_dump(mode="json", exclude_none=True), params.model_name,
-                            params.epochs)
+        return self._submit(
+            "train", params.model_dump(mode="json", exclude_none=True), params.model_name, params.epochs
+        )
 
     @_jobs_db
     def submit_retraining(self, params: RetrainParams) -> JobPublic:
@@ -166,8 +182,12 @@ class JobService:
         def alive(w: WorkerRecord) -> bool:
             return (now - w.heartbeat_at).total_seconds() <= timeout
 
-        return [WorkerPublic(id=w.id, host=w.host, pid=w.pid, started_at=w.started_at, heartbeat_at=w.heartbeat_at,
-                             alive=alive(w)) for w in self.store.workers()]
+        return [
+            WorkerPublic(
+                id=w.id, host=w.host, pid=w.pid, started_at=w.started_at, heartbeat_at=w.heartbeat_at, alive=alive(w)
+            )
+            for w in self.store.workers()
+        ]
 
     # -- cancel ----------------------------------------------------------------------------
 
@@ -184,8 +204,10 @@ class JobService:
         if before.status in TERMINAL_STATUSES:
             raise ConflictError(f"job {job_id} has already ended ({before.status})")
         if before.status == RUNNING and before.kind == "retrain":
-            raise ConflictError(f"job {job_id} is a running retraining; it cannot be stopped half-way "
-                                "(production only moves at its end, through the promotion gate)")
+            raise ConflictError(
+                f"job {job_id} is a running retraining; it cannot be stopped half-way "
+                "(production only moves at its end, through the promotion gate)"
+            )
         after = self.store.request_cancel(job_id)
         assert after is not None
         if after.status == RUNNING:

@@ -15,6 +15,7 @@ or ``ru``); ``reason`` and ``detail`` keep the English words MLflow stores.
 
 Methods block (they call MLflow); call them from a thread, not from inside a running event loop.
 """
+
 from __future__ import annotations
 
 import json
@@ -100,8 +101,9 @@ def event_public(event: PromotionEvent, lang: Lang = "en", secrets: list[str] | 
     return PromotionEventPublic.model_validate(_redacted(public.model_dump(), secrets)) if secrets else public
 
 
-def decision_public(decision: PromotionDecision, lang: Lang = "en",
-                    secrets: list[str] | None = None) -> PromotionDecisionPublic:
+def decision_public(
+    decision: PromotionDecision, lang: Lang = "en", secrets: list[str] | None = None
+) -> PromotionDecisionPublic:
     """A promotion or rollback for front ends: its verdict as codes and as words in ``lang``."""
     d = json_safe(decision.to_dict())
     d.pop("verdict", None)
@@ -196,15 +198,18 @@ class ModelService:
                 outputs=_parse_schema(sig.get("outputs")),
                 params=_parse_schema(sig.get("params")),
             )
-        return detail.model_copy(update={
-            "signature": signature,
-            "flavors": sorted(mlmodel.flavors or {}),
-            "has_input_example": bool(getattr(mlmodel, "saved_input_example_info", None)),
-            "model_id": getattr(mlmodel, "model_id", None) or detail.tags.get("model_id"),
-        })
+        return detail.model_copy(
+            update={
+                "signature": signature,
+                "flavors": sorted(mlmodel.flavors or {}),
+                "has_input_example": bool(getattr(mlmodel, "saved_input_example_info", None)),
+                "model_id": getattr(mlmodel, "model_id", None) or detail.tags.get("model_id"),
+            }
+        )
 
-    def history(self, name: str, limit: int = 100, decision: str | None = None,
-                lang: Lang = "en") -> PromotionHistoryPublic:
+    def history(
+        self, name: str, limit: int = 100, decision: str | None = None, lang: Lang = "en"
+    ) -> PromotionHistoryPublic:
         """The model's promotion history, newest first; verdicts rendered in ``lang``."""
         events = self._call(self.store.history, name, limit=limit, decision=decision)
         data = [event_public(e, lang, self._secrets) for e in events]

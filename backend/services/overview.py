@@ -10,6 +10,7 @@ own), so the dashboard's overview reads exactly what the REST API serves::
     overview.retraining_runs("hybrid_cnn_lstm").data[0].trigger      # "drift"
     overview.latest_drift("hybrid_cnn_lstm")                         # DriftStatus or None
 """
+
 from __future__ import annotations
 
 import json
@@ -61,7 +62,9 @@ class ProductionSummary(VerdictRecord):
     run_id: str | None = None
     metrics: dict[str, float | None] = Field(default_factory=dict)
     promoted_at: datetime | None = None
-    promoted_by: str | None = Field(default=None, description="the history's actor: auto, api, dashboard, retraining:drift")
+    promoted_by: str | None = Field(
+        default=None, description="the history's actor: auto, api, dashboard, retraining:drift"
+    )
     decision: str | None = Field(default=None, description="promoted or rolled_back: how production got here")
     forced: bool = False
 
@@ -86,7 +89,8 @@ class RetrainingRunPublic(RunPublic):
     decision: str | None = Field(default=None, description="promoted / refused; None while running or failed")
     decision_reason: str | None = None
     decision_verdict: dict[str, Any] | None = Field(
-        default=None, description="the gate's checks (codes and parameters) behind decision_reason")
+        default=None, description="the gate's checks (codes and parameters) behind decision_reason"
+    )
     candidate_version: int | None = None
     production_before: int | None = None
     drift_detected: bool | None = None
@@ -152,8 +156,9 @@ class OverviewService:
         its verdict rendered in ``lang``."""
         out: list[ProductionSummary] = []
         for model in self.models.list_models().data:
-            summary = ProductionSummary(name=model.name, version=model.production_version,
-                                        latest_version=model.latest_version, lang=lang)
+            summary = ProductionSummary(
+                name=model.name, version=model.production_version, latest_version=model.latest_version, lang=lang
+            )
             version = next((v for v in model.versions if v.version == model.production_version), None)
             if version is not None:
                 summary.run_id = version.run_id
@@ -162,9 +167,15 @@ class OverviewService:
                 for event in self.models.history(model.name, limit=history_limit, lang=lang).data:
                     if event.decision in ("promoted", "rolled_back") and event.to_version == model.production_version:
                         verdict = {k: getattr(event, k) for k in VerdictRecord.model_fields}
-                        summary = summary.model_copy(update={
-                            **verdict, "promoted_at": event.timestamp, "promoted_by": event.actor or None,
-                            "decision": event.decision, "forced": event.forced})
+                        summary = summary.model_copy(
+                            update={
+                                **verdict,
+                                "promoted_at": event.timestamp,
+                                "promoted_by": event.actor or None,
+                                "decision": event.decision,
+                                "forced": event.forced,
+                            }
+                        )
                         break
             out.append(summary)
         return out
@@ -183,17 +194,22 @@ class OverviewService:
 
     # -- retraining and drift --------------------------------------------------------------
 
-    def retraining_runs(self, model_name: str | None = None, max_results: int = 50,
-                        page_token: str | None = None) -> RetrainingRunsPublic:
+    def retraining_runs(
+        self, model_name: str | None = None, max_results: int = 50, page_token: str | None = None
+    ) -> RetrainingRunsPublic:
         """Runs of the retraining pipeline (experiment ``auto_retraining``), newest first; empty
         when no retraining has ever run."""
         where = [f"tags.run_kind = {_quoted(RUN_KIND_RETRAINING)}"]
         if model_name:
             where.append(f"tags.model_name = {_quoted(model_name)}")
         try:
-            page = self.runs.search_runs([EXPERIMENT_RETRAINING], " AND ".join(where),
-                                         order_by=["attributes.start_time DESC"], max_results=max_results,
-                                         page_token=page_token)
+            page = self.runs.search_runs(
+                [EXPERIMENT_RETRAINING],
+                " AND ".join(where),
+                order_by=["attributes.start_time DESC"],
+                max_results=max_results,
+                page_token=page_token,
+            )
         except NotFoundError:
             return RetrainingRunsPublic(data=[], count=0)
         data = [self._retraining_run(r) for r in page.data]
@@ -218,17 +234,23 @@ class OverviewService:
         """The newest run of ``model_name`` that recorded a drift check (tag ``drift_detected``)."""
         where = f"tags.model_name = {_quoted(model_name)} AND tags.drift_detected IS NOT NULL"
         try:
-            page = self.runs.search_runs([EXPERIMENT_RETRAINING], where, order_by=["attributes.start_time DESC"],
-                                         max_results=1)
+            page = self.runs.search_runs(
+                [EXPERIMENT_RETRAINING], where, order_by=["attributes.start_time DESC"], max_results=1
+            )
         except NotFoundError:
             return None
         if not page.data:
             return None
         run = page.data[0]
         return DriftStatus(
-            model_name=model_name, run_id=run.run_id, run_name=run.run_name, checked_at=run.start_time,
-            drifted=bool(_bool(run.tags.get("drift_detected"))), summary=run.tags.get("drift_summary", ""),
-            drift_share=run.metrics.get("drift_share"), trigger=run.tags.get("trigger"),
+            model_name=model_name,
+            run_id=run.run_id,
+            run_name=run.run_name,
+            checked_at=run.start_time,
+            drifted=bool(_bool(run.tags.get("drift_detected"))),
+            summary=run.tags.get("drift_summary", ""),
+            drift_share=run.metrics.get("drift_share"),
+            trigger=run.tags.get("trigger"),
         )
 
     def drift_report(self, run_id: str) -> dict[str, Any] | None:
@@ -240,8 +262,12 @@ class OverviewService:
             except NotFoundError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a run without the artifact, or artifacts not readable
-                logger.info("run %s: no readable %s: %s", run_id, DRIFT_REPORT_ARTIFACT,
-                            redact(one_line(exc), self._secrets)[:300])
+                logger.info(
+                    "run %s: no readable %s: %s",
+                    run_id,
+                    DRIFT_REPORT_ARTIFACT,
+                    redact(one_line(exc), self._secrets)[:300],
+                )
                 return None
             try:
                 report = json.loads(Path(path).read_text())

@@ -4,6 +4,7 @@ One :class:`~backend.ml_engine.predictor.Predictor` per model name is kept for t
 service; it follows the ``production`` alias by itself (hot reload in the background), so a
 promotion is served without restarting anything.
 """
+
 from __future__ import annotations
 
 import logging

@@ -7,6 +7,7 @@ Both sides build the queue with :func:`build_queue` so that the one task (``run_
 registered under the same name; only the worker passes a ``runner`` to execute it. Job state is
 never kept in huey (results are off): it lives in the jobs table (:mod:`.job_store`).
 """
+
 from __future__ import annotations
 
 import logging

@@ -6,6 +6,7 @@ it; both import this module::
 
     reaped = reap_dead_jobs(settings, store, host_id)     # job ids failed just now
 """
+
 from __future__ import annotations
 
 import logging

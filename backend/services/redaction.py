@@ -6,6 +6,7 @@ message. What a URI's password is and how it is masked is
 :func:`backend.ml_engine.mlflow_integration.stores.mask_uri`'s job, the one masker; this module
 finds the URIs in free text and hands each to it.
 """
+
 from __future__ import annotations
 
 import functools

@@ -1,5 +1,6 @@
 """Retraining and drift for front ends: queue a retraining (a job the worker runs through
 :class:`~backend.ml_engine.retraining_pipeline.RetrainingPipeline`) and run the drift check."""
+
 from __future__ import annotations
 
 import logging
@@ -26,9 +27,13 @@ def retraining_config(params: RetrainParams, settings: ServiceSettings) -> Any:
     from backend.ml_engine.walk_forward import WalkForwardConfig
 
     kwargs: dict[str, Any] = {
-        "model_name": params.model_name, "data": resolve_data_source(params.data_source, settings),
-        "symbols": list(params.symbols or []), "timeframe": params.timeframe, "epochs": params.epochs,
-        "batch_size": params.batch_size, "learning_rate": params.lr,
+        "model_name": params.model_name,
+        "data": resolve_data_source(params.data_source, settings),
+        "symbols": list(params.symbols or []),
+        "timeframe": params.timeframe,
+        "epochs": params.epochs,
+        "batch_size": params.batch_size,
+        "learning_rate": params.lr,
         "min_accuracy_for_promotion": params.min_accuracy_for_promotion,
     }
     if params.train_days is not None:
@@ -79,9 +84,13 @@ class RetrainingService:
         detail = json_safe(report.to_dict())
         version = (report.reference or {}).get("version")
         return DriftPublic(
-            model_name=model_name, version=int(version) if version is not None else None, drifted=bool(report.drifted),
-            summary=redact(report.summary, self._secrets), drift_share=detail.get("drift_share"),
-            drifted_features=list(report.drifted_features), report=_redacted(detail, self._secrets),
+            model_name=model_name,
+            version=int(version) if version is not None else None,
+            drifted=bool(report.drifted),
+            summary=redact(report.summary, self._secrets),
+            drift_share=detail.get("drift_share"),
+            drifted_features=list(report.drifted_features),
+            report=_redacted(detail, self._secrets),
         )
 
 

@@ -9,6 +9,7 @@ read one run with metric histories and artifacts.
 Reads only: nothing here creates an experiment. A filter MLflow cannot parse raises
 :class:`~backend.services.errors.InvalidRequestError` with MLflow's own message.
 """
+
 from __future__ import annotations
 
 import logging
@@ -124,8 +125,9 @@ class RunService:
         token: str | None = None
         with self._errors():
             while True:
-                page = self.client.search_experiments(view_type=view, max_results=1000, page_token=token,
-                                                      order_by=["name ASC"])
+                page = self.client.search_experiments(
+                    view_type=view, max_results=1000, page_token=token, order_by=["name ASC"]
+                )
                 out.extend(self._experiment_public(e) for e in page)
                 token = page.token
                 if not token:
@@ -155,8 +157,9 @@ class RunService:
                 ids: list[str] = []
                 token: str | None = None
                 while True:
-                    page = self.client.search_experiments(view_type=ViewType.ACTIVE_ONLY, max_results=1000,
-                                                          page_token=token)
+                    page = self.client.search_experiments(
+                        view_type=ViewType.ACTIVE_ONLY, max_results=1000, page_token=token
+                    )
                     ids.extend(str(e.experiment_id) for e in page)
                     token = page.token
                     if not token:
@@ -281,12 +284,20 @@ class RunService:
         datasets = []
         for di in getattr(run.inputs, "dataset_inputs", None) or []:
             context = next((t.value for t in di.tags or [] if t.key == "mlflow.data.context"), None)
-            datasets.append(DatasetInputPublic(
-                name=di.dataset.name, digest=di.dataset.digest, source_type=di.dataset.source_type, context=context,
-            ))
+            datasets.append(
+                DatasetInputPublic(
+                    name=di.dataset.name,
+                    digest=di.dataset.digest,
+                    source_type=di.dataset.source_type,
+                    context=context,
+                )
+            )
         return RunDetailPublic(
-            **self._run_public(run), metric_history=history, artifacts=artifacts,
-            artifacts_truncated=truncated, datasets=datasets,
+            **self._run_public(run),
+            metric_history=history,
+            artifacts=artifacts,
+            artifacts_truncated=truncated,
+            datasets=datasets,
         )
 
     def _list_artifacts(self, run_id: str, limit: int, max_depth: int = 4) -> tuple[list[ArtifactPublic], bool]:

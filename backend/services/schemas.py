@@ -4,6 +4,7 @@ Naming follows the full-stack FastAPI template: ``XPublic`` is what is shown of 
 a list of them (``data`` and ``count``), ``TrainingParams`` the validated input of a training.
 Numbers that JSON cannot carry (NaN, +-inf) are ``None``.
 """
+
 from __future__ import annotations
 
 import math
@@ -153,8 +154,7 @@ class CheckPublic(BaseModel):
 
     @classmethod
     def of(cls, check: Check, lang: Lang = "en") -> CheckPublic:
-        return cls(code=check.code, passed=check.passed, params=json_safe(dict(check.params)),
-                   text=render(check, lang))
+        return cls(code=check.code, passed=check.passed, params=json_safe(dict(check.params)), text=render(check, lang))
 
 
 class VerdictFields(BaseModel):
@@ -163,10 +163,12 @@ class VerdictFields(BaseModel):
     ``message`` is the text as it was recorded (English)."""
 
     checks: list[CheckPublic] = Field(
-        default_factory=list, description="every check made, failed ones with passed false (a promotion: the gate's)")
+        default_factory=list, description="every check made, failed ones with passed false (a promotion: the gate's)"
+    )
     notes: list[CheckPublic] = Field(default_factory=list, description="what is said after the checks")
-    gate: bool = Field(default=False, description="the checks are the promotion gate's ('refused: ...' / "
-                                                   "'gate passed: ...')")
+    gate: bool = Field(
+        default=False, description="the checks are the promotion gate's ('refused: ...' / 'gate passed: ...')"
+    )
     lang: Lang = Field(default="en", description="language of message and of each text")
     message: str = Field(default="", description="the whole verdict in lang")
 
@@ -181,9 +183,13 @@ class VerdictFields(BaseModel):
         """The fields for ``verdict`` rendered in ``lang`` (``recorded``: the text without a verdict)."""
         if verdict is None:
             return {"checks": [], "notes": [], "gate": False, "lang": lang, "message": recorded}
-        return {"checks": [CheckPublic.of(c, lang) for c in verdict.checks],
-                "notes": [CheckPublic.of(n, lang) for n in verdict.notes],
-                "gate": verdict.gate, "lang": lang, "message": verdict.render(lang)}
+        return {
+            "checks": [CheckPublic.of(c, lang) for c in verdict.checks],
+            "notes": [CheckPublic.of(n, lang) for n in verdict.notes],
+            "gate": verdict.gate,
+            "lang": lang,
+            "message": verdict.render(lang),
+        }
 
 
 class VerdictRecord(VerdictFields):
@@ -314,6 +320,7 @@ class RunDetailPublic(RunPublic):
 # --------------------------------------------------------------------------------------------
 # Training and jobs
 
+
 class ModelOptions(BaseModel):
     """Network size overrides (``ModelConfig`` fields); unset fields keep the defaults."""
 
@@ -365,7 +372,11 @@ class TrainingParams(BaseModel):
         default=None, strict=True, gt=0.0, le=1.0, allow_inf_nan=False, description="learning rate"
     )
     date_range: float | None = Field(
-        default=None, strict=True, gt=0.0, le=3650.0, allow_inf_nan=False,
+        default=None,
+        strict=True,
+        gt=0.0,
+        le=3650.0,
+        allow_inf_nan=False,
         description="use only the last N days of candles",
     )
     data_source: DataSource = "default"

@@ -19,6 +19,7 @@ variable                           meaning
 ``ML_COALESCE_RUN_SEARCHES``       identical run searches in flight at once share one query
 =================================  ==============================================================
 """
+
 from __future__ import annotations
 
 import json

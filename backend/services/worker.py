@@ -7,6 +7,7 @@ On start it fails the running jobs a dead worker left behind (see :meth:`JobStor
 registers itself in ``ml_job_workers`` and writes a heartbeat there, then consumes the queue
 until SIGINT/SIGTERM (huey finishes the running tasks on SIGINT, not on SIGTERM).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,10 +59,22 @@ def run_worker(settings: ServiceSettings, workers: int | None = None) -> None:
     beat = _WorkerHeartbeat(store, worker_id, settings.job_heartbeat_interval_s)
     beat.start()
     queue = build_queue(settings, runner=JobRunner(settings, store))
-    logger.info("worker %s: %d thread(s), queue %s (%s), jobs in %s, at most %d training(s) at once",
-                worker_id, n_workers, queue.kind, queue.location, store.display_url, settings.max_concurrent_trainings)
+    logger.info(
+        "worker %s: %d thread(s), queue %s (%s), jobs in %s, at most %d training(s) at once",
+        worker_id,
+        n_workers,
+        queue.kind,
+        queue.location,
+        store.display_url,
+        settings.max_concurrent_trainings,
+    )
     consumer = queue.huey.create_consumer(
-        workers=n_workers, worker_type="thread", periodic=False, initial_delay=0.1, backoff=1.15, max_delay=1.0,
+        workers=n_workers,
+        worker_type="thread",
+        periodic=False,
+        initial_delay=0.1,
+        backoff=1.15,
+        max_delay=1.0,
         check_worker_health=True,
     )
     try:
@@ -74,10 +87,12 @@ def run_worker(settings: ServiceSettings, workers: int | None = None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m backend.services.worker",
-                                     description="Run queued trainings (huey consumer).")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="worker threads (default: ML_MAX_CONCURRENT_TRAININGS)")
+    parser = argparse.ArgumentParser(
+        prog="python -m backend.services.worker", description="Run queued trainings (huey consumer)."
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="worker threads (default: ML_MAX_CONCURRENT_TRAININGS)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     # backend.* and huey (task start/finish) on the console; ML_LOG_LEVEL (default INFO), -v: DEBUG

@@ -1,4 +1,5 @@
 """One router per resource, mounted under ``/api/ml-management`` by :func:`backend.api.main.create_app`."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter

@@ -1,4 +1,5 @@
 """Experiments with their descriptions."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter

@@ -1,4 +1,5 @@
 """``GET /health``: stores, queue, workers, production model per name."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status

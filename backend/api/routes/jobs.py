@@ -1,4 +1,5 @@
 """Background jobs: list, read, cancel."""
+
 from __future__ import annotations
 
 from typing import Annotated, Literal
@@ -30,10 +31,13 @@ def get_job(job_id: JobId, jobs: JobServiceDep) -> JobPublic:
     return jobs.get_job(job_id)
 
 
-@router.post("/{job_id}/cancel", response_model=JobPublic, status_code=http.HTTP_202_ACCEPTED,
-             dependencies=[WriteAccess],
-             responses={401: {"model": Message}, 403: {"model": Message}, 404: {"model": Message},
-                        409: {"model": Message}})
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobPublic,
+    status_code=http.HTTP_202_ACCEPTED,
+    dependencies=[WriteAccess],
+    responses={401: {"model": Message}, 403: {"model": Message}, 404: {"model": Message}, 409: {"model": Message}},
+)
 def cancel_job(job_id: JobId, jobs: JobServiceDep) -> JobPublic:
     """Cancel: a queued job ends ``cancelled`` at once; a running one stops after the current step
     (``cancel_requested`` true until the worker ends it). 409 when the job has already ended."""

@@ -1,4 +1,5 @@
 """Registered models: list, one version with its schema, history, promote, rollback."""
+
 from __future__ import annotations
 
 from typing import Annotated, Literal
@@ -61,8 +62,9 @@ def get_history(
     return models.history(name, limit=limit, decision=decision, lang=lang)
 
 
-@router.post("/{name}/promote", response_model=PromotionDecisionPublic, dependencies=[WriteAccess],
-             responses=_WRITE_ERRORS)
+@router.post(
+    "/{name}/promote", response_model=PromotionDecisionPublic, dependencies=[WriteAccess], responses=_WRITE_ERRORS
+)
 def promote(
     name: ModelName, body: PromoteCreate, models: ModelServiceDep, lang: Language = "en"
 ) -> PromotionDecisionPublic:
@@ -74,10 +76,16 @@ def promote(
     return models.promote(name, body.version, reason=body.reason, force=body.force, actor=body.actor, lang=lang)
 
 
-@router.post("/{name}/rollback", response_model=PromotionDecisionPublic, dependencies=[WriteAccess],
-             responses={**_WRITE_ERRORS, 409: {"model": Message}})
+@router.post(
+    "/{name}/rollback",
+    response_model=PromotionDecisionPublic,
+    dependencies=[WriteAccess],
+    responses={**_WRITE_ERRORS, 409: {"model": Message}},
+)
 def rollback(
-    name: ModelName, models: ModelServiceDep, body: Annotated[RollbackCreate | None, Body()] = None,
+    name: ModelName,
+    models: ModelServiceDep,
+    body: Annotated[RollbackCreate | None, Body()] = None,
     lang: Language = "en",
 ) -> PromotionDecisionPublic:
     """Move ``production`` back to the previous production version (409 when there is none); the

@@ -1,4 +1,5 @@
 """``POST /predict``: raw candles in, class probabilities and signal out, from the production model."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter

@@ -1,4 +1,5 @@
 """Retraining (a job run by the retraining pipeline) and the drift check."""
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -15,8 +16,13 @@ from ..schemas import DriftPublic, JobPublic, Message, RetrainCreate
 router = APIRouter(tags=["retraining"])
 
 
-@router.post("/retrain", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED, dependencies=[WriteAccess],
-             responses={401: {"model": Message}, 403: {"model": Message}, 503: {"model": Message}})
+@router.post(
+    "/retrain",
+    response_model=JobPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[WriteAccess],
+    responses={401: {"model": Message}, 403: {"model": Message}, 503: {"model": Message}},
+)
 def retrain(body: RetrainCreate, retraining: RetrainingServiceDep, request: Request, response: Response) -> JobPublic:
     """Queue a retraining by the retraining pipeline (experiment ``auto_retraining``)."""
     job = retraining.submit(body)
@@ -24,8 +30,11 @@ def retrain(body: RetrainCreate, retraining: RetrainingServiceDep, request: Requ
     return job
 
 
-@router.get("/drift", response_model=DriftPublic,
-            responses={400: {"model": Message}, 404: {"model": Message}, 422: {"model": Message}})
+@router.get(
+    "/drift",
+    response_model=DriftPublic,
+    responses={400: {"model": Message}, 404: {"model": Message}, 422: {"model": Message}},
+)
 def drift(
     retraining: RetrainingServiceDep,
     model_name: Annotated[str, Query(pattern=MODEL_NAME_PATTERN)] = DEFAULT_MODEL_NAME,

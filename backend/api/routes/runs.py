@@ -1,4 +1,5 @@
 """MLflow runs: search with MLflow filters, page by page; one run in detail."""
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -16,15 +17,19 @@ router = APIRouter(prefix="/mlflow/runs", tags=["runs"])
 @router.get("", response_model=RunsPublic, responses={400: {"model": Message}, 404: {"model": Message}})
 def search_runs(
     runs: RunServiceDep,
-    experiment: Annotated[list[str] | None, Query(
-        max_length=50, description="experiment name or id; repeat for several; default all")] = None,
-    filter_string: Annotated[str, Query(
-        max_length=5000, description="e.g. metrics.val_accuracy > 0.7 AND params.trainer_epochs = '50'")] = "",
-    order_by: Annotated[list[str] | None, Query(
-        max_length=10, description="e.g. metrics.val_f1 DESC; repeat for several")] = None,
+    experiment: Annotated[
+        list[str] | None, Query(max_length=50, description="experiment name or id; repeat for several; default all")
+    ] = None,
+    filter_string: Annotated[
+        str, Query(max_length=5000, description="e.g. metrics.val_accuracy > 0.7 AND params.trainer_epochs = '50'")
+    ] = "",
+    order_by: Annotated[
+        list[str] | None, Query(max_length=10, description="e.g. metrics.val_f1 DESC; repeat for several")
+    ] = None,
     max_results: Annotated[int, Query(ge=1, le=MAX_RESULTS_LIMIT)] = 50,
-    page_token: Annotated[str | None, Query(
-        pattern=PAGE_TOKEN_PATTERN, description="next_page_token of the previous page")] = None,
+    page_token: Annotated[
+        str | None, Query(pattern=PAGE_TOKEN_PATTERN, description="next_page_token of the previous page")
+    ] = None,
     include_deleted: bool = False,
 ) -> RunsPublic:
     """Runs matching an MLflow filter (AND only; quote params and tags). A filter MLflow cannot parse

@@ -1,4 +1,5 @@
 """``POST /train``: queue a training; the worker runs it."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
@@ -9,8 +10,13 @@ from ..schemas import JobPublic, Message, TrainCreate
 router = APIRouter(tags=["training"])
 
 
-@router.post("/train", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED, dependencies=[WriteAccess],
-             responses={401: {"model": Message}, 403: {"model": Message}, 503: {"model": Message}})
+@router.post(
+    "/train",
+    response_model=JobPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[WriteAccess],
+    responses={401: {"model": Message}, 403: {"model": Message}, 503: {"model": Message}},
+)
 def train(body: TrainCreate, jobs: JobServiceDep, request: Request, response: Response) -> JobPublic:
     """Queue a training (the guide's ``{"epochs": 50, "batch_size": 64}``); answers 202 with the job.
 

@@ -1,5 +1,6 @@
 """Сравнение: two to five runs side by side, differing params highlighted, metric histories overlaid
 in interactive charts."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -36,11 +37,13 @@ def render() -> None:
         return
     requested = [r for r in (st.query_params.get("runs") or "").split(",") if r]
     default = names.index("model_training") if "model_training" in names else 0
-    experiment = st.selectbox(t("runs.experiment"), names, index=default, key=_STATE + "experiment",
-                              help=term("experiment"))
+    experiment = st.selectbox(
+        t("runs.experiment"), names, index=default, key=_STATE + "experiment", help=term("experiment")
+    )
     try:
-        pool = services.runs.search_runs([experiment], "", order_by=["attributes.start_time DESC"],
-                                         max_results=POOL_SIZE).data
+        pool = services.runs.search_runs(
+            [experiment], "", order_by=["attributes.start_time DESC"], max_results=POOL_SIZE
+        ).data
     except ServiceError as exc:
         show_error(exc)
         return
@@ -50,9 +53,15 @@ def render() -> None:
         # A link from the runs page (?runs=a,b,c) chooses the runs once; the picker owns them after.
         st.session_state[_STATE + "applied"] = requested
         st.session_state[_STATE + "runs"] = requested[:MAX_RUNS]
-    chosen = st.multiselect(t("compare.runs"), options, key=_STATE + "runs", max_selections=MAX_RUNS,
-                            format_func=lambda rid: labels.get(rid, rid), placeholder=t("common.choose"),
-                            help=term("run"))
+    chosen = st.multiselect(
+        t("compare.runs"),
+        options,
+        key=_STATE + "runs",
+        max_selections=MAX_RUNS,
+        format_func=lambda rid: labels.get(rid, rid),
+        placeholder=t("common.choose"),
+        help=term("run"),
+    )
     if len(chosen) < MIN_RUNS:
         st.info(t("compare.pick", min=MIN_RUNS, max=MAX_RUNS))
         return
@@ -64,11 +73,19 @@ def render() -> None:
     columns = _column_names(runs)
 
     st.header(t("compare.summary"))
-    st.dataframe(pd.DataFrame({
-        col: {t("col.status"): t(f"run.status.{r.status}"), t("col.started"): fmt_time(r.start_time),
-              t("col.duration"): fmt_duration(r.start_time, r.end_time), t("col.run_id"): r.run_id}
-        for col, r in zip(columns, runs)
-    }))
+    st.dataframe(
+        pd.DataFrame(
+            {
+                col: {
+                    t("col.status"): t(f"run.status.{r.status}"),
+                    t("col.started"): fmt_time(r.start_time),
+                    t("col.duration"): fmt_duration(r.start_time, r.end_time),
+                    t("col.run_id"): r.run_id,
+                }
+                for col, r in zip(columns, runs)
+            }
+        )
+    )
 
     st.header(t("compare.params"), help=term("parameter"))
     only_diff = st.checkbox(t("compare.only_diff"), key=_STATE + "only_diff")
@@ -82,9 +99,13 @@ def render() -> None:
     if not stepwise:
         st.info(t("run.no_curves"))
         return
-    picked = st.multiselect(t("run.curve_metrics"), stepwise, key=_STATE + "curves",
-                            default=[k for k in CURVE_METRICS if k in stepwise] or stepwise[:2],
-                            placeholder=t("common.choose"))
+    picked = st.multiselect(
+        t("run.curve_metrics"),
+        stepwise,
+        key=_STATE + "curves",
+        default=[k for k in CURVE_METRICS if k in stepwise] or stepwise[:2],
+        placeholder=t("common.choose"),
+    )
     grid = st.columns(2)
     for i, key in enumerate(picked):
         series = {col: r.metric_history[key] for col, r in zip(columns, runs) if key in r.metric_history}
@@ -108,16 +129,19 @@ def differing(values: dict[str, dict[str, object]]) -> dict[str, bool]:
     return {k: len({repr(v.get(k)) for v in values.values()}) > 1 for k in keys}
 
 
-def _side_by_side(values: dict[str, dict[str, object]], only_diff: bool, key_title: str,
-                  fmt: Callable[[object], str] = str) -> None:
+def _side_by_side(
+    values: dict[str, dict[str, object]], only_diff: bool, key_title: str, fmt: Callable[[object], str] = str
+) -> None:
     diff = differing(values)
     # Differences first: they are what a comparison is for.
     keys = sorted((k for k in diff if diff[k] or not only_diff), key=lambda k: (not diff[k], k))
     if not keys:
         st.info(t("compare.no_diff"))
         return
-    frame = pd.DataFrame({col: [fmt(v[k]) if k in v else "—" for k in keys] for col, v in values.items()},
-                         index=pd.Index(keys, name=key_title))
+    frame = pd.DataFrame(
+        {col: [fmt(v[k]) if k in v else "—" for k in keys] for col, v in values.items()},
+        index=pd.Index(keys, name=key_title),
+    )
     styled = frame.style.apply(lambda row: [HIGHLIGHT if diff[row.name] else "" for _ in row], axis=1)
     st.caption(t("compare.legend", n=sum(diff[k] for k in keys), total=len(keys)))
     st.dataframe(styled)

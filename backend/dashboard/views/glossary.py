@@ -1,4 +1,5 @@
 """Справка: the guide's MLflow glossary in the page's language, and where each term lives here."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -27,12 +28,19 @@ def render() -> None:
     st.markdown(t("glossary.intro"))
     st.header(t("glossary.terms"))
     st.caption(t("glossary.mlflow_note"))
-    st.table(pd.DataFrame([{
-        t("glossary.col.term"): t(f"glossary.{key}.term"),
-        t("glossary.col.mlflow"): mlflow_name,
-        t("glossary.col.desc"): t(f"glossary.{key}.desc").replace("`", ""),
-        t("glossary.col.where"): t(f"glossary.{key}.where"),
-    } for key, mlflow_name in TERMS]).set_index(t("glossary.col.term")))
+    st.table(
+        pd.DataFrame(
+            [
+                {
+                    t("glossary.col.term"): t(f"glossary.{key}.term"),
+                    t("glossary.col.mlflow"): mlflow_name,
+                    t("glossary.col.desc"): t(f"glossary.{key}.desc").replace("`", ""),
+                    t("glossary.col.where"): t(f"glossary.{key}.where"),
+                }
+                for key, mlflow_name in TERMS
+            ]
+        ).set_index(t("glossary.col.term"))
+    )
     st.header(t("glossary.filters"))
     st.markdown(t("runs.filter_guide_text"))
     st.markdown(t("runs.filter_guide_more"))

@@ -1,5 +1,6 @@
 """Модели: registered models and their versions (tags, description, input/output schema, aliases,
 promotion history); promote and roll back, confirmed, with the API token where one is configured."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -50,8 +51,9 @@ def render() -> None:
         return
     names = [m.name for m in models]
     wanted = st.query_params.get("model")
-    name = st.selectbox(t("models.model"), names, index=names.index(wanted) if wanted in names else 0,
-                        help=term("registry"))
+    name = st.selectbox(
+        t("models.model"), names, index=names.index(wanted) if wanted in names else 0, help=term("registry")
+    )
     if name != wanted:
         st.query_params["model"] = name
     model = next(m for m in models if m.name == name)
@@ -71,16 +73,24 @@ def render() -> None:
         history = []
     if history:
         lang = current_language()
-        st.dataframe(pd.DataFrame([{
-            t("col.time"): fmt_time(e.timestamp),
-            t("col.decision"): t(f"decision.{e.decision}"),
-            t("col.version"): e.version if e.version is not None else "—",
-            t("col.from_to"): f"{e.from_version or '—'} → {e.to_version or '—'}",
-            t("col.actor"): e.actor or "—",
-            t("col.forced"): t("common.yes") if e.forced else t("common.no"),
-            t("col.reason"): e.reason_text(lang) or "—",
-            t("col.detail"): e.detail_text(lang) or "—",
-        } for e in history]), hide_index=True)
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        t("col.time"): fmt_time(e.timestamp),
+                        t("col.decision"): t(f"decision.{e.decision}"),
+                        t("col.version"): e.version if e.version is not None else "—",
+                        t("col.from_to"): f"{e.from_version or '—'} → {e.to_version or '—'}",
+                        t("col.actor"): e.actor or "—",
+                        t("col.forced"): t("common.yes") if e.forced else t("common.no"),
+                        t("col.reason"): e.reason_text(lang) or "—",
+                        t("col.detail"): e.detail_text(lang) or "—",
+                    }
+                    for e in history
+                ]
+            ),
+            hide_index=True,
+        )
     else:
         st.info(t("models.no_history"))
 
@@ -109,17 +119,21 @@ def _show_result() -> None:
 
 def _model_header(model: ModelPublic) -> None:
     c1, c2, c3 = st.columns(3)
-    c1.metric(t("models.production"), f"v{model.production_version}" if model.production_version else "—",
-              help=term("alias"))
+    c1.metric(
+        t("models.production"), f"v{model.production_version}" if model.production_version else "—", help=term("alias")
+    )
     c2.metric(t("models.latest"), f"v{model.latest_version}" if model.latest_version else "—", help=term("version"))
     c3.metric(t("models.count"), len(model.versions))
     if model.description:
         recorded(pick_language(model.description))
-    st.markdown(t("models.aliases_line", aliases=", ".join(f"`{a}` → v{v}" for a, v in sorted(model.aliases.items()))
-                  or "—"), help=term("alias"))
+    st.markdown(
+        t("models.aliases_line", aliases=", ".join(f"`{a}` → v{v}" for a, v in sorted(model.aliases.items())) or "—"),
+        help=term("alias"),
+    )
     if model.tags:
-        st.dataframe(pd.DataFrame([{t("col.tag"): k, t("col.value"): v} for k, v in sorted(model.tags.items())]),
-                     hide_index=True)
+        st.dataframe(
+            pd.DataFrame([{t("col.tag"): k, t("col.value"): v} for k, v in sorted(model.tags.items())]), hide_index=True
+        )
     else:
         st.caption(t("models.no_tags"))
 
@@ -130,7 +144,8 @@ def _versions_table(model: ModelPublic) -> None:
         row: dict[str, Any] = {
             t("col.version"): v.version,
             t("col.aliases"): ", ".join(v.aliases) or "—",
-            t("col.status"): t(f"version.status.{v.status}") if has_text(f"version.status.{v.status}")
+            t("col.status"): t(f"version.status.{v.status}")
+            if has_text(f"version.status.{v.status}")
             else (v.status or "—"),
             t("col.created"): fmt_time(v.created_at),
         }
@@ -149,8 +164,7 @@ def _version_picker(model: ModelPublic) -> int | None:
     wanted = st.query_params.get("version")
     preferred = int(wanted) if wanted and wanted.isdigit() and int(wanted) in versions else model.production_version
     index = versions.index(preferred) if preferred in versions else 0
-    return st.selectbox(t("models.version"), versions, index=index, format_func=lambda n: f"v{n}",
-                        help=term("version"))
+    return st.selectbox(t("models.version"), versions, index=index, format_func=lambda n: f"v{n}", help=term("version"))
 
 
 def _version_detail(name: str, version: int) -> None:
@@ -171,16 +185,28 @@ def _version_detail(name: str, version: int) -> None:
         _schema(detail)
     with tags:
         if detail.tags:
-            st.dataframe(pd.DataFrame([{t("col.tag"): k, t("col.value"): v} for k, v in sorted(detail.tags.items())]),
-                         hide_index=True)
+            st.dataframe(
+                pd.DataFrame([{t("col.tag"): k, t("col.value"): v} for k, v in sorted(detail.tags.items())]),
+                hide_index=True,
+            )
         else:
             st.caption(t("models.no_tags"))
     with about:
-        st.markdown(t("models.about", uri=detail.model_uri, flavors=", ".join(detail.flavors) or "—",
-                      example=t("common.yes") if detail.has_input_example else t("common.no")))
+        st.markdown(
+            t(
+                "models.about",
+                uri=detail.model_uri,
+                flavors=", ".join(detail.flavors) or "—",
+                example=t("common.yes") if detail.has_input_example else t("common.no"),
+            )
+        )
         if detail.run_id:
-            st.page_link(PAGE_PATHS["runs"], label=t("models.open_run", run=detail.run_id[:12]), icon=":material/science:",
-                         query_params={"run": detail.run_id})
+            st.page_link(
+                PAGE_PATHS["runs"],
+                label=t("models.open_run", run=detail.run_id[:12]),
+                icon=":material/science:",
+                query_params={"run": detail.run_id},
+            )
 
 
 def _schema(detail: ModelVersionDetail) -> None:
@@ -191,7 +217,10 @@ def _schema(detail: ModelVersionDetail) -> None:
     if detail.signature is None:
         st.warning(t("models.no_signature"))
         return
-    for title, specs in ((t("models.inputs"), detail.signature.inputs), (t("models.outputs"), detail.signature.outputs)):
+    for title, specs in (
+        (t("models.inputs"), detail.signature.inputs),
+        (t("models.outputs"), detail.signature.outputs),
+    ):
         st.markdown(f"**{title}**")
         if not specs:
             st.caption("—")
@@ -212,6 +241,7 @@ def _spec_row(spec: dict[str, Any]) -> dict[str, Any]:
 
 # -- actions -------------------------------------------------------------------------------
 
+
 def _actions(model: ModelPublic) -> None:
     allowed = write_allowed()
     token_input(TOKEN_KEY)
@@ -222,15 +252,26 @@ def _actions(model: ModelPublic) -> None:
         if not candidates:
             st.caption(t("models.nothing_to_promote"))
         else:
-            version = st.selectbox(t("models.promote_version"), candidates, key=_STATE + "promote_version",
-                                   format_func=lambda n: f"v{n}")
+            version = st.selectbox(
+                t("models.promote_version"), candidates, key=_STATE + "promote_version", format_func=lambda n: f"v{n}"
+            )
             st.text_input(t("models.reason"), key=_STATE + "promote_reason", max_chars=1000)
-            st.checkbox(t("models.force"), key=_STATE + "promote_force", help=t("models.force_help"),
-                        disabled=not allowed)
-            confirmed = st.checkbox(t("models.confirm_promote", name=model.name, version=version),
-                                    key=_STATE + "promote_confirm", disabled=not allowed)
-            st.button(t("models.promote_button"), key=_STATE + "promote_button", type="primary",
-                      disabled=not (allowed and confirmed), on_click=_promote, args=(model.name,))
+            st.checkbox(
+                t("models.force"), key=_STATE + "promote_force", help=t("models.force_help"), disabled=not allowed
+            )
+            confirmed = st.checkbox(
+                t("models.confirm_promote", name=model.name, version=version),
+                key=_STATE + "promote_confirm",
+                disabled=not allowed,
+            )
+            st.button(
+                t("models.promote_button"),
+                key=_STATE + "promote_button",
+                type="primary",
+                disabled=not (allowed and confirmed),
+                on_click=_promote,
+                args=(model.name,),
+            )
     with rollback, st.container(border=True):
         st.subheader(t("models.rollback"))
         if model.production_version is None:
@@ -238,10 +279,19 @@ def _actions(model: ModelPublic) -> None:
         else:
             st.markdown(t("models.rollback_text", version=model.production_version))
             st.text_input(t("models.reason"), key=_STATE + "rollback_reason", max_chars=1000)
-            confirmed = st.checkbox(t("models.confirm_rollback", name=model.name, version=model.production_version),
-                                    key=_STATE + "rollback_confirm", disabled=not allowed)
-            st.button(t("models.rollback_button"), key=_STATE + "rollback_button", type="primary",
-                      disabled=not (allowed and confirmed), on_click=_rollback, args=(model.name,))
+            confirmed = st.checkbox(
+                t("models.confirm_rollback", name=model.name, version=model.production_version),
+                key=_STATE + "rollback_confirm",
+                disabled=not allowed,
+            )
+            st.button(
+                t("models.rollback_button"),
+                key=_STATE + "rollback_button",
+                type="primary",
+                disabled=not (allowed and confirmed),
+                on_click=_rollback,
+                args=(model.name,),
+            )
 
 
 def _promote(name: str) -> None:

@@ -1,5 +1,6 @@
 """Обзор: the production model of each name (version, key metrics, when and why promoted), the
 latest runs, the running jobs and the drift status."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -48,16 +49,24 @@ def render() -> None:
         show_error(exc)
         experiments, runs = {}, []
     if runs:
-        st.dataframe(pd.DataFrame([{
-            t("col.run_name"): r.run_name or r.run_id[:12],
-            t("col.experiment"): experiments.get(r.experiment_id, r.experiment_id),
-            t("col.status"): t(f"run.status.{r.status}"),
-            t("col.started"): fmt_time(r.start_time),
-            t("col.duration"): fmt_duration(r.start_time, r.end_time),
-            "val_accuracy": r.metrics.get("val_accuracy"),
-            "test_accuracy": r.metrics.get("test_accuracy"),
-            t("col.run_id"): r.run_id,
-        } for r in runs]), hide_index=True)
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        t("col.run_name"): r.run_name or r.run_id[:12],
+                        t("col.experiment"): experiments.get(r.experiment_id, r.experiment_id),
+                        t("col.status"): t(f"run.status.{r.status}"),
+                        t("col.started"): fmt_time(r.start_time),
+                        t("col.duration"): fmt_duration(r.start_time, r.end_time),
+                        "val_accuracy": r.metrics.get("val_accuracy"),
+                        "test_accuracy": r.metrics.get("test_accuracy"),
+                        t("col.run_id"): r.run_id,
+                    }
+                    for r in runs
+                ]
+            ),
+            hide_index=True,
+        )
         st.page_link(PAGE_PATHS["runs"], label=t("overview.all_runs"), icon=":material/science:")
     else:
         st.info(t("overview.no_runs"))
@@ -99,8 +108,9 @@ def _production_card(summary: ProductionSummary) -> None:
             col.metric(key, fmt_num(summary.metrics.get(key)), help=term("metric"))
         if summary.promoted_at is not None:
             how = t(f"decision.{summary.decision}") if summary.decision else "—"
-            st.markdown(t("overview.promoted", how=how, when=fmt_time(summary.promoted_at),
-                          actor=summary.promoted_by or "—"))
+            st.markdown(
+                t("overview.promoted", how=how, when=fmt_time(summary.promoted_at), actor=summary.promoted_by or "—")
+            )
             if summary.forced:
                 st.warning(t("overview.forced"))
             if summary.reason:
@@ -113,16 +123,24 @@ def _production_card(summary: ProductionSummary) -> None:
             st.caption(t("overview.no_history"))
         if summary.latest_version and summary.latest_version != summary.version:
             st.caption(t("overview.newer", latest=summary.latest_version))
-        st.page_link(PAGE_PATHS["models"], label=t("overview.open_model"), icon=":material/inventory_2:",
-                     query_params={"model": summary.name})
+        st.page_link(
+            PAGE_PATHS["models"],
+            label=t("overview.open_model"),
+            icon=":material/inventory_2:",
+            query_params={"model": summary.name},
+        )
 
 
 def _drift_line(name: str, status: DriftStatus | None) -> None:
     if status is None:
         st.info(t("overview.drift_none", name=name))
         return
-    text = t("overview.drift_yes" if status.drifted else "overview.drift_no", name=name,
-             when=fmt_time(status.checked_at), share=fmt_num(status.drift_share, 2))
+    text = t(
+        "overview.drift_yes" if status.drifted else "overview.drift_no",
+        name=name,
+        when=fmt_time(status.checked_at),
+        share=fmt_num(status.drift_share, 2),
+    )
     (st.error if status.drifted else st.success)(text)
 
 

@@ -1,5 +1,6 @@
 """Переобучение и дрейф: retraining runs with their trigger and decision, the drift report as
 charts (the latest recorded one, or a check run now), and a form to queue a retraining."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -44,8 +45,9 @@ def render() -> None:
         names = []
     names = names or [DEFAULT_MODEL_NAME]
     wanted = st.query_params.get("model")
-    name = st.selectbox(t("models.model"), names, index=names.index(wanted) if wanted in names else 0,
-                        help=term("registry"))
+    name = st.selectbox(
+        t("models.model"), names, index=names.index(wanted) if wanted in names else 0, help=term("registry")
+    )
 
     st.header(t("retraining.runs"), help=term("run"))
     try:
@@ -70,18 +72,26 @@ def _runs_table(runs: list[RetrainingRunPublic]) -> None:
     def yes_no(value: bool | None) -> str:
         return "—" if value is None else t("common.yes") if value else t("common.no")
 
-    st.dataframe(pd.DataFrame([{
-        t("col.started"): fmt_time(r.start_time),
-        t("col.status"): t(f"run.status.{r.status}"),
-        t("col.trigger"): t(f"trigger.{r.trigger}") if r.trigger in TRIGGERS else (r.trigger or "—"),
-        t("col.decision"): t(f"decision.{r.decision}") if r.decision in ("promoted", "refused") else "—",
-        t("col.candidate"): f"v{r.candidate_version}" if r.candidate_version else "—",
-        t("col.production_before"): f"v{r.production_before}" if r.production_before else "—",
-        t("col.drift"): yes_no(r.drift_detected),
-        "walk_forward_accuracy_mean": r.metrics.get("walk_forward_accuracy_mean"),
-        t("col.reason"): r.decision_text(current_language()) or r.failure_reason or "—",
-        t("col.run_id"): r.run_id,
-    } for r in runs]), hide_index=True)
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    t("col.started"): fmt_time(r.start_time),
+                    t("col.status"): t(f"run.status.{r.status}"),
+                    t("col.trigger"): t(f"trigger.{r.trigger}") if r.trigger in TRIGGERS else (r.trigger or "—"),
+                    t("col.decision"): t(f"decision.{r.decision}") if r.decision in ("promoted", "refused") else "—",
+                    t("col.candidate"): f"v{r.candidate_version}" if r.candidate_version else "—",
+                    t("col.production_before"): f"v{r.production_before}" if r.production_before else "—",
+                    t("col.drift"): yes_no(r.drift_detected),
+                    "walk_forward_accuracy_mean": r.metrics.get("walk_forward_accuracy_mean"),
+                    t("col.reason"): r.decision_text(current_language()) or r.failure_reason or "—",
+                    t("col.run_id"): r.run_id,
+                }
+                for r in runs
+            ]
+        ),
+        hide_index=True,
+    )
 
 
 def _runs_chart(runs: list[RetrainingRunPublic]) -> None:
@@ -92,8 +102,9 @@ def _runs_chart(runs: list[RetrainingRunPublic]) -> None:
     ys = {k: [r.metrics.get(k) for r in ordered] for k in keys if any(k in r.metrics for r in ordered)}
     if ys:
         x = [f"{fmt_time(r.start_time)} · {r.run_id[:6]}" for r in ordered]
-        fig = charts.series_figure(x, ys, title=t("retraining.chart"),
-                                   x_title=t("chart.time"), y_title=t("chart.value"))
+        fig = charts.series_figure(
+            x, ys, title=t("retraining.chart"), x_title=t("chart.time"), y_title=t("chart.value")
+        )
         st.plotly_chart(fig, config=charts.CONFIG, key=_STATE + "runs_chart")
 
 
@@ -112,11 +123,16 @@ def _drift(name: str) -> None:
             report = overview.drift_report(status.run_id)
         except ServiceError as exc:
             show_error(exc)
-        source = t("retraining.drift_recorded", run=status.run_name or status.run_id[:12],
-                   when=fmt_time(status.checked_at))
+        source = t(
+            "retraining.drift_recorded", run=status.run_name or status.run_id[:12], when=fmt_time(status.checked_at)
+        )
         if report is None:  # the run recorded its verdict but no readable report
-            text = t("overview.drift_yes" if status.drifted else "overview.drift_no", name=name,
-                     when=fmt_time(status.checked_at), share=fmt_num(status.drift_share, 2))
+            text = t(
+                "overview.drift_yes" if status.drifted else "overview.drift_no",
+                name=name,
+                when=fmt_time(status.checked_at),
+                share=fmt_num(status.drift_share, 2),
+            )
             (st.error if status.drifted else st.success)(text)
     elif report is None:
         st.info(t("overview.drift_none", name=name))
@@ -125,15 +141,27 @@ def _drift(name: str) -> None:
 
     with st.expander(t("retraining.recheck")), st.form(_STATE + "drift_form"):
         c1, c2 = st.columns(2)
-        recent_days = c1.number_input(t("retraining.recent_days"), min_value=0.1, max_value=365.0, value=None,
-                                      step=1.0, key=_STATE + "recent_days", placeholder=t("retraining.pipeline_default"))
-        data_source = c2.selectbox(t("training.field.data_source"), DATA_SOURCES, key=_STATE + "drift_source",
-                                   format_func=lambda s: t(f"training.source.{s}"))
+        recent_days = c1.number_input(
+            t("retraining.recent_days"),
+            min_value=0.1,
+            max_value=365.0,
+            value=None,
+            step=1.0,
+            key=_STATE + "recent_days",
+            placeholder=t("retraining.pipeline_default"),
+        )
+        data_source = c2.selectbox(
+            t("training.field.data_source"),
+            DATA_SOURCES,
+            key=_STATE + "drift_source",
+            format_func=lambda s: t(f"training.source.{s}"),
+        )
         if st.form_submit_button(t("retraining.check_now"), key=_STATE + "check_now"):
             with st.spinner(t("retraining.checking")):
                 try:
-                    result = context.services().retraining.check_drift(name, recent_days=recent_days,
-                                                                       data_source=data_source)
+                    result = context.services().retraining.check_drift(
+                        name, recent_days=recent_days, data_source=data_source
+                    )
                 except ServiceError as exc:
                     show_error(exc)
                 else:
@@ -144,9 +172,14 @@ def _drift(name: str) -> None:
 def _drift_report(report: dict[str, Any], source: str | None) -> None:
     features = [f for f in report.get("features") or [] if isinstance(f, dict) and "feature" in f]
     drifted = bool(report.get("drifted"))
-    (st.error if drifted else st.success)(t("retraining.verdict_yes" if drifted else "retraining.verdict_no",
-                                            n=report.get("n_drifted", 0), total=report.get("n_features", len(features)),
-                                            share=fmt_num(report.get("drift_share"), 2)))
+    (st.error if drifted else st.success)(
+        t(
+            "retraining.verdict_yes" if drifted else "retraining.verdict_no",
+            n=report.get("n_drifted", 0),
+            total=report.get("n_features", len(features)),
+            share=fmt_num(report.get("drift_share"), 2),
+        )
+    )
     if source:
         st.caption(source)
     if report.get("n_current") is not None and report.get("n_reference") is not None:
@@ -156,22 +189,54 @@ def _drift_report(report: dict[str, Any], source: str | None) -> None:
     if not features:
         return
     config = report.get("config") or {}
-    st.plotly_chart(charts.drift_psi_figure(
-        features, title=t("retraining.psi_chart"), psi_name=t("retraining.psi"), limit_name=t("retraining.psi_limit"),
-        drifted_name=t("retraining.feature_drifted"), stable_name=t("retraining.feature_stable"),
-    ), config=charts.CONFIG, key=_STATE + "psi")
-    st.plotly_chart(charts.drift_ks_figure(
-        features, config.get("ks_pvalue_threshold"), title=t("retraining.ks_chart"),
-        pvalue_name=t("retraining.ks_pvalue"), threshold_name=t("retraining.ks_threshold"),
-    ), config=charts.CONFIG, key=_STATE + "ks")
-    st.caption(t("retraining.drift_rule", psi=fmt_num(config.get("psi_threshold"), 2),
-                 ks=fmt_num(config.get("ks_pvalue_threshold"), 3), share=fmt_num(config.get("min_drift_share"), 2)))
+    st.plotly_chart(
+        charts.drift_psi_figure(
+            features,
+            title=t("retraining.psi_chart"),
+            psi_name=t("retraining.psi"),
+            limit_name=t("retraining.psi_limit"),
+            drifted_name=t("retraining.feature_drifted"),
+            stable_name=t("retraining.feature_stable"),
+        ),
+        config=charts.CONFIG,
+        key=_STATE + "psi",
+    )
+    st.plotly_chart(
+        charts.drift_ks_figure(
+            features,
+            config.get("ks_pvalue_threshold"),
+            title=t("retraining.ks_chart"),
+            pvalue_name=t("retraining.ks_pvalue"),
+            threshold_name=t("retraining.ks_threshold"),
+        ),
+        config=charts.CONFIG,
+        key=_STATE + "ks",
+    )
+    st.caption(
+        t(
+            "retraining.drift_rule",
+            psi=fmt_num(config.get("psi_threshold"), 2),
+            ks=fmt_num(config.get("ks_pvalue_threshold"), 3),
+            share=fmt_num(config.get("min_drift_share"), 2),
+        )
+    )
     with st.expander(t("retraining.feature_table")):
-        st.dataframe(pd.DataFrame([{
-            t("col.feature"): f["feature"], t("retraining.psi"): f.get("psi"), t("retraining.psi_limit"): f.get("psi_limit"),
-            t("retraining.ks_stat"): f.get("ks_statistic"), t("retraining.ks_pvalue"): f.get("ks_pvalue"),
-            t("col.drift"): t("common.yes") if f.get("drifted") else t("common.no"),
-        } for f in features]), hide_index=True)
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        t("col.feature"): f["feature"],
+                        t("retraining.psi"): f.get("psi"),
+                        t("retraining.psi_limit"): f.get("psi_limit"),
+                        t("retraining.ks_stat"): f.get("ks_statistic"),
+                        t("retraining.ks_pvalue"): f.get("ks_pvalue"),
+                        t("col.drift"): t("common.yes") if f.get("drifted") else t("common.no"),
+                    }
+                    for f in features
+                ]
+            ),
+            hide_index=True,
+        )
 
 
 def _start_form(name: str) -> None:
@@ -180,23 +245,48 @@ def _start_form(name: str) -> None:
         st.info(t("access.read_only"))
     with st.form(_STATE + "retrain_form"):
         c1, c2, c3 = st.columns(3)
-        trigger = c1.selectbox(t("retraining.field.trigger"), TRIGGERS, key=_STATE + "trigger",
-                               format_func=lambda s: t(f"trigger.{s}"))
-        data_source = c2.selectbox(t("training.field.data_source"), DATA_SOURCES, key=_STATE + "source",
-                                   format_func=lambda s: t(f"training.source.{s}"))
-        n_folds = c3.number_input(t("retraining.field.n_folds"), min_value=1, max_value=20, value=None, step=1,
-                                  key=_STATE + "n_folds", placeholder=t("retraining.pipeline_default"))
-        epochs = c1.number_input(t("training.field.epochs"), min_value=1, max_value=1000, value=None, step=1,
-                                 key=_STATE + "epochs", placeholder=t("retraining.pipeline_default"))
+        trigger = c1.selectbox(
+            t("retraining.field.trigger"), TRIGGERS, key=_STATE + "trigger", format_func=lambda s: t(f"trigger.{s}")
+        )
+        data_source = c2.selectbox(
+            t("training.field.data_source"),
+            DATA_SOURCES,
+            key=_STATE + "source",
+            format_func=lambda s: t(f"training.source.{s}"),
+        )
+        n_folds = c3.number_input(
+            t("retraining.field.n_folds"),
+            min_value=1,
+            max_value=20,
+            value=None,
+            step=1,
+            key=_STATE + "n_folds",
+            placeholder=t("retraining.pipeline_default"),
+        )
+        epochs = c1.number_input(
+            t("training.field.epochs"),
+            min_value=1,
+            max_value=1000,
+            value=None,
+            step=1,
+            key=_STATE + "epochs",
+            placeholder=t("retraining.pipeline_default"),
+        )
         force = c2.checkbox(t("retraining.field.force"), key=_STATE + "force", help=t("retraining.force_help"))
         reason = st.text_input(t("retraining.field.reason"), key=_STATE + "reason", max_chars=1000)
         if allowed:
             st.text_input(t("access.token"), type="password", key=_STATE + "token", help=t("access.token_help"))
-        submitted = st.form_submit_button(t("retraining.submit"), type="primary", disabled=not allowed,
-                                          key=_STATE + "submit")
+        submitted = st.form_submit_button(
+            t("retraining.submit"), type="primary", disabled=not allowed, key=_STATE + "submit"
+        )
     if submitted:
-        body: dict[str, Any] = {"model_name": name, "trigger": trigger, "force": force, "data_source": data_source,
-                                "reason": reason.strip()}
+        body: dict[str, Any] = {
+            "model_name": name,
+            "trigger": trigger,
+            "force": force,
+            "data_source": data_source,
+            "reason": reason.strip(),
+        }
         if n_folds is not None:
             body["n_folds"] = n_folds
         if epochs is not None:

@@ -1,6 +1,7 @@
 """Эксперименты и запуски: the experiment picker with each experiment's purpose, the runs table
 (MLflow filter, sort, page tokens) and one run in detail (params, metrics, tags, artifacts,
 learning curves)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,11 +25,24 @@ from backend.services.schemas import ExperimentPublic, RunDetailPublic, RunPubli
 
 #: Sort keys offered; attributes get a translated label, metrics keep their MLflow name.
 SORT_KEYS: tuple[str, ...] = (
-    "attributes.start_time", "attributes.end_time", "attributes.run_name", "metrics.val_accuracy",
-    "metrics.val_f1", "metrics.val_loss", "metrics.test_accuracy", "metrics.test_f1_macro", "metrics.backtest_sharpe",
+    "attributes.start_time",
+    "attributes.end_time",
+    "attributes.run_name",
+    "metrics.val_accuracy",
+    "metrics.val_f1",
+    "metrics.val_loss",
+    "metrics.test_accuracy",
+    "metrics.test_f1_macro",
+    "metrics.backtest_sharpe",
 )
 PAGE_SIZES: tuple[int, ...] = (25, 50, 100, 200)
-DEFAULT_METRIC_COLUMNS: tuple[str, ...] = ("val_accuracy", "val_f1", "test_accuracy", "test_f1_macro", "backtest_sharpe")
+DEFAULT_METRIC_COLUMNS: tuple[str, ...] = (
+    "val_accuracy",
+    "val_f1",
+    "test_accuracy",
+    "test_f1_macro",
+    "backtest_sharpe",
+)
 DEFAULT_PARAM_COLUMNS: tuple[str, ...] = ("trainer_epochs", "trainer_learning_rate")
 #: The guide's examples of MLflow filters ("Фильтры поиска MLflow").
 FILTER_EXAMPLES: tuple[str, ...] = (
@@ -71,14 +85,22 @@ def render() -> None:
     purposes = {e.name: _short(experiment_purpose(e)) for e in experiments}
     default = names.index("model_training") if "model_training" in names else 0
     # Each experiment with its purpose, in the list itself; the full description under the table.
-    experiment = st.selectbox(t("runs.experiment"), names, index=default, key=_STATE + "experiment",
-                              format_func=lambda n: f"{n} — {purposes[n]}", help=term("experiment"))
+    experiment = st.selectbox(
+        t("runs.experiment"),
+        names,
+        index=default,
+        key=_STATE + "experiment",
+        format_func=lambda n: f"{n} — {purposes[n]}",
+        help=term("experiment"),
+    )
     c0, c1, c2, c3 = st.columns([4, 2, 2, 1])
-    filter_string = c0.text_input(t("runs.filter"), key=_STATE + "filter", placeholder=FILTER_EXAMPLES[3],
-                                  help=t("runs.filter_help"))
+    filter_string = c0.text_input(
+        t("runs.filter"), key=_STATE + "filter", placeholder=FILTER_EXAMPLES[3], help=t("runs.filter_help")
+    )
     sort_key = c1.selectbox(t("runs.sort"), SORT_KEYS, key=_STATE + "sort", format_func=_sort_label)
-    direction = c2.selectbox(t("runs.direction"), ("DESC", "ASC"), key=_STATE + "direction",
-                             format_func=lambda d: t(f"runs.direction.{d}"))
+    direction = c2.selectbox(
+        t("runs.direction"), ("DESC", "ASC"), key=_STATE + "direction", format_func=lambda d: t(f"runs.direction.{d}")
+    )
     size = c3.selectbox(t("runs.page_size"), PAGE_SIZES, index=1, key=_STATE + "size")
     with st.expander(t("runs.filter_guide")):
         st.markdown(t("runs.filter_guide_text"))
@@ -88,8 +110,9 @@ def render() -> None:
     order_by = [f"{sort_key} {direction}"]
     tokens, page_no = _pages((experiment, filter_string.strip(), order_by[0], size))
     try:
-        page = services.runs.search_runs([experiment], filter_string.strip(), order_by=order_by, max_results=size,
-                                         page_token=tokens[page_no])
+        page = services.runs.search_runs(
+            [experiment], filter_string.strip(), order_by=order_by, max_results=size, page_token=tokens[page_no]
+        )
     except InvalidRequestError as exc:
         show_error(exc, "runs.bad_filter")
         return
@@ -170,12 +193,22 @@ def _runs_table(runs: list[RunPublic]) -> list[str]:
     metric_keys = sorted({k for r in runs for k in r.metrics})
     param_keys = sorted({k for r in runs for k in r.params})
     c1, c2 = st.columns(2)
-    metric_cols = c1.multiselect(t("runs.metric_columns"), metric_keys, key=_STATE + "metric_cols",
-                                 default=[k for k in DEFAULT_METRIC_COLUMNS if k in metric_keys],
-                                 placeholder=t("common.choose"), help=term("metric"))
-    param_cols = c2.multiselect(t("runs.param_columns"), param_keys, key=_STATE + "param_cols",
-                                default=[k for k in DEFAULT_PARAM_COLUMNS if k in param_keys],
-                                placeholder=t("common.choose"), help=term("parameter"))
+    metric_cols = c1.multiselect(
+        t("runs.metric_columns"),
+        metric_keys,
+        key=_STATE + "metric_cols",
+        default=[k for k in DEFAULT_METRIC_COLUMNS if k in metric_keys],
+        placeholder=t("common.choose"),
+        help=term("metric"),
+    )
+    param_cols = c2.multiselect(
+        t("runs.param_columns"),
+        param_keys,
+        key=_STATE + "param_cols",
+        default=[k for k in DEFAULT_PARAM_COLUMNS if k in param_keys],
+        placeholder=t("common.choose"),
+        help=term("parameter"),
+    )
     rows = []
     for r in runs:
         row: dict[str, Any] = {
@@ -189,8 +222,9 @@ def _runs_table(runs: list[RunPublic]) -> list[str]:
         row[t("col.run_id")] = r.run_id
         rows.append(row)
     st.caption(t("runs.select_hint"))
-    event = st.dataframe(pd.DataFrame(rows), hide_index=True, on_select="rerun", selection_mode="multi-row",
-                         key=_STATE + "table")
+    event = st.dataframe(
+        pd.DataFrame(rows), hide_index=True, on_select="rerun", selection_mode="multi-row", key=_STATE + "table"
+    )
     chosen = getattr(getattr(event, "selection", None), "rows", None) or []
     return [runs[i].run_id for i in chosen if 0 <= i < len(runs)]
 
@@ -203,9 +237,14 @@ def _run_picker(runs: list[RunPublic]) -> str | None:
     if current and current not in options:
         options.insert(0, current)
         labels[current] = current
-    choice = st.selectbox(t("runs.open"), options, index=options.index(current) if current in options else None,
-                          format_func=lambda rid: labels.get(rid, rid), placeholder=t("runs.open_placeholder"),
-                          help=term("run"))
+    choice = st.selectbox(
+        t("runs.open"),
+        options,
+        index=options.index(current) if current in options else None,
+        format_func=lambda rid: labels.get(rid, rid),
+        placeholder=t("runs.open_placeholder"),
+        help=term("run"),
+    )
     if choice and choice != current:
         st.query_params["run"] = choice
     return choice
@@ -219,51 +258,94 @@ def render_run(run_id: str, experiment_names: dict[str, str]) -> None:
         show_error(exc)
         return
     st.header(t("run.heading", name=run.run_name or run.run_id[:12]))
-    st.markdown(t("run.summary", status=t(f"run.status.{run.status}"),
-                  experiment=experiment_names.get(run.experiment_id, run.experiment_id),
-                  started=fmt_time(run.start_time), duration=fmt_duration(run.start_time, run.end_time)),
-                help=term("run"))
+    st.markdown(
+        t(
+            "run.summary",
+            status=t(f"run.status.{run.status}"),
+            experiment=experiment_names.get(run.experiment_id, run.experiment_id),
+            started=fmt_time(run.start_time),
+            duration=fmt_duration(run.start_time, run.end_time),
+        ),
+        help=term("run"),
+    )
     st.caption(t("run.ids", run_id=run.run_id, uri=run.artifact_uri or "—"))
     if run.tags.get(NOTE_TAG):
         recorded(pick_language(run.tags[NOTE_TAG]))
 
-    curves, metrics, params, tags, artifacts = st.tabs([
-        t("run.tab.curves"), t("run.tab.metrics"), t("run.tab.params"), t("run.tab.tags"), t("run.tab.artifacts"),
-    ])
+    curves, metrics, params, tags, artifacts = st.tabs(
+        [
+            t("run.tab.curves"),
+            t("run.tab.metrics"),
+            t("run.tab.params"),
+            t("run.tab.tags"),
+            t("run.tab.artifacts"),
+        ]
+    )
     with curves:
         _curves(run)
     with metrics:
         st.caption(term("metric"))
-        st.dataframe(pd.DataFrame([{
-            t("col.metric"): k, t("col.value"): v, t("col.points"): len(run.metric_history.get(k, [])),
-        } for k, v in sorted(run.metrics.items())]), hide_index=True)
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        t("col.metric"): k,
+                        t("col.value"): v,
+                        t("col.points"): len(run.metric_history.get(k, [])),
+                    }
+                    for k, v in sorted(run.metrics.items())
+                ]
+            ),
+            hide_index=True,
+        )
     with params:
         st.caption(term("parameter"))
-        st.dataframe(pd.DataFrame([{t("col.param"): k, t("col.value"): v} for k, v in sorted(run.params.items())]),
-                     hide_index=True)
+        st.dataframe(
+            pd.DataFrame([{t("col.param"): k, t("col.value"): v} for k, v in sorted(run.params.items())]),
+            hide_index=True,
+        )
     with tags:
         st.caption(term("tag"))
         show_system = st.checkbox(t("run.system_tags"), key=f"{_STATE}system_tags")
         shown = {k: v for k, v in run.tags.items() if show_system or not k.startswith("mlflow.")}
-        st.dataframe(pd.DataFrame([{t("col.tag"): k, t("col.value"): v} for k, v in sorted(shown.items())]),
-                     hide_index=True)
+        st.dataframe(
+            pd.DataFrame([{t("col.tag"): k, t("col.value"): v} for k, v in sorted(shown.items())]), hide_index=True
+        )
     with artifacts:
         st.caption(term("artifact"))
         if run.artifacts:
-            st.dataframe(pd.DataFrame([{
-                t("col.path"): a.path,
-                t("col.kind"): t("run.folder") if a.is_dir else t("run.file"),
-                t("col.size"): a.file_size,
-            } for a in run.artifacts]), hide_index=True)
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        {
+                            t("col.path"): a.path,
+                            t("col.kind"): t("run.folder") if a.is_dir else t("run.file"),
+                            t("col.size"): a.file_size,
+                        }
+                        for a in run.artifacts
+                    ]
+                ),
+                hide_index=True,
+            )
             if run.artifacts_truncated:
                 st.caption(t("run.artifacts_truncated"))
         else:
             st.info(t("run.no_artifacts"))
         if run.datasets:
             st.markdown(t("run.datasets"))
-            st.dataframe(pd.DataFrame([{
-                t("col.name"): d.name, t("col.digest"): d.digest, t("col.context"): d.context or "—",
-            } for d in run.datasets]), hide_index=True)
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        {
+                            t("col.name"): d.name,
+                            t("col.digest"): d.digest,
+                            t("col.context"): d.context or "—",
+                        }
+                        for d in run.datasets
+                    ]
+                ),
+                hide_index=True,
+            )
 
 
 def _curves(run: RunDetailPublic) -> None:
@@ -273,14 +355,16 @@ def _curves(run: RunDetailPublic) -> None:
         st.info(t("run.no_curves"))
         return
     default = [k for k in CURVE_METRICS if k in stepwise] or stepwise[:4]
-    chosen = st.multiselect(t("run.curve_metrics"), stepwise, default=default, key=f"{_STATE}curves",
-                            placeholder=t("common.choose"))
+    chosen = st.multiselect(
+        t("run.curve_metrics"), stepwise, default=default, key=f"{_STATE}curves", placeholder=t("common.choose")
+    )
     losses = [k for k in chosen if "loss" in k]
     others = [k for k in chosen if "loss" not in k]
     for keys, title in ((losses, t("run.chart.loss")), (others, t("run.chart.quality"))):
         if keys:
-            fig = charts.history_figure({k: history[k] for k in keys}, title=title, x_title=t("chart.step"),
-                                        y_title=t("chart.value"))
+            fig = charts.history_figure(
+                {k: history[k] for k in keys}, title=title, x_title=t("chart.step"), y_title=t("chart.value")
+            )
             st.plotly_chart(fig, config=charts.CONFIG)
 
 

@@ -1,5 +1,6 @@
 """Обучение: a form that starts a training job (validated by the API's own schema,
 :class:`~backend.services.schemas.TrainingParams`), its live progress, a link to the run when it ends."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -38,62 +39,155 @@ def render() -> None:
     with st.form(_STATE + "form"):
         c1, c2, c3 = st.columns(3)
         values: dict[str, Any] = {
-            "model_name": c1.text_input(t("training.field.model_name"), value=DEFAULT_MODEL_NAME,
-                                        key=_STATE + "model_name"),
-            "run_name": c2.text_input(t("training.field.run_name"), key=_STATE + "run_name",
-                                      placeholder=t("training.auto")),
-            "data_source": c3.selectbox(t("training.field.data_source"), DATA_SOURCES, key=_STATE + "data_source",
-                                        format_func=lambda s: t(f"training.source.{s}")),
-            "epochs": c1.number_input(t("training.field.epochs"), min_value=1, max_value=1000, value=None, step=1,
-                                      key=_STATE + "epochs", placeholder=t("training.default", value=settings.epochs)),
-            "batch_size": c2.number_input(t("training.field.batch_size"), min_value=1, max_value=8192, value=None,
-                                          step=1, key=_STATE + "batch_size",
-                                          placeholder=t("training.default", value=settings.batch_size)),
-            "lr": c3.number_input(t("training.field.lr"), min_value=0.0, max_value=1.0, value=None, step=1e-4,
-                                  format="%.6f", key=_STATE + "lr",
-                                  placeholder=t("training.default", value=settings.learning_rate)),
-            "date_range": c1.number_input(t("training.field.date_range"), min_value=0.0, max_value=3650.0, value=None,
-                                          step=1.0, key=_STATE + "date_range", placeholder=t("training.all_data")),
-            "symbols": c2.text_input(t("training.field.symbols"), key=_STATE + "symbols",
-                                     placeholder=settings.symbols or "ETH/BTC, LTC/BTC"),
-            "timeframe": c3.text_input(t("training.field.timeframe"), key=_STATE + "timeframe",
-                                       placeholder=settings.timeframe or "5m"),
-            "window": c1.number_input(t("training.field.window"), min_value=2, max_value=1024, value=None, step=1,
-                                      key=_STATE + "window", placeholder=t("training.default", value=settings.window)),
-            "horizon": c2.number_input(t("training.field.horizon"), min_value=1, max_value=500, value=None, step=1,
-                                       key=_STATE + "horizon",
-                                       placeholder=t("training.default", value=settings.horizon)),
-            "seed": c3.number_input(t("training.field.seed"), min_value=0, max_value=2**32 - 1, value=None, step=1,
-                                    key=_STATE + "seed", placeholder=t("training.default", value=settings.seed)),
+            "model_name": c1.text_input(
+                t("training.field.model_name"), value=DEFAULT_MODEL_NAME, key=_STATE + "model_name"
+            ),
+            "run_name": c2.text_input(
+                t("training.field.run_name"), key=_STATE + "run_name", placeholder=t("training.auto")
+            ),
+            "data_source": c3.selectbox(
+                t("training.field.data_source"),
+                DATA_SOURCES,
+                key=_STATE + "data_source",
+                format_func=lambda s: t(f"training.source.{s}"),
+            ),
+            "epochs": c1.number_input(
+                t("training.field.epochs"),
+                min_value=1,
+                max_value=1000,
+                value=None,
+                step=1,
+                key=_STATE + "epochs",
+                placeholder=t("training.default", value=settings.epochs),
+            ),
+            "batch_size": c2.number_input(
+                t("training.field.batch_size"),
+                min_value=1,
+                max_value=8192,
+                value=None,
+                step=1,
+                key=_STATE + "batch_size",
+                placeholder=t("training.default", value=settings.batch_size),
+            ),
+            "lr": c3.number_input(
+                t("training.field.lr"),
+                min_value=0.0,
+                max_value=1.0,
+                value=None,
+                step=1e-4,
+                format="%.6f",
+                key=_STATE + "lr",
+                placeholder=t("training.default", value=settings.learning_rate),
+            ),
+            "date_range": c1.number_input(
+                t("training.field.date_range"),
+                min_value=0.0,
+                max_value=3650.0,
+                value=None,
+                step=1.0,
+                key=_STATE + "date_range",
+                placeholder=t("training.all_data"),
+            ),
+            "symbols": c2.text_input(
+                t("training.field.symbols"), key=_STATE + "symbols", placeholder=settings.symbols or "ETH/BTC, LTC/BTC"
+            ),
+            "timeframe": c3.text_input(
+                t("training.field.timeframe"), key=_STATE + "timeframe", placeholder=settings.timeframe or "5m"
+            ),
+            "window": c1.number_input(
+                t("training.field.window"),
+                min_value=2,
+                max_value=1024,
+                value=None,
+                step=1,
+                key=_STATE + "window",
+                placeholder=t("training.default", value=settings.window),
+            ),
+            "horizon": c2.number_input(
+                t("training.field.horizon"),
+                min_value=1,
+                max_value=500,
+                value=None,
+                step=1,
+                key=_STATE + "horizon",
+                placeholder=t("training.default", value=settings.horizon),
+            ),
+            "seed": c3.number_input(
+                t("training.field.seed"),
+                min_value=0,
+                max_value=2**32 - 1,
+                value=None,
+                step=1,
+                key=_STATE + "seed",
+                placeholder=t("training.default", value=settings.seed),
+            ),
         }
         with st.expander(t("training.network")):
             n1, n2, n3 = st.columns(3)
             network = {
-                "conv_channels": n1.text_input(t("training.field.conv_channels"), key=_STATE + "conv_channels",
-                                               placeholder="32, 64"),
-                "kernel_size": n2.number_input(t("training.field.kernel_size"), min_value=1, max_value=15, value=None,
-                                               step=2, key=_STATE + "kernel_size"),
-                "lstm_hidden": n3.number_input(t("training.field.lstm_hidden"), min_value=1, max_value=1024,
-                                               value=None, step=1, key=_STATE + "lstm_hidden"),
-                "lstm_layers": n1.number_input(t("training.field.lstm_layers"), min_value=1, max_value=4, value=None,
-                                               step=1, key=_STATE + "lstm_layers"),
-                "dropout": n2.number_input(t("training.field.dropout"), min_value=0.0, max_value=0.99, value=None,
-                                           step=0.05, key=_STATE + "dropout"),
-                "attention_dim": n3.number_input(t("training.field.attention_dim"), min_value=1, max_value=1024,
-                                                 value=None, step=1, key=_STATE + "attention_dim"),
+                "conv_channels": n1.text_input(
+                    t("training.field.conv_channels"), key=_STATE + "conv_channels", placeholder="32, 64"
+                ),
+                "kernel_size": n2.number_input(
+                    t("training.field.kernel_size"),
+                    min_value=1,
+                    max_value=15,
+                    value=None,
+                    step=2,
+                    key=_STATE + "kernel_size",
+                ),
+                "lstm_hidden": n3.number_input(
+                    t("training.field.lstm_hidden"),
+                    min_value=1,
+                    max_value=1024,
+                    value=None,
+                    step=1,
+                    key=_STATE + "lstm_hidden",
+                ),
+                "lstm_layers": n1.number_input(
+                    t("training.field.lstm_layers"),
+                    min_value=1,
+                    max_value=4,
+                    value=None,
+                    step=1,
+                    key=_STATE + "lstm_layers",
+                ),
+                "dropout": n2.number_input(
+                    t("training.field.dropout"),
+                    min_value=0.0,
+                    max_value=0.99,
+                    value=None,
+                    step=0.05,
+                    key=_STATE + "dropout",
+                ),
+                "attention_dim": n3.number_input(
+                    t("training.field.attention_dim"),
+                    min_value=1,
+                    max_value=1024,
+                    value=None,
+                    step=1,
+                    key=_STATE + "attention_dim",
+                ),
             }
         p1, p2, p3 = st.columns(3)
         values["export_onnx"] = p1.checkbox(t("training.field.export_onnx"), value=True, key=_STATE + "export_onnx")
-        values["auto_promote"] = p2.checkbox(t("training.field.auto_promote"), key=_STATE + "auto_promote",
-                                             help=t("training.auto_promote_help"))
+        values["auto_promote"] = p2.checkbox(
+            t("training.field.auto_promote"), key=_STATE + "auto_promote", help=t("training.auto_promote_help")
+        )
         values["min_accuracy_for_promotion"] = p3.number_input(
-            t("training.field.min_accuracy_for_promotion"), min_value=0.0, max_value=1.0, value=None, step=0.01,
+            t("training.field.min_accuracy_for_promotion"),
+            min_value=0.0,
+            max_value=1.0,
+            value=None,
+            step=0.01,
             key=_STATE + "min_accuracy",
-            placeholder=t("training.default", value=settings.min_accuracy_for_promotion))
+            placeholder=t("training.default", value=settings.min_accuracy_for_promotion),
+        )
         if allowed:
             st.text_input(t("access.token"), type="password", key=_STATE + "token", help=t("access.token_help"))
-        submitted = st.form_submit_button(t("training.submit"), type="primary", disabled=not allowed,
-                                          key=_STATE + "submit")
+        submitted = st.form_submit_button(
+            t("training.submit"), type="primary", disabled=not allowed, key=_STATE + "submit"
+        )
     if submitted:
         _submit(values, network)
 
@@ -116,8 +210,13 @@ def render() -> None:
         return
     st.dataframe(jobs_frame(recent), hide_index=True)
     ids = [j.id for j in recent]
-    follow = st.selectbox(t("training.follow"), ids, index=ids.index(job_id) if job_id in ids else None,
-                          format_func=lambda i: i[:12], placeholder=t("common.choose"))
+    follow = st.selectbox(
+        t("training.follow"),
+        ids,
+        index=ids.index(job_id) if job_id in ids else None,
+        format_func=lambda i: i[:12],
+        placeholder=t("common.choose"),
+    )
     if follow and follow != job_id:
         st.session_state[JOB_KEY] = follow
         st.rerun()

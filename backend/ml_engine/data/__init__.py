@@ -4,6 +4,7 @@
 >>> series[0].frame.columns.tolist()
 ['timestamp', 'open', 'high', 'low', 'close', 'volume', 'segment']
 """
+
 from __future__ import annotations
 
 from pathlib import Path

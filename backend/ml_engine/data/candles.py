@@ -23,6 +23,7 @@ One policy for every source (files, PostgreSQL, exchange), applied by `validate_
 Errors are checked in this order; the first failing rule wins, at its first row.
 Rows are 1-based data rows of the input (file header excluded).
 """
+
 from __future__ import annotations
 
 import logging
@@ -300,7 +301,9 @@ def _parse_epoch(raw: np.ndarray, source: str) -> pd.Series:
     bad = ~np.isfinite(values)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DataValidationError(source, i + 1, "bad_timestamp", "empty time" if np.isnan(values[i]) else "infinite time")
+        raise DataValidationError(
+            source, i + 1, "bad_timestamp", "empty time" if np.isnan(values[i]) else "infinite time"
+        )
     unit_idx = np.searchsorted(_EPOCH_BOUNDS, np.abs(values), side="right")
     differs = unit_idx != unit_idx[0]
     if differs.any():
@@ -387,7 +390,10 @@ def _check_values(v: np.ndarray, source: str) -> None:
     if i is not None:
         name, val = ("open", o[i]) if (o[i] < lo[i] or o[i] > h[i]) else ("close", c[i])
         raise DataValidationError(
-            source, i + 1, "price_outside_range", f"{name} {_fmt(val)} is outside [low {_fmt(lo[i])}, high {_fmt(h[i])}]"
+            source,
+            i + 1,
+            "price_outside_range",
+            f"{name} {_fmt(val)} is outside [low {_fmt(lo[i])}, high {_fmt(h[i])}]",
         )
     i = _first_row(vol < 0)
     if i is not None:

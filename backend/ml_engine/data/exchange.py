@@ -4,6 +4,7 @@ The cache file is named like freqtrade's (`<cache_dir>/<exchange>/ETH_BTC-5m.fea
 a second call fetches only candles newer than the cache (and older ones if more days
 are asked for than it holds). Only closed candles are kept.
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,9 +46,7 @@ def make_exchange(exchange_id: str = "binance") -> Any:
     try:
         import ccxt  # optional dependency
     except ImportError as exc:  # pragma: no cover - ccxt is in the test extra
-        raise ImportError(
-            "downloading candles needs ccxt: pip install 'trading-bot-ml-engine[exchange]'"
-        ) from exc
+        raise ImportError("downloading candles needs ccxt: pip install 'trading-bot-ml-engine[exchange]'") from exc
     if not hasattr(ccxt, exchange_id):
         raise ValueError(f"ccxt has no exchange {exchange_id!r}")
     return getattr(ccxt, exchange_id)({"enableRateLimit": True})

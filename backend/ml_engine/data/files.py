@@ -4,6 +4,7 @@ File names follow freqtrade: `ETH_BTC-5m.feather` is symbol "ETH/BTC", timeframe
 `XRP_USDT_USDT-5m-futures.feather` is the ccxt futures symbol "XRP/USDT:USDT". A name
 without a timeframe (`ETH_BTC.csv`) takes the median spacing of its data.
 """
+
 from __future__ import annotations
 
 import logging
@@ -80,9 +81,7 @@ def read_candle_file(path: str | Path) -> pd.DataFrame:
         raise DataValidationError(source, None, "not_found", "no such file or folder")
     suffix = _suffix(p)
     if suffix is None:
-        raise DataValidationError(
-            source, None, "unsupported_format", f"expected one of {', '.join(CANDLE_SUFFIXES)}"
-        )
+        raise DataValidationError(source, None, "unsupported_format", f"expected one of {', '.join(CANDLE_SUFFIXES)}")
     try:
         if suffix in (".csv", ".csv.gz"):
             frame = pd.read_csv(p)
@@ -164,6 +163,4 @@ def load_candle_folder(
             f"no candle file{' for timeframe ' + timeframe if timeframe else ''} "
             f"({', '.join(CANDLE_SUFFIXES)}); found: {', '.join(found) or 'none'}",
         )
-    return [
-        load_candle_file(p, timeframe=timeframe, max_fill_gap=max_fill_gap, min_rows=min_rows) for p, _ in chosen
-    ]
+    return [load_candle_file(p, timeframe=timeframe, max_fill_gap=max_fill_gap, min_rows=min_rows) for p, _ in chosen]

@@ -3,6 +3,7 @@
 The table name is checked as an identifier (optionally `schema.table`) and quoted by
 SQLAlchemy; values are bound parameters. `source` strings never carry the password.
 """
+
 from __future__ import annotations
 
 import io

@@ -7,6 +7,7 @@ the project's experiments, and tracking store URI handling.
 Names are imported lazily: ``stores`` (URI masking, reachability checks) loads without importing
 MLflow itself, so the command-line checks answer in a fraction of a second.
 """
+
 from __future__ import annotations
 
 import importlib

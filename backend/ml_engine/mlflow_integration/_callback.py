@@ -1,4 +1,5 @@
 """The trainer callback that logs into a tracker."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -1,4 +1,5 @@
 """Datasets as MLflow run inputs: a source for URIs MLflow cannot resolve, a digest over the whole frame."""
+
 from __future__ import annotations
 
 import hashlib
@@ -83,7 +84,6 @@ def _resolve_source(raw: str) -> DatasetSource | None:
     return None
 
 
-
 def dataset_digest(frame: pd.DataFrame) -> str:
     """A 32-character digest over the whole frame: values (all rows, datetime columns included),
     index, column names and dtypes. MLflow's default hashes only the first 10,000 rows."""
@@ -125,9 +125,7 @@ def dataset_input(
         with warnings.catch_warnings():
             # MLflow hints that integer columns cannot hold NaN; candle frames never hold NaN.
             warnings.simplefilter("ignore", UserWarning)
-            ds = from_pandas(
-                dataset, source=src, name=name, targets=targets, digest=digest[:MAX_DATASET_DIGEST_SIZE]
-            )
+            ds = from_pandas(dataset, source=src, name=name, targets=targets, digest=digest[:MAX_DATASET_DIGEST_SIZE])
     else:
         ds = dataset
     input_tags = [InputTag(MLFLOW_DATASET_CONTEXT, context)] if context else []

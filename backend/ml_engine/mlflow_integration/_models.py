@@ -13,6 +13,7 @@ makes the predictor's loader its ``python_function`` flavor, writes the candle s
 candle input example (in place of the tensor ones), and checks through MLflow's serving path that
 the flavor answers its own example. The PyTorch flavor is kept as it is.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -120,8 +121,10 @@ def log_pytorch_model(
         if onnx_file is None or onnx_file.name != ONNX_FILE:
             raise ValueError(f"serving_example: the candle pyfunc runs {ONNX_FILE}; pass onnx_path=<...>/{ONNX_FILE}")
         if not any(p.name == Path(METADATA_FILE).name and p.is_file() for p in extra.values()):
-            raise ValueError(f"serving_example: the candle pyfunc needs the feature pipeline; pass "
-                             f"artifacts={{'metadata.json': <path of {Path(METADATA_FILE).name}>}}")
+            raise ValueError(
+                f"serving_example: the candle pyfunc needs the feature pipeline; pass "
+                f"artifacts={{'metadata.json': <path of {Path(METADATA_FILE).name}>}}"
+            )
 
     started = time.perf_counter()
     example = to_numpy(input_example)
@@ -200,6 +203,12 @@ def log_pytorch_model(
         client.log_artifact(run_id, os.fspath(onnx_file))
     for path in extra.values():
         client.log_artifact(run_id, os.fspath(path))
-    logger.info("Logged model %r of run %s as models:/%s (%s, %.2f s)", name, run_id, model_id,
-                serialization_format, time.perf_counter() - started)
+    logger.info(
+        "Logged model %r of run %s as models:/%s (%s, %.2f s)",
+        name,
+        run_id,
+        model_id,
+        serialization_format,
+        time.perf_counter() - started,
+    )
     return model_id

@@ -1,4 +1,5 @@
 """Small pure helpers of the tracker: parameter text, truncation, transient-error retries, run dicts."""
+
 from __future__ import annotations
 
 import contextlib
@@ -100,7 +101,6 @@ def param_text(value: Any) -> str:
     return text
 
 
-
 def installed_version(package: str) -> str | None:
     try:
         version = importlib.metadata.version(package)
@@ -157,7 +157,6 @@ def quiet_logger(name: str, level: int = logging.ERROR) -> Iterator[None]:
         log.setLevel(old)
 
 
-
 def run_to_dict(run: Run) -> dict[str, Any]:
     """A run as a flat dict, keys as in ``mlflow.search_runs``: ``run_id``, ``run_name``,
     ``experiment_id``, ``status``, ``start_time``/``end_time`` (ms since epoch), ``artifact_uri``,
@@ -183,4 +182,3 @@ def quote_key(key: str) -> str:
     if key.replace("_", "").isalnum():
         return key
     return f"`{key}`"
-

@@ -27,6 +27,7 @@ An experiment's artifact location is fixed when it is created; changing
 experiment at once: the loser of the race gets ``RESOURCE_ALREADY_EXISTS`` and re-reads.
 A deleted experiment of that name is restored (MLflow keeps deleted names reserved).
 """
+
 from __future__ import annotations
 
 import logging
@@ -126,7 +127,9 @@ def ensure_experiment(
         location = experiment_artifact_location(artifact_location_root, name, _client_uri(client))
         try:
             experiment_id = client.create_experiment(name, artifact_location=location, tags={NOTE_TAG: note})
-            logger.info("Created MLflow experiment %r (id %s, artifacts %s)", name, experiment_id, location or "server default")
+            logger.info(
+                "Created MLflow experiment %r (id %s, artifacts %s)", name, experiment_id, location or "server default"
+            )
             return experiment_id
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":

@@ -81,6 +81,7 @@ strings while its SQL store returns ints, so the tracker normalises; ``int(versi
 
 Downloads show MLflow's progress bars; ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false`` hides them.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -181,7 +182,8 @@ class MLflowTracker:
         artifacts = artifact_location if artifact_location is not None else settings.mlflow_artifact_location
         #: The settings with this tracker's store: the model store it hands out uses the same.
         self.settings: Settings = settings.model_copy(
-            update={"mlflow_tracking_uri": configured, "mlflow_artifact_location": artifacts})
+            update={"mlflow_tracking_uri": configured, "mlflow_artifact_location": artifacts}
+        )
         self.experiment_name: str = experiment_name or settings.mlflow_experiment_name
         self.artifact_location: str = (
             artifact_location if artifact_location is not None else settings.mlflow_artifact_location
@@ -247,9 +249,7 @@ class MLflowTracker:
         """
         with self._lock:
             if self._stack and not nested:
-                raise RuntimeError(
-                    f"run {self._stack[-1]} is still active: end_run() first, or pass nested=True"
-                )
+                raise RuntimeError(f"run {self._stack[-1]} is still active: end_run() first, or pass nested=True")
             all_tags = self._context_tags()
             all_tags.update({str(k): param_text(v) for k, v in (tags or {}).items()})
             if self._stack:
@@ -430,16 +430,28 @@ class MLflowTracker:
                             "NaN" if math.isnan(number) else "+-1.79e308 by MLflow",
                             NONFINITE_TAG,
                         )
-                self._buffer.append(Metric(key, number, timestamp, step_value, model_id=model_id,
-                                           dataset_name=dataset_name, dataset_digest=dataset_digest))
+                self._buffer.append(
+                    Metric(
+                        key,
+                        number,
+                        timestamp,
+                        step_value,
+                        model_id=model_id,
+                        dataset_name=dataset_name,
+                        dataset_digest=dataset_digest,
+                    )
+                )
             if len(self._buffer) >= self.flush_every:
                 try:
                     self._flush_locked()
                 except Exception as exc:  # kept buffered on a transient error
                     if not is_transient(exc):
                         raise
-                    logger.warning("MLflow store unavailable (%s); keeping %d metric values buffered",
-                                   first_line(exc), len(self._buffer))
+                    logger.warning(
+                        "MLflow store unavailable (%s); keeping %d metric values buffered",
+                        first_line(exc),
+                        len(self._buffer),
+                    )
 
     def log_metric(self, key: str, value: Any, step: int | None = None) -> None:
         self.log_metrics({key: value}, step=step)
@@ -469,8 +481,9 @@ class MLflowTracker:
         except Exception as exc:  # only transient errors are swallowed
             if not is_transient(exc):
                 raise
-            logger.warning("MLflow store unavailable (%s); keeping %d metric values buffered",
-                           first_line(exc), len(self._buffer))
+            logger.warning(
+                "MLflow store unavailable (%s); keeping %d metric values buffered", first_line(exc), len(self._buffer)
+            )
             return False
 
     def _flush_locked(self) -> int:
@@ -556,8 +569,9 @@ class MLflowTracker:
         a path or URI (passwords masked); ``context`` is e.g. training / validation / testing.
         """
         run_id = self._require_run()
-        entry = dataset_input(dataset, name=name, source=source, targets=targets, context=context, tags=tags,
-                              digest=digest)
+        entry = dataset_input(
+            dataset, name=name, source=source, targets=targets, context=context, tags=tags, digest=digest
+        )
         self.client.log_inputs(run_id, datasets=[entry])
         return str(entry.dataset.digest)
 
@@ -575,7 +589,9 @@ class MLflowTracker:
         the digest of a single series and added as input tag ``data_hash`` to every dataset.
         Returns the digests logged.
         """
-        items: list[CandleSeries] = list(series) if isinstance(series, (list, tuple)) else [cast("CandleSeries", series)]
+        items: list[CandleSeries] = (
+            list(series) if isinstance(series, (list, tuple)) else [cast("CandleSeries", series)]
+        )
         digests = []
         for s in items:
             frame = s.frame
@@ -630,9 +646,20 @@ class MLflowTracker:
         that cannot answer its own example fails the call (``ValueError``).
         """
         model_id = log_pytorch_model(
-            self.client, self.experiment_id, self._require_run(), model, name=model_name, signature=signature,
-            input_example=input_example, onnx_path=onnx_path, artifacts=artifacts, pip_requirements=pip_requirements,
-            serialization_format=serialization_format, metadata=metadata, step=step, serving_example=serving_example,
+            self.client,
+            self.experiment_id,
+            self._require_run(),
+            model,
+            name=model_name,
+            signature=signature,
+            input_example=input_example,
+            onnx_path=onnx_path,
+            artifacts=artifacts,
+            pip_requirements=pip_requirements,
+            serialization_format=serialization_format,
+            metadata=metadata,
+            step=step,
+            serving_example=serving_example,
         )
         return f"models:/{model_id}"
 
@@ -666,8 +693,13 @@ class MLflowTracker:
         version_tags = {"experiment": self.experiment_name}
         version_tags.update({str(k): param_text(v) for k, v in (tags or {}).items()})
         info = self.models.create_version(
-            model_id, model_name, run_id=run_id or self.last_run_id, tags=version_tags, description=description,
-            registered_model_description=registered_model_description, await_timeout_s=await_timeout_s,
+            model_id,
+            model_name,
+            run_id=run_id or self.last_run_id,
+            tags=version_tags,
+            description=description,
+            registered_model_description=registered_model_description,
+            await_timeout_s=await_timeout_s,
         )
         return str(info.version)
 

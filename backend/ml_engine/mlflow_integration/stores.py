@@ -19,6 +19,7 @@ PostgreSQL driver: SQLAlchemy 2.1 maps a bare ``postgresql://`` URI to the ``psy
 rewritten to ``postgresql+psycopg2://`` (:func:`resolve_tracking_uri`) so that the user's
 ``.env`` works unchanged. What is shown to people is always the configured URI, masked.
 """
+
 from __future__ import annotations
 
 import importlib.util

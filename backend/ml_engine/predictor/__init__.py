@@ -82,6 +82,7 @@ probabilities -> signal, shared with the pyfunc), ``_fast`` (the compiled clean-
 direct last window, softmax), ``_pyfunc`` (the MLflow ``python_function`` flavor: loader module
 and the candle signature), ``_errors``. All log to the ``backend.ml_engine.predictor`` logger.
 """
+
 from __future__ import annotations
 
 from ..config import DEFAULT_MODEL_NAME

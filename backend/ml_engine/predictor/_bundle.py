@@ -16,6 +16,7 @@ A model folder (``MLflowTracker.log_model``) holds ``MLmodel``, the PyTorch mode
   bit for bit, and runs the model once on a zero window, so a version that cannot run fails
   here, before it is swapped in.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -81,6 +82,7 @@ class ModelBundle:
 # model runners
 # --------------------------------------------------------------------------------------------
 
+
 class _OnnxRunner:
     def __init__(self, path: Path, threads: int) -> None:
         import onnxruntime as ort
@@ -132,13 +134,15 @@ def _load_torch(model_dir: Path, model_uri: str) -> _TorchRunner:
 # loading
 # --------------------------------------------------------------------------------------------
 
+
 def read_metadata(model_dir: Path, model_uri: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(metadata, pipeline) of a model folder; `ModelNotAvailableError` / `PredictorError` when missing."""
     meta_path = model_dir / METADATA_FILE
     if not meta_path.is_file():
         raise ModelNotAvailableError(
             f"{model_uri}: the model folder has no {METADATA_FILE}; its feature pipeline is unknown, "
-            "so it cannot be served (log the model with TrainingOrchestrator / run_training)")
+            "so it cannot be served (log the model with TrainingOrchestrator / run_training)"
+        )
     metadata: dict[str, Any] = json.loads(meta_path.read_text())
     pipeline = metadata.get("pipeline")
     if not isinstance(pipeline, dict):
@@ -174,18 +178,24 @@ def load_bundle(
         try:
             onnx_runner = _OnnxRunner(onnx_path, onnx_threads)
             shape = onnx_runner.input_shape
-            if len(shape) != 3 or (isinstance(shape[2], int) and shape[2] != n_features) \
-                    or (isinstance(shape[1], int) and shape[1] != window):
+            if (
+                len(shape) != 3
+                or (isinstance(shape[2], int) and shape[2] != n_features)
+                or (isinstance(shape[1], int) and shape[1] != window)
+            ):
                 raise PredictorError(f"ONNX input shape {shape} does not fit window {window} x {n_features} features")
             runner, backend = onnx_runner, BACKEND_ONNX
         except Exception as exc:  # the PyTorch model is the fallback (re-raised without one)
             if not allow_torch:
                 raise PredictorError(f"{model_uri}: cannot run {ONNX_FILE} with ONNX Runtime: {exc}") from exc
-            logger.warning("%s: cannot serve %s with ONNX Runtime (%s); falling back to PyTorch",
-                           model_uri, ONNX_FILE, exc)
+            logger.warning(
+                "%s: cannot serve %s with ONNX Runtime (%s); falling back to PyTorch", model_uri, ONNX_FILE, exc
+            )
     elif not allow_torch:
-        raise ModelNotAvailableError(f"{model_uri}: the model folder has no {ONNX_FILE}; it is served with ONNX "
-                                     "Runtime only (log the model with an ONNX export)")
+        raise ModelNotAvailableError(
+            f"{model_uri}: the model folder has no {ONNX_FILE}; it is served with ONNX "
+            "Runtime only (log the model with an ONNX export)"
+        )
     elif prefer_onnx:
         logger.warning("%s has no %s; serving it with PyTorch", model_uri, ONNX_FILE)
     if runner is None:
@@ -201,15 +211,28 @@ def load_bundle(
             worst = math.inf
             logger.debug("direct last-window path unavailable: %s", exc)
         if worst is not None:
-            logger.warning("%s: the direct last-window features differ from build_inference_windows (max abs "
-                           "diff %.3g); using build_inference_windows", model_uri, worst)
+            logger.warning(
+                "%s: the direct last-window features differ from build_inference_windows (max abs "
+                "diff %.3g); using build_inference_windows",
+                model_uri,
+                worst,
+            )
             last_window = None
 
     bundle = ModelBundle(
-        model_name=model_name, version=version, model_id=model_id,
-        model_uri=model_uri, backend=backend, model_dir=model_dir, pipeline=pipeline,
-        metadata=metadata, runner=runner, window=window, min_history_rows=int(pipeline["min_history_rows"]),
-        timeframe=(metadata.get("data") or {}).get("timeframe") or None, class_names=classes,
+        model_name=model_name,
+        version=version,
+        model_id=model_id,
+        model_uri=model_uri,
+        backend=backend,
+        model_dir=model_dir,
+        pipeline=pipeline,
+        metadata=metadata,
+        runner=runner,
+        window=window,
+        min_history_rows=int(pipeline["min_history_rows"]),
+        timeframe=(metadata.get("data") or {}).get("timeframe") or None,
+        class_names=classes,
         last_window=last_window,
     )
     # One call on a zero window: a model that cannot run fails here, before it is swapped in.

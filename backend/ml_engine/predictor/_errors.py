@@ -1,4 +1,5 @@
 """Errors of the predictor (the services map them: `ModelNotAvailableError` -> 404, `PredictorError` -> 503)."""
+
 from __future__ import annotations
 
 __all__ = ["ModelNotAvailableError", "PredictorError"]

@@ -22,6 +22,7 @@ Small things
 `_iso_utc` writes the candle time through `datetime` (a few microseconds instead of pandas'
 Timestamp machinery); `_softmax_row` is the softmax of one row of logits in Python floats.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -55,6 +56,7 @@ OHLCV: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 # the last window without the DataFrame wrapper
 # --------------------------------------------------------------------------------------------
 
+
 class _LastWindow:
     """The normalised last window of a tail of exactly ``min_history_rows`` candles.
 
@@ -76,8 +78,9 @@ class _LastWindow:
     def __call__(self, tail: np.ndarray) -> np.ndarray:
         """tail: (5, min_history_rows) float64 OHLCV rows, oldest first -> (1, T, F) float32."""
         t = self.window
-        block = segment_features(tail[0], tail[1], tail[2], tail[3], tail[4], cfg=self.cfg,
-                                 first_row=tail.shape[1] - t)  # (F, rows) float32, last t rows computed
+        block = segment_features(
+            tail[0], tail[1], tail[2], tail[3], tail[4], cfg=self.cfg, first_row=tail.shape[1] - t
+        )  # (F, rows) float32, last t rows computed
         out = np.empty((1, t, block.shape[0]), dtype=np.float32)
         out[0] = block[:, -t:].T
         if np.isnan(out).any():
@@ -121,6 +124,7 @@ def _synthetic_tail(rows: int, seed: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # softmax
 # --------------------------------------------------------------------------------------------
+
 
 def _softmax_row(logits: np.ndarray) -> list[float]:
     """Softmax of one row of logits as Python floats, in float64 like `_softmax` (equal to it up

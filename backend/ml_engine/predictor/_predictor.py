@@ -13,6 +13,7 @@ than that starts ``refresh()`` in a background thread and goes on with the curre
 request path never waits for the registry or a download. Errors in a background refresh are
 logged and the current version keeps serving. ``close()`` waits for a running refresh.
 """
+
 from __future__ import annotations
 
 import logging
@@ -149,8 +150,13 @@ class Predictor:
             except TrackingStoreUnavailable as exc:
                 raise PredictorError(str(exc)) from exc
         self._bundle: ModelBundle = self._load(self._models.resolve(target))
-        logger.info("Predictor serving %s version %s with %s (from %s)", self._bundle.model_name,
-                    self._bundle.version, self._bundle.backend, self.display_uri)
+        logger.info(
+            "Predictor serving %s version %s with %s (from %s)",
+            self._bundle.model_name,
+            self._bundle.version,
+            self._bundle.backend,
+            self.display_uri,
+        )
 
     @classmethod
     def from_model_uri(cls, model_uri: str | os.PathLike[str], **kwargs: Any) -> Predictor:
@@ -235,8 +241,13 @@ class Predictor:
         name = resolved.name or self.model_name
         model_dir = self._models.folder(resolved, name)
         return load_bundle(
-            model_dir, model_name=name, version=resolved.label, model_id=resolved.model_id,
-            model_uri=resolved.pinned_uri, prefer_onnx=self.prefer_onnx, onnx_threads=self.onnx_threads,
+            model_dir,
+            model_name=name,
+            version=resolved.label,
+            model_id=resolved.model_id,
+            model_uri=resolved.pinned_uri,
+            prefer_onnx=self.prefer_onnx,
+            onnx_threads=self.onnx_threads,
             direct_features=self.direct_features,
         )
 
@@ -262,9 +273,16 @@ class Predictor:
         bundle = self._load(resolved)
         with self._swap_lock:
             old, self._bundle = self._bundle, bundle
-        logger.info("Predictor %s: alias %r moved v%s -> v%s; now serving v%s with %s (loaded in %.2f s)",
-                    self.model_name, self.alias, old.version, bundle.version, bundle.version, bundle.backend,
-                    time.perf_counter() - started)
+        logger.info(
+            "Predictor %s: alias %r moved v%s -> v%s; now serving v%s with %s (loaded in %.2f s)",
+            self.model_name,
+            self.alias,
+            old.version,
+            bundle.version,
+            bundle.version,
+            bundle.backend,
+            time.perf_counter() - started,
+        )
         return True
 
     def _maybe_refresh_in_background(self) -> None:
@@ -276,8 +294,9 @@ class Predictor:
         if not self._refresh_lock.acquire(blocking=False):
             return  # a refresh is running
         self._next_check = now + self.refresh_interval_s
-        thread = threading.Thread(target=self._background_refresh, name=f"predictor-refresh-{self.model_name}",
-                                  daemon=True)
+        thread = threading.Thread(
+            target=self._background_refresh, name=f"predictor-refresh-{self.model_name}", daemon=True
+        )
         self._refresh_thread = thread
         try:
             thread.start()
@@ -290,15 +309,20 @@ class Predictor:
             self._refresh_locked()
         except Exception as exc:  # noqa: BLE001 - keep serving the current version
             self.refresh_errors += 1
-            logger.error("Predictor %s: background refresh failed, still serving v%s: %s",
-                         self.model_name, self._bundle.version, exc)
+            logger.error(
+                "Predictor %s: background refresh failed, still serving v%s: %s",
+                self.model_name,
+                self._bundle.version,
+                exc,
+            )
         finally:
             self._refresh_lock.release()
 
     # ---------------------------------------------------------------- candles
 
-    def build_window(self, candles: pd.DataFrame, *, bundle: ModelBundle | None = None,
-                     source: str = "candles") -> tuple[np.ndarray, str]:
+    def build_window(
+        self, candles: pd.DataFrame, *, bundle: ModelBundle | None = None, source: str = "candles"
+    ) -> tuple[np.ndarray, str]:
         """Model input of the last window: ``((1, T, F) float32, ISO time of the last candle)``.
 
         Features are computed on the last ``min_history_rows`` candles of the last segment only."""
@@ -320,12 +344,17 @@ class Predictor:
         signal, confidence = decide(bundle.class_names, probs, self.min_confidence)
         return Prediction(
             probabilities={c: float(p) for c, p in zip(bundle.class_names, probs)},
-            signal=signal, confidence=confidence, model_name=bundle.model_name, model_version=bundle.version,
-            backend=bundle.backend, candle_time=candle_time,
+            signal=signal,
+            confidence=confidence,
+            model_name=bundle.model_name,
+            model_version=bundle.version,
+            backend=bundle.backend,
+            candle_time=candle_time,
         )
 
-    def predict_proba(self, candles: pd.DataFrame, *, source: str = "candles",
-                      batch_size: int = PROBA_BATCH) -> tuple[np.ndarray, np.ndarray]:
+    def predict_proba(
+        self, candles: pd.DataFrame, *, source: str = "candles", batch_size: int = PROBA_BATCH
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities for every valid window of ``candles``: ``(probs (n, C) float32, end rows (n,) int64)``.
 
         End rows index the validated frame, which is ``candles`` row for row unless validation
@@ -344,5 +373,5 @@ class Predictor:
             raise too_few(bundle, source, longest, "the longest contiguous run has")
         out = np.empty((len(ends), len(bundle.class_names)), dtype=np.float32)
         for s in range(0, len(ends), batch_size):
-            out[s:s + batch_size] = _softmax(bundle.runner(np.ascontiguousarray(windows[s:s + batch_size])))
+            out[s : s + batch_size] = _softmax(bundle.runner(np.ascontiguousarray(windows[s : s + batch_size])))
         return out, ends.astype(np.int64)

@@ -54,6 +54,7 @@ vm-...``).
 
 Serving needs this package importable (``pip install '.[serve]'``), as the Predictor does.
 """
+
 from __future__ import annotations
 
 import logging
@@ -89,8 +90,7 @@ SOURCE = "candles"
 #: (``mlflow.pyfunc.load_model(uri, model_config={"min_confidence": 0.6})``).
 DEFAULT_MODEL_CONFIG: dict[str, Any] = {"min_confidence": 0.0, "onnx_threads": 1, "max_fill_gap": DEFAULT_MAX_FILL_GAP}
 #: Output columns after the class probabilities.
-EXTRA_OUTPUTS: tuple[tuple[str, str], ...] = (("signal", "string"), ("confidence", "double"),
-                                              ("candle_time", "string"))
+EXTRA_OUTPUTS: tuple[tuple[str, str], ...] = (("signal", "string"), ("confidence", "double"), ("candle_time", "string"))
 
 
 def output_columns(class_names: tuple[str, ...] | list[str]) -> list[str]:
@@ -105,8 +105,9 @@ def candle_signature(class_names: tuple[str, ...] | list[str]) -> Any:
 
     timestamp = ColSpec(AnyType(), "timestamp")  # type: ignore[no-untyped-call]  # mlflow: unannotated
     inputs = Schema([timestamp, *(ColSpec("double", c) for c in OHLCV)])
-    outputs = Schema([*(ColSpec("double", c) for c in class_names),
-                      *(ColSpec(kind, name) for name, kind in EXTRA_OUTPUTS)])
+    outputs = Schema(
+        [*(ColSpec("double", c) for c in class_names), *(ColSpec(kind, name) for name, kind in EXTRA_OUTPUTS)]
+    )
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
@@ -129,8 +130,9 @@ def candle_frame(candles: pd.DataFrame) -> pd.DataFrame:
 class CandleModel:
     """What `_load_pyfunc` returns: ``predict(candles) -> one-row DataFrame`` (see the module docstring)."""
 
-    def __init__(self, bundle: ModelBundle, *, min_confidence: float = 0.0,
-                 max_fill_gap: int = DEFAULT_MAX_FILL_GAP) -> None:
+    def __init__(
+        self, bundle: ModelBundle, *, min_confidence: float = 0.0, max_fill_gap: int = DEFAULT_MAX_FILL_GAP
+    ) -> None:
         if not 0.0 <= float(min_confidence) <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence!r}")
         self.bundle = bundle
@@ -163,9 +165,15 @@ def load_model_folder(path: str | Path, *, onnx_threads: int = 1, direct_feature
     model_id = Model.load(str(model_dir / "MLmodel")).model_id
     metadata, _ = read_metadata(model_dir, str(model_dir))
     return load_bundle(
-        model_dir, model_name=str(metadata.get("model_name") or "model"), version=model_id or "local",
-        model_id=model_id, model_uri=f"models:/{model_id}" if model_id else str(model_dir),
-        prefer_onnx=True, onnx_threads=onnx_threads, direct_features=direct_features, allow_torch=False,
+        model_dir,
+        model_name=str(metadata.get("model_name") or "model"),
+        version=model_id or "local",
+        model_id=model_id,
+        model_uri=f"models:/{model_id}" if model_id else str(model_dir),
+        prefer_onnx=True,
+        onnx_threads=onnx_threads,
+        direct_features=direct_features,
+        allow_torch=False,
     )
 
 
@@ -174,13 +182,13 @@ def _load_pyfunc(data_path: str, model_config: dict[str, Any] | None = None) -> 
     config = {**DEFAULT_MODEL_CONFIG, **(model_config or {})}
     bundle = load_model_folder(data_path, onnx_threads=int(config["onnx_threads"]))
     logger.info("pyfunc serving %s (%s) with %s", bundle.model_name, bundle.model_uri, bundle.backend)
-    return CandleModel(bundle, min_confidence=float(config["min_confidence"]),
-                       max_fill_gap=int(config["max_fill_gap"]))
+    return CandleModel(bundle, min_confidence=float(config["min_confidence"]), max_fill_gap=int(config["max_fill_gap"]))
 
 
 # --------------------------------------------------------------------------------------------
 # writing the flavor (at log time, into the saved model folder)
 # --------------------------------------------------------------------------------------------
+
 
 def add_pyfunc_flavor(model_dir: Path, serving_example: pd.DataFrame) -> None:
     """Make ``model_dir`` (a saved MLflow model with ``model.onnx`` and ``artifacts/metadata.json``) a
@@ -217,8 +225,12 @@ def add_pyfunc_flavor(model_dir: Path, serving_example: pd.DataFrame) -> None:
     previous = model.flavors.pop(FLAVOR_NAME, None) or {}
     env = previous.get("env") or {}
     add_to_model(  # type: ignore[no-untyped-call]  # mlflow: unannotated
-        model, loader_module=LOADER_MODULE, conda_env=env.get("conda"), python_env=env.get("virtualenv"),
-        model_config=dict(DEFAULT_MODEL_CONFIG))
+        model,
+        loader_module=LOADER_MODULE,
+        conda_env=env.get("conda"),
+        python_env=env.get("virtualenv"),
+        model_config=dict(DEFAULT_MODEL_CONFIG),
+    )
     model.save(str(mlmodel_path))
 
     serving_input = model.get_serving_input(str(model_dir))
@@ -227,11 +239,18 @@ def add_pyfunc_flavor(model_dir: Path, serving_example: pd.DataFrame) -> None:
     try:
         result = _validate_serving_input(str(model_dir), serving_input)
     except Exception as exc:
-        raise ValueError(f"the pyfunc flavor cannot serve its own candle example ({len(example)} candles up to "
-                         f"{example['timestamp'].iloc[-1] if len(example) else 'none'}): "
-                         f"{' '.join(str(exc).split())[-1000:]}") from exc
+        raise ValueError(
+            f"the pyfunc flavor cannot serve its own candle example ({len(example)} candles up to "
+            f"{example['timestamp'].iloc[-1] if len(example) else 'none'}): "
+            f"{' '.join(str(exc).split())[-1000:]}"
+        ) from exc
     if not isinstance(result, pd.DataFrame) or list(result.columns) != output_columns(classes) or len(result) != 1:
-        got = f"{len(result)} rows of {list(result.columns)}" if isinstance(result, pd.DataFrame) else type(result).__name__
-        raise ValueError(f"the pyfunc flavor answered its candle example with {got}, expected one row of "
-                         f"{output_columns(classes)}")
+        got = (
+            f"{len(result)} rows of {list(result.columns)}"
+            if isinstance(result, pd.DataFrame)
+            else type(result).__name__
+        )
+        raise ValueError(
+            f"the pyfunc flavor answered its candle example with {got}, expected one row of {output_columns(classes)}"
+        )
     logger.debug("pyfunc flavor written to %s; example answered %s", model_dir, result.iloc[0].to_dict())

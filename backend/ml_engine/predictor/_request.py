@@ -19,6 +19,7 @@ Features are computed only on the last ``min_history_rows`` candles: every featu
 computed from rows ``t - lookback + 1 .. t`` only (`features` module contract), so this gives the
 training features bit for bit (tests/test_features.py), and its cost does not grow with the frame.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -37,8 +38,9 @@ __all__ = ["SIGNALS", "build_window", "clean_candles", "decide", "predict_last",
 SIGNALS: dict[str, str] = {"down": "sell", "flat": "hold", "up": "buy"}
 
 
-def clean_candles(candles: pd.DataFrame, bundle: ModelBundle, source: str, max_fill_gap: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def clean_candles(
+    candles: pd.DataFrame, bundle: ModelBundle, source: str, max_fill_gap: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(ts_ns int64 (n,), OHLCV float64 (5, n), segment int64 (n,) or None = one segment): the
     frame as `validate_candles` returns it, through a fast check when it needs no repair."""
     if not isinstance(candles, pd.DataFrame):
@@ -59,14 +61,16 @@ def clean_candles(candles: pd.DataFrame, bundle: ModelBundle, source: str, max_f
 
 def too_few(bundle: ModelBundle, source: str, have: int, where: str) -> DataValidationError:
     return DataValidationError(
-        source, None, "too_few_rows",
+        source,
+        None,
+        "too_few_rows",
         f"{where or 'the frame has'} {have} candles; model {bundle.model_name} v{bundle.version} needs "
         f"{bundle.min_history_rows} consecutive candles (pipeline min_history_rows: feature lookback "
-        f"{bundle.pipeline.get('lookback_rows')} + window {bundle.window} - 1)")
+        f"{bundle.pipeline.get('lookback_rows')} + window {bundle.window} - 1)",
+    )
 
 
-def build_window(candles: pd.DataFrame, bundle: ModelBundle, source: str, max_fill_gap: int
-                 ) -> tuple[np.ndarray, str]:
+def build_window(candles: pd.DataFrame, bundle: ModelBundle, source: str, max_fill_gap: int) -> tuple[np.ndarray, str]:
     """Model input of the last window: ``((1, T, F) float32, ISO time of the last candle)``.
 
     Features are computed on the last ``min_history_rows`` candles of the last segment only."""
@@ -77,10 +81,13 @@ def build_window(candles: pd.DataFrame, bundle: ModelBundle, source: str, max_fi
     if segment is not None and n:
         start = int(np.searchsorted(segment, segment[-1], side="left"))  # segment ids are non-decreasing
     if n - start < need:
-        where = (f"the last contiguous run (after the gap before {pd.Timestamp(int(ts[start]), tz='UTC').isoformat()})"
-                 f" has" if start else "")
+        where = (
+            f"the last contiguous run (after the gap before {pd.Timestamp(int(ts[start]), tz='UTC').isoformat()}) has"
+            if start
+            else ""
+        )
         raise too_few(bundle, source, n - start, where)
-    tail = values[:, n - need:]  # (5, need); each row contiguous
+    tail = values[:, n - need :]  # (5, need); each row contiguous
     if bundle.last_window is not None:
         x = bundle.last_window(tail)
     else:
@@ -89,8 +96,7 @@ def build_window(candles: pd.DataFrame, bundle: ModelBundle, source: str, max_fi
     return x, _iso_utc(int(ts[-1]))
 
 
-def predict_last(candles: pd.DataFrame, bundle: ModelBundle, source: str, max_fill_gap: int
-                 ) -> tuple[list[float], str]:
+def predict_last(candles: pd.DataFrame, bundle: ModelBundle, source: str, max_fill_gap: int) -> tuple[list[float], str]:
     """(softmax probabilities in class order, ISO time of the last candle) of the last window."""
     x, candle_time = build_window(candles, bundle, source, max_fill_gap)
     return _softmax_row(bundle.runner(x)[0]), candle_time

@@ -12,6 +12,7 @@ store, model name, version and MLflow model id (``<cache_dir>/<store hash>/<name
 id>``); it is written to a temporary folder and renamed, so a half-downloaded folder is never used,
 and two processes downloading the same version at once both end with one complete folder.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -59,8 +60,9 @@ class ModelCache:
         except MlflowException as exc:
             raise PredictorError(f"model registry error for {uri} ({display}): {exc}") from exc
         except Exception as exc:
-            raise PredictorError(f"cannot read {uri} from the model registry at {display}: "
-                                 f"{type(exc).__name__}: {exc}") from exc
+            raise PredictorError(
+                f"cannot read {uri} from the model registry at {display}: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def folder(self, resolved: ResolvedModel, name: str) -> Path:
         """The model folder of ``resolved`` in the local cache (downloaded once, atomically); a local
@@ -68,8 +70,11 @@ class ModelCache:
         if resolved.local:
             return Path(resolved.location)
         version = resolved.label
-        key = f"v{version}-{resolved.model_id}" if resolved.model_id and version != resolved.model_id \
+        key = (
+            f"v{version}-{resolved.model_id}"
+            if resolved.model_id and version != resolved.model_id
             else (resolved.model_id or hashlib.sha256(resolved.location.encode()).hexdigest()[:16])
+        )
         target = self.cache_dir / self._store_key / _safe(name) / _safe(key)
         if (target / "MLmodel").is_file():
             logger.debug("model cache hit: %s", target)
@@ -82,11 +87,14 @@ class ModelCache:
             try:
                 local = self.store.download(resolved, tmp / "model")
             except Exception as exc:
-                raise PredictorError(f"{resolved.pinned_uri}: cannot download the model folder from "
-                                     f"{resolved.location} ({self.store.display_uri}): {type(exc).__name__}: {exc}"
-                                     ) from exc
+                raise PredictorError(
+                    f"{resolved.pinned_uri}: cannot download the model folder from "
+                    f"{resolved.location} ({self.store.display_uri}): {type(exc).__name__}: {exc}"
+                ) from exc
             if not (local / "MLmodel").is_file():
-                raise ModelNotAvailableError(f"{resolved.pinned_uri}: the artifact folder {resolved.location} has no MLmodel")
+                raise ModelNotAvailableError(
+                    f"{resolved.pinned_uri}: the artifact folder {resolved.location} has no MLmodel"
+                )
             try:
                 os.replace(local, target)
             except OSError:

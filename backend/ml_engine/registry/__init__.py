@@ -19,6 +19,7 @@ Modules: ``_store`` (the synchronous core), ``_facade`` (the async ``ModelRegist
 (pure promotion gate), ``_resolver`` (model URIs), ``_entities`` (answers and the tag schema),
 ``_errors``.
 """
+
 from ._entities import (
     ALIAS_CHALLENGER,
     ALIAS_PRODUCTION,

@@ -1,4 +1,5 @@
 """What the model store answers: versions, registered models, history entries, decisions; the tag schema."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -105,7 +106,7 @@ def model_id_of_version(mv: ModelVersion) -> str | None:
         return str(tag)
     source = getattr(mv, "source", None) or ""
     if source.startswith("models:/"):
-        rest = source[len("models:/"):]
+        rest = source[len("models:/") :]
         if rest and "/" not in rest and "@" not in rest:
             return rest
     return None

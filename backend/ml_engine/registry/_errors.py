@@ -1,4 +1,5 @@
 """Errors of the model store."""
+
 from __future__ import annotations
 
 __all__ = [

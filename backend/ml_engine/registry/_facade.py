@@ -9,6 +9,7 @@ Every method runs the store's synchronous method in a worker thread. Tasks of on
 queue on an ``asyncio.Lock`` per model first, so waiters do not each park a thread of the default
 executor. An ``evaluator`` may be a coroutine function: it is run on the caller's loop.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -59,7 +60,8 @@ class ModelRegistry:
         self.store = store
         self.evaluator = evaluator
         self._async_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
-            weakref.WeakKeyDictionary())
+            weakref.WeakKeyDictionary()
+        )
 
     def __repr__(self) -> str:
         return repr(self.store).replace("ModelStore", "ModelRegistry", 1)
@@ -135,8 +137,9 @@ class ModelRegistry:
     async def get_alias_version(self, name: str, alias: str) -> ModelVersionInfo | None:
         return await self._run(self.store.get_alias_version, name, alias)
 
-    async def history(self, name: str | None = None, limit: int = 100,
-                      decision: str | None = None) -> list[PromotionEvent]:
+    async def history(
+        self, name: str | None = None, limit: int = 100, decision: str | None = None
+    ) -> list[PromotionEvent]:
         return await self._run(self.store.history, name, limit, decision)
 
     # -- writes -----------------------------------------------------------------------------
@@ -151,28 +154,45 @@ class ModelRegistry:
         description: str | None = None,
     ) -> ModelVersionInfo:
         """The guide's call; see :meth:`ModelStore.register_model`."""
-        return await self._run_locked(name, self.store.register_model, name, version, model_path, metrics, tags,
-                                      description)
+        return await self._run_locked(
+            name, self.store.register_model, name, version, model_path, metrics, tags, description
+        )
 
-    async def promote(self, name: str, version: int | str, reason: str = "", actor: str = "manual",
-                      force: bool = False, candidate_metrics: Mapping[str, float] | None = None) -> PromotionDecision:
+    async def promote(
+        self,
+        name: str,
+        version: int | str,
+        reason: str = "",
+        actor: str = "manual",
+        force: bool = False,
+        candidate_metrics: Mapping[str, float] | None = None,
+    ) -> PromotionDecision:
         """See :meth:`ModelStore.promote`."""
         evaluator = self._sync_evaluator(asyncio.get_running_loop())
-        return await self._run_locked(name, self.store.promote, name, version, reason, actor, force,
-                                      candidate_metrics, evaluator=evaluator)
+        return await self._run_locked(
+            name, self.store.promote, name, version, reason, actor, force, candidate_metrics, evaluator=evaluator
+        )
 
-    async def auto_promote(self, name: str, version: int | str, candidate_metrics: Mapping[str, float] | None = None,
-                           reason: str | None = None, actor: str = "auto") -> PromotionDecision:
+    async def auto_promote(
+        self,
+        name: str,
+        version: int | str,
+        candidate_metrics: Mapping[str, float] | None = None,
+        reason: str | None = None,
+        actor: str = "auto",
+    ) -> PromotionDecision:
         """See :meth:`ModelStore.auto_promote`."""
         evaluator = self._sync_evaluator(asyncio.get_running_loop())
-        return await self._run_locked(name, self.store.auto_promote, name, version, candidate_metrics, reason, actor,
-                                      evaluator=evaluator)
+        return await self._run_locked(
+            name, self.store.auto_promote, name, version, candidate_metrics, reason, actor, evaluator=evaluator
+        )
 
     async def rollback(self, name: str, reason: str = "", actor: str = "manual") -> PromotionDecision:
         return await self._run_locked(name, self.store.rollback, name, reason, actor)
 
-    async def archive(self, name: str, version: int | str, reason: str = "", actor: str = "manual",
-                      force: bool = False) -> PromotionEvent:
+    async def archive(
+        self, name: str, version: int | str, reason: str = "", actor: str = "manual", force: bool = False
+    ) -> PromotionEvent:
         return await self._run_locked(name, self.store.archive, name, version, reason, actor, force)
 
     async def set_alias(self, name: str, alias: str, version: int | str) -> ModelVersionInfo:
@@ -186,8 +206,9 @@ async def _awaited(awaitable: Awaitable[T]) -> T:
     return await awaitable
 
 
-def get_model_registry(settings: Settings | None = None, gate: PromotionGate | None = None,
-                       evaluator: AsyncEvaluator | None = None) -> ModelRegistry:
+def get_model_registry(
+    settings: Settings | None = None, gate: PromotionGate | None = None, evaluator: AsyncEvaluator | None = None
+) -> ModelRegistry:
     """The guide's registry over the configured store (see :func:`get_model_store`)."""
     from ._store import get_model_store
 

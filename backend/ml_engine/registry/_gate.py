@@ -1,4 +1,5 @@
 """The promotion gate: when a version may become ``production``. Pure: inputs in, checks out."""
+
 from __future__ import annotations
 
 import math
@@ -17,7 +18,7 @@ __all__ = ["GateResult", "PromotionGate", "lookup_metric"]
 def lookup_metric(metrics: Mapping[str, Any], key: str) -> float | None:
     """``metrics[key]`` as float, also accepting the key with or without the ``test_`` prefix
     (an evaluator may answer ``{"accuracy": ...}`` for the gate's ``test_accuracy``)."""
-    candidates = [key, key[len("test_"):]] if key.startswith("test_") else [key, f"test_{key}"]
+    candidates = [key, key[len("test_") :]] if key.startswith("test_") else [key, f"test_{key}"]
     for k in candidates:
         if k in metrics:
             try:
@@ -140,13 +141,21 @@ class PromotionGate:
         else:
             champ = lookup_metric(champion, pm)
             if champ is None or not math.isfinite(champ):
-                checks.append(Check("champion_metric_missing", False,
-                                    {"metric": pm, "champion_version": champion_version}))
+                checks.append(
+                    Check("champion_metric_missing", False, {"metric": pm, "champion_version": champion_version})
+                )
             else:
                 gain = cand - champ if self.greater_is_better else champ - cand
-                params = {"metric": pm, "value": cand, "champion_version": champion_version, "champion_value": champ,
-                          "gain": gain, "min_improvement": self.min_improvement,
-                          "greater_is_better": self.greater_is_better, "source": metrics_source}
+                params = {
+                    "metric": pm,
+                    "value": cand,
+                    "champion_version": champion_version,
+                    "champion_value": champ,
+                    "gain": gain,
+                    "min_improvement": self.min_improvement,
+                    "greater_is_better": self.greater_is_better,
+                    "source": metrics_source,
+                }
                 better = gain > self.min_improvement
                 checks.append(Check("beats_production" if better else "not_better", better, params))
 
@@ -163,8 +172,13 @@ class PromotionGate:
             if diff is None:
                 checks.append(Check("onnx_parity_missing", False, {"metric": self.onnx_parity_metric}))
             elif not math.isfinite(diff) or diff > self.max_abs_diff:
-                checks.append(Check("onnx_parity_too_large", False,
-                                    {"metric": self.onnx_parity_metric, "value": diff, "max": self.max_abs_diff}))
+                checks.append(
+                    Check(
+                        "onnx_parity_too_large",
+                        False,
+                        {"metric": self.onnx_parity_metric, "value": diff, "max": self.max_abs_diff},
+                    )
+                )
             else:
                 checks.append(Check("onnx_parity_ok", True, {"value": diff, "max": self.max_abs_diff}))
 

@@ -24,6 +24,7 @@ For a registry version the files are those of its LoggedModel (``model_id``: the
 field, the ``model_id`` tag, or a ``models:/<id>`` source); a version registered from a plain
 folder (no LoggedModel) is read from MLflow's download URI for it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,9 +62,11 @@ def parse_model_uri(uri: str) -> ModelUri:
     or naming a stage other than Production/Staging."""
     text = str(uri)
     if text.startswith("models:"):
-        rest = text[len("models:"):].lstrip("/")
+        rest = text[len("models:") :].lstrip("/")
         if not rest:
-            raise ModelRegistryError(f"malformed model URI {uri!r}: expected models:/<name>@<alias> or models:/<name>/<version>")
+            raise ModelRegistryError(
+                f"malformed model URI {uri!r}: expected models:/<name>@<alias> or models:/<name>/<version>"
+            )
         if "/" in rest:
             name, suffix = rest.split("/", 1)
             if not name or not suffix or "/" in suffix:
@@ -76,7 +79,8 @@ def parse_model_uri(uri: str) -> ModelUri:
             if alias is None:
                 raise ModelRegistryError(
                     f"{uri}: model stages are deprecated and not used here; use a version number, 'latest' or an "
-                    f"alias (models:/{name}@production)")
+                    f"alias (models:/{name}@production)"
+                )
             return ModelUri(text, "alias", name=name, alias=alias)
         if "@" in rest:
             name, alias = rest.split("@", 1)
@@ -85,7 +89,7 @@ def parse_model_uri(uri: str) -> ModelUri:
             return ModelUri(text, "alias", name=name, alias=alias)
         return ModelUri(text, "model_id", model_id=rest)
     if text.startswith("runs:"):
-        rest = text[len("runs:"):].lstrip("/")
+        rest = text[len("runs:") :].lstrip("/")
         run_id, _, path = rest.partition("/")
         if not run_id:
             raise ModelRegistryError(f"malformed run URI {uri!r}: expected runs:/<run_id>/<model name>")

@@ -29,6 +29,7 @@ write, under the model's lock (``Locks.hold("registry", name)``): a PostgreSQL a
 the coordination database when one is configured (the jobs database or a PostgreSQL tracking
 store), whatever the tracking URI is; a file lock when everything is on one machine.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -136,7 +137,7 @@ def default_lock_dir(tracking_uri: str) -> Path:
         if database and database != ":memory:" and not database.startswith("file::memory"):
             return Path(database).expanduser().resolve().parent / ".locks"
     if kind == "file":
-        return Path(uri[len("file://"):] if uri.startswith("file://") else uri).expanduser().resolve() / ".locks"
+        return Path(uri[len("file://") :] if uri.startswith("file://") else uri).expanduser().resolve() / ".locks"
     return Path(tempfile.gettempdir()) / "trading-bot-ml-locks"
 
 
@@ -158,8 +159,9 @@ class RegistryLock:
             with self.locks.hold(LOCK_NAMESPACE, name, timeout_s=self.timeout_s):
                 yield
         except LockTimeout as exc:
-            raise RegistryLockTimeout(f"registry lock for model {name!r} not obtained within "
-                                      f"{self.timeout_s:g} s ({exc})") from None
+            raise RegistryLockTimeout(
+                f"registry lock for model {name!r} not obtained within {self.timeout_s:g} s ({exc})"
+            ) from None
 
     def close(self) -> None:
         self.locks.close()
@@ -243,7 +245,8 @@ class ModelStore:
             if _is_not_found(exc):
                 raise ModelNotFoundError(
                     f"registered model {name!r} does not exist in {self.display_uri}: train and register one "
-                    "first (TrainingOrchestrator().train_model(...))") from None
+                    "first (TrainingOrchestrator().train_model(...))"
+                ) from None
             raise
 
     def _get_version(self, name: str, version: int | str) -> ModelVersion:
@@ -262,15 +265,20 @@ class ModelStore:
         version = self._aliases(rm).get(alias)
         if version is None:
             aliases = ", ".join(f"{a}=v{v}" for a, v in sorted(self._aliases(rm).items())) or "none"
-            hint = (": promote a version first (ModelRegistry.promote or train with auto_promote=True)"
-                    if alias == ALIAS_PRODUCTION else "")
+            hint = (
+                ": promote a version first (ModelRegistry.promote or train with auto_promote=True)"
+                if alias == ALIAS_PRODUCTION
+                else ""
+            )
             raise ModelVersionNotFoundError(
-                f"registered model {name!r} has no alias {alias!r} (aliases: {aliases}) in {self.display_uri}{hint}")
+                f"registered model {name!r} has no alias {alias!r} (aliases: {aliases}) in {self.display_uri}{hint}"
+            )
         return self._get_version(name, version)
 
     def _latest(self, name: str) -> ModelVersion:
         found = self.client.search_model_versions(
-            filter_string=f"name = '{_quote(name)}'", max_results=1, order_by=["version_number DESC"])
+            filter_string=f"name = '{_quote(name)}'", max_results=1, order_by=["version_number DESC"]
+        )
         if not found:
             self._get_registered_model(name)
             raise ModelVersionNotFoundError(f"registered model {name!r} has no versions (store {self.display_uri})")
@@ -364,8 +372,9 @@ class ModelStore:
             location = self.client.get_logged_model(model_id).artifact_location
         else:
             location = self.client.get_model_version_download_uri(mv.name, str(mv.version))
-        return ResolvedModel(uri, location, name=mv.name, version=int(mv.version), model_id=model_id,
-                             run_id=mv.run_id or None)
+        return ResolvedModel(
+            uri, location, name=mv.name, version=int(mv.version), model_id=model_id, run_id=mv.run_id or None
+        )
 
     def _logged_model_of_run(self, run: Run, name: str) -> LoggedModel | None:
         outputs = run.outputs.model_outputs if run.outputs is not None else []
@@ -386,8 +395,9 @@ class ModelStore:
         resolved = model if isinstance(model, ResolvedModel) else self.resolve(model)
         if resolved.local:
             return Path(resolved.location) / path if path else Path(resolved.location)
-        repo = get_artifact_repository(resolved.location, tracking_uri=self.tracking_uri,
-                                       registry_uri=self.registry_uri)
+        repo = get_artifact_repository(
+            resolved.location, tracking_uri=self.tracking_uri, registry_uri=self.registry_uri
+        )
         local: str = repo.download_artifacts(path, dst_path=os.fspath(dst))  # type: ignore[no-untyped-call]
         return Path(local)
 
@@ -432,15 +442,23 @@ class ModelStore:
         aliases = self._aliases(rm)
         versions: list[ModelVersionInfo] = []
         if include_versions:
-            versions = sorted((ModelVersionInfo.from_mlflow(mv, aliases) for mv in self._search_versions(rm.name)),
-                              key=lambda v: v.version, reverse=True)
+            versions = sorted(
+                (ModelVersionInfo.from_mlflow(mv, aliases) for mv in self._search_versions(rm.name)),
+                key=lambda v: v.version,
+                reverse=True,
+            )
         tags = dict(rm.tags or {})
         history_keys = [k for k in tags if _HISTORY_KEY_RE.match(k)]
         for k in history_keys:
             del tags[k]
         return RegisteredModelInfo(
-            name=rm.name, description=rm.description or None, created_at=ms_to_dt(rm.creation_timestamp),
-            updated_at=ms_to_dt(rm.last_updated_timestamp), aliases=aliases, tags=tags, versions=versions,
+            name=rm.name,
+            description=rm.description or None,
+            created_at=ms_to_dt(rm.creation_timestamp),
+            updated_at=ms_to_dt(rm.last_updated_timestamp),
+            aliases=aliases,
+            tags=tags,
+            versions=versions,
             history_count=len(history_keys),
         )
 
@@ -520,8 +538,16 @@ class ModelStore:
         seqs = [int(m.group(1)) for k in rm_tags if (m := _HISTORY_KEY_RE.match(k))]
         event = PromotionEvent(seq=max(seqs, default=0) + 1, timestamp=now_utc(), **fields)
         self.client.set_registered_model_tag(name, f"{HISTORY_TAG_PREFIX}{event.seq:06d}", event.to_json())
-        logger.info("model %r: %s v%s (production %s -> %s) by %s: %s", name, event.decision, event.version,
-                    event.from_version, event.to_version, event.actor, event.detail or event.reason)
+        logger.info(
+            "model %r: %s v%s (production %s -> %s) by %s: %s",
+            name,
+            event.decision,
+            event.version,
+            event.from_version,
+            event.to_version,
+            event.actor,
+            event.detail or event.reason,
+        )
         return event
 
     @staticmethod
@@ -569,8 +595,15 @@ class ModelStore:
             version_tags.setdefault("run_id", run_id)
         version_tags = {k: cut(v, MAX_TAG_VALUE) for k, v in version_tags.items()}
         source = f"models:/{model_id}" if store_kind(self.registry_uri) == "http" else logged.artifact_location
-        mv = self.client.create_model_version(name=name, source=source, run_id=run_id, tags=version_tags,
-                                              description=description, await_creation_for=0, model_id=model_id)
+        mv = self.client.create_model_version(
+            name=name,
+            source=source,
+            run_id=run_id,
+            tags=version_tags,
+            description=description,
+            await_creation_for=0,
+            model_id=model_id,
+        )
         self._wait_ready(name, str(mv.version), await_timeout_s)
         logger.info("Registered models:/%s as %s version %s", model_id, name, mv.version)
         return self._version_info(name, mv.version)
@@ -581,7 +614,8 @@ class ModelStore:
         text = description or (
             f"Модель {name}: версии регистрируются из запусков MLflow; production-версия — алиас "
             f"'production'.\n\nModel {name}: versions are registered from MLflow runs; the "
-            f"production version is the alias 'production'.")
+            f"production version is the alias 'production'."
+        )
         try:
             self.client.create_registered_model(name, description=text)
             logger.info("Created registered model %r", name)
@@ -598,8 +632,11 @@ class ModelStore:
         delay = 0.05
         while True:
             mv = self.client.get_model_version(name, version)
-            status = (ModelVersionStatus.from_string(mv.status)  # type: ignore[no-untyped-call]
-                      if isinstance(mv.status, str) else mv.status)
+            status = (
+                ModelVersionStatus.from_string(mv.status)  # type: ignore[no-untyped-call]
+                if isinstance(mv.status, str)
+                else mv.status
+            )
             if status == ModelVersionStatus.READY:
                 return
             if status == ModelVersionStatus.FAILED_REGISTRATION:
@@ -646,7 +683,8 @@ class ModelStore:
             if mv is None:
                 if model_path is None:
                     raise ModelVersionNotFoundError(
-                        f"model {name!r} has no version {version!r} and no model_path was given to create it")
+                        f"model {name!r} has no version {version!r} and no model_path was given to create it"
+                    )
                 try:
                     self.client.create_registered_model(name)
                 except MlflowException as exc:
@@ -688,8 +726,9 @@ class ModelStore:
         if not path.exists():
             raise FileNotFoundError(f"model_path {path} does not exist")
         exp_id = ensure_experiment(self.client, self.experiment_name, self.artifact_location)
-        run = self.client.create_run(exp_id, run_name=f"register_{name}",
-                                     tags={"registered_from": str(path), "source": "model_registry"})
+        run = self.client.create_run(
+            exp_id, run_name=f"register_{name}", tags={"registered_from": str(path), "source": "model_registry"}
+        )
         run_id = run.info.run_id
         try:
             if path.is_dir():
@@ -730,8 +769,9 @@ class ModelStore:
         rendered in the reader's language; ``reason`` keeps its English words).
         """
         version = int(version)
-        extra = {metric_tag_key(str(k)): float(v) for k, v in (candidate_metrics or {}).items()
-                 if to_float(v) is not None}
+        extra = {
+            metric_tag_key(str(k)): float(v) for k, v in (candidate_metrics or {}).items() if to_float(v) is not None
+        }
         judge = evaluator if evaluator is not None else self.evaluator
         with self.lock.hold(name):
             rm = self._get_registered_model(name)
@@ -765,14 +805,31 @@ class ModelStore:
                 self.set_version_tags(name, version, {TAG_REFUSED_REASON: detail})
                 to_version = current
             event = self._append_event(
-                rm.tags or {}, name=name, decision=DECISION_PROMOTED if passed else DECISION_REFUSED, version=version,
-                from_version=current, to_version=to_version, reason=reason, detail=detail, actor=actor, forced=force,
-                metrics=metrics, verdict=verdict, reason_check=reason_check,
+                rm.tags or {},
+                name=name,
+                decision=DECISION_PROMOTED if passed else DECISION_REFUSED,
+                version=version,
+                from_version=current,
+                to_version=to_version,
+                reason=reason,
+                detail=detail,
+                actor=actor,
+                forced=force,
+                metrics=metrics,
+                verdict=verdict,
+                reason_check=reason_check,
             )
             return PromotionDecision(passed, detail, current, version, metrics, force, event, verdict)
 
-    def _judge(self, name: str, version: int, current: int | None, candidate: dict[str, float], archived: bool,
-               judge: Evaluator | None) -> tuple[Verdict, dict[str, Any]]:
+    def _judge(
+        self,
+        name: str,
+        version: int,
+        current: int | None,
+        candidate: dict[str, float],
+        archived: bool,
+        judge: Evaluator | None,
+    ) -> tuple[Verdict, dict[str, Any]]:
         champion: dict[str, float] | None = None
         if current is not None:
             try:
@@ -794,8 +851,15 @@ class ModelStore:
         problem: dict[str, Any] = {}
         if self.gate.require_signature:
             signature_ok, problem = self._signature(name, version)
-        result = self.gate.check(candidate, champion, champion_version=current, signature_present=signature_ok,
-                                 signature_problem=problem, archived=archived, metrics_source=source)
+        result = self.gate.check(
+            candidate,
+            champion,
+            champion_version=current,
+            signature_present=signature_ok,
+            signature_problem=problem,
+            archived=archived,
+            metrics_source=source,
+        )
         notes = (Check("no_evaluator"),) if judge is None else ()
         verdict = Verdict(tuple(failures) + result.checks, notes, gate=True)
         return verdict, {"candidate": candidate, "champion": champion, "source": source}
@@ -816,8 +880,16 @@ class ModelStore:
 
         check = reason_check or (Check("auto_after_training") if reason is None else None)
         text = reason if reason is not None else render(check) if check is not None else ""
-        return self.promote(name, version, reason=text, actor=actor, force=False, candidate_metrics=candidate_metrics,
-                            evaluator=evaluator, reason_check=check)
+        return self.promote(
+            name,
+            version,
+            reason=text,
+            actor=actor,
+            force=False,
+            candidate_metrics=candidate_metrics,
+            evaluator=evaluator,
+            reason_check=check,
+        )
 
     def rollback(self, name: str, reason: str = "", actor: str = "manual") -> PromotionDecision:
         """Move ``production`` back to the previous production version, as the history tells it.
@@ -849,23 +921,37 @@ class ModelStore:
                 raise NoPreviousVersionError(
                     f"model {name!r}: no previous production version to roll back to "
                     f"(production is {'v' + str(current) if current is not None else 'unset'}; "
-                    f"{sum(e.production_changed for e in events)} production changes in the history)")
+                    f"{sum(e.production_changed for e in events)} production changes in the history)"
+                )
             version = int(target.version)
             self.client.set_registered_model_alias(name, ALIAS_PRODUCTION, str(version))
             self.set_version_tags(name, version, {TAG_PROMOTED_AT: now_utc().isoformat(), TAG_PROMOTED_BY: actor})
-            verdict = (Verdict.of("rolled_back", from_version=current, to_version=version) if current is not None
-                       else Verdict.of("restored", version=version))
+            verdict = (
+                Verdict.of("rolled_back", from_version=current, to_version=version)
+                if current is not None
+                else Verdict.of("restored", version=version)
+            )
             detail = verdict.render()
             metrics = {"candidate": self._recorded_metrics(target)}
             event = self._append_event(
-                rm.tags or {}, name=name, decision=DECISION_ROLLED_BACK, version=version, from_version=current,
-                to_version=version, reason=reason, detail=detail, actor=actor, forced=False, metrics=metrics,
+                rm.tags or {},
+                name=name,
+                decision=DECISION_ROLLED_BACK,
+                version=version,
+                from_version=current,
+                to_version=version,
+                reason=reason,
+                detail=detail,
+                actor=actor,
+                forced=False,
+                metrics=metrics,
                 verdict=verdict,
             )
             return PromotionDecision(True, detail, current, version, metrics, False, event, verdict)
 
-    def archive(self, name: str, version: int | str, reason: str = "", actor: str = "manual",
-                force: bool = False) -> PromotionEvent:
+    def archive(
+        self, name: str, version: int | str, reason: str = "", actor: str = "manual", force: bool = False
+    ) -> PromotionEvent:
         """Tag ``version`` ``archived=true`` and remove every alias pointing at it.
 
         Archiving the production version raises :class:`ProductionVersionError` unless ``force``;
@@ -881,17 +967,35 @@ class ModelStore:
             if current == version and not force:
                 raise ProductionVersionError(
                     f"model {name!r}: v{version} is in production; promote or roll back first, or archive with "
-                    "force=True")
+                    "force=True"
+                )
             for alias, v in aliases.items():
                 if v == version:
                     self.client.delete_registered_model_alias(name, alias)
-            self.set_version_tags(name, version, {TAG_ARCHIVED: "true", TAG_ARCHIVED_AT: now_utc().isoformat(),
-                                                  TAG_ARCHIVED_BY: actor, TAG_ARCHIVED_REASON: reason})
+            self.set_version_tags(
+                name,
+                version,
+                {
+                    TAG_ARCHIVED: "true",
+                    TAG_ARCHIVED_AT: now_utc().isoformat(),
+                    TAG_ARCHIVED_BY: actor,
+                    TAG_ARCHIVED_REASON: reason,
+                },
+            )
             verdict = Verdict.of("archived_version", version=version, was_production=current == version)
             return self._append_event(
-                rm.tags or {}, name=name, decision=DECISION_ARCHIVED, version=version, from_version=current,
-                to_version=None if current == version else current, reason=reason, detail=verdict.render(),
-                actor=actor, forced=force and current == version, metrics={}, verdict=verdict,
+                rm.tags or {},
+                name=name,
+                decision=DECISION_ARCHIVED,
+                version=version,
+                from_version=current,
+                to_version=None if current == version else current,
+                reason=reason,
+                detail=verdict.render(),
+                actor=actor,
+                forced=force and current == version,
+                metrics={},
+                verdict=verdict,
             )
 
     def set_alias(self, name: str, alias: str, version: int | str) -> ModelVersionInfo:
@@ -924,9 +1028,14 @@ def _as_metric_keys(result: Mapping[str, Any]) -> dict[str, float]:
     return {metric_tag_key(str(k)): float(v) for k, v in dict(result).items()}
 
 
-def get_model_store(settings: Settings | None = None, gate: PromotionGate | None = None,
-                    evaluator: Evaluator | None = None, *, experiment_name: str | None = None,
-                    client: MlflowClient | None = None) -> ModelStore:
+def get_model_store(
+    settings: Settings | None = None,
+    gate: PromotionGate | None = None,
+    evaluator: Evaluator | None = None,
+    *,
+    experiment_name: str | None = None,
+    client: MlflowClient | None = None,
+) -> ModelStore:
     """The store over the configured tracking store: gate minimum from ``ML_MIN_ACCURACY_FOR_PROMOTION``,
     locks from :meth:`Locks.from_settings` (the coordination database ``ML_JOBS_DATABASE_URL`` or a
     PostgreSQL tracking store; else files beside a SQLite store or under ``ML_OUTPUT_DIR``)."""

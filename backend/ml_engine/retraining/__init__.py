@@ -71,6 +71,7 @@ Recipe of the candidate: window, label and feature configuration and model archi
 the production version's metadata (so both predict the same labels and the comparison is fair),
 unless given in the config; epochs, batch size and learning rate from the config or the settings.
 """
+
 from ._cli import (
     EXIT_BAD_INPUT,
     EXIT_DRIFT,

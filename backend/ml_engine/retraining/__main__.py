@@ -1,4 +1,5 @@
 """``python -m backend.ml_engine.retraining``: the retraining command line."""
+
 import sys
 
 from ._cli import main

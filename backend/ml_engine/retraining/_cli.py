@@ -1,4 +1,5 @@
 """The command line: ``python -m backend.ml_engine.retraining_pipeline run|check-drift|check-performance|serve``."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,17 @@ from ._results import STATUS_COMPLETED, STATUS_REFUSED, STATUS_SKIPPED, Retraini
 if TYPE_CHECKING:  # pragma: no cover
     from ..trainer import Callback
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_DRIFT", "EXIT_FAILED", "EXIT_OK", "EXIT_REFUSED", "CliProgress", "build_parser",
-           "config_from_args", "main"]
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_DRIFT",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_REFUSED",
+    "CliProgress",
+    "build_parser",
+    "config_from_args",
+    "main",
+]
 
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DRIFT, EXIT_REFUSED = 0, 1, 2, 3, 4
@@ -56,38 +66,57 @@ def _common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data and model")
     g.add_argument("--model-name", default=DEFAULT_MODEL_NAME, help="registered model (default: hybrid_cnn_lstm)")
     g.add_argument("--data", help="live candles: file, folder or postgresql:// URL (default: ML_DATA_PATH)")
-    g.add_argument("--symbol", action="append", help="symbol, e.g. ETH/BTC; repeat for several "
-                   "(default: ML_SYMBOLS, else the production model's)")
+    g.add_argument(
+        "--symbol",
+        action="append",
+        help="symbol, e.g. ETH/BTC; repeat for several (default: ML_SYMBOLS, else the production model's)",
+    )
     g.add_argument("--timeframe", help="candle timeframe, e.g. 5m")
     g.add_argument("--recent-days", type=_positive_float, help="recent window of the checks in days (default 3)")
     g.add_argument("--reference-data", help="drift reference candles instead of the production model's training data")
     d = p.add_argument_group("drift thresholds")
     d.add_argument("--psi-threshold", type=_non_negative_float, help="minimal PSI of a drifting feature (default 0.2)")
-    d.add_argument("--ks-pvalue", type=_positive_float, help="KS p-value below which a feature may drift (default 0.01)")
-    d.add_argument("--null-margin", type=_non_negative_float,
-                   help="PSI must exceed this times the reference's own chunk PSI (default 1.25; 0 = off)")
-    d.add_argument("--min-drift-share", type=_positive_float,
-                   help="share of drifting features that means drift (default 0.25)")
+    d.add_argument(
+        "--ks-pvalue", type=_positive_float, help="KS p-value below which a feature may drift (default 0.01)"
+    )
+    d.add_argument(
+        "--null-margin",
+        type=_non_negative_float,
+        help="PSI must exceed this times the reference's own chunk PSI (default 1.25; 0 = off)",
+    )
+    d.add_argument(
+        "--min-drift-share", type=_positive_float, help="share of drifting features that means drift (default 0.25)"
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="info logging (-v) of every step")
-    p.add_argument("--no-progress", action="store_true",
-                   help="no progress lines or bars on stderr (cron); the result is printed either way")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress lines or bars on stderr (cron); the result is printed either way",
+    )
 
 
 def _training(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("retraining")
     g.add_argument("--train-days", type=_positive_float, help="train on the last N days (default 30)")
     g.add_argument("--folds", type=_positive_int, help="walk-forward folds K (default 5)")
-    g.add_argument("--fold-mode", choices=["expanding", "sliding"],
-                   help="walk-forward training windows (default expanding)")
+    g.add_argument(
+        "--fold-mode", choices=["expanding", "sliding"], help="walk-forward training windows (default expanding)"
+    )
     g.add_argument("--epochs", type=_positive_int, help="epochs per training (default: ML_EPOCHS)")
     g.add_argument("--batch-size", type=_positive_int, help="batch size (default: ML_BATCH_SIZE)")
     g.add_argument("--lr", type=_positive_float, help="learning rate (default: ML_LEARNING_RATE)")
     g.add_argument("--cooldown-hours", type=_non_negative_float, help="minimal hours between retrainings (default 6)")
-    g.add_argument("--performance-margin", type=_non_negative_float,
-                   help="performance_drop: allowed fall of accuracy / macro F1 (default 0.05)")
+    g.add_argument(
+        "--performance-margin",
+        type=_non_negative_float,
+        help="performance_drop: allowed fall of accuracy / macro F1 (default 0.05)",
+    )
     g.add_argument("--min-accuracy", type=_non_negative_float, help="promotion gate: minimal walk-forward accuracy")
-    g.add_argument("--min-improvement", type=_non_negative_float,
-                   help="promotion gate: the candidate must beat production's macro F1 by more than this (default 0)")
+    g.add_argument(
+        "--min-improvement",
+        type=_non_negative_float,
+        help="promotion gate: the candidate must beat production's macro F1 by more than this (default 0)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,35 +130,53 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="{run,check-drift,check-performance,serve}", parser_class=_Parser)
     sub.required = True
-    r = sub.add_parser("run", help="one retraining attempt (cron-friendly)",
-                       description="One retraining attempt. drift / performance_drop check first and retrain only "
-                       "when triggered; manual / scheduled always retrain. Lock and cooldown apply.")
+    r = sub.add_parser(
+        "run",
+        help="one retraining attempt (cron-friendly)",
+        description="One retraining attempt. drift / performance_drop check first and retrain only "
+        "when triggered; manual / scheduled always retrain. Lock and cooldown apply.",
+    )
     r.add_argument("--trigger", required=True, choices=TRIGGERS, help="why this retraining runs (run tag trigger)")
     r.add_argument("--force", action="store_true", help="skip the trigger check and the cooldown (never the lock)")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
     _common(r)
     _training(r)
-    c = sub.add_parser("check-drift", help="drift report only: per-feature PSI / KS table; exit 3 on drift",
-                       description="Compare the recent candles with the production model's training data; print the "
-                       "per-feature table. Exit 0: no drift, 3: drift (0 with --exit-zero).")
-    c.add_argument("--output", help="folder for drift_report.json/.csv/.png (default: <output_dir>/drift_checks/<time>)")
+    c = sub.add_parser(
+        "check-drift",
+        help="drift report only: per-feature PSI / KS table; exit 3 on drift",
+        description="Compare the recent candles with the production model's training data; print the "
+        "per-feature table. Exit 0: no drift, 3: drift (0 with --exit-zero).",
+    )
+    c.add_argument(
+        "--output", help="folder for drift_report.json/.csv/.png (default: <output_dir>/drift_checks/<time>)"
+    )
     c.add_argument("--json", action="store_true", help="print the report as JSON instead of the table")
     c.add_argument("--log-run", action="store_true", help="also log the report as a run in auto_retraining")
     c.add_argument("--exit-zero", action="store_true", help="exit 0 also when drift is found")
     _common(c)
-    pc = sub.add_parser("check-performance", help="production accuracy / F1 on recent realised labels",
-                        description="Evaluate the production model on the recent candles whose horizon has passed.")
+    pc = sub.add_parser(
+        "check-performance",
+        help="production accuracy / F1 on recent realised labels",
+        description="Evaluate the production model on the recent candles whose horizon has passed.",
+    )
     pc.add_argument("--performance-margin", type=_non_negative_float, help="allowed fall (default 0.05)")
     pc.add_argument("--json", action="store_true", help="print the report as JSON")
     _common(pc)
-    s = sub.add_parser("serve", help="long-lived scheduler (interval or cron) that also checks drift / performance",
-                       description="Run the retraining scheduler in the foreground (Ctrl-C stops it). Each tick checks "
-                       "drift, then performance, then retrains on schedule; --check-interval adds check-only ticks.")
+    s = sub.add_parser(
+        "serve",
+        help="long-lived scheduler (interval or cron) that also checks drift / performance",
+        description="Run the retraining scheduler in the foreground (Ctrl-C stops it). Each tick checks "
+        "drift, then performance, then retrains on schedule; --check-interval adds check-only ticks.",
+    )
     g = s.add_mutually_exclusive_group(required=True)
     g.add_argument("--interval", type=_positive_float, metavar="MINUTES", help="scheduled retraining every N minutes")
     g.add_argument("--cron", metavar="EXPR", help='crontab expression in UTC, e.g. "0 3 * * *"')
-    s.add_argument("--check-interval", type=_positive_float, metavar="MINUTES",
-                   help="check drift and performance every N minutes between scheduled retrainings")
+    s.add_argument(
+        "--check-interval",
+        type=_positive_float,
+        metavar="MINUTES",
+        help="check drift and performance every N minutes between scheduled retrainings",
+    )
     _common(s)
     _training(s)
     return p
@@ -137,20 +184,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> RetrainingConfig:
     """A RetrainingConfig from parsed CLI arguments (unset flags keep the defaults)."""
-    drift_kw = {k: v for k, v in {
-        "psi_threshold": getattr(args, "psi_threshold", None), "ks_pvalue_threshold": getattr(args, "ks_pvalue", None),
-        "null_margin": getattr(args, "null_margin", None), "min_drift_share": getattr(args, "min_drift_share", None),
-    }.items() if v is not None}
-    wf_kw = {k: v for k, v in {"n_folds": getattr(args, "folds", None), "mode": getattr(args, "fold_mode", None)}.items()
-             if v is not None}
-    kw: dict[str, Any] = {
-        "model_name": args.model_name, "data": args.data, "symbols": args.symbol or [], "timeframe": args.timeframe,
-        "reference_data": args.reference_data, "drift": DriftConfig(**drift_kw), "walk_forward": WalkForwardConfig(**wf_kw),
+    drift_kw = {
+        k: v
+        for k, v in {
+            "psi_threshold": getattr(args, "psi_threshold", None),
+            "ks_pvalue_threshold": getattr(args, "ks_pvalue", None),
+            "null_margin": getattr(args, "null_margin", None),
+            "min_drift_share": getattr(args, "min_drift_share", None),
+        }.items()
+        if v is not None
     }
-    for attr, key in (("recent_days", "recent_days"), ("train_days", "train_days"), ("epochs", "epochs"),
-                      ("batch_size", "batch_size"), ("lr", "learning_rate"), ("cooldown_hours", "cooldown_hours"),
-                      ("performance_margin", "performance_margin"), ("min_accuracy", "min_accuracy_for_promotion"),
-                      ("min_improvement", "min_improvement")):
+    wf_kw = {
+        k: v
+        for k, v in {"n_folds": getattr(args, "folds", None), "mode": getattr(args, "fold_mode", None)}.items()
+        if v is not None
+    }
+    kw: dict[str, Any] = {
+        "model_name": args.model_name,
+        "data": args.data,
+        "symbols": args.symbol or [],
+        "timeframe": args.timeframe,
+        "reference_data": args.reference_data,
+        "drift": DriftConfig(**drift_kw),
+        "walk_forward": WalkForwardConfig(**wf_kw),
+    }
+    for attr, key in (
+        ("recent_days", "recent_days"),
+        ("train_days", "train_days"),
+        ("epochs", "epochs"),
+        ("batch_size", "batch_size"),
+        ("lr", "learning_rate"),
+        ("cooldown_hours", "cooldown_hours"),
+        ("performance_margin", "performance_margin"),
+        ("min_accuracy", "min_accuracy_for_promotion"),
+        ("min_improvement", "min_improvement"),
+    ):
         value = getattr(args, attr, None)
         if value is not None:
             kw[key] = value
@@ -167,16 +235,22 @@ def _print_result(result: RetrainingResult, stream: TextIO | None = None) -> Non
     stream = stream if stream is not None else sys.stdout
     print(f"{result.status}: {result.reason}", file=stream)
     if result.run_id:
-        print(f"MLflow run {result.run_id} in experiment '{EXPERIMENT_RETRAINING}' (tag trigger={result.trigger})",
-              file=stream)
+        print(
+            f"MLflow run {result.run_id} in experiment '{EXPERIMENT_RETRAINING}' (tag trigger={result.trigger})",
+            file=stream,
+        )
     wf = result.walk_forward or {}
     if wf.get("walk_forward_accuracy_mean") is not None:
-        line = (f"walk-forward ({int(wf['walk_forward_folds'])} folds): accuracy {wf['walk_forward_accuracy_mean']:.4f} "
-                f"+- {wf['walk_forward_accuracy_std']:.4f}, macro F1 {wf['walk_forward_f1_macro_mean']:.4f} "
-                f"+- {wf['walk_forward_f1_macro_std']:.4f}")
+        line = (
+            f"walk-forward ({int(wf['walk_forward_folds'])} folds): accuracy {wf['walk_forward_accuracy_mean']:.4f} "
+            f"+- {wf['walk_forward_accuracy_std']:.4f}, macro F1 {wf['walk_forward_f1_macro_mean']:.4f} "
+            f"+- {wf['walk_forward_f1_macro_std']:.4f}"
+        )
         if wf.get("walk_forward_production_accuracy_mean") is not None:
-            line += (f"; production: accuracy {wf['walk_forward_production_accuracy_mean']:.4f}, "
-                     f"macro F1 {wf['walk_forward_production_f1_macro_mean']:.4f}")
+            line += (
+                f"; production: accuracy {wf['walk_forward_production_accuracy_mean']:.4f}, "
+                f"macro F1 {wf['walk_forward_production_f1_macro_mean']:.4f}"
+            )
         print(line, file=stream)
 
 
@@ -186,8 +260,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2, one line already printed)
         return int(exc.code or 0)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # cron mail stays readable
     if not args.verbose:  # MLflow logs store creation at INFO through its own handler, set up on import
         import mlflow  # noqa: F401
@@ -214,12 +290,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return EXIT_OK
             if result.status == STATUS_REFUSED:
                 return EXIT_REFUSED
-            return EXIT_BAD_INPUT if result.run_id is None and result.error_type and \
-                _is_bad_input_name(result.error_type) else EXIT_FAILED
+            return (
+                EXIT_BAD_INPUT
+                if result.run_id is None and result.error_type and _is_bad_input_name(result.error_type)
+                else EXIT_FAILED
+            )
         if args.command == "check-drift":
             report = pipeline.check_drift()
-            directory = Path(args.output) if args.output else \
-                Path(settings.output_dir) / "drift_checks" / datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
+            directory = (
+                Path(args.output)
+                if args.output
+                else Path(settings.output_dir) / "drift_checks" / datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
+            )
             paths = report.write(directory)
             if args.json:
                 print(json.dumps(report.to_dict(), indent=2, default=str))
@@ -232,8 +314,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"report: {', '.join(str(p) for p in paths.values())}")
             if args.log_run:
                 run_id = pipeline.log_drift_check(report)
-                print(f"MLflow run {run_id} in experiment '{EXPERIMENT_RETRAINING}'",
-                      file=sys.stderr if args.json else sys.stdout)
+                print(
+                    f"MLflow run {run_id} in experiment '{EXPERIMENT_RETRAINING}'",
+                    file=sys.stderr if args.json else sys.stdout,
+                )
             return EXIT_DRIFT if report.drifted and not args.exit_zero else EXIT_OK
         if args.command == "check-performance":
             performance = pipeline.check_performance()
@@ -252,10 +336,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _is_bad_input_name(name: str) -> bool:
-    return name in ("DataValidationError", "DriftReferenceError", "NoProductionModel", "ValueError",
-                    "TrackingStoreUnavailable", "ModelNotAvailableError")
+    return name in (
+        "DataValidationError",
+        "DriftReferenceError",
+        "NoProductionModel",
+        "ValueError",
+        "TrackingStoreUnavailable",
+        "ModelNotAvailableError",
+    )
 
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -1,4 +1,5 @@
 """What a retraining may change: :class:`RetrainingConfig`, triggers, run kinds."""
+
 from __future__ import annotations
 
 import math
@@ -108,12 +109,19 @@ class RetrainingConfig:
             (0 <= self.performance_margin < 1, "performance_margin must be in [0, 1)"),
             (self.min_performance_samples >= 1, "min_performance_samples must be >= 1"),
             (self.cooldown_hours >= 0 and math.isfinite(self.cooldown_hours), "cooldown_hours must be >= 0"),
-            (self.schedule_interval_minutes is None or self.schedule_interval_minutes > 0,
-             "schedule_interval_minutes must be > 0"),
-            (self.check_interval_minutes is None or self.check_interval_minutes > 0, "check_interval_minutes must be > 0"),
+            (
+                self.schedule_interval_minutes is None or self.schedule_interval_minutes > 0,
+                "schedule_interval_minutes must be > 0",
+            ),
+            (
+                self.check_interval_minutes is None or self.check_interval_minutes > 0,
+                "check_interval_minutes must be > 0",
+            ),
             (self.epochs is None or self.epochs >= 1, "epochs must be >= 1"),
-            (self.min_accuracy_for_promotion is None or 0 <= self.min_accuracy_for_promotion <= 1,
-             "min_accuracy_for_promotion must be in [0, 1]"),
+            (
+                self.min_accuracy_for_promotion is None or 0 <= self.min_accuracy_for_promotion <= 1,
+                "min_accuracy_for_promotion must be in [0, 1]",
+            ),
             (self.min_improvement >= 0, "min_improvement must be >= 0"),
         ]
         for ok, message in checks:
@@ -124,11 +132,15 @@ class RetrainingConfig:
     def to_params(self) -> dict[str, Any]:
         """Flat, JSON-able parameters for the MLflow run (``retraining_*``)."""
         return {
-            "model_name": self.model_name, "train_days": self.train_days, "recent_days": self.recent_days,
-            "performance_margin": self.performance_margin, "cooldown_hours": self.cooldown_hours,
-            "primary_metric": self.primary_metric, "min_improvement": self.min_improvement,
-            "wf_n_folds": self.walk_forward.n_folds, "wf_mode": self.walk_forward.mode,
+            "model_name": self.model_name,
+            "train_days": self.train_days,
+            "recent_days": self.recent_days,
+            "performance_margin": self.performance_margin,
+            "cooldown_hours": self.cooldown_hours,
+            "primary_metric": self.primary_metric,
+            "min_improvement": self.min_improvement,
+            "wf_n_folds": self.walk_forward.n_folds,
+            "wf_mode": self.walk_forward.mode,
             "wf_initial_train_frac": self.walk_forward.initial_train_frac,
             **{f"drift_{k}": v for k, v in self.drift.to_dict().items()},
         }
-

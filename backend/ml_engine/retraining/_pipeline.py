@@ -1,4 +1,5 @@
 """The retraining pipeline: checks, walk-forward validation, the final candidate, the gate."""
+
 from __future__ import annotations
 
 import contextlib
@@ -91,8 +92,9 @@ def _is_bad_input(exc: BaseException) -> bool:
     from ..data import DataValidationError
     from ..drift import DriftReferenceError
 
-    return isinstance(exc, (DataValidationError, DriftReferenceError, NoProductionModel, ValueError)) or \
-        type(exc).__name__ in ("TrackingStoreUnavailable", "ModelNotAvailableError")
+    return isinstance(exc, (DataValidationError, DriftReferenceError, NoProductionModel, ValueError)) or type(
+        exc
+    ).__name__ in ("TrackingStoreUnavailable", "ModelNotAvailableError")
 
 
 def _fmt_td(td: timedelta) -> str:
@@ -105,8 +107,13 @@ def _fmt_td(td: timedelta) -> str:
 class RetrainingPipeline:
     """Checks, retrains, validates walk-forward and promotes one registered model (see the package doc)."""
 
-    def __init__(self, settings: Settings | None = None, config: RetrainingConfig | None = None, *,
-                 progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        config: RetrainingConfig | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> None:
         self.settings = settings or Settings()
         self.config = config or RetrainingConfig()
         self.progress: Progress = progress or LogProgress()
@@ -181,13 +188,20 @@ class RetrainingPipeline:
         """All candles of the live source (validated, gaps repaired as in training)."""
         from ..data import load_candles
 
-        return load_candles(self._source(), symbols=self._symbols(production), timeframe=self._timeframe(),
-                            max_fill_gap=self.settings.max_fill_gap, min_rows=1, table=self.settings.candles_table)
+        return load_candles(
+            self._source(),
+            symbols=self._symbols(production),
+            timeframe=self._timeframe(),
+            max_fill_gap=self.settings.max_fill_gap,
+            min_rows=1,
+            table=self.settings.candles_table,
+        )
 
     # ---------------------------------------------------------------- checks
 
-    def check_drift(self, recent: Sequence[CandleSeries] | None = None,
-                    production: ProductionVersion | None = None) -> DriftReport:
+    def check_drift(
+        self, recent: Sequence[CandleSeries] | None = None, production: ProductionVersion | None = None
+    ) -> DriftReport:
         """Drift report of the last ``recent_days`` of the live data (or ``recent`` series) against
         the production version's training rows."""
         from ..drift import compare_features, recent_features, reference_from_metadata, span_rows
@@ -197,7 +211,9 @@ class RetrainingPipeline:
         pipeline = meta.get("pipeline") or {}
         secret = self.settings.candles_database_url
         reference = reference_from_metadata(
-            meta, reference_data=self.config.reference_data, max_fill_gap=self.settings.max_fill_gap,
+            meta,
+            reference_data=self.config.reference_data,
+            max_fill_gap=self.settings.max_fill_gap,
             database_url=secret.get_secret_value() if secret is not None else None,
         )
         series = list(recent) if recent is not None else self.load_series(production)
@@ -205,18 +221,21 @@ class RetrainingPipeline:
         names = list(pipeline.get("feature_names") or meta.get("features") or [])
         ref_tf = (meta.get("data") or {}).get("timeframe")
         chunk = span_rows(self.config.recent_days, ref_tf)
-        report = compare_features(reference.X, current.X, names, self.config.drift,
-                                  reference_groups=reference.groups, min_chunk_rows=chunk)
+        report = compare_features(
+            reference.X, current.X, names, self.config.drift, reference_groups=reference.groups, min_chunk_rows=chunk
+        )
         report.reference = {"model_name": self.config.model_name, "version": production.version, **reference.info}
         report.current = current.info
         if ref_tf and current.info.get("timeframes") and current.info["timeframes"] != [ref_tf]:
-            report.current["timeframe_mismatch"] = (f"recent candles are {current.info['timeframes']}, "
-                                                    f"the model was trained on {ref_tf}")
+            report.current["timeframe_mismatch"] = (
+                f"recent candles are {current.info['timeframes']}, the model was trained on {ref_tf}"
+            )
         logger.info("drift check of %s v%s: %s", self.config.model_name, production.version, report.summary)
         return report
 
-    def check_performance(self, recent: Sequence[CandleSeries] | None = None,
-                          production: ProductionVersion | None = None) -> PerformanceReport:
+    def check_performance(
+        self, recent: Sequence[CandleSeries] | None = None, production: ProductionVersion | None = None
+    ) -> PerformanceReport:
         """The production model's accuracy and macro F1 on the recent candles whose horizon has passed."""
         import numpy as np
         import pandas as pd
@@ -227,8 +246,9 @@ class RetrainingPipeline:
 
         production = production or self.production()
         series = list(recent) if recent is not None else self.load_series(production)
-        predictor = Predictor.from_model_uri(f"models:/{self.config.model_name}/{production.version}",
-                                             settings=self.settings, refresh_interval_s=0)
+        predictor = Predictor.from_model_uri(
+            f"models:/{self.config.model_name}/{production.version}", settings=self.settings, refresh_interval_s=0
+        )
         try:
             label_cfg = LabelConfig.from_dict(predictor.pipeline["label_config"])
             y_true, y_pred = [], []
@@ -247,8 +267,11 @@ class RetrainingPipeline:
                 keep = (ts >= start).to_numpy()[ends] & (labels[ends] != UNDEFINED)
                 y_true.append(labels[ends][keep])
                 y_pred.append(proba[keep].argmax(axis=1))
-                window[s.symbol] = {"start": start.isoformat(), "end": ts.iloc[-1].isoformat(),
-                                    "labels": int(keep.sum())}
+                window[s.symbol] = {
+                    "start": start.isoformat(),
+                    "end": ts.iloc[-1].isoformat(),
+                    "labels": int(keep.sum()),
+                }
             yt = np.concatenate(y_true) if y_true else np.empty(0, np.int64)
             yp = np.concatenate(y_pred) if y_pred else np.empty(0, np.int64)
             test = predictor.metadata.get("test_metrics") or {}
@@ -264,9 +287,18 @@ class RetrainingPipeline:
         margin = self.config.performance_margin
         enough = yt.size >= self.config.min_performance_samples
         dropped = bool(enough and ((ref_acc - acc) > margin or (ref_f1 - f1) > margin))
-        report = PerformanceReport(version=str(production.version), n_samples=int(yt.size), accuracy=acc,
-                                   f1_macro=f1, reference_accuracy=ref_acc, reference_f1_macro=ref_f1, margin=margin,
-                                   min_samples=self.config.min_performance_samples, dropped=dropped, window=window)
+        report = PerformanceReport(
+            version=str(production.version),
+            n_samples=int(yt.size),
+            accuracy=acc,
+            f1_macro=f1,
+            reference_accuracy=ref_acc,
+            reference_f1_macro=ref_f1,
+            margin=margin,
+            min_samples=self.config.min_performance_samples,
+            dropped=dropped,
+            window=window,
+        )
         logger.info("performance check of %s: %s", self.config.model_name, report.summary)
         return report
 
@@ -275,7 +307,8 @@ class RetrainingPipeline:
         name = self.config.model_name.replace("'", "\\'")
         runs = self.tracker.search_runs(
             filter_string=f"tags.model_name = '{name}' AND tags.run_kind = '{RUN_KIND_RETRAINING}'",
-            order_by=["attributes.start_time DESC"], max_results=1,
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
         )
         return runs[0] if runs else None
 
@@ -293,8 +326,9 @@ class RetrainingPipeline:
 
     # ---------------------------------------------------------------- retraining
 
-    def run(self, trigger: str = "manual", *, force: bool = False,
-            recent: Sequence[CandleSeries] | None = None) -> RetrainingResult:
+    def run(
+        self, trigger: str = "manual", *, force: bool = False, recent: Sequence[CandleSeries] | None = None
+    ) -> RetrainingResult:
         """One retraining attempt for ``trigger`` (see the package docstring). Never raises for a
         failed retraining: the result says what happened and why."""
         if trigger not in TRIGGERS:
@@ -314,8 +348,9 @@ class RetrainingPipeline:
         triggers = ["drift", "performance_drop"] + (["scheduled"] if include_scheduled else [])
         return self._attempt(triggers, force=False, recent=None, strict=False)
 
-    def _attempt(self, triggers: list[str], *, force: bool, recent: Sequence[CandleSeries] | None,
-                 strict: bool) -> RetrainingResult:
+    def _attempt(
+        self, triggers: list[str], *, force: bool, recent: Sequence[CandleSeries] | None, strict: bool
+    ) -> RetrainingResult:
         t0 = time.perf_counter()
         name = self.config.model_name
         first = triggers[0]
@@ -337,9 +372,11 @@ class RetrainingPipeline:
                     return self._failed_early(first, exc, t0)
                 if left > timedelta(0) and last is not None:
                     started = datetime.fromtimestamp(last["start_time"] / 1000.0, tz=UTC)
-                    reason = (f"cooldown: the last retraining of {name!r} started {started:%Y-%m-%d %H:%M:%S} UTC "
-                              f"(run {last['run_id']}, {last.get('status')}); next allowed in "
-                              f"{_fmt_td(left)} (cooldown {self.config.cooldown_hours:g} h; --force skips it)")
+                    reason = (
+                        f"cooldown: the last retraining of {name!r} started {started:%Y-%m-%d %H:%M:%S} UTC "
+                        f"(run {last['run_id']}, {last.get('status')}); next allowed in "
+                        f"{_fmt_td(left)} (cooldown {self.config.cooldown_hours:g} h; --force skips it)"
+                    )
                     logger.info(reason)
                     return RetrainingResult(STATUS_SKIPPED, first, name, reason, seconds=time.perf_counter() - t0)
             notes: list[str] = []
@@ -384,17 +421,38 @@ class RetrainingPipeline:
                         continue
                 return self._retrain(trigger, production, series, drift_report, perf_report, t0, lease)
             reason = "; ".join(notes) or "nothing to do"
-            return RetrainingResult(STATUS_SKIPPED, first, name, reason, drift=drift_report, performance=perf_report,
-                                    seconds=time.perf_counter() - t0)
+            return RetrainingResult(
+                STATUS_SKIPPED,
+                first,
+                name,
+                reason,
+                drift=drift_report,
+                performance=perf_report,
+                seconds=time.perf_counter() - t0,
+            )
         finally:
             lease.release()
 
-    def _failed_early(self, trigger: str, exc: BaseException, t0: float,
-                      drift: DriftReport | None = None, performance: PerformanceReport | None = None) -> RetrainingResult:
+    def _failed_early(
+        self,
+        trigger: str,
+        exc: BaseException,
+        t0: float,
+        drift: DriftReport | None = None,
+        performance: PerformanceReport | None = None,
+    ) -> RetrainingResult:
         reason = one_line(exc)
         logger.error("retraining of %s (%s) failed before training: %s", self.config.model_name, trigger, reason)
-        return RetrainingResult(STATUS_FAILED, trigger, self.config.model_name, reason, error_type=type(exc).__name__,
-                                seconds=time.perf_counter() - t0, drift=drift, performance=performance)
+        return RetrainingResult(
+            STATUS_FAILED,
+            trigger,
+            self.config.model_name,
+            reason,
+            error_type=type(exc).__name__,
+            seconds=time.perf_counter() - t0,
+            drift=drift,
+            performance=performance,
+        )
 
     def _request(self, production: ProductionVersion | None, train_days: float | None) -> TrainingRequest:
         """The candidate's TrainingRequest: config > production recipe > settings."""
@@ -408,9 +466,16 @@ class RetrainingPipeline:
         pipeline = meta.get("pipeline") or {}
         window = cfg.window or pipeline.get("window") or self.settings.window
         overrides = {
-            "epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.learning_rate, "seed": cfg.seed,
-            "window": window, "horizon": cfg.horizon or pipeline.get("horizon"), "data": self._source(),
-            "symbols": self._symbols(production), "timeframe": self._timeframe(), "date_range": train_days,
+            "epochs": cfg.epochs,
+            "batch_size": cfg.batch_size,
+            "lr": cfg.learning_rate,
+            "seed": cfg.seed,
+            "window": window,
+            "horizon": cfg.horizon or pipeline.get("horizon"),
+            "data": self._source(),
+            "symbols": self._symbols(production),
+            "timeframe": self._timeframe(),
+            "date_range": train_days,
             "trainer_kwargs": cfg.trainer_kwargs,
         }
         request = TrainingRequest.from_settings(self.settings, **overrides)
@@ -426,9 +491,16 @@ class RetrainingPipeline:
         request.fee = cfg.fee
         return request
 
-    def _retrain(self, trigger: str, production: ProductionVersion | None, series: Callable[[], list[CandleSeries]],
-                 drift_report: DriftReport | None, perf_report: PerformanceReport | None, t0: float,
-                 lease: Lease) -> RetrainingResult:
+    def _retrain(
+        self,
+        trigger: str,
+        production: ProductionVersion | None,
+        series: Callable[[], list[CandleSeries]],
+        drift_report: DriftReport | None,
+        perf_report: PerformanceReport | None,
+        t0: float,
+        lease: Lease,
+    ) -> RetrainingResult:
         from ..data import take_last_days
         from ..mlflow_integration import MLflowCallback
         from ..training_orchestrator import code_version, run_training
@@ -439,13 +511,25 @@ class RetrainingPipeline:
         out = Path(self.settings.output_dir) / run_name
         tracker = self._new_tracker()
         description = f"Retraining of {name} (trigger: {trigger})" + (
-            f"; production was v{production.version}" if production else "; no production version yet")
-        tags = {"trigger": trigger, "model_name": name, "run_kind": RUN_KIND_RETRAINING,
-                "training_mode": "auto_retraining", "code_version": code_version(),
-                "production_version_before": str(production.version) if production else "none"}
-        result = RetrainingResult(STATUS_FAILED, trigger, name, "",
-                                  production_before=production.version if production else None,
-                                  drift=drift_report, performance=perf_report)
+            f"; production was v{production.version}" if production else "; no production version yet"
+        )
+        tags = {
+            "trigger": trigger,
+            "model_name": name,
+            "run_kind": RUN_KIND_RETRAINING,
+            "training_mode": "auto_retraining",
+            "code_version": code_version(),
+            "production_version_before": str(production.version) if production else "none",
+        }
+        result = RetrainingResult(
+            STATUS_FAILED,
+            trigger,
+            name,
+            "",
+            production_before=production.version if production else None,
+            drift=drift_report,
+            performance=perf_report,
+        )
         guard = _LeaseCheck(lease)
         try:
             # ``tracker.run`` ends the run (and fold runs left open) FAILED or KILLED with the reason on any error.
@@ -463,9 +547,13 @@ class RetrainingPipeline:
                     self._log_drift(tracker, drift_report, out / "drift")
                 if perf_report is not None:
                     tracker.log_dict(perf_report.to_dict(), "performance_report.json")
-                    tracker.log_metrics({"recent_accuracy": perf_report.accuracy,
-                                         "recent_f1_macro": perf_report.f1_macro,
-                                         "recent_samples": perf_report.n_samples})
+                    tracker.log_metrics(
+                        {
+                            "recent_accuracy": perf_report.accuracy,
+                            "recent_f1_macro": perf_report.f1_macro,
+                            "recent_samples": perf_report.n_samples,
+                        }
+                    )
                     tracker.set_tags({"performance_drop": str(perf_report.dropped).lower()})
 
                 # data of the last train_days (or all there is)
@@ -473,8 +561,9 @@ class RetrainingPipeline:
                 fired_by = {"drift": drift_report, "performance_drop": perf_report}.get(trigger)
                 if fired_by is not None:
                     self.progress.stage(f"{trigger}: {fired_by.summary}")
-                self.progress.stage("candles: " + ", ".join(f"{s.symbol} {s.timeframe} ({len(s.frame)} rows)"
-                                                            for s in all_series))
+                self.progress.stage(
+                    "candles: " + ", ".join(f"{s.symbol} {s.timeframe} ({len(s.frame)} rows)" for s in all_series)
+                )
                 train_days = self._effective_train_days(all_series)
                 request = self._request(production, train_days)
                 train_series = [take_last_days(s, train_days) for s in all_series] if train_days else all_series
@@ -487,9 +576,15 @@ class RetrainingPipeline:
 
                 # the final candidate on the whole window, logged into this run, registered
                 self.progress.stage("final model on the whole window")
-                outcome = run_training(request, out / "model", run_name=run_name, model_name=name, export_onnx=True,
-                                       callbacks=[MLflowCallback(tracker), guard, *self.progress.training("final model")],
-                                       tracker=tracker)
+                outcome = run_training(
+                    request,
+                    out / "model",
+                    run_name=run_name,
+                    model_name=name,
+                    export_onnx=True,
+                    callbacks=[MLflowCallback(tracker), guard, *self.progress.training("final model")],
+                    tracker=tracker,
+                )
                 lease.check()  # nothing reaches the registry without the lock
                 version = self._register(tracker, outcome, wf, trigger)
                 result.version = version
@@ -501,13 +596,20 @@ class RetrainingPipeline:
                 result.promoted = decision.promoted
                 result.promotion_reason = decision.reason
                 result.production_after = decision.to_version if decision.promoted else decision.from_version
-                tracker.set_tags({"promotion_decision": "promoted" if decision.promoted else "refused",
-                                  "promotion_reason": decision.reason[:4000], "candidate_version": version,
-                                  **verdict_tag(decision)})
+                tracker.set_tags(
+                    {
+                        "promotion_decision": "promoted" if decision.promoted else "refused",
+                        "promotion_reason": decision.reason[:4000],
+                        "candidate_version": version,
+                        **verdict_tag(decision),
+                    }
+                )
                 result.status = STATUS_COMPLETED
-                result.reason = (f"retrained on trigger {trigger}: v{version} "
-                                 + ("promoted to production" if decision.promoted else "not promoted")
-                                 + f" ({decision.reason})")
+                result.reason = (
+                    f"retrained on trigger {trigger}: v{version} "
+                    + ("promoted to production" if decision.promoted else "not promoted")
+                    + f" ({decision.reason})"
+                )
                 result.seconds = time.perf_counter() - t0
                 tracker.log_metrics({"retraining_seconds": result.seconds})
             logger.info(result.reason)
@@ -533,18 +635,28 @@ class RetrainingPipeline:
         held = []
         for s in series:
             f = s.frame
-            held.append((f["timestamp"].iloc[-1] - f["timestamp"].iloc[0] + timeframe_to_timedelta(s.timeframe))
-                        / pd.Timedelta(days=1))
+            held.append(
+                (f["timestamp"].iloc[-1] - f["timestamp"].iloc[0] + timeframe_to_timedelta(s.timeframe))
+                / pd.Timedelta(days=1)
+            )
         shortest = min(held) if held else 0.0
         if self.config.train_days >= shortest:
-            logger.info("train_days %g >= the %.2f days the data holds: training on all of it",
-                        self.config.train_days, shortest)
+            logger.info(
+                "train_days %g >= the %.2f days the data holds: training on all of it", self.config.train_days, shortest
+            )
             return None
         return float(self.config.train_days)
 
-    def _walk_forward(self, request: TrainingRequest, series: Sequence[CandleSeries],
-                      production: ProductionVersion | None, out: Path, *, tracker: MLflowTracker | None = None,
-                      guard: Callback | None = None) -> WalkForwardResult:
+    def _walk_forward(
+        self,
+        request: TrainingRequest,
+        series: Sequence[CandleSeries],
+        production: ProductionVersion | None,
+        out: Path,
+        *,
+        tracker: MLflowTracker | None = None,
+        guard: Callback | None = None,
+    ) -> WalkForwardResult:
         import numpy as np
 
         from ..mlflow_integration import MLflowCallback
@@ -556,8 +668,11 @@ class RetrainingPipeline:
         if production is not None:
             try:
                 self.progress.stage(f"scoring production v{production.version} on the same windows")
-                predictor = Predictor.from_model_uri(f"models:/{self.config.model_name}/{production.version}",
-                                                     settings=self.settings, refresh_interval_s=0)
+                predictor = Predictor.from_model_uri(
+                    f"models:/{self.config.model_name}/{production.version}",
+                    settings=self.settings,
+                    refresh_interval_s=0,
+                )
                 try:
                     scores = score_with_predictor(predictor, series, table)
                 finally:
@@ -566,8 +681,12 @@ class RetrainingPipeline:
             except Exception as exc:  # noqa: BLE001 - a model that cannot read these candles: compare recorded metrics instead
                 note = f"production v{production.version} could not score the walk-forward data: {one_line(exc)}"
                 logger.warning(note)
-                scores = ProductionScores(rows=np.empty(0, np.int64), proba=np.empty((0, 3), np.float32),
-                                          version=str(production.version), note=note)
+                scores = ProductionScores(
+                    rows=np.empty(0, np.int64),
+                    proba=np.empty((0, 3), np.float32),
+                    version=str(production.version),
+                    note=note,
+                )
         n = self.config.walk_forward.n_folds
         self.progress.stage(f"walk-forward: {n} folds ({self.config.walk_forward.mode}) on {len(table.ends)} windows")
 
@@ -575,9 +694,11 @@ class RetrainingPipeline:
             label = f"fold {fold.index + 1}/{n_folds}"
             callbacks: list[Callback] = [guard] if guard is not None else []
             if tracker is not None:  # each fold a nested run with its own learning curves
-                tracker.start_run(run_name=f"{label.replace(' ', '_').replace('/', '_of_')}", nested=True,
-                                  tags={"run_kind": RUN_KIND_FOLD, "fold": str(fold.index + 1),
-                                        "model_name": self.config.model_name})
+                tracker.start_run(
+                    run_name=f"{label.replace(' ', '_').replace('/', '_of_')}",
+                    nested=True,
+                    tags={"run_kind": RUN_KIND_FOLD, "fold": str(fold.index + 1), "model_name": self.config.model_name},
+                )
                 tracker.log_dict(fold.describe(table.timestamps), "fold.json")
                 callbacks.append(MLflowCallback(tracker))
             return [*callbacks, *self.progress.training(label)]
@@ -593,11 +714,23 @@ class RetrainingPipeline:
             self.progress.stage(
                 f"fold {result.index + 1}/{n}: accuracy {result.candidate['accuracy']:.4f}, macro F1 "
                 f"{result.candidate['f1_macro']:.4f}"
-                + (f" (production {result.production['accuracy']:.4f} / {result.production['f1_macro']:.4f})"
-                   if result.production else ""))
+                + (
+                    f" (production {result.production['accuracy']:.4f} / {result.production['f1_macro']:.4f})"
+                    if result.production
+                    else ""
+                )
+            )
 
-        wf = run_walk_forward(table, self.config.walk_forward, request.model, request.trainer, fee=request.fee,
-                              production=scores, on_fold=on_fold, fold_callbacks=fold_callbacks)
+        wf = run_walk_forward(
+            table,
+            self.config.walk_forward,
+            request.model,
+            request.trainer,
+            fee=request.fee,
+            production=scores,
+            on_fold=on_fold,
+            fold_callbacks=fold_callbacks,
+        )
         if production is not None and scores is not None and not wf.has_production:
             wf.production_note = scores.note or f"production v{production.version} scored none of the test windows"
         return wf
@@ -621,8 +754,9 @@ class RetrainingPipeline:
         )
         return tracker.register_model(outcome.model_uri, self.config.model_name, tags=tags, description=description)
 
-    def _promote(self, tracker: MLflowTracker, name: str, version: str, wf: WalkForwardResult,
-                 trigger: str) -> PromotionDecision:
+    def _promote(
+        self, tracker: MLflowTracker, name: str, version: str, wf: WalkForwardResult, trigger: str
+    ) -> PromotionDecision:
         """The model store's gate. With production scored on the folds, an evaluator answers both
         versions' walk-forward means (same rows); otherwise the candidate's walk-forward means are
         its metrics and the gate compares them with production's recorded test metrics."""
@@ -630,9 +764,14 @@ class RetrainingPipeline:
 
         cfg = self.config
         gate = PromotionGate.from_settings(
-            self.settings, primary_metric=cfg.primary_metric, min_improvement=cfg.min_improvement,
-            **({"min_accuracy_for_promotion": cfg.min_accuracy_for_promotion}
-               if cfg.min_accuracy_for_promotion is not None else {}),
+            self.settings,
+            primary_metric=cfg.primary_metric,
+            min_improvement=cfg.min_improvement,
+            **(
+                {"min_accuracy_for_promotion": cfg.min_accuracy_for_promotion}
+                if cfg.min_accuracy_for_promotion is not None
+                else {}
+            ),
         )
         candidate = {k: v for k, v in wf.means("candidate").items() if math.isfinite(v)}
         evaluator: Callable[[str, int], Mapping[str, float]] | None = None
@@ -648,15 +787,23 @@ class RetrainingPipeline:
                 return {}
 
             evaluator = evaluate
-        check = Check("auto_retraining", True, {"trigger": trigger, "folds": wf.config.n_folds,
-                                                "note": wf.production_note})
-        store = get_model_store(tracker.settings, gate, evaluator, experiment_name=EXPERIMENT_RETRAINING,
-                                client=tracker.client)
+        check = Check(
+            "auto_retraining", True, {"trigger": trigger, "folds": wf.config.n_folds, "note": wf.production_note}
+        )
+        store = get_model_store(
+            tracker.settings, gate, evaluator, experiment_name=EXPERIMENT_RETRAINING, client=tracker.client
+        )
         try:
             from ..verdicts import render
 
-            return store.auto_promote(name, version, candidate_metrics=candidate, reason=render(check),
-                                      actor=f"retraining:{trigger}", reason_check=check)
+            return store.auto_promote(
+                name,
+                version,
+                candidate_metrics=candidate,
+                reason=render(check),
+                actor=f"retraining:{trigger}",
+                reason_check=check,
+            )
         finally:
             store.close()
 
@@ -664,16 +811,24 @@ class RetrainingPipeline:
         paths = report.write(directory)
         for p in paths.values():
             tracker.log_artifact(str(p))
-        tracker.log_metrics({"drift_share": report.drift_share, "drift_features": report.n_drifted,
-                             "drift_reference_rows": report.n_reference, "drift_recent_rows": report.n_current})
+        tracker.log_metrics(
+            {
+                "drift_share": report.drift_share,
+                "drift_features": report.n_drifted,
+                "drift_reference_rows": report.n_reference,
+                "drift_recent_rows": report.n_current,
+            }
+        )
         tracker.set_tags({"drift_detected": str(report.drifted).lower(), "drift_summary": report.summary[:4000]})
 
     def log_drift_check(self, report: DriftReport) -> str:
         """Log a stand-alone drift check as its own run (``run_kind=drift_check``); returns the run id."""
         tracker = self._new_tracker()
         with (
-            tracker.run(run_name=f"drift_check_{self.config.model_name}_{datetime.now(UTC):%Y%m%d_%H%M%S}",
-                        tags={"model_name": self.config.model_name, "run_kind": RUN_KIND_DRIFT_CHECK}) as run_id,
+            tracker.run(
+                run_name=f"drift_check_{self.config.model_name}_{datetime.now(UTC):%Y%m%d_%H%M%S}",
+                tags={"model_name": self.config.model_name, "run_kind": RUN_KIND_DRIFT_CHECK},
+            ) as run_id,
             tempfile.TemporaryDirectory(prefix="drift-") as tmp,
         ):
             self._log_drift(tracker, report, Path(tmp))
@@ -681,8 +836,14 @@ class RetrainingPipeline:
 
     # ---------------------------------------------------------------- scheduler
 
-    def build_scheduler(self, *, interval_minutes: float | None = None, cron: str | None = None,
-                        check_interval_minutes: float | None = None, blocking: bool = True) -> BaseScheduler:
+    def build_scheduler(
+        self,
+        *,
+        interval_minutes: float | None = None,
+        cron: str | None = None,
+        check_interval_minutes: float | None = None,
+        blocking: bool = True,
+    ) -> BaseScheduler:
         """An APScheduler scheduler with the scheduled job (interval or crontab) and, with
         ``check_interval_minutes``, a drift/performance check job; jobs never overlap
         (``max_instances=1``, missed runs coalesced) and the retraining lock guards other processes."""
@@ -694,8 +855,9 @@ class RetrainingPipeline:
         cron = cron if cron is not None else self.config.schedule_cron
         if interval_minutes is None and cron is None:
             interval_minutes = self.config.schedule_interval_minutes
-        check_interval_minutes = check_interval_minutes if check_interval_minutes is not None else \
-            self.config.check_interval_minutes
+        check_interval_minutes = (
+            check_interval_minutes if check_interval_minutes is not None else self.config.check_interval_minutes
+        )
         trigger: Any
         if cron is not None:
             try:
@@ -708,12 +870,23 @@ class RetrainingPipeline:
             raise ValueError("serve needs --interval MINUTES or --cron EXPRESSION")
         scheduler = (BlockingScheduler if blocking else BackgroundScheduler)(timezone="UTC")
         common: dict[str, Any] = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 3600}
-        scheduler.add_job(self._job, trigger, kwargs={"include_scheduled": True}, id="retraining_scheduled",
-                          name=f"scheduled retraining of {self.config.model_name}", **common)
+        scheduler.add_job(
+            self._job,
+            trigger,
+            kwargs={"include_scheduled": True},
+            id="retraining_scheduled",
+            name=f"scheduled retraining of {self.config.model_name}",
+            **common,
+        )
         if check_interval_minutes:
-            scheduler.add_job(self._job, IntervalTrigger(minutes=float(check_interval_minutes), timezone="UTC"),
-                              kwargs={"include_scheduled": False}, id="retraining_checks",
-                              name=f"drift / performance checks of {self.config.model_name}", **common)
+            scheduler.add_job(
+                self._job,
+                IntervalTrigger(minutes=float(check_interval_minutes), timezone="UTC"),
+                kwargs={"include_scheduled": False},
+                id="retraining_checks",
+                name=f"drift / performance checks of {self.config.model_name}",
+                **common,
+            )
         return scheduler
 
     def _job(self, include_scheduled: bool) -> RetrainingResult | None:

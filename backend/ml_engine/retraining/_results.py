@@ -1,4 +1,5 @@
 """What a retraining attempt answers: :class:`RetrainingResult`, :class:`PerformanceReport`."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -55,12 +56,16 @@ class PerformanceReport:
     @property
     def summary(self) -> str:
         if self.n_samples < self.min_samples:
-            return (f"no verdict: only {self.n_samples} realised recent labels (need {self.min_samples}) "
-                    f"for production v{self.version}")
+            return (
+                f"no verdict: only {self.n_samples} realised recent labels (need {self.min_samples}) "
+                f"for production v{self.version}"
+            )
         verdict = "performance drop" if self.dropped else "no performance drop"
-        return (f"{verdict}: production v{self.version} on {self.n_samples} recent labels: accuracy "
-                f"{self.accuracy:.4f} (test {self.reference_accuracy:.4f}), macro F1 {self.f1_macro:.4f} "
-                f"(test {self.reference_f1_macro:.4f}); margin {self.margin:g}")
+        return (
+            f"{verdict}: production v{self.version} on {self.n_samples} recent labels: accuracy "
+            f"{self.accuracy:.4f} (test {self.reference_accuracy:.4f}), macro F1 {self.f1_macro:.4f} "
+            f"(test {self.reference_f1_macro:.4f}); margin {self.margin:g}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -100,4 +105,3 @@ class RetrainingResult:
         d["performance"] = self.performance.to_dict() if self.performance else None
         d["success"] = self.success
         return d
-

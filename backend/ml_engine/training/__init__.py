@@ -24,6 +24,7 @@ bad data or a ``--date-range`` longer than the data is refused without leaving a
 :func:`run_training` trains, evaluates and logs, and returns a frozen :class:`TrainingOutcome`;
 the guide's result dict is built from it only in :meth:`TrainingOrchestrator.train_model`.
 """
+
 from ._cli import DEMO_OVERRIDES, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, build_parser, main
 from ._orchestrator import TrainingOrchestrator, reap_orphaned_runs
 from ._outcome import GUIDE_METRIC_ALIASES, SplitRows, TrainingOutcome, version_tags

@@ -1,4 +1,5 @@
 """``python -m backend.ml_engine.training``: the training command line."""
+
 import sys
 
 from ._cli import main

@@ -1,4 +1,5 @@
 """The command line: ``python -m backend.ml_engine.training_orchestrator`` (the guide's flags)."""
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, help="batch size (default: ML_BATCH_SIZE or 128)")
     p.add_argument("--lr", type=positive_float, help="learning rate (default: ML_LEARNING_RATE or 0.001)")
     p.add_argument("--date-range", type=positive_float, metavar="DAYS", help="use only the last N days of candles")
-    p.add_argument("--data", help="candle file (csv/parquet/feather), folder, or postgresql:// URL (default: bundled sample)")
+    p.add_argument(
+        "--data", help="candle file (csv/parquet/feather), folder, or postgresql:// URL (default: bundled sample)"
+    )
     p.add_argument("--symbol", action="append", help="symbol to train on, e.g. ETH/BTC; repeat for several")
     p.add_argument("--timeframe", help="candle timeframe, e.g. 5m (default: ML_TIMEFRAME, else from file names)")
     p.add_argument("--seed", type=int, help="random seed; CPU runs with the same seed are repeatable")
@@ -41,11 +44,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-name", help="MLflow run name and output folder name (default: timestamped)")
     p.add_argument("--no-onnx", action="store_true", help="skip the ONNX export")
     p.add_argument("--no-mlflow", action="store_true", help="write local outputs only, no tracking")
-    p.add_argument("--auto-promote", action="store_true", help="move alias production to the new version if it passes the gate")
+    p.add_argument(
+        "--auto-promote", action="store_true", help="move alias production to the new version if it passes the gate"
+    )
     p.add_argument("--min-accuracy", type=float, help="promotion gate: minimal test accuracy")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run named by --run-name from its last checkpoint (after a crash or kill)")
-    p.add_argument("--demo", action="store_true", help="small, quick configuration on the bundled data (used by make demo)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run named by --run-name from its last checkpoint (after a crash or kill)",
+    )
+    p.add_argument(
+        "--demo", action="store_true", help="small, quick configuration on the bundled data (used by make demo)"
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
@@ -60,12 +70,25 @@ def _print_summary(result: dict[str, Any], settings: Settings, stream: TextIO | 
     bt = result["backtest"]
     rows = [
         ("metric", "model", "majority", "prev. direction"),
-        ("accuracy", f"{tm['accuracy']:.4f}", f"{base['majority']['accuracy']:.4f}", f"{base['previous_direction']['accuracy']:.4f}"),
-        ("macro F1", f"{tm['f1_macro']:.4f}", f"{base['majority']['f1_macro']:.4f}", f"{base['previous_direction']['f1_macro']:.4f}"),
+        (
+            "accuracy",
+            f"{tm['accuracy']:.4f}",
+            f"{base['majority']['accuracy']:.4f}",
+            f"{base['previous_direction']['accuracy']:.4f}",
+        ),
+        (
+            "macro F1",
+            f"{tm['f1_macro']:.4f}",
+            f"{base['majority']['f1_macro']:.4f}",
+            f"{base['previous_direction']['f1_macro']:.4f}",
+        ),
     ]
     w = [max(len(r[i]) for r in rows) for i in range(4)]
     print("", file=stream)
-    print(f"Test split ({result['rows']['test']} windows; train {result['rows']['train']}, val {result['rows']['val']})", file=stream)
+    print(
+        f"Test split ({result['rows']['test']} windows; train {result['rows']['train']}, val {result['rows']['val']})",
+        file=stream,
+    )
     for i, r in enumerate(rows):
         print("  " + "  ".join(c.ljust(w[j]) for j, c in enumerate(r)), file=stream)
         if i == 0:
@@ -83,9 +106,15 @@ def _print_summary(result: dict[str, Any], settings: Settings, stream: TextIO | 
     if result.get("run_id"):
         from backend.ml_engine.mlflow_integration.stores import mask_uri
 
-        print(f"MLflow:   run {result['run_id']} in experiment '{EXPERIMENT_TRAINING}' at {mask_uri(settings.mlflow_tracking_uri)}", file=stream)
-        print(f"Registry: {result.get('model_name', DEFAULT_MODEL_NAME)} version {result['version']}"
-              + (" (promoted to production)" if result.get("promoted") else ""), file=stream)
+        print(
+            f"MLflow:   run {result['run_id']} in experiment '{EXPERIMENT_TRAINING}' at {mask_uri(settings.mlflow_tracking_uri)}",
+            file=stream,
+        )
+        print(
+            f"Registry: {result.get('model_name', DEFAULT_MODEL_NAME)} version {result['version']}"
+            + (" (promoted to production)" if result.get("promoted") else ""),
+            file=stream,
+        )
         if result.get("promotion_reason") and not result.get("promoted"):
             print(f"Promotion refused: {result['promotion_reason']}", file=stream)
         print("Browse:   python start_mlflow_ui.py  ->  http://127.0.0.1:5000", file=stream)
@@ -94,7 +123,9 @@ def _print_summary(result: dict[str, Any], settings: Settings, stream: TextIO | 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
 
     if args.resume and not args.run_name:
         print("error: --resume needs --run-name (the run whose checkpoint to continue)", file=sys.stderr)
@@ -106,11 +137,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
 
     overrides: dict[str, Any] = dict(DEMO_OVERRIDES) if args.demo else {}
-    overrides.update({k: v for k, v in {
-        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "date_range": args.date_range,
-        "data": args.data, "symbols": args.symbol, "timeframe": args.timeframe, "seed": args.seed,
-        "device": args.device, "window": args.window, "horizon": args.horizon,
-    }.items() if v is not None})
+    overrides.update(
+        {
+            k: v
+            for k, v in {
+                "epochs": args.epochs,
+                "batch_size": args.batch_size,
+                "lr": args.lr,
+                "date_range": args.date_range,
+                "data": args.data,
+                "symbols": args.symbol,
+                "timeframe": args.timeframe,
+                "seed": args.seed,
+                "device": args.device,
+                "window": args.window,
+                "horizon": args.horizon,
+            }.items()
+            if v is not None
+        }
+    )
 
     from backend.ml_engine.data import DataValidationError
     from backend.ml_engine.trainer import ProgressBarCallback
@@ -124,16 +169,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     orchestrator = TrainingOrchestrator(settings, tracking=not args.no_mlflow)
     try:
         result = orchestrator.train_model_sync(
-            model_name=args.model_name, run_name=args.run_name, export_onnx=not args.no_onnx,
-            auto_promote=args.auto_promote, min_accuracy_for_promotion=args.min_accuracy,
-            callbacks=[ProgressBarCallback()], request=request, resume=args.resume,
+            model_name=args.model_name,
+            run_name=args.run_name,
+            export_onnx=not args.no_onnx,
+            auto_promote=args.auto_promote,
+            min_accuracy_for_promotion=args.min_accuracy,
+            callbacks=[ProgressBarCallback()],
+            request=request,
+            resume=args.resume,
         )
     except Exception as exc:  # noqa: BLE001 - store unreachable before training and the like: one line, an exit code
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT if _is_bad_input(exc) else EXIT_FAILED
     if not result["success"]:
         print(f"error: {result['error']}", file=sys.stderr)
-        return EXIT_BAD_INPUT if result.get("error_type") in {DataValidationError.__name__, "ValueError"} else EXIT_FAILED
+        return (
+            EXIT_BAD_INPUT if result.get("error_type") in {DataValidationError.__name__, "ValueError"} else EXIT_FAILED
+        )
     result["model_name"] = args.model_name
     _print_summary(result, settings)
     return EXIT_OK
@@ -143,5 +195,3 @@ def _is_bad_input(exc: BaseException) -> bool:
     from backend.ml_engine.data import DataValidationError
 
     return isinstance(exc, (DataValidationError, ValueError)) or type(exc).__name__ == "TrackingStoreUnavailable"
-
-

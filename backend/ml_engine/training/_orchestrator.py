@@ -1,4 +1,5 @@
 """TrainingOrchestrator: a training as an MLflow run in ``model_training``, registered and maybe promoted."""
+
 from __future__ import annotations
 
 import asyncio
@@ -30,8 +31,9 @@ logger = logging.getLogger("backend.ml_engine.training_orchestrator")
 class TrainingOrchestrator:
     """Runs trainings end to end and records each in MLflow (`model_training`)."""
 
-    def __init__(self, settings: Settings | None = None, *, experiment_name: str = EXPERIMENT_TRAINING,
-                 tracking: bool = True) -> None:
+    def __init__(
+        self, settings: Settings | None = None, *, experiment_name: str = EXPERIMENT_TRAINING, tracking: bool = True
+    ) -> None:
         self.settings = settings or Settings()
         self.experiment_name = experiment_name
         self.tracking = tracking
@@ -86,8 +88,14 @@ class TrainingOrchestrator:
         settings = self.settings
         run_name = run_name or f"{model_name}_{datetime.now(UTC):%Y%m%d_%H%M%S_%f}"
         output_dir = Path(settings.output_dir) / run_name
-        result: dict[str, Any] = {"success": False, "run_name": run_name, "run_id": None, "version": None,
-                                  "promoted": False, "test_metrics": {}}
+        result: dict[str, Any] = {
+            "success": False,
+            "run_name": run_name,
+            "run_id": None,
+            "version": None,
+            "promoted": False,
+            "test_metrics": {},
+        }
         # Everything that can refuse the input runs before an MLflow run exists: a refused training
         # leaves no empty FAILED run behind.
         try:
@@ -104,7 +112,9 @@ class TrainingOrchestrator:
             logger.error("training %s refused: %s", run_name, reason)
             result.update({"error": reason, "error_type": type(exc).__name__})
             return result
-        threshold = settings.min_accuracy_for_promotion if min_accuracy_for_promotion is None else min_accuracy_for_promotion
+        threshold = (
+            settings.min_accuracy_for_promotion if min_accuracy_for_promotion is None else min_accuracy_for_promotion
+        )
 
         tracker: MLflowTracker | None = None
         run_id: str | None = None
@@ -114,8 +124,13 @@ class TrainingOrchestrator:
             # Raises a clear error before any training when the store is unreachable.
             tracker = get_mlflow_tracker(experiment_name=self.experiment_name, settings=settings)
             reap_orphaned_runs(tracker)
-            tags = {"training_mode": training_mode, "model_name": model_name, "code_version": code_version(),
-                    "host": host_identity(), "pid": str(os.getpid())}
+            tags = {
+                "training_mode": training_mode,
+                "model_name": model_name,
+                "code_version": code_version(),
+                "host": host_identity(),
+                "pid": str(os.getpid()),
+            }
             if resume:
                 tags["resumed"] = "true"
             run_id = tracker.start_run(run_name=run_name, tags=tags)
@@ -128,8 +143,16 @@ class TrainingOrchestrator:
 
         try:
             outcome = run_training(
-                request, output_dir, run_name=run_name, model_name=model_name, export_onnx=export_onnx,
-                callbacks=all_callbacks, tracker=tracker, resume=resume, data=data, prepared=prepared,
+                request,
+                output_dir,
+                run_name=run_name,
+                model_name=model_name,
+                export_onnx=export_onnx,
+                callbacks=all_callbacks,
+                tracker=tracker,
+                resume=resume,
+                data=data,
+                prepared=prepared,
             )
             result.update(outcome.to_result())
             if tracker is not None:
@@ -152,8 +175,9 @@ class TrainingOrchestrator:
         return result
 
     @staticmethod
-    def _register(tracker: MLflowTracker, outcome: TrainingOutcome, model_name: str, run_id: str | None,
-                  training_mode: str) -> str:
+    def _register(
+        tracker: MLflowTracker, outcome: TrainingOutcome, model_name: str, run_id: str | None, training_mode: str
+    ) -> str:
         """A registry version whose tags and description say what it is (the guide's problem no. 2)."""
         assert outcome.model_uri is not None
         tm = outcome.test_metrics
@@ -162,8 +186,9 @@ class TrainingOrchestrator:
             f"test accuracy {tm['accuracy']:.3f}, macro F1 {tm['f1_macro']:.3f} "
             f"(majority baseline {outcome.baselines['majority']['accuracy']:.3f})."
         )
-        return tracker.register_model(outcome.model_uri, model_name, tags=version_tags(outcome, run_id, training_mode),
-                                      description=description)
+        return tracker.register_model(
+            outcome.model_uri, model_name, tags=version_tags(outcome, run_id, training_mode), description=description
+        )
 
     def _auto_promote(self, tracker: MLflowTracker, model_name: str, version: str, threshold: float) -> dict[str, Any]:
         """Through the model store's promotion gate (the one truth: the MLflow alias `production`)."""
@@ -176,13 +201,18 @@ class TrainingOrchestrator:
             decision = store.auto_promote(model_name, version)
         finally:
             store.close()
-        tracker.set_tags({
-            "promotion": "promoted" if decision.promoted else "refused",
-            "promotion_reason": decision.reason[:4000],
-            **verdict_tag(decision),
-        })
-        return {"promoted": decision.promoted, "promotion_reason": decision.reason,
-                "promotion_checks": decision.verdict.to_dict() if decision.verdict else None}
+        tracker.set_tags(
+            {
+                "promotion": "promoted" if decision.promoted else "refused",
+                "promotion_reason": decision.reason[:4000],
+                **verdict_tag(decision),
+            }
+        )
+        return {
+            "promoted": decision.promoted,
+            "promotion_reason": decision.reason,
+            "promotion_checks": decision.verdict.to_dict() if decision.verdict else None,
+        }
 
 
 def reap_orphaned_runs(tracker: MLflowTracker) -> list[str]:
@@ -194,16 +224,22 @@ def reap_orphaned_runs(tracker: MLflowTracker) -> list[str]:
     host = host_identity()
     ended = []
     runs = tracker.client.search_runs(
-        [tracker.experiment_id], filter_string=f"attributes.status = 'RUNNING' AND tags.host = '{host}'",
+        [tracker.experiment_id],
+        filter_string=f"attributes.status = 'RUNNING' AND tags.host = '{host}'",
         max_results=200,
     )
     for run in runs:
         pid = run.data.tags.get("pid", "")
         if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
-            tracker.client.set_tag(run.info.run_id, "failure_reason", f"training process {pid} died before the run ended")
+            tracker.client.set_tag(
+                run.info.run_id, "failure_reason", f"training process {pid} died before the run ended"
+            )
             tracker.client.set_terminated(run.info.run_id, status="KILLED")
-            logger.warning("run %s (%s) was left RUNNING by dead process %s: marked KILLED",
-                           run.info.run_id, run.info.run_name, pid)
+            logger.warning(
+                "run %s (%s) was left RUNNING by dead process %s: marked KILLED",
+                run.info.run_id,
+                run.info.run_name,
+                pid,
+            )
             ended.append(run.info.run_id)
     return ended
-

@@ -1,4 +1,5 @@
 """What one training produced: :class:`TrainingOutcome` (frozen), and the tags its registry version carries."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -58,13 +59,16 @@ class TrainingOutcome:
 
     @property
     def model_id(self) -> str | None:
-        return self.model_uri[len("models:/"):] if self.model_uri else None
+        return self.model_uri[len("models:/") :] if self.model_uri else None
 
     def final_metrics(self) -> dict[str, float]:
         """The flat metrics logged at the end of the run: ``test_*``, ``baseline_*``, ``backtest_*`` and the
         guide's names (:data:`GUIDE_METRIC_ALIASES`)."""
-        out = {f"test_{k}": float(v) for k, v in self.test_metrics.items()
-               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        out = {
+            f"test_{k}": float(v)
+            for k, v in self.test_metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
         out.update({alias: out[key] for alias, key in GUIDE_METRIC_ALIASES.items() if key in out})
         out.update(_flatten_numbers(self.baselines, "baseline"))
         out.update({f"backtest_{k}": float(v) for k, v in self.backtest.items()})
@@ -123,4 +127,3 @@ def _flatten_numbers(d: Mapping[str, Any], prefix: str) -> dict[str, float]:
         elif isinstance(v, (int, float)) and not isinstance(v, bool):
             out[key] = float(v)
     return out
-

@@ -1,4 +1,5 @@
 """One training, start to end: read and validate the candles, prepare windows, train, evaluate, write, log."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -55,12 +56,18 @@ def load_training_data(request: TrainingRequest) -> TrainingData:
 
     spec = request.data
     series = load_candles(
-        spec.path, symbols=spec.symbols or None, timeframe=spec.timeframe, max_fill_gap=spec.max_fill_gap,
-        min_rows=request.window + request.labels.horizon + 1, date_range_days=spec.date_range_days, table=spec.table,
+        spec.path,
+        symbols=spec.symbols or None,
+        timeframe=spec.timeframe,
+        max_fill_gap=spec.max_fill_gap,
+        min_rows=request.window + request.labels.horizon + 1,
+        date_range_days=spec.date_range_days,
+        table=spec.table,
     )
     for s in series:
-        logger.info("data %s %s: %d candles from %s; %s", s.symbol, s.timeframe, len(s.frame), s.source,
-                    s.report.summary())
+        logger.info(
+            "data %s %s: %d candles from %s; %s", s.symbol, s.timeframe, len(s.frame), s.source, s.report.summary()
+        )
     return TrainingData(tuple(series), data_hash(series))
 
 
@@ -144,8 +151,14 @@ def run_training(
         # Lineage: the candles each split read, one dataset input each with its own digest.
         datasets = split_datasets(prepared, series)
         for ds in datasets.values():
-            tracker.log_input(ds.frame, name=ds.name, source=ds.source, context=ds.context, digest=ds.digest,
-                              tags={"split": ds.split, "rows": str(len(ds.frame)), "data_hash": digest})
+            tracker.log_input(
+                ds.frame,
+                name=ds.name,
+                source=ds.source,
+                context=ds.context,
+                digest=ds.digest,
+                tags={"split": ds.split, "rows": str(len(ds.frame)), "data_hash": digest},
+            )
 
     # 2. train --------------------------------------------------------------------------
     seed_everything(request.trainer.seed)  # initial weights repeat with the seed
@@ -182,10 +195,13 @@ def run_training(
         logger.info("ONNX parity: max |onnx - torch| = %.2e", res.max_abs_diff)
 
     plot_paths = {
-        "confusion_matrix.png": plots.plot_confusion_matrix(test_metrics["confusion_matrix"], out / "confusion_matrix.png"),
+        "confusion_matrix.png": plots.plot_confusion_matrix(
+            test_metrics["confusion_matrix"], out / "confusion_matrix.png"
+        ),
         "learning_curves.png": plots.plot_learning_curves(result.history, out / "learning_curves.png"),
         "equity_curve.png": plots.plot_equity_curve(
-            {_run_label(prepared.symbols, k): v for k, v in bt["equity"].items()}, out / "equity_curve.png",
+            {_run_label(prepared.symbols, k): v for k, v in bt["equity"].items()},
+            out / "equity_curve.png",
             title="Test-split backtest with fees: model vs buy & hold",
         ),
     }
@@ -270,17 +286,24 @@ def run_training(
             onnx_path=onnx_info.get("path"),
             artifacts={"metadata.json": str(out / "metadata.json")},
             # the candle pyfunc's example: the last min_history_rows candles of the first series' test split
-            serving_example=series[0].frame.iloc[: int(first_test_ends.max()) + 1].tail(
-                prepared.pipeline["min_history_rows"]) if onnx_info and len(first_test_ends) else None,
+            serving_example=series[0]
+            .frame.iloc[: int(first_test_ends.max()) + 1]
+            .tail(prepared.pipeline["min_history_rows"])
+            if onnx_info and len(first_test_ends)
+            else None,
         )
-        outcome = dataclasses.replace(outcome, model_uri=model_uri,
-                                      dataset_digests={k: d.digest for k, d in datasets.items()},
-                                      wall_seconds=time.perf_counter() - t_start)
+        outcome = dataclasses.replace(
+            outcome,
+            model_uri=model_uri,
+            dataset_digests={k: d.digest for k, d in datasets.items()},
+            wall_seconds=time.perf_counter() - t_start,
+        )
         # The final metrics belong to the logged model, measured on the test dataset: the MLflow model
         # page shows them, and search_logged_models filters and orders by them.
         test_ds = datasets["test"]
-        tracker.log_metrics(outcome.final_metrics(), model_id=outcome.model_id, dataset_name=test_ds.name,
-                            dataset_digest=test_ds.digest)
+        tracker.log_metrics(
+            outcome.final_metrics(), model_id=outcome.model_id, dataset_name=test_ds.name, dataset_digest=test_ds.digest
+        )
         tracker.flush()
     return outcome
 
@@ -301,4 +324,3 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     return str(o)
-

@@ -1,4 +1,5 @@
 """Where a training came from: the code version, a hash of every candle, the library versions."""
+
 from __future__ import annotations
 
 import contextlib
@@ -19,7 +20,10 @@ def code_version() -> str:
     """The git commit of the working tree when there is one, else the package version."""
     try:
         sha = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=5,
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
             cwd=Path(__file__).resolve().parent,
         )
         if sha.returncode == 0 and sha.stdout.strip():
@@ -54,4 +58,3 @@ def library_versions() -> dict[str, str]:
         with contextlib.suppress(PackageNotFoundError):  # not installed (a serving host has no torch)
             out[name] = version(name)
     return out
-

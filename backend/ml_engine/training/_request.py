@@ -1,4 +1,5 @@
 """What one training is: :class:`TrainingRequest` (typed configs), built from the settings or saved for ``--resume``."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -84,13 +85,21 @@ class TrainingRequest:
             device=str(o.get("device", settings.device)),
             **dict(o.get("trainer_kwargs") or {}),
         )
-        return cls(data=data, features=features, labels=labels, split=split, model=model, trainer=trainer, window=window)
-
+        return cls(
+            data=data, features=features, labels=labels, split=split, model=model, trainer=trainer, window=window
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"data": dataclasses.asdict(self.data), "features": as_dict(self.features),
-                "labels": as_dict(self.labels), "split": as_dict(self.split), "model": as_dict(self.model),
-                "trainer": as_dict(self.trainer), "window": self.window, "fee": self.fee}
+        return {
+            "data": dataclasses.asdict(self.data),
+            "features": as_dict(self.features),
+            "labels": as_dict(self.labels),
+            "split": as_dict(self.split),
+            "model": as_dict(self.model),
+            "trainer": as_dict(self.trainer),
+            "window": self.window,
+            "fee": self.fee,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainingRequest:
@@ -100,11 +109,16 @@ class TrainingRequest:
         from backend.ml_engine.model import ModelConfig
         from backend.ml_engine.trainer import TrainerConfig
 
-        return cls(data=DataSpec(**d["data"]), features=FeatureConfig.from_dict(d["features"]),
-                   labels=LabelConfig.from_dict(d["labels"]), split=SplitConfig.from_dict(d["split"]),
-                   model=ModelConfig.from_dict(d["model"]), trainer=TrainerConfig.from_dict(d["trainer"]),
-                   window=int(d["window"]), fee=float(d["fee"]))
-
+        return cls(
+            data=DataSpec(**d["data"]),
+            features=FeatureConfig.from_dict(d["features"]),
+            labels=LabelConfig.from_dict(d["labels"]),
+            split=SplitConfig.from_dict(d["split"]),
+            model=ModelConfig.from_dict(d["model"]),
+            trainer=TrainerConfig.from_dict(d["trainer"]),
+            window=int(d["window"]),
+            fee=float(d["fee"]),
+        )
 
 
 def as_dict(obj: Any) -> dict[str, Any]:
