@@ -16,7 +16,7 @@ import logging
 import os
 import socket
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backend.ml_engine.config import EXPERIMENT_TRAINING
 from backend.ml_engine.errors import one_line
@@ -30,6 +30,9 @@ from .redaction import redact
 from .retraining import retraining_config
 from .schemas import RetrainParams, TrainingParams, json_safe
 from .settings import ServiceSettings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from backend.ml_engine.trainer import Trainer, TrainResult
 
 __all__ = ["JobCancelled", "JobProgressCallback", "JobRunner", "fail_runs_of_reaped_jobs", "training_overrides"]
 
@@ -95,11 +98,11 @@ class JobProgressCallback:
         self.store, self.job_id, self.cancel = store, job_id, cancel
         self.run_name, self.settings = run_name, settings
         self.pid, self.host_id = os.getpid(), host_identity()
-        self.trainer: Any = None
+        self.trainer: Trainer | None = None
         self.run_id: str | None = None
         self.epoch = 0
 
-    def on_train_start(self, trainer: Any) -> None:
+    def on_train_start(self, trainer: Trainer) -> None:
         self.trainer = trainer
         self._attach_run()
         self._check()
@@ -121,7 +124,7 @@ class JobProgressCallback:
             logger.warning("job %s: progress not written: %s", self.job_id, type(exc).__name__)
         self._check()
 
-    def on_train_end(self, result: Any) -> None:
+    def on_train_end(self, result: TrainResult) -> None:
         self._check()
 
     def _check(self) -> None:

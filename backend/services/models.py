@@ -33,13 +33,14 @@ from backend.ml_engine.registry import (
     NoPreviousVersionError,
     PromotionDecision,
     PromotionEvent,
+    RegisteredModelInfo,
     RegistryLockTimeout,
     get_model_store,
 )
 
 from ._mlflow import ensure_store_reachable, translate_errors
 from .errors import ConflictError, NotFoundError, UnavailableError
-from .redaction import mask_uri, redact, redact_mapping
+from .redaction import mask_uri, redact, redact_mapping, redact_tree
 from .schemas import (
     CheckPublic,
     Lang,
@@ -79,16 +80,6 @@ def _parse_schema(text: Any) -> list[dict[str, Any]] | None:
     return list(value) if isinstance(value, list) else None
 
 
-def _redacted(value: Any, secrets: list[str]) -> Any:
-    if isinstance(value, str):
-        return redact(value, secrets)
-    if isinstance(value, dict):
-        return {k: _redacted(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redacted(v, secrets) for v in value]
-    return value
-
-
 def event_public(event: PromotionEvent, lang: Lang = "en", secrets: list[str] | None = None) -> PromotionEventPublic:
     """A history entry for front ends: its verdict as codes and as words in ``lang``; secrets masked."""
     d = json_safe(event.to_dict())
@@ -98,7 +89,7 @@ def event_public(event: PromotionEvent, lang: Lang = "en", secrets: list[str] | 
     if event.reason_check is not None:
         d["reason_check"] = CheckPublic.of(event.reason_check, lang)
     public = PromotionEventPublic.model_validate(d)
-    return PromotionEventPublic.model_validate(_redacted(public.model_dump(), secrets)) if secrets else public
+    return PromotionEventPublic.model_validate(redact_tree(public.model_dump(), secrets)) if secrets else public
 
 
 def decision_public(
@@ -110,7 +101,7 @@ def decision_public(
     d.update(VerdictFields.fields_of(decision.verdict, decision.reason, lang))
     d["event"] = event_public(decision.event, lang) if decision.event is not None else None
     public = PromotionDecisionPublic.model_validate(d)
-    return PromotionDecisionPublic.model_validate(_redacted(public.model_dump(), secrets)) if secrets else public
+    return PromotionDecisionPublic.model_validate(redact_tree(public.model_dump(), secrets)) if secrets else public
 
 
 class ModelService:
@@ -166,7 +157,7 @@ class ModelService:
     def get_model(self, name: str) -> ModelPublic:
         return self._model_public(self._call(self.store.get_model, name, include_versions=True))
 
-    def _model_public(self, info: Any) -> ModelPublic:
+    def _model_public(self, info: RegisteredModelInfo) -> ModelPublic:
         d = info.to_dict()
         d["tags"] = redact_mapping(d["tags"], self._secrets)
         d["description"] = redact(d["description"], self._secrets) if d.get("description") else None

@@ -29,7 +29,7 @@ from ._mlflow import translate_errors
 from .errors import NotFoundError
 from .jobs import JobService
 from .models import ModelService
-from .redaction import redact
+from .redaction import redact, redact_tree
 from .runs import RunService
 from .schemas import JobPublic, Lang, RunPublic, RunsPublic, VerdictRecord, json_safe
 
@@ -273,14 +273,4 @@ class OverviewService:
                 report = json.loads(Path(path).read_text())
             except (OSError, ValueError):
                 return None
-        return _redacted(json_safe(report), self._secrets) if isinstance(report, dict) else None
-
-
-def _redacted(value: Any, secrets: list[str]) -> Any:
-    if isinstance(value, str):
-        return redact(value, secrets)
-    if isinstance(value, dict):
-        return {k: _redacted(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redacted(v, secrets) for v in value]
-    return value
+        return redact_tree(json_safe(report), self._secrets) if isinstance(report, dict) else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from backend.ml_engine.errors import one_line
 
@@ -20,12 +20,17 @@ from .redaction import redact
 from .schemas import CandleIn, PredictionPublic, json_safe
 from .settings import ServiceSettings
 
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from backend.ml_engine.predictor import Predictor
+
 __all__ = ["PredictionService", "candles_frame"]
 
 logger = logging.getLogger(__name__)
 
 
-def candles_frame(candles: Sequence[CandleIn]) -> Any:
+def candles_frame(candles: Sequence[CandleIn]) -> pd.DataFrame:
     """A DataFrame (timestamp UTC + OHLCV, in the given order) for the predictor."""
     import pandas as pd
 
@@ -38,14 +43,14 @@ def candles_frame(candles: Sequence[CandleIn]) -> Any:
 class PredictionService:
     """Serves ``models:/<name>@production`` for each model name asked about."""
 
-    def __init__(self, settings: ServiceSettings, factory: Callable[[str], Any] | None = None) -> None:
+    def __init__(self, settings: ServiceSettings, factory: Callable[[str], Predictor] | None = None) -> None:
         self.settings = settings
         self._factory = factory
-        self._predictors: dict[str, Any] = {}
+        self._predictors: dict[str, Predictor] = {}
         self._guard = threading.Lock()
         self._secrets = settings.secrets()
 
-    def _predictor(self, model_name: str) -> Any:
+    def _predictor(self, model_name: str) -> Predictor:
         from backend.ml_engine.predictor import ModelNotAvailableError, PredictorError
 
         predictor = self._predictors.get(model_name)

@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from backend.ml_engine.mlflow_integration.stores import MASK, mask_uri
 
-__all__ = ["MASK", "Redactor", "mask_uri", "redact", "redact_mapping"]
+__all__ = ["MASK", "Redactor", "mask_uri", "redact", "redact_mapping", "redact_tree"]
 
 #: A URI in free text: ``scheme://`` up to whitespace, a quote or an angle bracket.
 _URI_RE = re.compile(r"""[A-Za-z][A-Za-z0-9+.\-]*://[^\s'"<>`]+""")
@@ -87,3 +87,19 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
 def redact_mapping(values: Mapping[str, Any], secrets: Iterable[str] = ()) -> dict[str, Any]:
     """A copy of ``values`` with every string value passed through :func:`redact`."""
     return _redactor(tuple(secrets)).mapping(values)
+
+
+def redact_tree(value: Any, secrets: Iterable[str] = ()) -> Any:
+    """``value`` (JSON-like: dicts, lists, strings, numbers) with every string passed through :func:`redact`."""
+    redactor = _redactor(tuple(secrets))
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, str):
+            return redactor(v)
+        if isinstance(v, dict):
+            return {k: walk(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        return v
+
+    return walk(value)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backend.ml_engine.errors import one_line
 
@@ -12,16 +12,19 @@ from ._mlflow import ensure_store_reachable
 from .data_sources import DataSource, resolve_data_source
 from .errors import InvalidDataError, NotFoundError
 from .jobs import JobService
-from .redaction import redact
+from .redaction import redact, redact_tree
 from .schemas import DriftPublic, JobPublic, RetrainParams, json_safe
 from .settings import ServiceSettings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from backend.ml_engine.retraining_pipeline import RetrainingConfig
 
 __all__ = ["RetrainingService", "retraining_config"]
 
 logger = logging.getLogger(__name__)
 
 
-def retraining_config(params: RetrainParams, settings: ServiceSettings) -> Any:
+def retraining_config(params: RetrainParams, settings: ServiceSettings) -> RetrainingConfig:
     """The pipeline's ``RetrainingConfig`` for validated params (the data source resolved here)."""
     from backend.ml_engine.retraining_pipeline import RetrainingConfig
     from backend.ml_engine.walk_forward import WalkForwardConfig
@@ -90,15 +93,5 @@ class RetrainingService:
             summary=redact(report.summary, self._secrets),
             drift_share=detail.get("drift_share"),
             drifted_features=list(report.drifted_features),
-            report=_redacted(detail, self._secrets),
+            report=redact_tree(detail, self._secrets),
         )
-
-
-def _redacted(value: Any, secrets: list[str]) -> Any:
-    if isinstance(value, str):
-        return redact(value, secrets)
-    if isinstance(value, dict):
-        return {k: _redacted(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redacted(v, secrets) for v in value]
-    return value

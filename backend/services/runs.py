@@ -38,7 +38,7 @@ from .settings import ServiceSettings
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
-    from mlflow.entities import Run
+    from mlflow.entities import Experiment, Run
 
 __all__ = ["RunService"]
 
@@ -134,7 +134,7 @@ class RunService:
                     break
         return ExperimentsPublic(data=out, count=len(out))
 
-    def _experiment_public(self, exp: Any) -> ExperimentPublic:
+    def _experiment_public(self, exp: Experiment) -> ExperimentPublic:
         tags = dict(exp.tags or {})
         return ExperimentPublic(
             experiment_id=str(exp.experiment_id),
