@@ -71,6 +71,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
+from backend.ml_engine.errors import one_line
 from backend.ml_engine.mlflow_integration.stores import (
     diagnose_connection_error,
     mask_uri,
@@ -409,7 +410,7 @@ class _PgLease(Lease):
                 raise LockError("no connection")
             held = bool(conn.execute(sqlalchemy.text(_SQL_HELD_BY_ME), self._params).scalar())
         except (SQLAlchemyError, OSError, LockError) as exc:
-            reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+            reason = one_line(str(getattr(exc, "orig", None) or exc))
             logger.warning(
                 "lease %s: connection to backend pid %s lost (%s); trying once to re-acquire",
                 self.description,

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Sequence
 
 from backend.logging_setup import setup_logging
+from backend.ml_engine.errors import one_line
 
 from .job_runner import JobRunner, fail_runs_of_reaped_jobs
 from .job_store import JobStore, host_identity
@@ -100,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = ServiceSettings()
     except Exception as exc:  # noqa: BLE001 - invalid .env: say which field, never its value
-        logger.error("invalid settings: %s", " ".join(str(exc).split()))
+        logger.error("invalid settings: %s", one_line(exc))
         return 2
     if not args.verbose:
         setup_logging(settings.log_level, loggers=("backend", "huey"))  # ML_LOG_LEVEL from .env too

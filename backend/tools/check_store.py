@@ -25,6 +25,8 @@ import time
 import uuid
 from pathlib import Path
 
+from backend.ml_engine.errors import one_line
+
 
 def _say(step: str, status: str, detail: str = "") -> None:
     line = f"{step:<28} {status}"
@@ -226,7 +228,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         experiment_id, artifact_dir = create_scratch_experiment(uri)
         ok, detail = check_write_read(uri, experiment_id)
     except Exception as exc:  # noqa: BLE001
-        ok, detail = False, mask_secrets(f"{type(exc).__name__}: {' '.join(str(exc).split())}", uri)
+        ok, detail = False, mask_secrets(one_line(exc, typed=True), uri)
     _say("[3/4] write and read a run", "OK" if ok else "FAILED", detail)
 
     cleaned, cdetail = True, ""

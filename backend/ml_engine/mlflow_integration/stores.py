@@ -30,6 +30,8 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from backend.ml_engine.errors import one_line
+
 logger = logging.getLogger(__name__)
 
 #: What a masked password reads as.
@@ -50,12 +52,8 @@ class TrackingStoreUnavailable(RuntimeError):
 
     def __init__(self, uri: str, reason: str) -> None:
         self.uri = mask_uri(uri)
-        self.reason = _one_line(reason)
+        self.reason = one_line(reason)
         super().__init__(f"MLflow tracking store {self.uri} is unavailable: {self.reason}")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
 
 
 def mask_uri(uri: str) -> str:
@@ -159,7 +157,7 @@ def sqlite_path(uri: str) -> Path | None:
 
 def diagnose_connection_error(exc: BaseException, uri: str = "") -> str:
     """A plain, one-line diagnosis of a database or HTTP connection error, password masked."""
-    text = _one_line(str(getattr(exc, "orig", None) or exc))
+    text = one_line(str(getattr(exc, "orig", None) or exc))
     low = text.lower()
     host, port, db, user = _target_of(uri)
     where = f"{host}:{port}" if host else "the server"

@@ -63,6 +63,8 @@ from typing import Any
 
 import pandas as pd
 
+from backend.ml_engine.errors import one_line
+
 from ..data.candles import DEFAULT_MAX_FILL_GAP, DataValidationError, find_time_column
 from ._bundle import ModelBundle, load_bundle, read_metadata
 from ._fast import OHLCV
@@ -150,7 +152,7 @@ class CandleModel:
         try:
             probs, candle_time = predict_last(model_input, bundle, SOURCE, self.max_fill_gap)
         except (DataValidationError, TypeError) as exc:
-            raise MlflowException(" ".join(str(exc).split()), error_code=INVALID_PARAMETER_VALUE) from None
+            raise MlflowException(one_line(exc), error_code=INVALID_PARAMETER_VALUE) from None
         signal, confidence = decide(bundle.class_names, probs, self.min_confidence)
         row: dict[str, list[Any]] = {c: [float(p)] for c, p in zip(bundle.class_names, probs)}
         row.update(signal=[signal], confidence=[confidence], candle_time=[candle_time])
