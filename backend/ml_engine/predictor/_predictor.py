@@ -1,18 +1,4 @@
-"""`Predictor`: serves one registered model's alias, with hot reload; `Prediction`, its answer.
-
-Hot reload
-----------
-A loaded version is an immutable `ModelBundle` (runner + pipeline + metadata + version).
-``predict`` reads the current bundle reference ONCE and uses only it, so a request in flight
-finishes on the version it started with. ``refresh()`` resolves the alias; if it moved, it
-downloads and loads the new version completely (session created, pipeline checked), then swaps
-the reference under a lock and returns True; the old bundle is freed when its last request
-ends. Refreshes are serialised by their own lock, so two never load the same version twice.
-With ``refresh_interval_s > 0`` (default 30 s) a ``predict`` call that finds the last check older
-than that starts ``refresh()`` in a background thread and goes on with the current bundle: the
-request path never waits for the registry or a download. Errors in a background refresh are
-logged and the current version keeps serving. ``close()`` waits for a running refresh.
-"""
+"""`Predictor`: serves one registered model's alias, with hot reload (see the package docstring); `Prediction`, its answer."""
 
 from __future__ import annotations
 
