@@ -249,6 +249,9 @@ def test_factory_reads_settings(tmp_path):
     assert reg.tracking_uri == settings.mlflow_tracking_uri
     assert reg.gate.min_accuracy_for_promotion == 0.7
     assert reg.lock.kind == "file"
+    # one rule for where file locks live: a registry built from the settings and one from the URI agree
+    assert reg.lock.locks.lock_dir == ModelRegistry(settings.mlflow_tracking_uri).lock.locks.lock_dir
+    assert reg.lock.locks.lock_dir == tmp_path.resolve() / ".locks"
     # an MLflow server alone gives no database to lock on: file locks (one machine)
     assert ModelRegistry("http://mlflow:5000").lock.kind == "file"
     assert ModelRegistry("postgresql://u:secret@db/x").lock.kind == "postgresql-advisory"

@@ -90,6 +90,7 @@ __all__ = [
     "LockLost",
     "NAMESPACES",
     "coordination_url",
+    "default_lock_dir",
     "Locks",
     "Lease",
 ]
@@ -161,6 +162,16 @@ def coordination_url(jobs_database_url: str | None, tracking_uri: str | None) ->
     if _is_postgresql(tracking_uri):
         return tracking_uri
     return None
+
+
+def default_lock_dir(tracking_uri: str | None, output_dir: str | os.PathLike[str] = "./outputs") -> Path:
+    """Where file locks live without a coordination database: beside a SQLite tracking database
+    (every process using that store agrees on it), else ``<output_dir>/.locks`` (``ML_OUTPUT_DIR``'s
+    default when not given)."""
+    db_file = sqlite_path(tracking_uri) if tracking_uri else None
+    if db_file is not None:
+        return db_file.expanduser().resolve().parent / ".locks"
+    return Path(output_dir) / ".locks"
 
 
 def _namespace_key(namespace: str) -> int:
@@ -555,11 +566,7 @@ class Locks:
         jobs = settings.jobs_database_url.get_secret_value()
         tracking = settings.mlflow_tracking_uri
         url = coordination_url(jobs or None, tracking)
-        db_file = sqlite_path(tracking) if tracking else None
-        if db_file is not None:
-            lock_dir = db_file.expanduser().resolve().parent / ".locks"
-        else:
-            lock_dir = Path(str(getattr(settings, "output_dir", "."))) / ".locks"
+        lock_dir = default_lock_dir(tracking, settings.output_dir)
         locks = cls(url, lock_dir)
         if url is None:
             logger.info(

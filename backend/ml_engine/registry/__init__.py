@@ -46,7 +46,7 @@ from ._errors import (
 from ._facade import AsyncEvaluator, ModelRegistry, get_model_registry
 from ._gate import GateResult, PromotionGate, lookup_metric
 from ._resolver import ModelUri, ResolvedModel, parse_model_uri
-from ._store import Evaluator, ModelStore, RegistryLock, default_lock_dir, get_model_store
+from ._store import Evaluator, ModelStore, RegistryLock, get_model_store
 
 __all__ = [
     "ALIAS_CHALLENGER",
@@ -75,7 +75,6 @@ __all__ = [
     "RegistryLock",
     "RegistryLockTimeout",
     "ResolvedModel",
-    "default_lock_dir",
     "get_model_registry",
     "get_model_store",
     "lookup_metric",

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import one_line
-from ..locks import Locks, LockTimeout, coordination_url
+from ..locks import Locks, LockTimeout, coordination_url, default_lock_dir
 from ..mlflow_integration.stores import mask_uri, resolve_tracking_uri, store_kind
 from ..verdicts import Check, Verdict
 from ._entities import (
@@ -123,22 +123,6 @@ def _is_not_found(exc: BaseException) -> bool:
 
 def _is_already_exists(exc: BaseException) -> bool:
     return getattr(exc, "error_code", None) in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS")
-
-
-def default_lock_dir(tracking_uri: str) -> Path:
-    """Where file locks live when no coordination database is configured: beside a SQLite
-    database, in a file store's root, else in the system's temporary folder (one machine)."""
-    uri = resolve_tracking_uri(tracking_uri)
-    kind = store_kind(uri)
-    if kind == "sqlite":
-        from sqlalchemy.engine import make_url
-
-        database = make_url(uri).database
-        if database and database != ":memory:" and not database.startswith("file::memory"):
-            return Path(database).expanduser().resolve().parent / ".locks"
-    if kind == "file":
-        return Path(uri[len("file://") :] if uri.startswith("file://") else uri).expanduser().resolve() / ".locks"
-    return Path(tempfile.gettempdir()) / "trading-bot-ml-locks"
 
 
 class RegistryLock:
