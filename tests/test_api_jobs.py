@@ -40,6 +40,17 @@ def env(tmp_path_factory):
             }
 
 
+def clear_line(store: JobStore) -> None:
+    """Cancel every queued job the module's earlier tests left, so the next claim takes ours."""
+    for j in store.list(status="queued", limit=1000):
+        store.request_cancel(j.id)
+
+
+def claim_mine(store: JobStore, job_id: str, **who) -> None:
+    claim, job = store.claim_next(**who)
+    assert claim == "claimed" and job is not None and job.id == job_id
+
+
 def dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
@@ -132,9 +143,10 @@ def test_cancel_a_queued_job(env):
     assert r.json()["error"] == "cancelled before it started"
     again = client.post(f"{PREFIX}/jobs/{job['id']}/cancel", headers=AUTH)
     assert again.status_code == 409 and "already ended (cancelled)" in again.json()["detail"]
-    # the worker that picks the task up later skips it
+    # the worker that picks the task up later finds nothing to run
     from backend.services.job_runner import JobRunner
 
+    clear_line(env["store"])
     assert JobRunner(env["settings"], env["store"])(job["id"]) == "gone"
     assert client.get(f"{PREFIX}/jobs/{job['id']}").json()["status"] == "cancelled"
 
@@ -150,9 +162,10 @@ def test_unknown_and_malformed_job_ids(env):
 
 def test_reaper_fails_a_job_whose_worker_process_is_gone(env):
     store: JobStore = env["store"]
+    clear_line(store)
     job = store.create("train", {}, "m", 3)
     pid = dead_pid()
-    assert store.claim(job.id, host="here", pid=pid, host_id=host_identity(), limit=10) == "claimed"
+    claim_mine(store, job.id, host="here", pid=pid, host_id=host_identity())
     r = env["client"].get(f"{PREFIX}/jobs/{job.id}").json()
     assert r["status"] == "failed" and r["error"] == f"worker died: process {pid} is gone"
     assert r["finished_at"] is not None
@@ -164,9 +177,10 @@ def test_reaper_fails_a_job_whose_heartbeat_is_stale(env):
     from backend.services.job_store import jobs_table
 
     store: JobStore = env["store"]
+    clear_line(store)
     job = store.create("train", {}, "m", 3)
     # another machine: its pid cannot be checked from here, only its heartbeat
-    assert store.claim(job.id, host="elsewhere", pid=1, host_id="elsewhere|pid:[1]", limit=10) == "claimed"
+    claim_mine(store, job.id, host="elsewhere", pid=1, host_id="elsewhere|pid:[1]")
     assert env["client"].get(f"{PREFIX}/jobs/{job.id}").json()["status"] == "running"
     old = datetime.now(UTC) - timedelta(seconds=env["settings"].job_heartbeat_timeout_s + 5)
     with store.engine.begin() as conn:
@@ -176,37 +190,75 @@ def test_reaper_fails_a_job_whose_heartbeat_is_stale(env):
     assert mine["status"] == "failed" and mine["error"].startswith("worker died: no heartbeat")
 
 
-def test_claims_respect_the_concurrency_limit(env):
+def _clean_slate(store: JobStore) -> None:
+    for j in store.list(status="running", limit=500):  # a clean slate for the count
+        store.finish(j.id, "failed", pid=j.worker_pid, host_id=j.host_id, error="test cleanup")
+    clear_line(store)
+
+
+def test_claims_respect_the_cluster_cap(env):
     from backend.services.job_runner import JobRunner
 
     store: JobStore = env["store"]
     me, hid = os.getpid(), host_identity()
-    for j in store.list(status="running", limit=500):  # a clean slate for the count
-        store.finish(j.id, "failed", pid=j.worker_pid, host_id=j.host_id, error="test cleanup")
+    _clean_slate(store)
     first, second = store.create("train", {}, "m", 1), store.create("retrain", {}, "m", None)
-    assert store.claim(first.id, host="h", pid=me, host_id=hid, limit=1) == "claimed"
-    assert store.claim(second.id, host="h", pid=me, host_id=hid, limit=1) == "busy"
-    assert JobRunner(env["settings"], store)(second.id) == "busy"  # the huey task retries later
-    assert store.claim(second.id, host="h", pid=me, host_id=hid, limit=2) == "claimed"
-    assert store.claim(second.id, host="h", pid=me, host_id=hid, limit=2) == "gone"
+    assert store.claim_next(host="h", pid=me, host_id=hid, limit=1)[1].id == first.id
+    assert store.claim_next(host="h", pid=me, host_id=hid, limit=1) == ("busy", None)
+    capped = service_settings(env["url"], env["tmp"], max_concurrent_trainings=1)
+    assert JobRunner(capped, store)(second.id) == "busy"  # the huey task asks again later
+    assert store.claim_next(host="h", pid=me, host_id=hid, limit=2)[1].id == second.id
+    assert store.claim_next(host="h", pid=me, host_id=hid, limit=2) == ("gone", None)
     store.finish(first.id, "finished", pid=me, host_id=hid)
     store.finish(second.id, "finished", pid=me, host_id=hid)
     assert store.get(first.id).status == "finished"
 
 
-def test_concurrent_claims_never_exceed_the_limit(env):
+def test_concurrent_claims_never_exceed_the_cap(env):
     from concurrent.futures import ThreadPoolExecutor
 
     store: JobStore = env["store"]
     me, hid = os.getpid(), host_identity()
-    for j in store.list(status="running", limit=500):
-        store.finish(j.id, "failed", pid=j.worker_pid, host_id=j.host_id, error="test cleanup")
+    _clean_slate(store)
     jobs = [store.create("train", {}, "m", 1) for _ in range(8)]
     with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda j: store.claim(j.id, host="h", pid=me, host_id=hid, limit=2), jobs))
+        results = list(pool.map(lambda _: store.claim_next(host="h", pid=me, host_id=hid, limit=2)[0], jobs))
     assert results.count("claimed") == 2 and results.count("busy") == 6
     for j in jobs:
         store.finish(j.id, "cancelled", pid=me, host_id=hid)
+
+
+def test_concurrent_claims_take_each_job_once_in_submission_order(env):
+    from concurrent.futures import ThreadPoolExecutor
+
+    store: JobStore = env["store"]
+    me, hid = os.getpid(), host_identity()
+    _clean_slate(store)
+    jobs = [store.create("train", {}, "m", 1) for _ in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        claimed = list(pool.map(lambda _: store.claim_next(host="h", pid=me, host_id=hid), jobs))
+    ids = [job.id for status, job in claimed if status == "claimed"]
+    assert sorted(ids) == sorted(j.id for j in jobs)  # each job exactly once
+    by_start = sorted((store.get(i) for i in ids), key=lambda j: (j.started_at, j.id))
+    assert [j.created_at for j in by_start] == sorted(j.created_at for j in by_start)
+    for j in jobs:
+        store.finish(j.id, "cancelled", pid=me, host_id=hid)
+
+
+def test_waiting_jobs_start_by_priority_then_in_submission_order(env):
+    client, store = env["client"], env["store"]
+    me, hid = os.getpid(), host_identity()
+    _clean_slate(store)
+    low = client.post(f"{PREFIX}/train", json={"epochs": 1, "priority": -1}, headers=AUTH).json()
+    a = client.post(f"{PREFIX}/train", json={"epochs": 1}, headers=AUTH).json()
+    b = client.post(f"{PREFIX}/retrain", json={"trigger": "manual"}, headers=AUTH).json()
+    urgent = client.post(f"{PREFIX}/train", json={"epochs": 1, "priority": 5}, headers=AUTH).json()
+    c = client.post(f"{PREFIX}/train", json={"epochs": 1}, headers=AUTH).json()
+    assert urgent["priority"] == 5 and a["priority"] == 0 and a["origin"] == "api"
+    order = [store.claim_next(host="h", pid=me, host_id=hid)[1].id for _ in range(5)]
+    assert order == [urgent["id"], a["id"], b["id"], c["id"], low["id"]]
+    for job_id in order:
+        store.finish(job_id, "cancelled", pid=me, host_id=hid)
 
 
 def test_unreachable_queue_is_503_and_the_job_is_failed(env):
@@ -247,8 +299,8 @@ def test_job_store_on_sqlite(tmp_path):
     try:
         me, hid = os.getpid(), host_identity()
         a, b = store.create("train", {"epochs": 2}, "m", 2), store.create("train", {}, "m", 2)
-        assert store.claim(a.id, host="h", pid=me, host_id=hid, limit=1) == "claimed"
-        assert store.claim(b.id, host="h", pid=me, host_id=hid, limit=1) == "busy"
+        assert store.claim_next(host="h", pid=me, host_id=hid, limit=1)[1].id == a.id
+        assert store.claim_next(host="h", pid=me, host_id=hid, limit=1) == ("busy", None)
         assert store.progress(a.id, 1, {"val_accuracy": 0.5}, pid=me, host_id=hid) is False
         assert store.request_cancel(a.id).cancel_requested is True
         assert store.heartbeat(a.id, pid=me, host_id=hid) is True
@@ -259,7 +311,7 @@ def test_job_store_on_sqlite(tmp_path):
             conn.execute(sa.update(jobs_table).where(jobs_table.c.id == a.id).values(heartbeat_at=old))
         assert store.reap(60.0) == [a.id]
         assert store.get(a.id).status == "failed"
-        assert store.claim(b.id, host="h", pid=me, host_id=hid, limit=1) == "claimed"
+        assert store.claim_next(host="h", pid=me, host_id=hid, limit=1)[1].id == b.id
         assert store.finish(b.id, "finished", pid=me, host_id=hid, version=3) is True
         assert store.finish(b.id, "finished", pid=me + 1, host_id=hid) is False  # not its job
         assert store.counts() == {"failed": 1, "finished": 1}

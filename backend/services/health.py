@@ -1,5 +1,7 @@
 """Health: is the tracking store reachable (and which kind), the jobs database, the queue, the
-workers; which version of each registered model is in production. Passwords masked."""
+workers (host, pid, slots, running jobs, last heartbeat); which version of each registered model is
+in production. ``degraded`` with the reasons in ``problems`` when a store or the queue does not
+answer or no worker is alive (queued jobs would wait forever). Passwords masked."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from backend.ml_engine.mlflow_integration.stores import check_tracking_store, st
 from .errors import ServiceError
 from .jobs import JobService
 from .models import ModelService
+from .queue import queue_target
 from .redaction import mask_uri, redact
 from .schemas import ComponentHealth, HealthPublic, ProductionModel
 from .settings import ServiceSettings
@@ -61,13 +64,12 @@ class HealthService:
             queue_health = ComponentHealth(kind=queue.kind, location=queue.location, reachable=True)
             queue.pending_count()
         except Exception as exc:  # noqa: BLE001
+            try:
+                kind, location = queue_target(self.settings)
+            except ValueError:
+                kind, location = "unknown", ""
             queue_health = ComponentHealth(
-                kind="redis" if self.settings.redis_url else "sqlite",
-                location=mask_uri(self.settings.redis_url.get_secret_value())
-                if self.settings.redis_url
-                else self.settings.huey_sqlite_path,
-                reachable=False,
-                error=self._error(exc),
+                kind=kind, location=mask_uri(location), reachable=False, error=self._error(exc)
             )
 
         models: list[ProductionModel] = []
@@ -76,9 +78,20 @@ class HealthService:
                 models = self.models.production_models()
             except ServiceError as exc:
                 tracking = tracking.model_copy(update={"error": str(exc)[:500]})
-        ok = tracking.reachable and jobs_store.reachable and queue_health.reachable
+        problems = [
+            f"{name} unreachable"
+            for name, component in (
+                ("tracking store", tracking),
+                ("jobs database", jobs_store),
+                ("queue", queue_health),
+            )
+            if not component.reachable
+        ]
+        if jobs_store.reachable and not any(w.alive for w in workers):
+            problems.append("no live worker: queued jobs wait until one starts (python -m backend.services.worker)")
         return HealthPublic(
-            status="ok" if ok else "degraded",
+            status="degraded" if problems else "ok",
+            problems=problems,
             read_only=self.settings.read_only,
             tracking_store=tracking,
             jobs_store=jobs_store,

@@ -1,271 +1,176 @@
-"""The worker's side of a job: claim it, keep its heartbeat, run the training with a progress
-callback, record how it ended.
+"""The worker's side of a job: claim the head of the line, run it in its own OS process, record
+how that process ended.
 
-:class:`JobRunner` is what the huey task calls (``runner(job_id)``); tests may call it directly.
-A running job's row is touched by two writers, both in this process: the heartbeat thread
-(every ``ML_JOB_HEARTBEAT_INTERVAL_S``, whatever the training does) and the trainer callback
-(each epoch: epoch, metrics). Both read ``cancel_requested``; on a cancellation the callback sets
-``trainer.stop_training = True`` and raises :class:`JobCancelled`, so the training ends without
-evaluating or registering a model, its MLflow run is marked KILLED and the job ``cancelled``.
+:class:`JobRunner` is what the huey task calls (``runner(job_id) -> "done" | "busy" | "gone"``);
+tests may call it directly. The queue message only wakes a free slot up: the job run is the head of
+the line in the jobs table (:meth:`JobStore.claim_next`: highest priority, then oldest), so jobs
+start in submission order within a priority whatever order messages arrive in, and a job whose
+message was retried or lost still runs in its turn.
+
+The job itself runs in ``python -m backend.services.job_process`` (:mod:`.job_process`): a fresh
+interpreter per job with ``OMP_NUM_THREADS`` = the worker's threads per job, the worker's own
+settings on stdin. The process writes the job's heartbeat, progress and outcome. When it dies
+without recording an outcome (killed by the kernel's OOM killer, a segfault), the runner fails
+the job with its exit status and ends its MLflow run. When the worker itself is stopped, it kills
+the job processes it started and fails their jobs ("worker stopped"); when it is SIGKILLed, the
+job processes die with it (``PR_SET_PDEATHSIG``) and the reaper fails their jobs and marks their
+runs KILLED. A job whose worker died is failed, never retried: a training may already have
+registered a version; submit it again.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
-from typing import TYPE_CHECKING, Any
 
-from backend.ml_engine.config import EXPERIMENT_TRAINING
-from backend.ml_engine.errors import one_line
-
-from ._mlflow import make_client
-from .data_sources import resolve_data_source
-from .job_store import CANCELLED, FAILED, FINISHED, JobRecord, JobStore, host_identity
+from .job_process import JobCancelled, JobProgressCallback, settings_payload, training_overrides
+from .job_store import FAILED, RUNNING, JobRecord, JobStore, host_identity
 from .queue import Outcome
-from .reaper import fail_runs_of_reaped_jobs, reap_dead_jobs
-from .redaction import redact
-from .retraining import retraining_config
-from .schemas import RetrainParams, TrainingParams, json_safe
+from .reaper import end_runs_of_dead_jobs, fail_runs_of_reaped_jobs, reap_dead_jobs
 from .settings import ServiceSettings
 
-if TYPE_CHECKING:  # pragma: no cover
-    from backend.ml_engine.trainer import Trainer, TrainResult
-
-__all__ = ["JobCancelled", "JobProgressCallback", "JobRunner", "fail_runs_of_reaped_jobs", "training_overrides"]
+__all__ = [
+    "JobCancelled",
+    "JobProgressCallback",
+    "JobRunner",
+    "fail_runs_of_reaped_jobs",
+    "training_overrides",
+]
 
 logger = logging.getLogger(__name__)
 
 
-class JobCancelled(RuntimeError):
-    """Raised inside a training whose job was cancelled; the job ends ``cancelled``."""
-
-
-def training_overrides(params: TrainingParams, settings: ServiceSettings) -> dict[str, Any]:
-    """``TrainingOrchestrator.train_model_sync`` keyword overrides for validated params.
-
-    The data source is resolved here, in the worker, from its own settings
-    (:func:`~.data_sources.resolve_data_source`): a database URL never travels through the queue or
-    the jobs table.
-    """
-    out: dict[str, Any] = {
-        "epochs": params.epochs,
-        "batch_size": params.batch_size,
-        "lr": params.lr,
-        "date_range": params.date_range,
-        "symbols": params.symbols or None,
-        "timeframe": params.timeframe,
-        "window": params.window,
-        "horizon": params.horizon,
-        "seed": params.seed,
-        "data": resolve_data_source(params.data_source, settings),
-    }
-    if params.model is not None:
-        out["model_kwargs"] = params.model.to_kwargs()
-    return {k: v for k, v in out.items() if v is not None}
-
-
-class _Heartbeat(threading.Thread):
-    """Writes a running job's heartbeat until stopped; sets ``cancel`` when one is requested."""
-
-    def __init__(self, store: JobStore, job_id: str, interval_s: float, cancel: threading.Event) -> None:
-        super().__init__(name=f"heartbeat-{job_id[:8]}", daemon=True)
-        self.store, self.job_id, self.interval_s, self.cancel = store, job_id, interval_s, cancel
-        self.pid, self.host_id = os.getpid(), host_identity()
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.wait(self.interval_s):
-            try:
-                if self.store.heartbeat(self.job_id, pid=self.pid, host_id=self.host_id):
-                    self.cancel.set()
-            except Exception as exc:  # noqa: BLE001 - a database blip must not kill the training
-                logger.warning("job %s: heartbeat not written: %s", self.job_id, type(exc).__name__)
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(timeout=10)
-
-
-class JobProgressCallback:
-    """Trainer callback: epoch and metrics into the job row; stops the training on cancellation."""
-
-    def __init__(
-        self, store: JobStore, job_id: str, cancel: threading.Event, *, run_name: str, settings: ServiceSettings
-    ) -> None:
-        self.store, self.job_id, self.cancel = store, job_id, cancel
-        self.run_name, self.settings = run_name, settings
-        self.pid, self.host_id = os.getpid(), host_identity()
-        self.trainer: Trainer | None = None
-        self.run_id: str | None = None
-        self.epoch = 0
-
-    def on_train_start(self, trainer: Trainer) -> None:
-        self.trainer = trainer
-        self._attach_run()
-        self._check()
-
-    def on_batch_end(self, step: int, metrics: dict[str, float]) -> None:
-        self._check()
-
-    def on_epoch_end(self, epoch: int, metrics: dict[str, Any]) -> None:
-        self.epoch = int(epoch)
-        numbers = {
-            k: float(v)
-            for k, v in metrics.items()
-            if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)
-        }
+def _exit_description(returncode: int) -> str:
+    if returncode < 0:
         try:
-            if self.store.progress(self.job_id, self.epoch, json_safe(numbers), pid=self.pid, host_id=self.host_id):
-                self.cancel.set()
-        except Exception as exc:  # noqa: BLE001 - progress is informative; the heartbeat reports liveness
-            logger.warning("job %s: progress not written: %s", self.job_id, type(exc).__name__)
-        self._check()
-
-    def on_train_end(self, result: TrainResult) -> None:
-        self._check()
-
-    def _check(self) -> None:
-        if self.cancel.is_set():
-            if self.trainer is not None:
-                self.trainer.stop_training = True
-            raise JobCancelled(f"cancelled by request after epoch {self.epoch}")
-
-    def _attach_run(self) -> None:
-        """Find the MLflow run the orchestrator started (by its unique name) and link it to the job."""
-        try:
-            client = make_client(self.settings.mlflow_tracking_uri)
-            exp = client.get_experiment_by_name(EXPERIMENT_TRAINING)
-            if exp is None:
-                return
-            runs = client.search_runs([exp.experiment_id], f"attributes.run_name = '{self.run_name}'", max_results=1)
-            if runs:
-                self.run_id = runs[0].info.run_id
-                client.set_tag(self.run_id, "job_id", self.job_id)
-                self.store.set_run(self.job_id, self.run_id)
-        except Exception as exc:  # noqa: BLE001 - the run id also comes with the result
-            logger.warning("job %s: run not linked yet: %s", self.job_id, type(exc).__name__)
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit code {returncode}"
 
 
 class JobRunner:
-    """Executes jobs in the worker process: ``runner(job_id) -> "done" | "busy" | "gone"``."""
+    """Executes jobs from the worker process, each in a child process: ``runner(job_id)``."""
 
-    def __init__(self, settings: ServiceSettings, store: JobStore) -> None:
+    def __init__(self, settings: ServiceSettings, store: JobStore, *, threads_per_job: int | None = None) -> None:
         self.settings = settings
         self.store = store
         self.pid = os.getpid()
         self.host = socket.gethostname()
         self.host_id = host_identity()
-        self._secrets = settings.secrets()
+        self.threads_per_job = threads_per_job or settings.threads_per_job
+        self._payload = settings_payload(settings)
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self._guard = threading.Lock()
+        self._stopping = False
 
     def __call__(self, job_id: str) -> Outcome:
+        if self._stopping:
+            return "busy"
         reap_dead_jobs(self.settings, self.store, self.host_id)
-        claim = self.store.claim(
-            job_id, host=self.host, pid=self.pid, host_id=self.host_id, limit=self.settings.max_concurrent_trainings
+        claim, job = self.store.claim_next(
+            host=self.host, pid=self.pid, host_id=self.host_id, limit=self.settings.max_concurrent_trainings
         )
-        if claim != "claimed":
-            if claim == "gone":
-                logger.info("job %s: not queued any more (cancelled or taken); skipped", job_id)
-            return claim
-        job = self.store.get(job_id)
-        assert job is not None
-        logger.info("job %s (%s) started", job_id, job.kind)
-        cancel = threading.Event()
-        heartbeat = _Heartbeat(self.store, job_id, self.settings.job_heartbeat_interval_s, cancel)
-        heartbeat.start()
-        try:
-            if job.kind == "train":
-                self._train(job, cancel)
-            elif job.kind == "retrain":
-                self._retrain(job)
-            else:
-                self._finish(job_id, FAILED, error=f"unknown job kind {job.kind!r}")
-        except Exception as exc:  # every failure ends the job, never the worker
-            logger.exception("job %s failed", job_id)
-            self._finish(job_id, FAILED, error=redact(one_line(exc, typed=True), self._secrets)[:4000])
-        finally:
-            heartbeat.stop()
+        if claim == "busy":
+            logger.info("the cluster cap of %s running trainings is reached", self.settings.max_concurrent_trainings)
+            return "busy"
+        if claim == "gone" or job is None:
+            logger.debug("woken by job %s; nothing queued (cancelled or run by another worker)", job_id)
+            return "gone"
+        if job.id != job_id:
+            logger.debug("woken by job %s; running %s, the head of the line", job_id, job.id)
+        self._run_in_process(job)
         return "done"
 
-    def _finish(self, job_id: str, status: str, **fields: Any) -> None:
-        if not self.store.finish(job_id, status, pid=self.pid, host_id=self.host_id, **fields):
-            logger.warning("job %s: not ours any more; outcome %s not recorded", job_id, status)
-        else:
-            logger.info("job %s %s", job_id, status)
+    def running(self) -> list[str]:
+        """Ids of the jobs whose processes this runner is waiting on."""
+        with self._guard:
+            return list(self._children)
 
-    def _train(self, job: JobRecord, cancel: threading.Event) -> None:
-        from backend.ml_engine.training_orchestrator import TrainingOrchestrator
-
-        params = TrainingParams.model_validate(job.params)
-        run_name = params.run_name or f"{params.model_name}_job_{job.id[:12]}"
-        callback = JobProgressCallback(self.store, job.id, cancel, run_name=run_name, settings=self.settings)
-        result = TrainingOrchestrator(self.settings).train_model_sync(
-            model_name=params.model_name,
-            run_name=run_name,
-            export_onnx=params.export_onnx,
-            auto_promote=params.auto_promote,
-            min_accuracy_for_promotion=params.min_accuracy_for_promotion,
-            training_mode="manual",
-            callbacks=[callback],
-            **training_overrides(params, self.settings),
-        )
-        run_id = result.get("run_id") or callback.run_id
-        if result.get("success"):
-            summary = {
-                "run_name": result.get("run_name"),
-                "model_uri": result.get("model_uri"),
-                "test_metrics": {
-                    k: v
-                    for k, v in (result.get("test_metrics") or {}).items()
-                    if isinstance(v, (int, float)) and not isinstance(v, bool)
-                },
-                "backtest": result.get("backtest") or {},
-                "best_epoch": result.get("best_epoch"),
-                "promoted": bool(result.get("promoted")),
-                "promotion_reason": result.get("promotion_reason"),
-            }
-            version = result.get("version")
-            self._finish(
-                job.id,
-                FINISHED,
-                run_id=run_id,
-                version=int(version) if version is not None else None,
-                result=json_safe(summary),
-            )
-        elif result.get("error_type") == JobCancelled.__name__:
-            self._mark_run_killed(run_id)
-            self._finish(job.id, CANCELLED, run_id=run_id, error=redact(str(result.get("error")), self._secrets))
-        else:
-            error = f"{result.get('error_type', 'Error')}: {result.get('error')}"
-            self._finish(job.id, FAILED, run_id=run_id, error=redact(error, self._secrets)[:4000])
-
-    def _mark_run_killed(self, run_id: str | None) -> None:
-        if not run_id:
-            return
+    def _run_in_process(self, job: JobRecord) -> None:
+        env = dict(os.environ)
+        threads = str(self.threads_per_job)
+        env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
+        env["PYTHONUNBUFFERED"] = "1"
+        command = [
+            sys.executable,
+            "-m",
+            "backend.services.job_process",
+            job.id,
+            "--owner-pid",
+            str(self.pid),
+            "--threads",
+            threads,
+        ]
         try:
-            make_client(self.settings.mlflow_tracking_uri).update_run(run_id, status="KILLED")
-        except Exception as exc:  # noqa: BLE001 - the run stays FAILED with its failure_reason tag
-            logger.warning("run %s not marked KILLED: %s", run_id, type(exc).__name__)
+            proc = subprocess.Popen(command, stdin=subprocess.PIPE, env=env)
+        except OSError as exc:
+            self._fail(job, f"job process not started: {type(exc).__name__}: {exc}")
+            return
+        with self._guard:
+            self._children[job.id] = proc
+        try:
+            assert proc.stdin is not None
+            try:
+                proc.stdin.write(self._payload.encode())
+                proc.stdin.close()
+            except BrokenPipeError:  # it died at once; its exit status says why
+                pass
+            self.store.set_process(job.id, job_pid=proc.pid, threads=self.threads_per_job)
+            logger.info("job %s (%s) running in process %d with %s thread(s)", job.id, job.kind, proc.pid, threads)
+            returncode = self._wait(proc)
+        except BaseException:  # huey interrupts this thread when the worker stops: take the job down with it
+            self._stop_child(job, proc, "worker stopped")
+            raise
+        finally:
+            with self._guard:
+                self._children.pop(job.id, None)
+        if self._stopping:
+            return
+        after = self.store.get(job.id)
+        if after is not None and after.status == RUNNING and after.worker_pid == self.pid:
+            self._fail(after, f"job process died: {_exit_description(returncode)}")
 
-    def _retrain(self, job: JobRecord) -> None:
-        from backend.ml_engine.retraining_pipeline import RetrainingPipeline
+    @staticmethod
+    def _wait(proc: subprocess.Popen[bytes]) -> int:
+        """Wait in short steps, so that the thread can be interrupted."""
+        while True:
+            try:
+                return proc.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                continue
 
-        params = RetrainParams.model_validate(job.params)
-        pipeline = RetrainingPipeline(settings=self.settings, config=retraining_config(params, self.settings))
-        outcome = pipeline.run(params.trigger, force=params.force)
-        summary = json_safe(json.loads(json.dumps(outcome.to_dict(), default=str)))
-        summary["reason"] = redact(str(summary.get("reason") or ""), self._secrets)
-        version = int(outcome.version) if outcome.version is not None and str(outcome.version).isdigit() else None
-        if outcome.status in ("completed", "skipped"):
-            self._finish(job.id, FINISHED, run_id=outcome.run_id, version=version, result=summary)
-        else:  # refused (another retraining holds the lock) or failed
-            self._finish(
-                job.id,
-                FAILED,
-                run_id=outcome.run_id,
-                version=version,
-                result=summary,
-                error=f"retraining {outcome.status}: {summary['reason']}"[:4000],
-            )
+    def _fail(self, job: JobRecord, error: str) -> None:
+        if self.store.finish(job.id, FAILED, pid=self.pid, host_id=self.host_id, error=error):
+            logger.error("job %s failed: %s", job.id, error)
+            end_runs_of_dead_jobs(self.settings, self.store, [job.id])
+
+    def _stop_child(self, job: JobRecord, proc: subprocess.Popen[bytes], reason: str) -> None:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        after = self.store.get(job.id)
+        if after is not None and after.status == RUNNING and after.worker_pid == self.pid:
+            self._fail(after, reason)
+
+    def stop_all(self, reason: str = "worker stopped") -> list[str]:
+        """Kill every job process this runner started and fail their jobs; returns their ids."""
+        self._stopping = True
+        with self._guard:
+            children = list(self._children.items())
+        stopped = []
+        for job_id, proc in children:
+            job = self.store.get(job_id)
+            if job is not None:
+                self._stop_child(job, proc, reason)
+                stopped.append(job_id)
+        return stopped

@@ -5,13 +5,16 @@ default, PostgreSQL in production and tests).
 The queue (huey) only carries job ids; everything a person asks about a job lives here, so it
 survives a restart of the API or the worker:
 
-* ``queued`` -> ``running`` (:meth:`JobStore.claim`, atomic, within ``max_concurrent_trainings``)
-  -> ``finished`` | ``failed`` | ``cancelled``; ``queued`` -> ``cancelled`` directly;
+* ``queued`` -> ``running`` (:meth:`JobStore.claim_next`: atomically, the head of the line, i.e.
+  the queued job with the highest priority, then the oldest; within the optional cluster cap
+  ``ML_MAX_CONCURRENT_TRAININGS``) -> ``finished`` | ``failed`` | ``cancelled``; ``queued`` ->
+  ``cancelled`` directly;
 * a running job writes ``heartbeat_at`` every few seconds; :meth:`JobStore.reap` fails running
   jobs whose heartbeat is older than the timeout, or whose worker process on this machine is gone
   (error ``worker died: ...``). The worker reaps when it starts, the API whenever it reads jobs.
 
-The schema is created on first use (``CREATE TABLE IF NOT EXISTS``); it has no migrations yet.
+The schema is managed by Alembic (:mod:`.migrations`): opening the store upgrades it to this
+code's head, and refuses a database a newer release migrated.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -29,11 +32,13 @@ from sqlalchemy.engine import Engine
 
 from backend.ml_engine.mlflow_integration.stores import resolve_tracking_uri
 
+from . import migrations
 from .redaction import mask_uri
 
 __all__ = [
     "ACTIVE_STATUSES",
     "ClaimResult",
+    "DuplicateJob",
     "JobRecord",
     "JobStore",
     "TERMINAL_STATUSES",
@@ -49,9 +54,14 @@ logger = logging.getLogger(__name__)
 QUEUED, RUNNING, FINISHED, FAILED, CANCELLED = "queued", "running", "finished", "failed", "cancelled"
 ACTIVE_STATUSES = (QUEUED, RUNNING)
 TERMINAL_STATUSES = (FINISHED, FAILED, CANCELLED)
-#: Job kinds that occupy a training slot.
+#: Job kinds the cluster cap (``ML_MAX_CONCURRENT_TRAININGS``) counts.
 TRAINING_KINDS = ("train", "retrain")
 ClaimResult = Literal["claimed", "busy", "gone"]
+
+
+class DuplicateJob(RuntimeError):
+    """A job with this ``dedupe_key`` was already submitted (a schedule fired twice)."""
+
 
 #: Advisory-lock key (namespace, id) serialising claims on PostgreSQL.
 _PG_CLAIM_LOCK = (0x4D4C4A42, 1)  # "MLJB"
@@ -83,8 +93,12 @@ jobs_table = sa.Table(
     sa.Column("started_at", sa.DateTime(timezone=True)),
     sa.Column("finished_at", sa.DateTime(timezone=True)),
     sa.Column("heartbeat_at", sa.DateTime(timezone=True)),
-    sa.Index("ix_ml_jobs_status", "status"),
-    sa.Index("ix_ml_jobs_created_at", "created_at"),
+    # revision 0002 (the execution layer)
+    sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("origin", sa.String(16), nullable=False, server_default="api"),
+    sa.Column("dedupe_key", sa.String(200)),
+    sa.Column("job_pid", sa.Integer),
+    sa.Column("threads", sa.Integer),
 )
 
 workers_table = sa.Table(
@@ -97,6 +111,10 @@ workers_table = sa.Table(
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("stopped_at", sa.DateTime(timezone=True)),
+    # revision 0002
+    sa.Column("slots", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("threads_per_job", sa.Integer),
+    sa.Column("queue", sa.String(300)),
 )
 
 
@@ -136,6 +154,11 @@ class JobRecord:
     started_at: datetime | None
     finished_at: datetime | None
     heartbeat_at: datetime | None
+    priority: int = 0
+    origin: str = "api"
+    dedupe_key: str | None = None
+    job_pid: int | None = None
+    threads: int | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> JobRecord:
@@ -162,7 +185,16 @@ class JobRecord:
             started_at=_aware(m["started_at"]),
             finished_at=_aware(m["finished_at"]),
             heartbeat_at=_aware(m["heartbeat_at"]),
+            priority=int(m["priority"] or 0),
+            origin=m["origin"] or "api",
+            dedupe_key=m["dedupe_key"],
+            job_pid=m["job_pid"],
+            threads=m["threads"],
         )
+
+    @property
+    def worker_id(self) -> str | None:
+        return f"{self.worker_host}:{self.worker_pid}" if self.worker_host else None
 
 
 @dataclass(frozen=True)
@@ -174,13 +206,15 @@ class WorkerRecord:
     started_at: datetime
     heartbeat_at: datetime
     stopped_at: datetime | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    slots: int = 1
+    threads_per_job: int | None = None
+    queue: str | None = None
 
 
 class JobStore:
     """The jobs table over one SQLAlchemy engine. Thread-safe (the engine pools connections)."""
 
-    def __init__(self, url: str, *, create: bool = True) -> None:
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.display_url = mask_uri(url)
         resolved = resolve_tracking_uri(url)
         self.kind = resolved.split(":", 1)[0].split("+", 1)[0].lower()
@@ -196,24 +230,14 @@ class JobStore:
         self.engine: Engine = sa.create_engine(resolved, **kwargs)
         if self.kind == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        if create:
-            self.create_schema()
+        try:
+            self.revision = migrations.upgrade(self.engine) if migrate else migrations.check(self.engine)
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     def __repr__(self) -> str:
         return f"JobStore({self.display_url!r})"
-
-    def create_schema(self) -> None:
-        """Create the tables if missing; safe when two processes do it at once."""
-        for attempt in range(3):
-            try:
-                metadata.create_all(self.engine, checkfirst=True)
-                return
-            except sa.exc.IntegrityError:  # PostgreSQL: a concurrent CREATE TABLE won the race
-                if attempt == 2:
-                    raise
-            except sa.exc.ProgrammingError as exc:
-                if "already exists" not in str(exc) or attempt == 2:
-                    raise
 
     def close(self) -> None:
         self.engine.dispose()
@@ -225,24 +249,44 @@ class JobStore:
 
     # -- create and read ----------------------------------------------------------------------
 
-    def create(self, kind: str, params: dict[str, Any], model_name: str | None, epochs: int | None) -> JobRecord:
+    def create(
+        self,
+        kind: str,
+        params: dict[str, Any],
+        model_name: str | None,
+        epochs: int | None,
+        *,
+        priority: int = 0,
+        origin: str = "api",
+        dedupe_key: str | None = None,
+    ) -> JobRecord:
+        """Record a queued job. With ``dedupe_key`` (a scheduled submission: schedule and fire time)
+        a second job with the same key is refused with :class:`DuplicateJob`."""
         job_id = uuid.uuid4().hex
-        with self.engine.begin() as conn:
-            conn.execute(
-                jobs_table.insert().values(
-                    id=job_id,
-                    kind=kind,
-                    status=QUEUED,
-                    model_name=model_name,
-                    params=params,
-                    epoch=0,
-                    epochs=epochs,
-                    metrics={},
-                    result={},
-                    cancel_requested=False,
-                    created_at=_now(),
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    jobs_table.insert().values(
+                        id=job_id,
+                        kind=kind,
+                        status=QUEUED,
+                        model_name=model_name,
+                        params=params,
+                        epoch=0,
+                        epochs=epochs,
+                        metrics={},
+                        result={},
+                        cancel_requested=False,
+                        created_at=_now(),
+                        priority=int(priority),
+                        origin=origin,
+                        dedupe_key=dedupe_key,
+                    )
                 )
-            )
+        except sa.exc.IntegrityError:
+            if dedupe_key is None:
+                raise
+            raise DuplicateJob(f"a job with key {dedupe_key!r} was already submitted") from None
         record = self.get(job_id)
         assert record is not None
         return record
@@ -272,12 +316,25 @@ class JobStore:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def claim(self, job_id: str, *, host: str, pid: int, host_id: str, limit: int) -> ClaimResult:
-        """Atomically move a queued job to running if fewer than ``limit`` trainings are running.
+    def claim_next(
+        self, *, host: str, pid: int, host_id: str, limit: int | None = None
+    ) -> tuple[ClaimResult, JobRecord | None]:
+        """Atomically move the head of the line to running: the queued job with the highest
+        priority, then the earliest submitted, whatever queue message woke the worker up.
 
-        ``gone``: the job is no longer queued (cancelled, or run by another worker); ``busy``:
-        every slot is taken (retry later).
+        ``limit``: the optional cluster cap on running training jobs. Returns ``("claimed", job)``,
+        ``("busy", None)`` when queued jobs wait for the cap, ``("gone", None)`` when nothing is
+        queued (the message's job was cancelled or already run by another worker).
         """
+        line = jobs_table.alias("line")
+        head = (
+            sa.select(line.c.id)
+            .where(line.c.status == QUEUED)
+            .order_by(line.c.priority.desc(), line.c.created_at, line.c.id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        conditions = [jobs_table.c.id == head, jobs_table.c.status == QUEUED]
         running = jobs_table.alias("running")
         slots_taken = (
             sa.select(sa.func.count())
@@ -285,17 +342,19 @@ class JobStore:
             .where(running.c.status == RUNNING, running.c.kind.in_(TRAINING_KINDS))
             .scalar_subquery()
         )
-        now = _now()
+        if limit is not None:
+            conditions.append(slots_taken < int(limit))
         with self.engine.begin() as conn:
             if self.kind == "postgresql":
-                # READ COMMITTED alone would let two claims both count the same free slot.
+                # READ COMMITTED alone would let two claims take the same head or count the same free slot.
                 conn.execute(
                     sa.text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": _PG_CLAIM_LOCK[0], "b": _PG_CLAIM_LOCK[1]}
                 )
+            now = _now()  # taken under the lock: claims' started_at follow their order
             # On SQLite one UPDATE statement holds the write lock from its start: atomic as it is.
-            result = conn.execute(
+            claimed = conn.execute(
                 jobs_table.update()
-                .where(jobs_table.c.id == job_id, jobs_table.c.status == QUEUED, slots_taken < limit)
+                .where(*conditions)
                 .values(
                     status=RUNNING,
                     started_at=now,
@@ -305,11 +364,20 @@ class JobStore:
                     host_id=host_id,
                     error=None,
                 )
-            )
-            if result.rowcount == 1:
-                return "claimed"
-            status = conn.execute(sa.select(jobs_table.c.status).where(jobs_table.c.id == job_id)).scalar()
-        return "busy" if status == QUEUED else "gone"
+                .returning(jobs_table.c.id)
+            ).scalar()
+            if claimed is None:
+                waiting = conn.execute(
+                    sa.select(sa.func.count()).select_from(jobs_table).where(jobs_table.c.status == QUEUED)
+                ).scalar()
+        if claimed is None:
+            return ("busy" if waiting else "gone"), None
+        return "claimed", self.get(str(claimed))
+
+    def set_process(self, job_id: str, *, job_pid: int, threads: int) -> None:
+        """Record the pid of the job's own process and the threads it may use."""
+        with self.engine.begin() as conn:
+            conn.execute(jobs_table.update().where(jobs_table.c.id == job_id).values(job_pid=job_pid, threads=threads))
 
     def _owned(self, job_id: str, pid: int, host_id: str) -> Any:
         return sa.and_(jobs_table.c.id == job_id, jobs_table.c.worker_pid == pid, jobs_table.c.host_id == host_id)
@@ -447,13 +515,31 @@ class JobStore:
 
     # -- workers ------------------------------------------------------------------------------
 
-    def register_worker(self, worker_id: str, *, host: str, pid: int, host_id: str) -> None:
+    def register_worker(
+        self,
+        worker_id: str,
+        *,
+        host: str,
+        pid: int,
+        host_id: str,
+        slots: int = 1,
+        threads_per_job: int | None = None,
+        queue: str | None = None,
+    ) -> None:
         now = _now()
         with self.engine.begin() as conn:
             conn.execute(workers_table.delete().where(workers_table.c.id == worker_id))
             conn.execute(
                 workers_table.insert().values(
-                    id=worker_id, host=host, pid=pid, host_id=host_id, started_at=now, heartbeat_at=now
+                    id=worker_id,
+                    host=host,
+                    pid=pid,
+                    host_id=host_id,
+                    started_at=now,
+                    heartbeat_at=now,
+                    slots=slots,
+                    threads_per_job=threads_per_job,
+                    queue=queue,
                 )
             )
 
@@ -484,6 +570,9 @@ class JobStore:
                 started_at=_aware(r.started_at),
                 heartbeat_at=_aware(r.heartbeat_at),
                 stopped_at=_aware(r.stopped_at),
+                slots=int(r.slots or 1),
+                threads_per_job=r.threads_per_job,
+                queue=r.queue,
             )
             for r in rows
         ]

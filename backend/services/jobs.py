@@ -23,7 +23,7 @@ from backend.ml_engine.errors import one_line
 from ._mlflow import translate_errors
 from .data_sources import resolve_data_source
 from .errors import ConflictError, InvalidRequestError, NotFoundError, UnavailableError
-from .job_store import RUNNING, TERMINAL_STATUSES, JobRecord, JobStore, WorkerRecord, host_identity
+from .job_store import RUNNING, TERMINAL_STATUSES, DuplicateJob, JobRecord, JobStore, WorkerRecord, host_identity
 from .queue import JobQueue, build_queue
 from .reaper import reap_dead_jobs
 from .redaction import redact
@@ -44,7 +44,6 @@ def job_public(job: JobRecord) -> JobPublic:
         progress = min(1.0, max(0.0, job.epoch / job.epochs))
     else:
         progress = 0.0
-    worker = f"{job.worker_host}:{job.worker_pid}" if job.worker_host else None
     return JobPublic(
         id=job.id,
         kind=job.kind,
@@ -60,7 +59,11 @@ def job_public(job: JobRecord) -> JobPublic:
         result=job.result,
         error=job.error,
         cancel_requested=job.cancel_requested,
-        worker=worker,
+        worker=job.worker_id,
+        priority=job.priority,
+        origin=job.origin,
+        process_pid=job.job_pid,
+        threads=job.threads,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
@@ -119,26 +122,59 @@ class JobService:
         if params.epochs is None:  # recorded now, so the worker trains what the job says (its settings may differ)
             params = params.model_copy(update={"epochs": self.settings.epochs})
         return self._submit(
-            "train", params.model_dump(mode="json", exclude_none=True), params.model_name, params.epochs
+            "train",
+            params.model_dump(mode="json", exclude_none=True),
+            params.model_name,
+            params.epochs,
+            priority=params.priority,
         )
 
     @_jobs_db
-    def submit_retraining(self, params: RetrainParams) -> JobPublic:
-        """Record a retraining job by the retraining pipeline and put it on the queue."""
-        resolve_data_source(params.data_source, self.settings)  # refuse an unconfigured source now, not in the worker
-        return self._submit("retrain", params.model_dump(mode="json"), params.model_name, None)
+    def submit_retraining(
+        self, params: RetrainParams, *, origin: str = "api", dedupe_key: str | None = None
+    ) -> JobPublic:
+        """Record a retraining job by the retraining pipeline and put it on the queue.
 
-    def _submit(self, kind: str, params: dict, model_name: str, epochs: int | None) -> JobPublic:
-        job = self.store.create(kind, params, model_name, epochs)
+        The scheduler submits through here too (``origin="schedule"``, ``dedupe_key`` = schedule
+        and fire time: a second submission of the same fire raises :class:`ConflictError`)."""
+        resolve_data_source(params.data_source, self.settings)  # refuse an unconfigured source now, not in the worker
+        return self._submit(
+            "retrain",
+            params.model_dump(mode="json"),
+            params.model_name,
+            None,
+            priority=params.priority,
+            origin=origin,
+            dedupe_key=dedupe_key,
+        )
+
+    def _submit(
+        self,
+        kind: str,
+        params: dict,
+        model_name: str,
+        epochs: int | None,
+        *,
+        priority: int = 0,
+        origin: str = "api",
+        dedupe_key: str | None = None,
+    ) -> JobPublic:
+        queue = self.queue  # built (and its settings checked) before anything is written
         try:
-            task_id = self.queue.enqueue(job.id)
+            job = self.store.create(
+                kind, params, model_name, epochs, priority=priority, origin=origin, dedupe_key=dedupe_key
+            )
+        except DuplicateJob as exc:
+            raise ConflictError(str(exc)) from None
+        try:
+            task_id = queue.enqueue(job.id, priority=priority)
         except Exception as exc:  # noqa: BLE001 - Redis down, SQLite file not writable
             reason = redact(one_line(exc, typed=True), self._secrets)
             self.store.fail_queued(job.id, f"not queued: {reason}")
             logger.error("job %s not queued: %s", job.id, reason)
-            raise UnavailableError(f"the job queue ({self.queue.kind}) is unavailable: {reason}") from None
+            raise UnavailableError(f"the job queue ({queue.kind}) is unavailable: {reason}") from None
         self.store.set_queue_task(job.id, task_id)
-        logger.info("job %s (%s, model %s) queued", job.id, kind, model_name)
+        logger.info("job %s (%s, model %s, %s) queued", job.id, kind, model_name, origin)
         return self.get_job(job.id)
 
     # -- read ------------------------------------------------------------------------------
@@ -182,9 +218,22 @@ class JobService:
         def alive(w: WorkerRecord) -> bool:
             return (now - w.heartbeat_at).total_seconds() <= timeout
 
+        running: dict[str, list[str]] = {}
+        for job in self.store.list(status=RUNNING, limit=1000):
+            if job.worker_id:
+                running.setdefault(job.worker_id, []).append(job.id)
         return [
             WorkerPublic(
-                id=w.id, host=w.host, pid=w.pid, started_at=w.started_at, heartbeat_at=w.heartbeat_at, alive=alive(w)
+                id=w.id,
+                host=w.host,
+                pid=w.pid,
+                slots=w.slots,
+                threads_per_job=w.threads_per_job,
+                running_jobs=running.get(w.id, []),
+                queue=w.queue,
+                started_at=w.started_at,
+                heartbeat_at=w.heartbeat_at,
+                alive=alive(w),
             )
             for w in self.store.workers()
         ]

@@ -1,4 +1,4 @@
-"""The reaper: jobs whose worker died are failed, and so are their MLflow runs.
+"""The reaper: jobs whose worker died are failed, and their MLflow runs end KILLED.
 
 Both sides reap: the worker before it claims a job (:class:`~.job_runner.JobRunner`) and when it
 starts, the API whenever it reads jobs (:class:`~.jobs.JobService`). Neither imports the other for
@@ -15,22 +15,23 @@ from ._mlflow import make_client
 from .job_store import JobStore
 from .settings import ServiceSettings
 
-__all__ = ["fail_runs_of_reaped_jobs", "reap_dead_jobs"]
+__all__ = ["end_runs_of_dead_jobs", "fail_runs_of_reaped_jobs", "reap_dead_jobs"]
 
 logger = logging.getLogger(__name__)
 
 
 def reap_dead_jobs(settings: ServiceSettings, store: JobStore, host_id: str) -> list[str]:
     """Fail running jobs whose worker died (stale heartbeat, or its process on this machine gone)
-    and end their MLflow runs FAILED; returns the ids of the jobs failed now."""
+    and end their MLflow runs KILLED; returns the ids of the jobs failed now."""
     reaped = store.reap(settings.job_heartbeat_timeout_s, host_id=host_id)
-    fail_runs_of_reaped_jobs(settings, store, reaped)
+    end_runs_of_dead_jobs(settings, store, reaped)
     return reaped
 
 
-def fail_runs_of_reaped_jobs(settings: ServiceSettings, store: JobStore, job_ids: list[str]) -> None:
-    """End the MLflow runs of jobs whose worker died: FAILED with the job's error as
-    ``failure_reason`` (MLflow would otherwise show them RUNNING forever). Best effort."""
+def end_runs_of_dead_jobs(settings: ServiceSettings, store: JobStore, job_ids: list[str]) -> None:
+    """End the MLflow runs of jobs whose worker or job process died: KILLED (MLflow's status for a
+    run stopped from outside), with the job's error as ``failure_reason`` (MLflow would otherwise
+    show them RUNNING forever). Best effort."""
     if not job_ids:
         return
     try:
@@ -45,7 +46,11 @@ def fail_runs_of_reaped_jobs(settings: ServiceSettings, store: JobStore, job_ids
             run = client.get_run(job.run_id)
             if run.info.status == "RUNNING":
                 client.set_tag(job.run_id, "failure_reason", (job.error or "worker died")[:4000])
-                client.set_terminated(job.run_id, status="FAILED")
-                logger.info("run %s of job %s marked FAILED (worker died)", job.run_id, job_id)
+                client.set_terminated(job.run_id, status="KILLED")
+                logger.info("run %s of job %s marked KILLED (%s)", job.run_id, job_id, job.error or "worker died")
         except Exception as exc:  # noqa: BLE001 - the job's own record is what matters
-            logger.warning("run %s of job %s not marked FAILED: %s", job.run_id, job_id, type(exc).__name__)
+            logger.warning("run %s of job %s not marked KILLED: %s", job.run_id, job_id, type(exc).__name__)
+
+
+#: The name it had when such runs ended FAILED.
+fail_runs_of_reaped_jobs = end_runs_of_dead_jobs

@@ -349,6 +349,11 @@ class ModelOptions(BaseModel):
         return out
 
 
+PRIORITY_DESCRIPTION = (
+    "-10..10: waiting jobs start highest priority first, then in submission order (default 0; scheduled work 0)"
+)
+
+
 class TrainingParams(BaseModel):
     """One training, as a person asks for it; unset fields come from the settings (``ML_EPOCHS``...).
 
@@ -392,6 +397,7 @@ class TrainingParams(BaseModel):
     auto_promote: bool = Field(default=False, strict=True, description="promote through the gate when it passes")
     min_accuracy_for_promotion: float | None = Field(default=None, strict=True, ge=0.0, le=1.0, allow_inf_nan=False)
     run_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+    priority: int = Field(default=0, strict=True, ge=-10, le=10, description=PRIORITY_DESCRIPTION)
 
 
 class RetrainParams(BaseModel):
@@ -420,6 +426,13 @@ class RetrainParams(BaseModel):
     model: ModelOptions | None = None
     min_accuracy_for_promotion: float | None = Field(default=None, strict=True, ge=0.0, le=1.0, allow_inf_nan=False)
     reason: str = Field(default="", max_length=1000, description="why, for the job record")
+    checks_first: bool = Field(
+        default=False,
+        strict=True,
+        description="a scheduler tick: check drift, then performance, and retrain for the first that fires; "
+        "else retrain only when trigger is scheduled",
+    )
+    priority: int = Field(default=0, strict=True, ge=-10, le=10, description=PRIORITY_DESCRIPTION)
 
 
 class JobPublic(BaseModel):
@@ -440,6 +453,10 @@ class JobPublic(BaseModel):
     error: str | None = None
     cancel_requested: bool = False
     worker: str | None = Field(default=None, description="host:pid of the worker running it")
+    priority: int = Field(default=0, description="waiting jobs start highest priority first, then oldest first")
+    origin: str = Field(default="api", description="who submitted it: api (API, dashboard, CLI) or schedule")
+    process_pid: int | None = Field(default=None, description="pid of the job's own process on the worker's host")
+    threads: int | None = Field(default=None, description="CPU threads the job's process may use")
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -523,6 +540,10 @@ class WorkerPublic(BaseModel):
     id: str
     host: str
     pid: int
+    slots: int = Field(default=1, description="jobs it runs at once, each in its own process")
+    threads_per_job: int | None = None
+    running_jobs: list[str] = Field(default_factory=list, description="ids of the jobs it runs now")
+    queue: str | None = Field(default=None, description="the queue it consumes (password masked)")
     started_at: datetime
     heartbeat_at: datetime
     alive: bool
@@ -536,6 +557,7 @@ class ProductionModel(BaseModel):
 
 class HealthPublic(BaseModel):
     status: Literal["ok", "degraded"]
+    problems: list[str] = Field(default_factory=list, description="why it is degraded (empty when ok)")
     read_only: bool = Field(description="no ML_API_TOKEN configured: state-changing routes answer 403")
     tracking_store: ComponentHealth
     jobs_store: ComponentHealth
