@@ -166,3 +166,104 @@ def test_ml_log_level_is_validated_by_the_settings() -> None:
     assert Settings(log_level="debug").log_level == "DEBUG"
     with pytest.raises(ValidationError, match="unknown log level"):
         Settings(log_level="LOUD")
+
+
+# ------------------------------------------------------------------------------------------------
+# JSON lines (ML_LOG_FORMAT=json / setup_logging(fmt="json")) for a log collector
+# ------------------------------------------------------------------------------------------------
+
+JSON_PROBE = r"""
+import logging, sys
+from backend.logging_setup import setup_logging
+fmt = None if sys.argv[1] == "env" else sys.argv[1]
+print(setup_logging(fmt=fmt), flush=True)
+log = logging.getLogger("backend.x")
+log.info("first line\nsecond line")
+try:
+    1 / 0
+except ZeroDivisionError:
+    log.exception("it failed: %s", "division")
+setup_logging(fmt="text")  # again, with another format: the same handler, the other format
+log.warning("back to text")
+print(len(logging.getLogger().handlers), flush=True)
+"""
+
+
+def _json_probe(fmt: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ML_")}
+    return subprocess.run(
+        [sys.executable, "-c", JSON_PROBE, fmt],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={**base, "PYTHONPATH": str(REPO), **env},
+    )
+
+
+def _json_records(stderr: str) -> list[dict]:
+    import json
+
+    lines = stderr.splitlines()
+    assert lines and lines[-1].startswith("20") and lines[-1].endswith("WARNING backend.x: back to text")
+    return [json.loads(line) for line in lines[:-1]]  # every other line is one JSON object
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_json_format_one_object_per_line_with_the_exception(how: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    out = _json_probe("json") if how == "argument" else _json_probe("env", ML_LOG_FORMAT="JSON")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "1"]  # one handler, its format replaced
+    info, error = _json_records(out.stderr)
+    assert set(info) == {"time", "level", "logger", "message", "process", "pid"}
+    assert info["level"] == "INFO" and info["logger"] == "backend.x"
+    assert info["message"] == "first line\nsecond line" and info["process"] == "MainProcess"
+    assert isinstance(info["pid"], int) and info["pid"] > 0
+    when = datetime.fromisoformat(info["time"])
+    assert when.utcoffset() == timedelta(0) and abs(datetime.now(UTC) - when) < timedelta(minutes=5)
+    assert error["level"] == "ERROR" and error["message"] == "it failed: division"
+    assert error["exc_info"].startswith("Traceback (most recent call last):")
+    assert error["exc_info"].endswith("ZeroDivisionError: division by zero")
+
+
+def test_invalid_ml_log_format_is_text_meanwhile_and_refused_by_the_settings(monkeypatch) -> None:
+    from pydantic import ValidationError
+
+    from backend.ml_engine.config import Settings
+
+    out = _json_probe("env", ML_LOG_FORMAT="xml")
+    assert out.returncode == 0, out.stderr
+    assert "INFO backend.x: first line" in out.stderr
+    assert Settings(log_format=" JSON ").log_format == "json" and Settings().log_format == "text"
+    monkeypatch.setenv("ML_LOG_FORMAT", "xml")
+    with pytest.raises(ValidationError, match="unknown log format 'xml': use text or json") as err:
+        Settings()
+    assert "ML_LOG_FORMAT" in str(err.value)
+
+
+def test_worker_logs_json_lines_with_ml_log_format_from_dotenv(tmp_path: Path, processes: list[Process]) -> None:
+    import json
+
+    (tmp_path / ".env").write_text("ML_LOG_FORMAT=json\n")  # read by the worker's settings, not the environment
+    worker = Process([sys.executable, "-m", "backend.services.worker"], tmp_path, _env(tmp_path), "worker")
+    processes.append(worker)
+    out = worker.wait_for('"logger": "backend.services.worker"')
+    line = next(x for x in out.splitlines() if '"logger": "backend.services.worker"' in x)
+    record = json.loads(line)
+    assert record["level"] == "INFO" and record["message"].startswith("worker ")
+    assert record["pid"] == worker.proc.pid
+
+
+def test_api_logs_json_lines_with_ml_log_format(tmp_path: Path, processes: list[Process]) -> None:
+    import json
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "uvicorn", "backend.api.main:app", "--host", "127.0.0.1", "--port", str(port)]
+    api = Process(cmd, tmp_path, _env(tmp_path, ML_LOG_FORMAT="json"), "api")
+    processes.append(api)
+    out = api.wait_for("Uvicorn running")
+    line = next(x for x in out.splitlines() if '"logger": "backend.api.main"' in x)
+    record = json.loads(line)
+    assert record["level"] == "INFO" and record["message"].startswith("ML API: tracking store")

@@ -40,7 +40,7 @@ def create_app(settings: ServiceSettings | None = None, services: Services | Non
     settings = settings if settings is not None else ServiceSettings()
     # uvicorn configures only its own loggers: without this, backend.* INFO records are dropped
     # (a no-op where the process configured logging itself, e.g. under pytest)
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, fmt=settings.log_format)
     services = services if services is not None else Services.from_settings(settings)
 
     @asynccontextmanager

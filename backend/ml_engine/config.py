@@ -104,6 +104,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("ML_LOG_LEVEL", "log_level"),
         description="Level of the backend.* loggers on the console of the API, worker and dashboard",
     )
+    log_format: str = Field(
+        default="text",
+        validation_alias=AliasChoices("ML_LOG_FORMAT", "log_format"),
+        description="Log lines of the API, worker, scheduler and dashboard: text, or json (one object per line)",
+    )
 
     @field_validator("device")
     @classmethod
@@ -119,6 +124,13 @@ class Settings(BaseSettings):
 
         parse_level(v)  # ValueError names the accepted levels
         return v.strip().upper()
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format_known(cls, v: str) -> str:
+        from backend.logging_setup import parse_format
+
+        return parse_format(v)  # ValueError names the accepted formats
 
     @property
     def symbol_list(self) -> list[str]:
