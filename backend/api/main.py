@@ -4,7 +4,8 @@
     uvicorn backend.api.main:create_app --factory --port 8000 # the same, explicitly
 
 Routes live under ``/api/ml-management`` (the user's guide: ``GET /models``, ``GET /mlflow/runs``,
-``POST /train``); OpenAPI at ``/docs`` and ``/openapi.json``. Trainings run in the worker
+``POST /train``); OpenAPI at ``/docs`` and ``/openapi.json``; Prometheus metrics at ``/metrics``
+(:mod:`backend.services.metrics`). Trainings run in the worker
 (``python -m backend.services.worker``), so the API stays responsive while a model trains.
 
 Security: state-changing routes need ``ML_API_TOKEN`` (``Authorization: Bearer <token>`` or
@@ -24,9 +25,10 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from backend.logging_setup import setup_logging
 from backend.services import Services, ServiceSettings
+from backend.services.metrics import build_metrics
 
 from .errors import install_error_handlers
-from .routes import api_router
+from .routes import api_router, metrics as metrics_route
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -64,6 +66,7 @@ def create_app(settings: ServiceSettings | None = None, services: Services | Non
     )
     app.state.services = services
     app.state.settings = settings
+    app.state.metrics = build_metrics(services)  # GET /metrics: a registry per app
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -75,6 +78,7 @@ def create_app(settings: ServiceSettings | None = None, services: Services | Non
         )
     install_error_handlers(app, settings.secrets())
     app.include_router(api_router, prefix=API_PREFIX)
+    app.include_router(metrics_route.router)  # at the root, where Prometheus looks
     return app
 
 

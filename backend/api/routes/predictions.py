@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from ..deps import PredictionServiceDep
 from ..schemas import Message, PredictCreate, PredictionPublic
+from .metrics import prediction_timer
 
 router = APIRouter(tags=["predictions"])
 
 
 @router.post("/predict", response_model=PredictionPublic, responses={404: {"model": Message}, 422: {"model": Message}})
-def predict(body: PredictCreate, predictions: PredictionServiceDep) -> PredictionPublic:
+def predict(body: PredictCreate, predictions: PredictionServiceDep, request: Request) -> PredictionPublic:
     """Probabilities of down / flat / up for the window ending at the last candle, and the signal
     (sell / hold / buy). 404 when the model has no production version; 422 for too few or invalid
     candles (the message names the row and rule)."""
-    return predictions.predict(body.model_name, body.candles)
+    with prediction_timer(request, body.model_name):  # ml_predictions_total, ml_prediction_latency_seconds
+        return predictions.predict(body.model_name, body.candles)
