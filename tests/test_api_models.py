@@ -253,4 +253,4 @@ def test_read_only_api_refuses_writes_with_403(env):
         for path, body in ((f"/models/{name}/promote", {"version": 1}), (f"/models/{name}/rollback", None)):
             r = client.post(PREFIX + path, json=body, headers=AUTH)
             assert r.status_code == 403
-            assert r.json() == {"detail": "the API is read-only: set ML_API_TOKEN"}
+            assert r.json() == {"detail": "the API is read-only: set ML_API_TOKEN", "code": "forbidden"}

@@ -1,5 +1,6 @@
 """Property-based run of the OpenAPI schema (schemathesis): generated requests for every route,
-valid and invalid, with the token; no answer may be a server error (5xx).
+valid and invalid, with the token; no answer may be a server error (5xx), and every answer, errors
+included, must have a documented status and match its documented schema (the one error shape).
 
 The database holds a real tiny production model, so /predict, /drift and the version routes get
 past "not found" with some of the generated inputs. Bounded: a few examples per route, no deadline.
@@ -14,6 +15,7 @@ from hypothesis import HealthCheck, settings
 
 schemathesis = pytest.importorskip("schemathesis")
 from schemathesis.checks import not_a_server_error  # noqa: E402
+from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance  # noqa: E402
 
 from backend.api.main import create_app  # noqa: E402
 from backend.services.job_runner import JobRunner  # noqa: E402
@@ -62,4 +64,8 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _schema_only_app())
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
 )
 def test_no_server_errors(case, api_app):
-    case.call_and_validate(app=api_app, headers=AUTH, checks=[not_a_server_error])
+    case.call_and_validate(
+        app=api_app,
+        headers=AUTH,
+        checks=[not_a_server_error, status_code_conformance, response_schema_conformance],
+    )

@@ -75,7 +75,7 @@ def test_without_a_configured_token_the_api_is_read_only(env, path, body):
         for headers in ({}, AUTH):
             r = client.post(PREFIX + path, json=body, headers=headers)
             assert r.status_code == 403
-            assert r.json() == {"detail": "the API is read-only: set ML_API_TOKEN"}
+            assert r.json() == {"detail": "the API is read-only: set ML_API_TOKEN", "code": "forbidden"}
         assert client.get(f"{PREFIX}/health").json()["read_only"] is True
 
 

@@ -28,6 +28,7 @@ from backend.services import Services, ServiceSettings
 from backend.services.metrics import build_metrics
 
 from .errors import install_error_handlers
+from .limits import BodySizeLimitMiddleware
 from .routes import api_router, metrics as metrics_route
 
 __all__ = ["API_PREFIX", "create_app"]
@@ -67,6 +68,8 @@ def create_app(settings: ServiceSettings | None = None, services: Services | Non
     app.state.services = services
     app.state.settings = settings
     app.state.metrics = build_metrics(services)  # GET /metrics: a registry per app
+    # before CORS, so CORS wraps it: a 413 carries the CORS headers too
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.api_max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -7,14 +7,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, status as http
 
 from ..deps import JobServiceDep, WriteAccess
-from ..schemas import JobPublic, JobsPublic, Message
+from ..schemas import JobPublic, JobsPublic, error_responses
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="job id")]
 
 
-@router.get("", response_model=JobsPublic)
+@router.get("", response_model=JobsPublic, responses=error_responses(422))
 def list_jobs(
     jobs: JobServiceDep,
     status: Literal["queued", "running", "finished", "failed", "cancelled"] | None = None,
@@ -25,7 +25,7 @@ def list_jobs(
     return jobs.list_jobs(status=status, kind=kind, limit=limit)
 
 
-@router.get("/{job_id}", response_model=JobPublic, responses={404: {"model": Message}})
+@router.get("/{job_id}", response_model=JobPublic, responses=error_responses(404, 422))
 def get_job(job_id: JobId, jobs: JobServiceDep) -> JobPublic:
     """A job: status, epoch of total, latest metrics, run id, version, error."""
     return jobs.get_job(job_id)
@@ -36,7 +36,7 @@ def get_job(job_id: JobId, jobs: JobServiceDep) -> JobPublic:
     response_model=JobPublic,
     status_code=http.HTTP_202_ACCEPTED,
     dependencies=[WriteAccess],
-    responses={401: {"model": Message}, 403: {"model": Message}, 404: {"model": Message}, 409: {"model": Message}},
+    responses=error_responses(401, 403, 404, 409, 422),
 )
 def cancel_job(job_id: JobId, jobs: JobServiceDep) -> JobPublic:
     """Cancel: a queued job ends ``cancelled`` at once; a running one stops after the current step

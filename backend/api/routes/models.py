@@ -10,7 +10,6 @@ from backend.services.schemas import MODEL_NAME_PATTERN, Lang
 
 from ..deps import ModelServiceDep, WriteAccess
 from ..schemas import (
-    Message,
     ModelPublic,
     ModelsPublic,
     ModelVersionDetail,
@@ -18,6 +17,7 @@ from ..schemas import (
     PromotionDecisionPublic,
     PromotionHistoryPublic,
     RollbackCreate,
+    error_responses,
 )
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -26,7 +26,8 @@ ModelName = Annotated[str, Path(pattern=MODEL_NAME_PATTERN, description="registe
 #: ``?lang=ru``: verdicts (each check's ``text``, the ``message``) in Russian; ``reason`` and ``detail``
 #: stay as recorded (English).
 Language = Annotated[Lang, Query(description="language of the verdicts' words: en or ru")]
-_WRITE_ERRORS = {401: {"model": Message}, 403: {"model": Message}, 404: {"model": Message}}
+_READ_ERRORS = error_responses(404, 422)
+_WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 422)  # 400: a body that is not UTF-8 JSON
 
 
 @router.get("", response_model=ModelsPublic)
@@ -35,13 +36,13 @@ def list_models(models: ModelServiceDep) -> ModelsPublic:
     return models.list_models()
 
 
-@router.get("/{name}", response_model=ModelPublic, responses={404: {"model": Message}})
+@router.get("/{name}", response_model=ModelPublic, responses=_READ_ERRORS)
 def get_model(name: ModelName, models: ModelServiceDep) -> ModelPublic:
     """One registered model."""
     return models.get_model(name)
 
 
-@router.get("/{name}/versions/{version}", response_model=ModelVersionDetail, responses={404: {"model": Message}})
+@router.get("/{name}/versions/{version}", response_model=ModelVersionDetail, responses=_READ_ERRORS)
 def get_version(
     name: ModelName, version: Annotated[int, Path(ge=1, le=2**31 - 1)], models: ModelServiceDep
 ) -> ModelVersionDetail:
@@ -49,7 +50,7 @@ def get_version(
     return models.get_version(name, version)
 
 
-@router.get("/{name}/history", response_model=PromotionHistoryPublic, responses={404: {"model": Message}})
+@router.get("/{name}/history", response_model=PromotionHistoryPublic, responses=_READ_ERRORS)
 def get_history(
     name: ModelName,
     models: ModelServiceDep,
@@ -80,7 +81,7 @@ def promote(
     "/{name}/rollback",
     response_model=PromotionDecisionPublic,
     dependencies=[WriteAccess],
-    responses={**_WRITE_ERRORS, 409: {"model": Message}},
+    responses=_WRITE_ERRORS,
 )
 def rollback(
     name: ModelName,

@@ -11,7 +11,7 @@ from backend.services.data_sources import DataSource
 from backend.services.schemas import MODEL_NAME_PATTERN
 
 from ..deps import RetrainingServiceDep, WriteAccess
-from ..schemas import DriftPublic, JobPublic, Message, RetrainCreate
+from ..schemas import DriftPublic, JobPublic, RetrainCreate, error_responses
 
 router = APIRouter(tags=["retraining"])
 
@@ -21,7 +21,7 @@ router = APIRouter(tags=["retraining"])
     response_model=JobPublic,
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[WriteAccess],
-    responses={401: {"model": Message}, 403: {"model": Message}, 503: {"model": Message}},
+    responses=error_responses(400, 401, 403, 404, 422),
 )
 def retrain(body: RetrainCreate, retraining: RetrainingServiceDep, request: Request, response: Response) -> JobPublic:
     """Queue a retraining by the retraining pipeline (experiment ``auto_retraining``)."""
@@ -33,7 +33,7 @@ def retrain(body: RetrainCreate, retraining: RetrainingServiceDep, request: Requ
 @router.get(
     "/drift",
     response_model=DriftPublic,
-    responses={400: {"model": Message}, 404: {"model": Message}, 422: {"model": Message}},
+    responses=error_responses(400, 404, 422),
 )
 def drift(
     retraining: RetrainingServiceDep,

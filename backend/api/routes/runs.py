@@ -9,12 +9,12 @@ from fastapi import APIRouter, Path, Query
 from backend.services.runs import MAX_RESULTS_LIMIT, PAGE_TOKEN_PATTERN
 
 from ..deps import RunServiceDep
-from ..schemas import Message, RunDetailPublic, RunsPublic
+from ..schemas import RunDetailPublic, RunsPublic, error_responses
 
 router = APIRouter(prefix="/mlflow/runs", tags=["runs"])
 
 
-@router.get("", response_model=RunsPublic, responses={400: {"model": Message}, 404: {"model": Message}})
+@router.get("", response_model=RunsPublic, responses=error_responses(400, 404, 422))
 def search_runs(
     runs: RunServiceDep,
     experiment: Annotated[
@@ -37,7 +37,7 @@ def search_runs(
     return runs.search_runs(experiment, filter_string, order_by, max_results, page_token, include_deleted)
 
 
-@router.get("/{run_id}", response_model=RunDetailPublic, responses={400: {"model": Message}, 404: {"model": Message}})
+@router.get("/{run_id}", response_model=RunDetailPublic, responses=error_responses(400, 404, 422))
 def get_run(
     run_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}$")],
     runs: RunServiceDep,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from ..deps import JobServiceDep, WriteAccess
-from ..schemas import JobPublic, Message, TrainCreate
+from ..schemas import JobPublic, TrainCreate, error_responses
 
 router = APIRouter(tags=["training"])
 
@@ -15,7 +15,7 @@ router = APIRouter(tags=["training"])
     response_model=JobPublic,
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[WriteAccess],
-    responses={401: {"model": Message}, 403: {"model": Message}, 503: {"model": Message}},
+    responses=error_responses(400, 401, 403, 422),
 )
 def train(body: TrainCreate, jobs: JobServiceDep, request: Request, response: Response) -> JobPublic:
     """Queue a training (the guide's ``{"epochs": 50, "batch_size": 64}``); answers 202 with the job.
