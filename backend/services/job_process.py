@@ -196,6 +196,47 @@ class JobProgressCallback:
             logger.warning("job %s: run not linked yet: %s", self.job_id, type(exc).__name__)
 
 
+class _CancelCheck:
+    """Trainer callback of a retraining's trainings (folds, final model): stops it on cancellation."""
+
+    def __init__(self, cancel: threading.Event, label: str) -> None:
+        self.cancel, self.label = cancel, label
+        self.trainer: Trainer | None = None
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self._check()
+
+    def on_batch_end(self, step: int, metrics: dict[str, float]) -> None:
+        self._check()
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, Any]) -> None:
+        self._check()
+
+    def _check(self) -> None:
+        if self.cancel.is_set():
+            if self.trainer is not None:
+                self.trainer.stop_training = True
+            raise JobCancelled(f"cancelled by request during {self.label}")
+
+
+class _RetrainProgress:
+    """The retraining pipeline's progress in a job: stages logged, every training cancellable.
+
+    Cancellation is checked inside the trainings only (walk-forward folds, the final model): once
+    the final model is trained, registration and the promotion gate run to their end, so production
+    never moves half-way."""
+
+    def __init__(self, job_id: str, cancel: threading.Event) -> None:
+        self.job_id, self.cancel = job_id, cancel
+
+    def stage(self, message: str) -> None:
+        logger.info("job %s: %s", self.job_id, message)
+
+    def training(self, label: str) -> list[_CancelCheck]:
+        return [_CancelCheck(self.cancel, label)]
+
+
 class JobExecution:
     """Runs one claimed job to its end in this process, under the worker's identity ``owner_pid``."""
 
@@ -219,7 +260,7 @@ class JobExecution:
             if job.kind == "train":
                 self._train(job, cancel)
             elif job.kind == "retrain":
-                self._retrain(job)
+                self._retrain(job, cancel)
             else:
                 self._finish(job_id, FAILED, error=f"unknown job kind {job.kind!r}")
         except Exception as exc:  # every failure ends the job, never silently
@@ -290,11 +331,15 @@ class JobExecution:
         except Exception as exc:  # noqa: BLE001 - the run stays FAILED with its failure_reason tag
             logger.warning("run %s not marked KILLED: %s", run_id, type(exc).__name__)
 
-    def _retrain(self, job: JobRecord) -> None:
+    def _retrain(self, job: JobRecord, cancel: threading.Event) -> None:
         from backend.ml_engine.retraining_pipeline import RetrainingPipeline
 
         params = RetrainParams.model_validate(job.params)
-        pipeline = RetrainingPipeline(settings=self.settings, config=retraining_config(params, self.settings))
+        pipeline = RetrainingPipeline(
+            settings=self.settings,
+            config=retraining_config(params, self.settings),
+            progress=_RetrainProgress(job.id, cancel),
+        )
         if params.checks_first:
             outcome = pipeline.tick(include_scheduled=params.trigger == "scheduled")
         else:
@@ -304,6 +349,9 @@ class JobExecution:
         version = int(outcome.version) if outcome.version is not None and str(outcome.version).isdigit() else None
         if outcome.status in ("completed", "skipped"):
             self._finish(job.id, FINISHED, run_id=outcome.run_id, version=version, result=summary)
+        elif cancel.is_set() and outcome.error_type == JobCancelled.__name__:
+            self._mark_run_killed(outcome.run_id)
+            self._finish(job.id, CANCELLED, run_id=outcome.run_id, result=summary, error=summary["reason"][:4000])
         else:  # refused (another retraining holds the lock) or failed
             self._finish(
                 job.id,
@@ -313,6 +361,20 @@ class JobExecution:
                 result=summary,
                 error=f"retraining {outcome.status}: {summary['reason']}"[:4000],
             )
+
+
+def _prepare_tracking_store(settings: ServiceSettings) -> None:
+    """Open the tracking store once under a cluster-wide lock before the job uses it: MLflow creates
+    the schema of an empty SQLite or PostgreSQL store when it first opens it, and two job processes
+    doing that at the same moment collide ("table ... already exists")."""
+    from backend.ml_engine.locks import Locks
+    from backend.ml_engine.mlflow_integration.stores import store_kind
+
+    uri = settings.mlflow_tracking_uri
+    if store_kind(uri) not in ("sqlite", "database"):
+        return
+    with Locks.from_settings(settings).hold("jobs", "tracking-store-schema", timeout_s=300.0):
+        make_client(uri).search_experiments(max_results=1)
 
 
 def _die_with_parent(owner_pid: int) -> None:
@@ -348,12 +410,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = settings_from_payload(sys.stdin.read())
     from backend.logging_setup import setup_logging
 
-    setup_logging(settings.log_level, loggers=("backend",))
+    setup_logging(settings.log_level, loggers=("backend",), fmt=settings.log_format)
     import torch
 
     torch.set_num_threads(max(1, args.threads))
     store = JobStore(settings.jobs_database_url.get_secret_value(), migrate=False)
     try:
+        try:
+            _prepare_tracking_store(settings)
+        except Exception as exc:  # noqa: BLE001 - the job says why; its training would fail the same way
+            logger.warning("tracking store not prepared: %s", one_line(exc))
         JobExecution(settings, store, args.owner_pid)(args.job_id)
     finally:
         store.close()

@@ -27,6 +27,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 from .job_process import JobCancelled, JobProgressCallback, settings_payload, training_overrides
 from .job_store import FAILED, RUNNING, JobRecord, JobStore, host_identity
@@ -123,7 +124,7 @@ class JobRunner:
                 pass
             self.store.set_process(job.id, job_pid=proc.pid, threads=self.threads_per_job)
             logger.info("job %s (%s) running in process %d with %s thread(s)", job.id, job.kind, proc.pid, threads)
-            returncode = self._wait(proc)
+            returncode = self._wait(proc, job.id)
         except BaseException:  # huey interrupts this thread when the worker stops: take the job down with it
             self._stop_child(job, proc, "worker stopped")
             raise
@@ -136,21 +137,34 @@ class JobRunner:
         if after is not None and after.status == RUNNING and after.worker_pid == self.pid:
             self._fail(after, f"job process died: {_exit_description(returncode)}")
 
-    @staticmethod
-    def _wait(proc: subprocess.Popen[bytes]) -> int:
-        """Wait in short steps, so that the thread can be interrupted."""
+    def _wait(self, proc: subprocess.Popen[bytes], job_id: str) -> int:
+        """Wait in short steps, so that the thread can be interrupted; meanwhile write the job's
+        heartbeat. The job process writes its own only once it has started (a fresh interpreter
+        importing torch takes seconds, more on a loaded host than the heartbeat timeout), and the
+        job lives as long as its process and this worker do: without this beat the reaper failed
+        a booting job ("no heartbeat") while its worker was alive."""
+        interval = self.settings.job_heartbeat_interval_s
+        next_beat = time.monotonic() + interval
         while True:
             try:
-                return proc.wait(timeout=0.5)
+                return proc.wait(timeout=min(0.5, interval))
             except subprocess.TimeoutExpired:
-                continue
+                pass
+            if time.monotonic() >= next_beat:
+                next_beat = time.monotonic() + interval
+                try:
+                    self.store.heartbeat(job_id, pid=self.pid, host_id=self.host_id)
+                except Exception as exc:  # noqa: BLE001 - a database blip must not end the wait
+                    logger.warning("job %s: heartbeat not written: %s", job_id, type(exc).__name__)
 
     def _fail(self, job: JobRecord, error: str) -> None:
+        """End the job's MLflow run KILLED, then fail the job: whoever sees it failed sees its run ended."""
+        end_runs_of_dead_jobs(self.settings, self.store, [job.id], reason=error)
         if self.store.finish(job.id, FAILED, pid=self.pid, host_id=self.host_id, error=error):
             logger.error("job %s failed: %s", job.id, error)
-            end_runs_of_dead_jobs(self.settings, self.store, [job.id])
 
-    def _stop_child(self, job: JobRecord, proc: subprocess.Popen[bytes], reason: str) -> None:
+    def _stop_child(self, job: JobRecord, proc: subprocess.Popen[bytes], reason: str) -> bool:
+        """Stop a job's process; fail the job if it was still running. Returns whether it was."""
         if proc.poll() is None:
             proc.terminate()
             try:
@@ -161,6 +175,8 @@ class JobRunner:
         after = self.store.get(job.id)
         if after is not None and after.status == RUNNING and after.worker_pid == self.pid:
             self._fail(after, reason)
+            return True
+        return False
 
     def stop_all(self, reason: str = "worker stopped") -> list[str]:
         """Kill every job process this runner started and fail their jobs; returns their ids."""
@@ -170,7 +186,6 @@ class JobRunner:
         stopped = []
         for job_id, proc in children:
             job = self.store.get(job_id)
-            if job is not None:
-                self._stop_child(job, proc, reason)
+            if job is not None and self._stop_child(job, proc, reason):
                 stopped.append(job_id)
         return stopped

@@ -244,7 +244,10 @@ class JobService:
     def cancel_job(self, job_id: str) -> JobPublic:
         """Cancel a queued job at once, or ask a running training to stop after the current epoch.
 
-        :class:`ConflictError` when the job has already ended, or is a running retraining.
+        A running retraining stops inside its current training (a walk-forward fold or the final
+        model); once its final model is trained, registration and the promotion gate run to their
+        end (production never moves half-way) and the job finishes. :class:`ConflictError` when the
+        job has already ended.
         """
         self.reap()
         before = self.store.get(job_id)
@@ -252,11 +255,6 @@ class JobService:
             raise NotFoundError(f"job {job_id!r} not found")
         if before.status in TERMINAL_STATUSES:
             raise ConflictError(f"job {job_id} has already ended ({before.status})")
-        if before.status == RUNNING and before.kind == "retrain":
-            raise ConflictError(
-                f"job {job_id} is a running retraining; it cannot be stopped half-way "
-                "(production only moves at its end, through the promotion gate)"
-            )
         after = self.store.request_cancel(job_id)
         assert after is not None
         if after.status == RUNNING:

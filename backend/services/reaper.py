@@ -28,7 +28,9 @@ def reap_dead_jobs(settings: ServiceSettings, store: JobStore, host_id: str) -> 
     return reaped
 
 
-def end_runs_of_dead_jobs(settings: ServiceSettings, store: JobStore, job_ids: list[str]) -> None:
+def end_runs_of_dead_jobs(
+    settings: ServiceSettings, store: JobStore, job_ids: list[str], reason: str | None = None
+) -> None:
     """End the MLflow runs of jobs whose worker or job process died: KILLED (MLflow's status for a
     run stopped from outside), with the job's error as ``failure_reason`` (MLflow would otherwise
     show them RUNNING forever). Best effort."""
@@ -45,7 +47,7 @@ def end_runs_of_dead_jobs(settings: ServiceSettings, store: JobStore, job_ids: l
         try:
             run = client.get_run(job.run_id)
             if run.info.status == "RUNNING":
-                client.set_tag(job.run_id, "failure_reason", (job.error or "worker died")[:4000])
+                client.set_tag(job.run_id, "failure_reason", (reason or job.error or "worker died")[:4000])
                 client.set_terminated(job.run_id, status="KILLED")
                 logger.info("run %s of job %s marked KILLED (%s)", job.run_id, job_id, job.error or "worker died")
         except Exception as exc:  # noqa: BLE001 - the job's own record is what matters
