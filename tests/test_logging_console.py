@@ -98,7 +98,7 @@ def test_worker_logs_its_startup_line(tmp_path: Path, processes: list[Process]) 
     worker = Process([sys.executable, "-m", "backend.services.worker"], tmp_path, _env(tmp_path), "worker")
     processes.append(worker)
     out = worker.wait_for("INFO backend.services.worker: worker ")
-    assert "at most 1 training(s) at once" in out
+    assert "slot(s)" in out and "thread(s) per job" in out and "schema 0002" in out
     worker.stop()
     assert "INFO backend.services.worker: worker " in worker.output().split("at once", 1)[1]  # "... stopped"
 

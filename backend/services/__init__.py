@@ -26,11 +26,14 @@ module              concept
 ``runs``            experiments and runs: search with MLflow filters, one run in detail
 ``data_sources``    the data-source names a client may ask for, resolved on this machine
 ``jobs``            submit, list, read, cancel jobs (the API side)
-``job_store``       the ``ml_jobs`` table: claim, heartbeat, progress, reap
-``reaper``          jobs whose worker died failed, with their MLflow runs (API and worker)
-``job_runner``      the worker side: run one job with a progress callback
-``queue``           huey (SqliteHuey or RedisHuey) carrying job ids
-``worker``          ``python -m backend.services.worker``: the huey consumer
+``job_store``       the ``ml_jobs`` table: the line, claims, heartbeat, progress, reap
+``migrations``      Alembic migrations of the jobs tables
+``reaper``          jobs whose worker died failed, their MLflow runs KILLED (API and worker)
+``job_runner``      the worker side: claim the head of the line, run it in its own process
+``job_process``     one job in its own OS process (heartbeat, progress, cancel, outcome)
+``queue``           huey (Redis, PostgreSQL or SQLite) carrying wake-up messages
+``worker``          ``python -m backend.services.worker``: slots, one process per job
+``scheduler``       ``python -m backend.services.scheduler``: schedules submitted as jobs
 ``predictions``     production model predictions from raw candles
 ``retraining``      queue a retraining, run the drift check
 ``health``          stores, queue, workers, production model per name

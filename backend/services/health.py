@@ -92,6 +92,7 @@ class HealthService:
         return HealthPublic(
             status="degraded" if problems else "ok",
             problems=problems,
+            api_ready=tracking.reachable and jobs_store.reachable and queue_health.reachable,
             read_only=self.settings.read_only,
             tracking_store=tracking,
             jobs_store=jobs_store,

@@ -558,6 +558,9 @@ class ProductionModel(BaseModel):
 class HealthPublic(BaseModel):
     status: Literal["ok", "degraded"]
     problems: list[str] = Field(default_factory=list, description="why it is degraded (empty when ok)")
+    api_ready: bool = Field(
+        default=True, description="the stores and the queue answer: the API can do its work (else HTTP 503)"
+    )
     read_only: bool = Field(description="no ML_API_TOKEN configured: state-changing routes answer 403")
     tracking_store: ComponentHealth
     jobs_store: ComponentHealth

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -166,7 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="long-lived scheduler (interval or cron) that also checks drift / performance",
         description="Run the retraining scheduler in the foreground (Ctrl-C stops it). Each tick checks "
-        "drift, then performance, then retrains on schedule; --check-interval adds check-only ticks.",
+        "drift, then performance, then retrains on schedule; --check-interval adds check-only ticks. "
+        "Ticks are submitted as jobs to the job system (python -m backend.services.scheduler): workers run "
+        "them, they show in /jobs and the dashboard, and one scheduler fires however many are started. "
+        "--in-process runs them in this process instead (one machine, no worker, not in /jobs).",
+    )
+    s.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the ticks in this process (APScheduler) instead of submitting jobs to the workers",
     )
     g = s.add_mutually_exclusive_group(required=True)
     g.add_argument("--interval", type=_positive_float, metavar="MINUTES", help="scheduled retraining every N minutes")
@@ -270,6 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         for name in ("mlflow", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
+    if args.command == "serve" and not args.in_process:
+        return _serve_through_jobs(args)
     try:
         settings = Settings()
         config = config_from_args(args)
@@ -333,6 +344,62 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT if _is_bad_input(exc) else EXIT_FAILED
     return EXIT_BAD_INPUT
+
+
+#: serve flags only the in-process scheduler honours: the job system's workers take them from their settings.
+_IN_PROCESS_ONLY = {
+    "data": "--data",
+    "reference_data": "--reference-data",
+    "psi_threshold": "--psi-threshold",
+    "ks_pvalue": "--ks-pvalue",
+    "null_margin": "--null-margin",
+    "min_drift_share": "--min-drift-share",
+    "fold_mode": "--fold-mode",
+    "cooldown_hours": "--cooldown-hours",
+    "performance_margin": "--performance-margin",
+    "min_improvement": "--min-improvement",
+}
+
+
+def _serve_through_jobs(args: argparse.Namespace) -> int:
+    """``serve`` as the job system's scheduler (:mod:`backend.services.scheduler`)."""
+    given = [flag for attr, flag in _IN_PROCESS_ONLY.items() if getattr(args, attr, None) is not None]
+    if given:
+        print(
+            f"error: {', '.join(given)} apply to the in-process scheduler only (add --in-process); "
+            "through the job system the workers read them from their settings",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    try:  # the engine never imports the services layer; this CLI only hands over to it
+        scheduler = importlib.import_module("backend.services.scheduler")
+    except ImportError as exc:
+        print(
+            f"error: the job system is not installed ({exc.name}): pip install '.[api]', or use --in-process",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    argv = ["--cron", args.cron] if args.cron else ["--interval", str(args.interval)]
+    for attr, flag in (
+        ("check_interval", "--check-interval"),
+        ("timeframe", "--timeframe"),
+        ("train_days", "--train-days"),
+        ("recent_days", "--recent-days"),
+        ("folds", "--folds"),
+        ("epochs", "--epochs"),
+        ("batch_size", "--batch-size"),
+        ("lr", "--lr"),
+        ("min_accuracy", "--min-accuracy"),
+    ):
+        value = getattr(args, attr, None)
+        if value is not None:
+            argv += [flag, str(value)]
+    argv += ["--model-name", args.model_name]
+    for symbol in args.symbol or []:
+        argv += ["--symbol", symbol]
+    if args.verbose:
+        argv.append("-v")
+    return int(scheduler.main(argv))
 
 
 def _is_bad_input_name(name: str) -> bool:
