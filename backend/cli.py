@@ -3,6 +3,7 @@
     tbml train --epochs 20 --date-range 14     # = python -m backend.ml_engine.training_orchestrator ...
     tbml retrain run --trigger manual          # = python -m backend.ml_engine.retraining_pipeline ...
     tbml worker                                # = python -m backend.services.worker
+    tbml scheduler --cron "0 3 * * *"          # = python -m backend.services.scheduler ...
     tbml api --port 8000                       # = uvicorn backend.api.main:app --port 8000
     tbml dashboard --port 8501                 # = python -m backend.dashboard --port 8501
     tbml ui --dry-run                          # = python start_mlflow_ui.py --dry-run
@@ -51,6 +52,12 @@ COMMANDS: dict[str, Command] = {
         "backend.services.worker:main",
         "job worker (huey): runs the trainings queued by the API and dashboard",
         "python -m backend.services.worker",
+        "api",
+    ),
+    "scheduler": Command(
+        "backend.services.scheduler:main",
+        "scheduled retrainings submitted as jobs (cron or interval); one leader per cluster",
+        "python -m backend.services.scheduler",
         "api",
     ),
     "api": Command(

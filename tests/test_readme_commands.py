@@ -51,10 +51,12 @@ NOT_RUN: dict[str, str] = {
     ),
     # long-running processes
     "python -m backend.ml_engine.retraining_pipeline serve --cron '0 3 * * *'": "a scheduler that runs until stopped "
-    "(tests/test_retraining_pipeline.py drives its scheduling)",
+    "(tests/test_scheduler.py runs it; tests/test_retraining_pipeline.py drives the in-process one)",
     "make api": "a server that runs until stopped (the API is started here for the curl examples, "
     "and by tests/test_api_e2e.py)",
     "make worker": "runs until stopped (tests/test_logging_console.py and tests/test_api_e2e.py start it)",
+    "python -m backend.services.scheduler --cron '0 3 * * *'": "runs until stopped (tests/test_scheduler.py "
+    "starts two and kills the leader)",
     "make dashboard": "a Streamlit server that runs until stopped (tests/test_dashboard_e2e.py starts it)",
     "python start_mlflow_ui.py": "an MLflow server that runs until stopped (tests/test_mlflow_stores.py starts it)",
     "mlflow models serve -m models:/hybrid_cnn_lstm@production --env-manager local -p 5001": "a server that runs "
