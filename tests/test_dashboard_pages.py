@@ -469,6 +469,26 @@ def test_queue_a_retraining(seed: Seed) -> None:
     seed.services.jobs.cancel_job(job.id)  # leave no queued job behind
 
 
+def test_scheduled_retraining_jobs_show_on_the_page_and_can_be_cancelled(seed: Seed) -> None:
+    from backend.services import RetrainParams
+
+    job = seed.services.jobs.submit_retraining(
+        RetrainParams(model_name=MODEL, trigger="scheduled", checks_first=True),
+        origin="schedule",
+        dedupe_key=f"retrain:{MODEL}@test-{time.time_ns()}",
+    )
+    at = open_page(seed.services, "retraining")
+    assert_ok(at)
+    table = next(df.value for df in at.dataframe if t("col.origin", "ru") in df.value.columns)
+    row = table[table[t("col.job", "ru")] == job.id[:12]].iloc[0]
+    assert row[t("col.origin", "ru")] == "по расписанию" and row[t("col.status", "ru")] == "в очереди"
+    at.selectbox(key="retraining.follow").set_value(job.id).run()
+    at.text_input(key="retraining.cancel_token").input(TOKEN)
+    at.button(key="retraining.cancel_button").click().run()
+    assert_ok(at)
+    assert seed.services.jobs.get_job(job.id).status == "cancelled"
+
+
 # -- help --------------------------------------------------------------------------------------
 
 

@@ -141,6 +141,10 @@ _TABLE: dict[str, tuple[str, str]] = {
     "job.status.cancelled": ("отменена", "cancelled"),
     "job.kind.train": ("обучение", "training"),
     "job.kind.retrain": ("переобучение", "retraining"),
+    "job.origin.api": ("API / панель", "API / dashboard"),
+    "job.origin.schedule": ("по расписанию", "schedule"),
+    "col.origin": ("Источник", "Origin"),
+    "col.worker": ("Исполнитель", "Worker"),
     "decision.promoted": ("продвинута", "promoted"),
     "decision.refused": ("отклонена", "refused"),
     "decision.rolled_back": ("откат", "rolled back"),
@@ -692,6 +696,14 @@ _TABLE: dict[str, tuple[str, str]] = {
     "retraining.drifted_list": ("Сместились: {features}", "Drifted: {features}"),
     "retraining.feature_table": ("Таблица по признакам", "Per-feature table"),
     "retraining.start": ("Запустить переобучение", "Start a retraining"),
+    "retraining.jobs": ("Задачи переобучения", "Retraining jobs"),
+    "retraining.jobs_caption": (
+        "Переобучения, поставленные вручную и по расписанию (python -m backend.services.scheduler): они ждут "
+        "свободного слота исполнителя в порядке приоритета и подачи; задачу в очереди можно отменить.",
+        "Retrainings queued by hand and by the schedule (python -m backend.services.scheduler): they wait for a "
+        "free worker slot by priority, then in submission order; a queued job can be cancelled.",
+    ),
+    "retraining.no_jobs": ("Задач переобучения ещё не было.", "No retraining jobs yet."),
     "retraining.field.trigger": ("Причина запуска", "Trigger"),
     "retraining.field.force": ("Без проверки причины и паузы", "Skip the trigger check and cooldown"),
     "retraining.field.n_folds": ("Фолдов walk-forward", "Walk-forward folds"),

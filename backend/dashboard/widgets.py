@@ -261,7 +261,9 @@ def jobs_frame(jobs: Iterable[JobPublic]) -> pd.DataFrame:
             t("col.status"): t(f"job.status.{j.status}"),
             t("col.model"): j.model_name or "—",
             t("col.progress"): f"{j.epoch}/{j.epochs}" if j.epochs else "—",
+            t("col.origin"): t(f"job.origin.{j.origin}") if j.origin in ("api", "schedule") else j.origin,
             t("col.created"): fmt_time(j.created_at),
+            t("col.worker"): j.worker or "—",
             t("col.run"): (j.run_id or "")[:12] or "—",
             t("col.version"): j.version if j.version is not None else "—",
         }

@@ -12,10 +12,12 @@ from pydantic import ValidationError
 from backend.dashboard import charts, context
 from backend.dashboard.i18n import current_language, t
 from backend.dashboard.widgets import (
+    TERMINAL_JOB_STATUSES,
     check_token,
     fmt_num,
     fmt_time,
     job_panel,
+    jobs_frame,
     show_error,
     term,
     validation_messages,
@@ -66,6 +68,49 @@ def render() -> None:
 
     st.header(t("retraining.start"))
     _start_form(name)
+
+    st.header(t("retraining.jobs"))
+    _jobs(name)
+
+
+def _jobs(name: str) -> None:
+    """Recent retraining jobs of this model, by hand and by the schedule; follow or cancel one."""
+    st.caption(t("retraining.jobs_caption"))
+    try:
+        recent = [j for j in context.services().jobs.list_jobs(kind="retrain", limit=50).data if j.model_name == name]
+    except ServiceError as exc:
+        show_error(exc)
+        return
+    if not recent:
+        st.info(t("retraining.no_jobs"))
+        return
+    st.dataframe(jobs_frame(recent), hide_index=True)
+    ids = [j.id for j in recent]
+    current = st.session_state.get(JOB_KEY)
+    follow = st.selectbox(
+        t("training.follow"),
+        ids,
+        index=ids.index(current) if current in ids else None,
+        format_func=lambda i: i[:12],
+        placeholder=t("common.choose"),
+        key=_STATE + "follow",
+    )
+    if follow and follow != current:
+        st.session_state[JOB_KEY] = follow
+        st.rerun()
+    chosen = next((j for j in recent if j.id == current), None)
+    if chosen is None or chosen.status in TERMINAL_JOB_STATUSES or not write_allowed():
+        return
+    with st.expander(t("training.cancel")):
+        st.text_input(t("access.token"), type="password", key=_STATE + "cancel_token", help=t("access.token_help"))
+        if st.button(t("training.cancel_button"), key=_STATE + "cancel_button"):
+            try:
+                check_token(_STATE + "cancel_token", "cancel")
+                context.services().jobs.cancel_job(chosen.id)
+            except ServiceError as exc:
+                show_error(exc)
+            else:
+                st.success(t("training.cancel_sent"))
 
 
 def _runs_table(runs: list[RetrainingRunPublic]) -> None:
