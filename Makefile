@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: demo test lint install install-test bench ui dashboard screenshots api worker clean help
+.PHONY: demo test lint install install-test bench ui dashboard screenshots api worker up clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -53,6 +53,9 @@ api: install  ## REST API on :8000 (OpenAPI at /docs); state changes need ML_API
 
 worker: install  ## job worker: runs queued trainings (ML_MAX_CONCURRENT_TRAININGS at once)
 	$(PY) -m backend.services.worker
+
+up: install  ## API, worker, scheduler and dashboard at once (Procfile, honcho); Ctrl-C stops them all
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" API_HOST=$(API_HOST) API_PORT=$(API_PORT) $(VENV)/bin/honcho start -f Procfile
 
 dashboard: install  ## Russian dashboard (Streamlit) on :8501 over the configured store
 	$(PY) -m backend.dashboard --port 8501

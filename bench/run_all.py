@@ -31,6 +31,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("api", ["bench/bench_api.py"]),
     ("api_load", ["bench/bench_api_load.py"]),
     ("dashboard", ["bench/bench_dashboard.py"]),
+    ("workers", ["bench/bench_workers.py"]),
 ]
 
 

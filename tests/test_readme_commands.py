@@ -55,6 +55,7 @@ NOT_RUN: dict[str, str] = {
     "make api": "a server that runs until stopped (the API is started here for the curl examples, "
     "and by tests/test_api_e2e.py)",
     "make worker": "runs until stopped (tests/test_logging_console.py and tests/test_api_e2e.py start it)",
+    "make up": "tests/test_make_up.py runs the Procfile",
     "python -m backend.services.scheduler --cron '0 3 * * *'": "runs until stopped (tests/test_scheduler.py "
     "starts two and kills the leader)",
     "make dashboard": "a Streamlit server that runs until stopped (tests/test_dashboard_e2e.py starts it)",
