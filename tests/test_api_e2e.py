@@ -158,7 +158,7 @@ def test_a_killed_worker_fails_its_job_and_a_new_worker_runs_the_next(stack):
     assert failed["error"] == f"worker died: process {stack.worker.pid} is gone"
     assert 1 <= failed["epoch"] < 1000 and failed["finished_at"]
     run = stack.http.get(f"/mlflow/runs/{failed['run_id']}").json()
-    assert run["status"] == "FAILED" and run["tags"]["failure_reason"].startswith("worker died")
+    assert run["status"] == "KILLED" and run["tags"]["failure_reason"].startswith("worker died")
 
     next_id = stack.http.post("/train", json=TINY_TRAINING, headers=AUTH).json()["id"]
     stack.worker = stack.start_worker()

@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
+from conftest import REPO
 
 from backend.services import migrations
 from backend.services.job_store import JobStore
 from backend.services.migrations import VERSION_TABLE, SchemaTooNew
-from conftest import REPO
 
 pytestmark = pytest.mark.postgres
 
@@ -93,7 +93,13 @@ LEGACY_ROWS = [
         "heartbeat_at": None,
     }
     for i, (kind, status) in enumerate(
-        [("train", "finished"), ("train", "failed"), ("retrain", "cancelled"), ("train", "queued"), ("retrain", "finished")]
+        [
+            ("train", "finished"),
+            ("train", "failed"),
+            ("retrain", "cancelled"),
+            ("train", "queued"),
+            ("retrain", "finished"),
+        ]
     )
 ]
 

@@ -100,7 +100,7 @@ def test_worker_logs_its_startup_line(tmp_path: Path, processes: list[Process]) 
     out = worker.wait_for("INFO backend.services.worker: worker ")
     assert "slot(s)" in out and "thread(s) per job" in out and "schema 0002" in out
     worker.stop()
-    assert "INFO backend.services.worker: worker " in worker.output().split("at once", 1)[1]  # "... stopped"
+    assert "INFO backend.services.worker: worker " in worker.output().split("per job", 1)[1]  # "... stopped"
 
 
 # ------------------------------------------------------------------------------------------------

@@ -406,6 +406,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--owner-pid", type=int, required=True, help="pid of the worker that claimed the job")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads this job may use")
     args = parser.parse_args(argv)
+    # the worker started this process in its own process group, out of reach of Ctrl-C in the worker's
+    # terminal: on SIGINT the worker finishes its running jobs; a SIGINT sent here on purpose is ignored too
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(args.owner_pid)
     settings = settings_from_payload(sys.stdin.read())
     from backend.logging_setup import setup_logging

@@ -109,7 +109,9 @@ class JobRunner:
             threads,
         ]
         try:
-            proc = subprocess.Popen(command, stdin=subprocess.PIPE, env=env)
+            # its own process group: Ctrl-C in the worker's terminal (SIGINT to the terminal's group) lets the
+            # worker finish its running jobs, instead of killing them mid-import or mid-epoch
+            proc = subprocess.Popen(command, stdin=subprocess.PIPE, env=env, process_group=0)
         except OSError as exc:
             self._fail(job, f"job process not started: {type(exc).__name__}: {exc}")
             return
