@@ -1,16 +1,16 @@
 """Worker processes, for real: each job in its own OS process, slots and threads, jobs whose
-process or worker dies, a worker stopped with SIGTERM, several workers on one queue, /health.
+process or worker dies, a worker stopped with SIGTERM or Ctrl-C, /health.
 
 The queue here is PostgreSQL (huey's PostgresHuey, ``ML_QUEUE_URL=postgresql://...``): a
-deployment on PostgreSQL alone. Redis-fed workers on separate "machines" are in
-tests/test_topology.py.
+deployment on PostgreSQL alone. Two Redis-fed workers on separate "machines" are in
+tests/test_topology.py; claims by several workers at once (order, each job once, the cap) in
+tests/test_api_jobs.py.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -151,39 +151,23 @@ def test_a_worker_stopped_with_sigterm_fails_its_running_job_and_kills_its_run(s
     assert health["status"] == "degraded" and any("no live worker" in p for p in health["problems"])
 
 
-def test_two_workers_share_one_postgres_queue(tmp_path):
-    with database("test_two_workers") as url:
-        settings = service_settings(
-            url, tmp_path, mlflow_tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", queue_url=url, huey_name="two"
+def test_ctrl_c_lets_the_running_job_finish(stack):
+    """SIGINT to the worker's process group, as Ctrl-C in its terminal: the job process is in its own
+    group and the worker waits for it (huey's graceful stop), so the job ends finished."""
+    client, tmp = stack["client"], stack["tmp"]
+    worker = start_worker(stack["settings"], tmp / "ctrl_c_worker", slots=1)
+    try:
+        job_id = submit(client, run_name="ctrl_c")["id"]
+        running = wait_for(
+            lambda: (j := job(client, job_id))["status"] == "running" and j,
+            120,
+            "the job to run",
+            tmp / "ctrl_c_worker" / "worker.log",
         )
-        app = create_app(settings)
-        with TestClient(app) as client:
-            workers = [start_worker(settings, tmp_path / f"w{i}", slots=1) for i in range(2)]
-            try:
-                ids = [submit(client, run_name=f"two_{i}")["id"] for i in range(4)]
-                deadline = time.monotonic() + 240
-                jobs: list[dict] = []
-                while time.monotonic() < deadline:
-                    jobs = [job(client, i) for i in ids]
-                    if all(j["status"] in ENDED for j in jobs):
-                        break
-                    time.sleep(0.5)
-                assert all(j["status"] == "finished" for j in jobs), [(j["status"], j["error"]) for j in jobs]
-                ran = {j["worker"].rsplit(":", 1)[1] for j in jobs}
-                assert ran == {str(w.pid) for w in workers}, (ran, [w.pid for w in workers])
-                # submission order: each job started no earlier than the ones submitted before it
-                starts = [j["started_at"] for j in jobs]
-                assert starts[0] <= starts[2] and starts[1] <= starts[3]
-                # Ctrl-C in the workers' terminal (SIGINT to their process groups): the running job finishes
-                last = submit(client, run_name="ctrl_c")
-                running = wait_for(
-                    lambda: (j := job(client, last["id"]))["status"] == "running" and j, 120, "the job to run"
-                )
-                owner = next(w for w in workers if running["worker"].endswith(f":{w.pid}"))
-                os.killpg(owner.pid, signal.SIGINT)
-                assert owner.wait(180) == 0
-                ended = job(client, last["id"])
-                assert ended["status"] == "finished", ended["error"]
-            finally:
-                for w in workers:
-                    stop(w)
+        assert running["worker"].endswith(f":{worker.pid}")
+        os.killpg(worker.pid, signal.SIGINT)
+        assert worker.wait(180) == 0
+        ended = job(client, job_id)
+        assert ended["status"] == "finished", ended["error"]
+    finally:
+        stop(worker)
