@@ -51,7 +51,7 @@ API_PORT ?= 8000
 api: install  ## REST API on :8000 (OpenAPI at /docs); state changes need ML_API_TOKEN
 	$(PY) -m uvicorn backend.api.main:app --host $(API_HOST) --port $(API_PORT)
 
-worker: install  ## job worker: runs queued trainings (ML_MAX_CONCURRENT_TRAININGS at once)
+worker: install  ## job worker: queued jobs, each in its own process (ML_WORKER_SLOTS at once)
 	$(PY) -m backend.services.worker
 
 up: install  ## API, worker, scheduler and dashboard at once (Procfile, honcho); Ctrl-C stops them all
