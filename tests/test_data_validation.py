@@ -266,9 +266,9 @@ def _apply(ops: list[tuple[str, int, str]]) -> pd.DataFrame:
         elif op == "dupdiff":
             row = f.iloc[[i]].copy()
             row[col] = row[col] * 1.5
-            f = pd.concat([f, row])
+            f = pd.concat([f, row], ignore_index=True)  # duplicate timestamps, unique row labels
         elif op == "dup":
-            f = pd.concat([f, f.iloc[[i]]])
+            f = pd.concat([f, f.iloc[[i]]], ignore_index=True)
         elif op == "drop" and len(f) > 3:
             f = f.drop(index=f.index[i])
         elif op == "shuffle":
