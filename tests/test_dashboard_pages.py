@@ -469,6 +469,19 @@ def test_queue_a_retraining(seed: Seed) -> None:
     seed.services.jobs.cancel_job(job.id)  # leave no queued job behind
 
 
+def test_a_queued_training_is_followed_and_cancelled_from_the_training_page(seed: Seed) -> None:
+    from backend.services import TrainingParams
+
+    job = seed.services.jobs.submit_training(TrainingParams(epochs=1, data_source="sample"))
+    at = open_page(seed.services, "training")
+    at.selectbox(key=next(s.key for s in at.selectbox if s.label == t("training.follow", "ru"))).set_value(job.id).run()
+    assert at.session_state["training.job"] == job.id
+    at.text_input(key="training.cancel_token").input(TOKEN)
+    at.button(key="training.cancel_button").click().run()
+    assert_ok(at)
+    assert seed.services.jobs.get_job(job.id).status == "cancelled"
+
+
 def test_scheduled_retraining_jobs_show_on_the_page_and_can_be_cancelled(seed: Seed) -> None:
     from backend.services import RetrainParams
 

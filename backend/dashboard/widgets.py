@@ -38,6 +38,8 @@ __all__ = [
     "ACTOR",
     "PAGE_PATHS",
     "TERMINAL_JOB_STATUSES",
+    "cancel_box",
+    "follow_job",
     "check_token",
     "error_parts",
     "escape_markdown",
@@ -270,6 +272,39 @@ def jobs_frame(jobs: Iterable[JobPublic]) -> pd.DataFrame:
         for j in jobs
     ]
     return pd.DataFrame(rows)
+
+
+def follow_job(jobs: list[JobPublic], state_key: str, key: str | None = None) -> None:
+    """A picker of ``jobs``: the chosen one becomes ``st.session_state[state_key]`` (the page's job panel)."""
+    ids = [j.id for j in jobs]
+    current = st.session_state.get(state_key)
+    follow = st.selectbox(
+        t("training.follow"),
+        ids,
+        index=ids.index(current) if current in ids else None,
+        format_func=lambda i: i[:12],
+        placeholder=t("common.choose"),
+        key=key,
+    )
+    if follow and follow != current:
+        st.session_state[state_key] = follow
+        st.rerun()
+
+
+def cancel_box(job: JobPublic | None, prefix: str) -> None:
+    """Cancel ``job`` (token asked for, as the API does); nothing when it has ended or writes are off."""
+    if job is None or job.status in TERMINAL_JOB_STATUSES or not write_allowed():
+        return
+    with st.expander(t("training.cancel")):
+        st.text_input(t("access.token"), type="password", key=prefix + "cancel_token", help=t("access.token_help"))
+        if st.button(t("training.cancel_button"), key=prefix + "cancel_button"):
+            try:
+                check_token(prefix + "cancel_token", "cancel")
+                context.services().jobs.cancel_job(job.id)
+            except ServiceError as exc:
+                show_error(exc)
+            else:
+                st.success(t("training.cancel_sent"))
 
 
 def run_action(action: Callable[[], Any], result_key: str) -> None:

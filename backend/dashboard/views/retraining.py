@@ -12,10 +12,11 @@ from pydantic import ValidationError
 from backend.dashboard import charts, context
 from backend.dashboard.i18n import current_language, t
 from backend.dashboard.widgets import (
-    TERMINAL_JOB_STATUSES,
+    cancel_box,
     check_token,
     fmt_num,
     fmt_time,
+    follow_job,
     job_panel,
     jobs_frame,
     show_error,
@@ -85,32 +86,8 @@ def _jobs(name: str) -> None:
         st.info(t("retraining.no_jobs"))
         return
     st.dataframe(jobs_frame(recent), hide_index=True)
-    ids = [j.id for j in recent]
-    current = st.session_state.get(JOB_KEY)
-    follow = st.selectbox(
-        t("training.follow"),
-        ids,
-        index=ids.index(current) if current in ids else None,
-        format_func=lambda i: i[:12],
-        placeholder=t("common.choose"),
-        key=_STATE + "follow",
-    )
-    if follow and follow != current:
-        st.session_state[JOB_KEY] = follow
-        st.rerun()
-    chosen = next((j for j in recent if j.id == current), None)
-    if chosen is None or chosen.status in TERMINAL_JOB_STATUSES or not write_allowed():
-        return
-    with st.expander(t("training.cancel")):
-        st.text_input(t("access.token"), type="password", key=_STATE + "cancel_token", help=t("access.token_help"))
-        if st.button(t("training.cancel_button"), key=_STATE + "cancel_button"):
-            try:
-                check_token(_STATE + "cancel_token", "cancel")
-                context.services().jobs.cancel_job(chosen.id)
-            except ServiceError as exc:
-                show_error(exc)
-            else:
-                st.success(t("training.cancel_sent"))
+    follow_job(recent, JOB_KEY, key=_STATE + "follow")
+    cancel_box(next((j for j in recent if j.id == st.session_state.get(JOB_KEY)), None), _STATE)
 
 
 def _runs_table(runs: list[RetrainingRunPublic]) -> None:

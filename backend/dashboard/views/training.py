@@ -11,8 +11,9 @@ from pydantic import ValidationError
 from backend.dashboard import context
 from backend.dashboard.i18n import t
 from backend.dashboard.widgets import (
-    TERMINAL_JOB_STATUSES,
+    cancel_box,
     check_token,
+    follow_job,
     job_panel,
     jobs_frame,
     show_error,
@@ -209,17 +210,7 @@ def render() -> None:
         st.info(t("training.no_jobs"))
         return
     st.dataframe(jobs_frame(recent), hide_index=True)
-    ids = [j.id for j in recent]
-    follow = st.selectbox(
-        t("training.follow"),
-        ids,
-        index=ids.index(job_id) if job_id in ids else None,
-        format_func=lambda i: i[:12],
-        placeholder=t("common.choose"),
-    )
-    if follow and follow != job_id:
-        st.session_state[JOB_KEY] = follow
-        st.rerun()
+    follow_job(recent, JOB_KEY)
 
 
 def training_request(values: dict[str, Any], network: dict[str, Any]) -> dict[str, Any]:
@@ -269,18 +260,7 @@ def _cancel(job_id: str) -> None:
         job = context.services().jobs.get_job(job_id)
     except ServiceError:
         return
-    if job.status in TERMINAL_JOB_STATUSES or not write_allowed():
-        return
-    with st.expander(t("training.cancel")):
-        st.text_input(t("access.token"), type="password", key=_STATE + "cancel_token", help=t("access.token_help"))
-        if st.button(t("training.cancel_button"), key=_STATE + "cancel_button"):
-            try:
-                check_token(_STATE + "cancel_token", "cancel")
-                context.services().jobs.cancel_job(job_id)
-            except ServiceError as exc:
-                show_error(exc)
-            else:
-                st.success(t("training.cancel_sent"))
+    cancel_box(job, _STATE)
 
 
 if __name__ == "__main__":
