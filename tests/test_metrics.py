@@ -49,11 +49,8 @@ def value(samples: dict[str, Any], name: str, **labels: str) -> float:
 
 def claim(store: JobStore, job_id: str) -> None:
     """Move ``job_id`` (the oldest queued job) to running, as a worker does."""
-    if hasattr(store, "claim_next"):
-        result, job = store.claim_next(host="test-host", pid=PID, host_id=HOST_ID)
-        assert result == "claimed" and job is not None and job.id == job_id
-    else:  # pragma: no cover - the store before the line of queued jobs
-        assert store.claim(job_id, host="test-host", pid=PID, host_id=HOST_ID, limit=100) == "claimed"
+    result, job = store.claim_next(host="test-host", pid=PID, host_id=HOST_ID)
+    assert result == "claimed" and job is not None and job.id == job_id
 
 
 @pytest.fixture

@@ -32,14 +32,13 @@ import time
 from .job_process import JobCancelled, JobProgressCallback, settings_payload, training_overrides
 from .job_store import FAILED, RUNNING, JobRecord, JobStore, host_identity
 from .queue import Outcome
-from .reaper import end_runs_of_dead_jobs, fail_runs_of_reaped_jobs, reap_dead_jobs
+from .reaper import end_runs_of_dead_jobs, reap_dead_jobs
 from .settings import ServiceSettings
 
 __all__ = [
     "JobCancelled",
     "JobProgressCallback",
     "JobRunner",
-    "fail_runs_of_reaped_jobs",
     "training_overrides",
 ]
 

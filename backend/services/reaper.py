@@ -15,7 +15,7 @@ from ._mlflow import make_client
 from .job_store import JobStore
 from .settings import ServiceSettings
 
-__all__ = ["end_runs_of_dead_jobs", "fail_runs_of_reaped_jobs", "reap_dead_jobs"]
+__all__ = ["end_runs_of_dead_jobs", "reap_dead_jobs"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,3 @@ def end_runs_of_dead_jobs(
                 logger.info("run %s of job %s marked KILLED (%s)", job.run_id, job_id, job.error or "worker died")
         except Exception as exc:  # noqa: BLE001 - the job's own record is what matters
             logger.warning("run %s of job %s not marked KILLED: %s", job.run_id, job_id, type(exc).__name__)
-
-
-#: The name it had when such runs ended FAILED.
-fail_runs_of_reaped_jobs = end_runs_of_dead_jobs
