@@ -15,7 +15,7 @@ from numpy.typing import ArrayLike
 
 from .evaluation import CLASS_NAMES
 
-__all__ = ["plot_confusion_matrix", "plot_learning_curves", "plot_equity_curve"]
+__all__ = ["plot_confusion_matrix", "plot_learning_curves", "plot_equity_curve", "plot_reliability"]
 
 logger = logging.getLogger(__name__)
 
@@ -121,4 +121,52 @@ def plot_equity_curve(
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_reliability(
+    curves: Mapping[str, tuple[ArrayLike, ArrayLike, ArrayLike]],
+    path: str | os.PathLike[str],
+    title: str = "Reliability",
+) -> Path:
+    """Reliability diagram: accuracy against mean confidence per bin, one line per model, the
+    diagonal = perfect calibration; below, the share of rows in each bin.
+
+    ``curves`` maps a name to ``calibration.reliability_curve(...)`` = (bin_confidence,
+    bin_accuracy, bin_count), each (n_bins,) over equal-width bins of [0, 1]; empty bins (NaN)
+    are skipped.
+    """
+    if not curves:
+        raise ValueError("plot_reliability: no curves")
+    fig = Figure(figsize=(5.6, 6.2))
+    grid = fig.add_gridspec(2, 1, height_ratios=(3, 1))
+    ax = fig.add_subplot(grid[0])
+    hist = fig.add_subplot(grid[1], sharex=ax)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=0.8, label="perfect")
+    width = 0.8 / len(curves)
+    for i, (name, (conf, acc, count)) in enumerate(curves.items()):
+        c = np.asarray(conf, dtype=np.float64)
+        a = np.asarray(acc, dtype=np.float64)
+        n = np.asarray(count, dtype=np.float64)
+        if not (c.shape == a.shape == n.shape) or c.ndim != 1:
+            raise ValueError(
+                f"plot_reliability: {name!r} needs three (n_bins,) arrays, got {c.shape}, {a.shape}, {n.shape}"
+            )
+        ok = np.isfinite(c) & np.isfinite(a) & (n > 0)
+        color = f"C{i % 10}"
+        ax.plot(c[ok], a[ok], marker="o", markersize=3, color=color, label=str(name))
+        n_bins = c.size
+        centers = (np.arange(n_bins) + 0.5) / n_bins
+        total = n.sum()
+        share = n / total if total > 0 else n
+        hist.bar(centers + (i - (len(curves) - 1) / 2) * width / n_bins, share, width=width / n_bins, color=color)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    hist.set_xlabel("confidence (top-label probability)")
+    hist.set_ylabel("share of rows")
+    hist.grid(alpha=0.3)
     return _save(fig, path)
