@@ -65,6 +65,8 @@ def test_shapes_and_dtypes(prepared: PreparedData):
     assert prepared.y.shape == (n,) and prepared.y.dtype == np.int64
     assert prepared.timestamps.dtype == np.dtype("datetime64[ns]")
     assert prepared.close.dtype == np.float64 and prepared.future_return.dtype == np.float64
+    frames = [s.frame for s in all_series()]
+    np.testing.assert_array_equal(prepared.open, np.concatenate([f["open"].to_numpy(np.float64) for f in frames]))
     assert prepared.symbols == ["ETH/BTC", "LTC/BTC", "ADA/BTC"]
     assert prepared.window == WINDOW and prepared.horizon == HORIZON
     for name in SPLITS:

@@ -148,6 +148,25 @@ def test_feature_table_is_prepare_datasets_data_before_normalisation(series):
     all_split_ends = np.concatenate([prepared.train.ends, prepared.val.ends, prepared.test.ends])
     assert np.isin(all_split_ends, table.ends).all()  # the table's ends are every valid end
     assert table.offsets == [0, len(series[0].frame)] and table.timeframe == "5m"
+    np.testing.assert_array_equal(table.open, prepared.open)
+    np.testing.assert_array_equal(table.open, np.concatenate([s.frame["open"].to_numpy(np.float64) for s in series]))
+
+
+def test_fold_metrics_fill_at_the_next_open_and_count_trades(series):
+    from backend.ml_engine import evaluation
+
+    table = build_feature_table(series, None, LabelConfig(horizon=4), 16)
+    rows = table.ends[:400]
+    pred = np.random.default_rng(0).integers(0, 3, rows.size)
+    run_ids = table.series_id[rows].astype(np.int64) * 1_000_000 + table.segment[rows]
+    m = wf._metrics_of(table, rows, pred, 0.001)
+    bt = evaluation.backtest(pred, table.close[rows], run_ids, fee=0.001, open_=table.open[rows])
+    assert bt["fill"] == "next_open"
+    assert m["backtest_total_return"] == pytest.approx(bt["total_return"])
+    assert m["backtest_n_trades"] == bt["n_trades"] > 0
+    at_close = wf.fold_metrics(table.y[rows], pred, table.close[rows], run_ids, 0.001, table.timeframe)
+    assert at_close["backtest_total_return"] != pytest.approx(m["backtest_total_return"])
+    assert set(wf.FOLD_METRICS) <= set(m)
 
 
 def test_fold_normaliser_is_fitted_on_the_folds_training_rows_only(series):

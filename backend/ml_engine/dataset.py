@@ -255,6 +255,8 @@ class PreparedData:
     """(N,) datetime64[ns] candle open times (UTC, naive)."""
     close: np.ndarray
     """(N,) float64 close prices."""
+    open: np.ndarray
+    """(N,) float64 open prices (backtests fill a signal at the next bar's open)."""
     future_return: np.ndarray
     """(N,) float64 log return close[t+h]/close[t], NaN where undefined."""
     series_id: np.ndarray
@@ -359,6 +361,7 @@ def prepare_dataset(
     y = np.empty(n_total, dtype=np.int64)
     timestamps = np.empty(n_total, dtype="datetime64[ns]")
     close = np.empty(n_total, dtype=np.float64)
+    open_ = np.empty(n_total, dtype=np.float64)
     future_return = np.empty(n_total, dtype=np.float64)
     series_id = np.empty(n_total, dtype=np.int32)
     segment = np.empty(n_total, dtype=np.int64)
@@ -378,6 +381,7 @@ def prepare_dataset(
         y[sl] = labels
         future_return[sl] = fut
         close[sl] = frame["close"].to_numpy(dtype=np.float64)
+        open_[sl] = frame["open"].to_numpy(dtype=np.float64)
         timestamps[sl] = _timestamps_ns(frame["timestamp"])
         series_id[sl] = i
         runs = run_ids(seg_col, n)
@@ -448,6 +452,7 @@ def prepare_dataset(
         y=y,
         timestamps=timestamps,
         close=close,
+        open=open_,
         future_return=future_return,
         series_id=series_id,
         segment=segment,

@@ -6,22 +6,35 @@ Classes are 0 = down, 1 = flat, 2 = up (see ``labels.py``).
 
 Backtest conventions (documented once, used everywhere):
 
-- The prediction for row t sets the position held from close[t] to close[t+1]:
-  up -> +1 (long), down -> -1 (short), flat -> 0.
+- Positions: up -> +1 (long), down -> -1 (short), flat -> 0; or the caller's ``positions``
+  (e.g. from a :class:`~backend.ml_engine.signal_policy.SignalPolicy`: thresholds, long only).
+- Fill at the NEXT OPEN (``fill = "next_open"``, when ``open_`` is given; the honest one): the
+  signal of row t is decided at close[t], filled at open[t+1] and held until the next fill at
+  open[t+2], so it earns ``r[t] = open[t+2] / open[t+1] - 1``. The last TWO rows of each series
+  have no such pair of opens: their position is 0 (a held position is closed at the last open,
+  open[n-1], paying the fee) and they earn nothing.
+- Fill at the close (``fill = "close"``, when ``open_`` is None; kept for callers without
+  opens): the position of row t is held from close[t] to close[t+1], ``r[t] = close[t+1] /
+  close[t] - 1``; it trades at the very price the signal was computed from, which no live bot
+  can do. The last row of each series has no next close: its position is 0.
 - Rows of one ``series_id`` must be consecutive bars in time order. Pass an id that changes
   at segment breaks too (e.g. ``series * 100000 + segment``) so no return spans a gap.
-  The last bar of each series has no next close: its position is 0 (a held position is
-  closed there, paying the fee) and it earns nothing.
-- Fee: ``|pos[t] - pos[t-1]| * fee`` is charged at bar t (pos before the first bar = 0), so a
-  long -> short flip pays 2 * fee. Net bar return = ``pos[t] * r[t] - fee_t``.
+- Costs: ``|pos[t] - pos[t-1]| * (fee + slippage)`` is charged at row t's fill (pos before the
+  first row = 0), so a long -> short flip pays twice. Net return = ``pos[t] * r[t] - cost_t``.
 - Equity: ``cumprod(1 + net)``, starting at 1.0 (compounded per bar).
 - sharpe: mean(net) / std(net, ddof=1) * sqrt(periods_per_year), periods_per_year =
-  365 * 24 * 60 / timeframe minutes (crypto trades 24/7); 0.0 when std is 0.
+  365 * 24 * 60 / timeframe minutes (crypto trades 24/7) unless the caller passes its own
+  (e.g. 252 for daily stock bars); 0.0 when std is 0.
 - max_drawdown: a POSITIVE fraction, ``max_t(1 - equity_t / max_{s<=t} equity_s)`` (0.25 = -25 %).
 - win_rate: share of BARS spent in a position (pos != 0) whose net return is > 0.
   ``n_trades``: number of position changes (entry, exit, flip each count 1; the forced exit at
   the end of a series counts).
-- Buy and hold: long from the first to the last bar of each series, same fee on entry and exit.
+- ``too_few_trades``: ``n_trades < MIN_TRADES`` (30). With fewer trades the return and Sharpe
+  are decided by a handful of outcomes: the standard error of a mean over n trades is
+  sigma / sqrt(n), still > 18 % of sigma at n = 30, and about 30 is where the mean of trade
+  returns is close enough to normal for a Sharpe ratio to mean anything. Show such results as
+  :func:`format_sharpe` does ("too few trades (4 < 30)"), not as a number.
+- Buy and hold: long from the first to the last fill of each series, same costs on entry and exit.
 - Several series: each series is backtested on its own; the headline metrics are the
   EQUAL-WEIGHT MEAN over series of total_return, sharpe, max_drawdown (i.e. one equal slice
   of capital per series), win_rate is pooled over all in-position bars, n_trades and n_bars
@@ -31,6 +44,7 @@ Backtest conventions (documented once, used everywhere):
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -46,13 +60,17 @@ __all__ = [
     "baseline_metrics",
     "timeframe_minutes",
     "periods_per_year",
+    "MIN_TRADES",
     "backtest",
     "backtest_equity",
+    "format_sharpe",
     "scalar_metrics",
 ]
 
 CLASS_NAMES: tuple[str, ...] = ("down", "flat", "up")
 DOWN, FLAT, UP = 0, 1, 2
+#: Below this many trades a backtest's return and Sharpe are not meaningful (module docstring).
+MIN_TRADES = 30
 
 
 def _as_labels(a: ArrayLike, name: str, n_classes: int) -> np.ndarray:
@@ -207,14 +225,14 @@ def _sharpe(net: np.ndarray, ppy: float) -> float:
     return float(np.mean(net) / sd * np.sqrt(ppy))
 
 
-def _run_positions(pos: np.ndarray, r: np.ndarray, fee: float) -> dict[str, Any]:
-    """pos, r: one series, r[-1] undefined; pos[-1] is forced to 0."""
+def _run_positions(pos: np.ndarray, r: np.ndarray, cost: float, tail: int) -> dict[str, Any]:
+    """pos, r: one series; the last ``tail`` rows have no return: their position is forced to 0."""
     pos = pos.astype(np.float64).copy()
-    pos[-1] = 0.0
     r = r.copy()
-    r[-1] = 0.0
+    pos[max(pos.size - tail, 0) :] = 0.0
+    r[max(r.size - tail, 0) :] = 0.0
     dpos = np.abs(np.diff(np.concatenate([[0.0], pos])))
-    net = pos * r - dpos * fee
+    net = pos * r - dpos * cost
     equity = np.cumprod(1.0 + net)
     in_pos = pos != 0
     return {
@@ -232,69 +250,117 @@ def _group_rows(series_id: np.ndarray) -> list[tuple[Any, np.ndarray]]:
     return [(ids[k].item(), np.flatnonzero(series_id == ids[k])) for k in order]
 
 
-def _prepare(
-    pred_class: ArrayLike, close: ArrayLike, series_id: ArrayLike | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    pred = _as_labels(pred_class, "pred_class", 3)
-    c = np.asarray(close, dtype=np.float64)
-    if c.shape != pred.shape:
-        raise ValueError(f"close has shape {c.shape}, pred_class {pred.shape}")
-    if pred.size == 0:
-        raise ValueError("backtest: no rows")
-    if not np.all(np.isfinite(c)) or np.any(c <= 0):
-        raise ValueError("backtest: close must be finite and > 0")
-    sid = np.zeros(pred.shape, dtype=np.int64) if series_id is None else np.asarray(series_id)
-    if sid.shape != pred.shape:
-        raise ValueError(f"series_id has shape {sid.shape}, pred_class {pred.shape}")
-    return pred, c, sid
+def _prices(a: ArrayLike, name: str, n: int) -> np.ndarray:
+    arr = np.asarray(a, dtype=np.float64)
+    if arr.shape != (n,):
+        raise ValueError(f"{name} has shape {arr.shape}, expected ({n},) like the predictions")
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ValueError(f"backtest: {name} must be finite and > 0")
+    return arr
+
+
+def _positions(pred_class: ArrayLike | None, positions: ArrayLike | None) -> np.ndarray:
+    if (pred_class is None) == (positions is None):
+        raise ValueError("backtest: pass either pred_class or positions (exactly one)")
+    if pred_class is not None:
+        pred = _as_labels(pred_class, "pred_class", 3)
+        out: np.ndarray = np.array([-1.0, 0.0, 1.0])[pred]
+        return out
+    pos = np.asarray(positions, dtype=np.float64)
+    if pos.ndim != 1:
+        raise ValueError(f"positions must be 1-D, got shape {pos.shape}")
+    if not np.all(np.isfinite(pos)) or np.any(np.abs(pos) > 1.0):
+        raise ValueError("positions must be finite and within [-1, 1]")
+    return pos
+
+
+def _cost(name: str, value: float) -> float:
+    v = float(value)
+    if isinstance(value, bool) or not 0.0 <= v < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return v
 
 
 def backtest(
-    pred_class: ArrayLike,
+    pred_class: ArrayLike | None,
     close: ArrayLike,
     series_id: ArrayLike | None = None,
     fee: float = 0.001,
     timeframe: str = "5m",
+    *,
+    open_: ArrayLike | None = None,
+    positions: ArrayLike | None = None,
+    slippage: float = 0.0,
+    periods_per_year: float | None = None,
 ) -> dict[str, Any]:
-    """Trade the predicted classes (up long, down short, flat out) bar by bar, with fees.
+    """Trade the predicted classes (up long, down short, flat out), or given positions, with costs.
 
     Args:
-        pred_class: (N,) predicted class ids (0 down, 1 flat, 2 up).
-        close: (N,) close price at each row's bar.
+        pred_class: (N,) predicted class ids (0 down, 1 flat, 2 up); None when ``positions`` is given.
+        close: (N,) close price at each row's bar (the returns when ``open_`` is None).
         series_id: (N,) id of the series (and segment) of each row; None = one series.
             Rows of one id must be consecutive bars in time order (see the module docstring).
         fee: proportional cost per unit of position change (0.001 = 10 bp).
-        timeframe: bar length, for annualising the Sharpe ratio.
+        timeframe: bar length, for annualising the Sharpe ratio (24/7 market).
+        open_: (N,) open price of each row's bar: fills at the next open (module docstring);
+            None = the close-to-close convention.
+        positions: (N,) positions in [-1, 1] (e.g. ``SignalPolicy.positions(proba)``) instead of
+            ``pred_class``.
+        slippage: proportional cost per unit of position change, added to ``fee``.
+        periods_per_year: bars per year for the Sharpe ratio; None = from ``timeframe`` (24/7);
+            e.g. 252 for daily stock bars.
 
     Returns a dict with scalars ``total_return``, ``sharpe``, ``max_drawdown`` (positive
-    fraction), ``win_rate``, ``n_trades``, ``exposure`` (share of bars in a position),
-    ``buy_and_hold_total_return``, ``buy_and_hold_sharpe``, ``buy_and_hold_max_drawdown``,
-    ``n_series``, ``n_bars``, ``fee``; ``per_series`` ({id: same scalars}); and ``equity``
-    ({id: {"strategy": (n,) array, "buy_and_hold": (n,) array}}, value after each bar).
-    Use :func:`scalar_metrics` to keep only the scalars (e.g. for MLflow).
+    fraction), ``win_rate``, ``n_trades``, ``too_few_trades`` (bool: ``n_trades < MIN_TRADES``),
+    ``exposure`` (share of bars in a position), ``buy_and_hold_total_return``,
+    ``buy_and_hold_sharpe``, ``buy_and_hold_max_drawdown``, ``n_series``, ``n_bars``, ``fee``,
+    ``slippage``, ``periods_per_year``; ``fill`` ("next_open" or "close"); ``per_series``
+    ({id: same scalars}); and ``equity`` ({id: {"strategy": (n,) array, "buy_and_hold": (n,)
+    array}}, value after each row). :func:`scalar_metrics` keeps only the numbers (for MLflow).
     """
-    if not (0.0 <= float(fee) < 1.0):
-        raise ValueError(f"fee must be in [0, 1), got {fee}")
-    pred, c, sid = _prepare(pred_class, close, series_id)
-    ppy = periods_per_year(timeframe)
-    position_of_class = np.array([-1.0, 0.0, 1.0])
+    fee_f = _cost("fee", fee)
+    slip_f = _cost("slippage", slippage)
+    cost = fee_f + slip_f
+    if cost >= 1.0:
+        raise ValueError(f"fee + slippage must be < 1, got {cost}")
+    pos_all = _positions(pred_class, positions)
+    n = pos_all.size
+    if n == 0:
+        raise ValueError("backtest: no rows")
+    c = _prices(close, "close", n)
+    o = None if open_ is None else _prices(open_, "open_", n)
+    sid = np.zeros(n, dtype=np.int64) if series_id is None else np.asarray(series_id)
+    if sid.shape != (n,):
+        raise ValueError(f"series_id has shape {sid.shape}, expected ({n},)")
+    if periods_per_year is None:
+        ppy = _periods_per_year(timeframe)
+    else:
+        ppy = float(periods_per_year)
+        if isinstance(periods_per_year, bool) or not (math.isfinite(ppy) and ppy > 0):
+            raise ValueError(f"periods_per_year must be a number > 0, got {periods_per_year!r}")
+    fill = "close" if o is None else "next_open"
+    tail = 1 if o is None else 2
 
     per_series: dict[Any, dict[str, Any]] = {}
     equity: dict[Any, dict[str, np.ndarray]] = {}
     wins = bars_in_pos = trades = n_bars = 0
     for key, rows in _group_rows(sid):
-        cs = c[rows]
-        r = np.empty(cs.shape)
-        r[:-1] = cs[1:] / cs[:-1] - 1.0
-        r[-1] = np.nan
-        strat = _run_positions(position_of_class[pred[rows]], r, float(fee))
-        bh = _run_positions(np.ones(cs.shape), r, float(fee))
+        r = np.zeros(rows.size)
+        if o is None:
+            cs = c[rows]
+            r[:-1] = cs[1:] / cs[:-1] - 1.0
+        elif rows.size > 2:
+            os_ = o[rows]
+            r[:-2] = os_[2:] / os_[1:-1] - 1.0
+        strat = _run_positions(pos_all[rows], r, cost, tail)
+        bh = _run_positions(np.ones(rows.size), r, cost, tail)
         per_series[key] = {
             "total_return": float(strat["equity"][-1] - 1.0),
             "sharpe": _sharpe(strat["net"], ppy),
             "max_drawdown": _max_drawdown(strat["equity"]),
             "win_rate": float(strat["wins"] / strat["bars_in_position"]) if strat["bars_in_position"] else 0.0,
             "n_trades": strat["n_trades"],
+            "too_few_trades": strat["n_trades"] < MIN_TRADES,
             "exposure": float(strat["bars_in_position"] / rows.size),
             "buy_and_hold_total_return": float(bh["equity"][-1] - 1.0),
             "buy_and_hold_sharpe": _sharpe(bh["net"], ppy),
@@ -316,24 +382,62 @@ def backtest(
         "max_drawdown": mean("max_drawdown"),
         "win_rate": float(wins / bars_in_pos) if bars_in_pos else 0.0,
         "n_trades": int(trades),
+        "too_few_trades": trades < MIN_TRADES,
         "exposure": float(bars_in_pos / n_bars),
         "buy_and_hold_total_return": mean("buy_and_hold_total_return"),
         "buy_and_hold_sharpe": mean("buy_and_hold_sharpe"),
         "buy_and_hold_max_drawdown": mean("buy_and_hold_max_drawdown"),
         "n_series": len(per_series),
         "n_bars": int(n_bars),
-        "fee": float(fee),
+        "fee": fee_f,
+        "slippage": slip_f,
+        "periods_per_year": ppy,
+        "fill": fill,
         "per_series": per_series,
         "equity": equity,
     }
 
 
+_periods_per_year = periods_per_year  # backtest's argument of the same name hides the function
+
+
 def backtest_equity(
-    pred_class: ArrayLike, close: ArrayLike, series_id: ArrayLike | None = None, fee: float = 0.001
+    pred_class: ArrayLike | None,
+    close: ArrayLike,
+    series_id: ArrayLike | None = None,
+    fee: float = 0.001,
+    *,
+    open_: ArrayLike | None = None,
+    positions: ArrayLike | None = None,
+    slippage: float = 0.0,
 ) -> dict[Any, dict[str, np.ndarray]]:
     """Only the equity curves of :func:`backtest`: {series id: {"strategy", "buy_and_hold"}}."""
-    curves: dict[Any, dict[str, np.ndarray]] = backtest(pred_class, close, series_id, fee=fee)["equity"]
+    res = backtest(pred_class, close, series_id, fee=fee, open_=open_, positions=positions, slippage=slippage)
+    curves: dict[Any, dict[str, np.ndarray]] = res["equity"]
     return curves
+
+
+def _trades_ru(n: int) -> str:
+    if n % 10 == 1 and n % 100 != 11:
+        return "сделка"
+    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
+        return "сделки"
+    return "сделок"
+
+
+def format_sharpe(sharpe: float, n_trades: int, lang: str = "en") -> str:
+    """A Sharpe ratio for people: "1.23 (57 trades)", or "too few trades (4 < 30)" below
+    ``MIN_TRADES``; ``lang="ru"``: "1.23 (57 сделок)", "слишком мало сделок (4 < 30)"."""
+    if lang not in ("en", "ru"):
+        raise ValueError(f"lang must be 'en' or 'ru', got {lang!r}")
+    n = int(n_trades)
+    if n < MIN_TRADES:
+        if lang == "ru":
+            return f"слишком мало сделок ({n} < {MIN_TRADES})"
+        return f"too few trades ({n} < {MIN_TRADES})"
+    if lang == "ru":
+        return f"{float(sharpe):.2f} ({n} {_trades_ru(n)})"
+    return f"{float(sharpe):.2f} ({n} trade{'' if n == 1 else 's'})"
 
 
 def scalar_metrics(result: dict[str, Any], prefix: str = "") -> dict[str, float]:

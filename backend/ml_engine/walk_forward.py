@@ -72,7 +72,14 @@ __all__ = [
 
 FoldMode = Literal["expanding", "sliding"]
 #: Metrics computed per fold (classification on the test windows, backtest with fees).
-FOLD_METRICS = ("accuracy", "f1_macro", "backtest_total_return", "backtest_sharpe", "backtest_max_drawdown")
+FOLD_METRICS = (
+    "accuracy",
+    "f1_macro",
+    "backtest_total_return",
+    "backtest_sharpe",
+    "backtest_max_drawdown",
+    "backtest_n_trades",
+)
 
 
 @dataclass(frozen=True)
@@ -282,6 +289,9 @@ class FeatureTable:
     timestamps: np.ndarray
     """(N,) datetime64[ns] (UTC, naive)."""
     close: np.ndarray
+    """(N,) float64 close prices."""
+    open: np.ndarray
+    """(N,) float64 open prices (backtests fill at the next bar's open)."""
     series_id: np.ndarray
     segment: np.ndarray
     ends: np.ndarray
@@ -330,6 +340,7 @@ def build_feature_table(
     y = np.empty(n_total, dtype=np.int64)
     timestamps = np.empty(n_total, dtype="datetime64[ns]")
     close = np.empty(n_total, dtype=np.float64)
+    open_ = np.empty(n_total, dtype=np.float64)
     series_id = np.empty(n_total, dtype=np.int32)
     segment = np.empty(n_total, dtype=np.int64)
     ends, offsets = [], []
@@ -343,6 +354,7 @@ def build_feature_table(
         labels, _ = make_labels(frame["close"].to_numpy(), label_cfg, segment=seg_col)
         y[sl] = labels
         close[sl] = frame["close"].to_numpy(dtype=np.float64)
+        open_[sl] = frame["open"].to_numpy(dtype=np.float64)
         ts = pd.to_datetime(frame["timestamp"], utc=True).dt.tz_localize(None)
         timestamps[sl] = ts.to_numpy().astype("datetime64[ns]")
         series_id[sl] = i
@@ -360,6 +372,7 @@ def build_feature_table(
         y=y,
         timestamps=timestamps,
         close=close,
+        open=open_,
         series_id=series_id,
         segment=segment,
         ends=np.concatenate(ends),
@@ -412,19 +425,33 @@ def fold_datasets(table: FeatureTable, fold: Fold) -> tuple[Any, Any, Any, Any]:
 
 
 def fold_metrics(
-    y_true: np.ndarray, y_pred: np.ndarray, close: np.ndarray, run_ids: np.ndarray, fee: float, timeframe: str
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    close: np.ndarray,
+    run_ids: np.ndarray,
+    fee: float,
+    timeframe: str,
+    *,
+    open_: np.ndarray | None = None,
+    slippage: float = 0.0,
 ) -> dict[str, float]:
-    """Accuracy, macro F1 and a backtest with fees (see `evaluation.backtest`) of one fold."""
+    """Accuracy, macro F1 and a backtest with fees (see `evaluation.backtest`) of one fold.
+
+    With ``open_`` (the open of each row's bar) the backtest fills each signal at the next bar's
+    open; without it, at the close (the old convention). ``backtest_n_trades`` says how much the
+    backtest numbers can be trusted (`evaluation.MIN_TRADES`).
+    """
     from . import evaluation
 
     cls = evaluation.classification_metrics(y_true, y_pred)
-    bt = evaluation.backtest(y_pred, close, run_ids, fee=fee, timeframe=timeframe)
+    bt = evaluation.backtest(y_pred, close, run_ids, fee=fee, timeframe=timeframe, open_=open_, slippage=slippage)
     return {
         "accuracy": float(cls["accuracy"]),
         "f1_macro": float(cls["f1_macro"]),
         "backtest_total_return": float(bt["total_return"]),
         "backtest_sharpe": float(bt["sharpe"]),
         "backtest_max_drawdown": float(bt["max_drawdown"]),
+        "backtest_n_trades": float(bt["n_trades"]),
         "n": float(len(y_true)),
     }
 
@@ -656,4 +683,4 @@ def run_walk_forward(
 
 def _metrics_of(table: FeatureTable, rows: np.ndarray, pred: np.ndarray, fee: float) -> dict[str, float]:
     run_ids = table.series_id[rows].astype(np.int64) * 1_000_000 + table.segment[rows]
-    return fold_metrics(table.y[rows], pred, table.close[rows], run_ids, fee, table.timeframe)
+    return fold_metrics(table.y[rows], pred, table.close[rows], run_ids, fee, table.timeframe, open_=table.open[rows])
