@@ -55,6 +55,9 @@ class OnnxExportResult:
     export_seconds: float = 0.0
     """Wall time of torch.onnx.export."""
 
+    max_abs_proba_diff: float | None = None
+    """Max |onnxruntime probability - native probability| (softmax of the logits) on the example batch."""
+
 
 def _export_torchscript(model: nn.Module, x: torch.Tensor, path: Path, opset: int) -> None:
     with warnings.catch_warnings():
@@ -106,6 +109,7 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     tolerance: float = 1e-4,
     exporter: str = "auto",
+    probability_tolerance: float | None = None,
 ) -> OnnxExportResult:
     """Export ``model`` to ONNX at ``path`` and verify it with onnxruntime.
 
@@ -118,6 +122,8 @@ def export_onnx(
         opset: ONNX opset.
         tolerance: max allowed |onnxruntime - torch| on ``example``; above it ``OnnxParityError``.
         exporter: 'torchscript', 'dynamo' or 'auto' (torchscript, dynamo if that fails).
+        probability_tolerance: also the max allowed |onnxruntime - torch| of the softmax
+            probabilities (the model families check 1e-5); None: not checked, still measured.
 
     Returns:
         OnnxExportResult(path, max_abs_diff, opset, exporter, export_seconds). The graph has input
@@ -171,6 +177,11 @@ def export_onnx(
             raise OnnxParityError(
                 f"ONNX parity check failed: max abs diff {max_abs_diff:.3g} > tolerance {tolerance:.3g}"
             )
+        proba_diff = float(np.max(np.abs(_softmax(got) - _softmax(expected))))
+        if probability_tolerance is not None and not proba_diff <= probability_tolerance:
+            raise OnnxParityError(
+                f"ONNX parity check failed: max abs probability diff {proba_diff:.3g} > {probability_tolerance:.3g}"
+            )
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -184,4 +195,19 @@ def export_onnx(
         seconds,
         max_abs_diff,
     )
-    return OnnxExportResult(path=path, max_abs_diff=max_abs_diff, opset=opset, exporter=used, export_seconds=seconds)
+    return OnnxExportResult(
+        path=path,
+        max_abs_diff=max_abs_diff,
+        opset=opset,
+        exporter=used,
+        export_seconds=seconds,
+        max_abs_proba_diff=proba_diff,
+    )
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    out: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return out

@@ -319,13 +319,10 @@ class ProgressBarCallback(BaseCallback):
             self._bar.set_postfix(step=step, batch_loss=f"{metrics['batch_loss']:.4f}", refresh=True)
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
-        if self._bar is not None:
-            self._bar.update(1)
-            self._bar.set_postfix(
-                train_loss=f"{metrics['train_loss']:.4f}",
-                val_loss=f"{metrics['val_loss']:.4f}",
-                val_f1=f"{metrics['val_f1']:.3f}",
-            )
+        if self._bar is not None:  # boosting families report every few rounds: epoch = the round
+            self._bar.update(max(int(epoch) - self._bar.n, 1))
+            shown = {"train_loss": ".4f", "val_loss": ".4f", "val_f1": ".3f", "val_accuracy": ".3f"}
+            self._bar.set_postfix({k: format(metrics[k], f) for k, f in shown.items() if k in metrics})
 
     def on_train_end(self, result: TrainResult) -> None:
         if self._bar is not None:

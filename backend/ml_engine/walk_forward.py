@@ -48,7 +48,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .features import FeatureConfig
     from .labels import LabelConfig
     from .mlflow_integration import MLflowTracker
-    from .model import ModelConfig
     from .predictor import Predictor
     from .trainer import Callback, TrainerConfig
 
@@ -586,9 +585,10 @@ class WalkForwardResult:
 def run_walk_forward(
     table: FeatureTable,
     config: WalkForwardConfig,
-    model_config: ModelConfig,
+    model_config: Any,
     trainer_config: TrainerConfig,
     *,
+    family: str | None = None,
     fee: float = 0.001,
     production: ProductionScores | None = None,
     on_fold: Callable[[FoldResult], None] | None = None,
@@ -596,15 +596,16 @@ def run_walk_forward(
 ) -> WalkForwardResult:
     """Train and evaluate one model per fold on the precomputed `table`.
 
-    Each fold: normaliser refit on its train rows, a fresh `HybridCNNLSTM` seeded with
-    ``trainer_config.seed``, `Trainer.fit` on train/val, predictions on the test windows. With
+    Each fold: normaliser refit on its train rows, a fresh model of ``family`` (default
+    ``hybrid_cnn_lstm``; ``model_config`` is that family's config) seeded with
+    ``trainer_config.seed`` and fitted on train/val, predictions on the test windows. With
     ``production``, both models are scored on the test rows production covers.
     ``fold_callbacks(fold, n_folds)`` gives each fold's trainer its callbacks (a fold's own MLflow
     run and learning curves, a progress bar); ``on_fold(result)`` is called when a fold is scored.
     """
-    from .model import HybridCNNLSTM
-    from .trainer import Trainer, seed_everything
+    from .families import get_family
 
+    fam = get_family(family)
     t_start = time.perf_counter()
     gap = config.resolve_gap(table.window, table.horizon)
     folds = make_folds(
@@ -620,22 +621,21 @@ def run_walk_forward(
         min_train_samples=config.min_train_samples,
         min_test_samples=config.min_test_samples,
     )
-    mcfg = dataclasses.replace(model_config, n_features=len(table.feature_names), window=table.window)
+    mcfg = fam.with_shape(model_config, n_features=len(table.feature_names), window=table.window)
     tcfg = dataclasses.replace(trainer_config, checkpoint_dir=None)
     results = []
     for fold in folds:
         tp = time.perf_counter()
         train_ds, val_ds, test_ds, _ = fold_datasets(table, fold)
         prep_s = time.perf_counter() - tp
-        seed_everything(tcfg.seed)
         callbacks = list(fold_callbacks(fold, len(folds))) if fold_callbacks is not None else []
-        trainer = Trainer(HybridCNNLSTM(mcfg), tcfg, callbacks=callbacks)
         t0 = time.perf_counter()
-        fit = trainer.fit(train_ds, val_ds)
+        fitted = fam.fit(mcfg, train_ds, val_ds, tcfg, callbacks=callbacks)
+        fit = fitted.fit
         train_s = time.perf_counter() - t0
         t1 = time.perf_counter()
         rows = fold.test
-        proba = trainer.predict_proba(test_ds)
+        proba = fitted.predict_proba(test_ds)
         prod_metrics = None
         coverage = 1.0
         if production is not None:

@@ -1,4 +1,4 @@
-"""Logging a PyTorch model as an MLflow 3 LoggedModel of a run, with the tracker's own client.
+"""Logging a model (PyTorch, LightGBM or scikit-learn) as an MLflow 3 LoggedModel of a run, with the tracker's own client.
 
 ``mlflow.pytorch.log_model`` ends in ``Model.log``, which resolves the *global* tracking URI and
 the fluent active run, and registers through a fresh global client. :func:`log_pytorch_model`
@@ -34,10 +34,9 @@ from ._values import installed_version, quiet_logger
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
-    import torch
     from mlflow import MlflowClient
 
-__all__ = ["MAX_EXAMPLE_ROWS", "SerializationFormat", "default_pip_requirements", "log_pytorch_model"]
+__all__ = ["FLAVORS", "MAX_EXAMPLE_ROWS", "SerializationFormat", "default_pip_requirements", "log_pytorch_model"]
 
 logger = logging.getLogger("backend.ml_engine.mlflow_integration.mlflow_tracker")
 
@@ -46,14 +45,20 @@ MAX_EXAMPLE_ROWS = 5
 
 SerializationFormat = Literal["pickle", "pt2"]
 
+#: MLflow flavors a family's native model is saved with (``FittedModel.mlflow_flavor``).
+FLAVORS = ("pytorch", "lightgbm", "sklearn")
+
 #: ``customize(model_dir)`` edits the saved model folder before it is uploaded (adds files, flavors).
 FolderHook = Callable[[Path], None]
 
 
-def default_pip_requirements(serialization_format: SerializationFormat = "pickle") -> list[str]:
+def default_pip_requirements(
+    serialization_format: SerializationFormat = "pickle", flavor: str = "pytorch"
+) -> list[str]:
     """Pinned requirements written with every model (MLflow adds ``mlflow==<installed>`` itself)."""
-    packages = ["torch", "numpy", "onnxruntime"]
-    if serialization_format == "pickle":
+    native = {"pytorch": "torch", "lightgbm": "lightgbm", "sklearn": "scikit-learn"}[flavor]
+    packages = [native, "numpy", "onnxruntime"]
+    if serialization_format == "pickle" or flavor == "sklearn":
         packages.append("cloudpickle")
     reqs = []
     for package in packages:
@@ -78,8 +83,9 @@ def log_pytorch_model(
     client: MlflowClient,
     experiment_id: str,
     run_id: str,
-    model: torch.nn.Module,
+    model: Any,
     *,
+    flavor: str = "pytorch",
     name: str = "model",
     signature: Any = None,
     input_example: Any = None,
@@ -93,6 +99,10 @@ def log_pytorch_model(
     serving_example: pd.DataFrame | None = None,
 ) -> str:
     """Log ``model`` into run ``run_id``; returns the LoggedModel id (see ``MLflowTracker.log_model``).
+
+    ``flavor``: how the native model is saved: ``pytorch`` (a ``torch.nn.Module``; the signature is
+    inferred from its output when not given), ``lightgbm`` (a Booster) or ``sklearn``; the last two
+    need ``signature``.
 
     ``customize`` runs on the saved folder first; then, with ``serving_example``, the folder becomes a
     candle pyfunc (module docstring), which needs ``onnx_path`` (``model.onnx``) and a
@@ -108,8 +118,12 @@ def log_pytorch_model(
         )
     if serialization_format not in ("pickle", "pt2"):
         raise ValueError("serialization_format must be 'pickle' or 'pt2'")
-    if not isinstance(model, torch.nn.Module):
+    if flavor not in FLAVORS:
+        raise ValueError(f"flavor must be one of {', '.join(FLAVORS)}, got {flavor!r}")
+    if flavor == "pytorch" and not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if flavor != "pytorch" and signature is None:
+        raise ValueError(f"log_model: a {flavor} model needs signature=")
     onnx_file = Path(onnx_path) if onnx_path is not None else None
     extra = {str(k): Path(v) for k, v in (artifacts or {}).items()}
     for label, path in ([("onnx_path", onnx_file)] if onnx_file else []) + list(extra.items()):
@@ -134,18 +148,24 @@ def log_pytorch_model(
         logger.warning("input_example is float64; models here take float32 (logging it as given)")
 
     # A CPU, eval-mode copy: the caller's module (maybe on a GPU, maybe training) is untouched.
-    try:
-        saved = copy.deepcopy(model).to("cpu").eval()
-    except Exception as exc:  # noqa: BLE001 - a module that cannot be copied is saved as it is
-        logger.warning("Could not copy the model (%s); saving it as it is", exc)
-        saved = model
+    saved = model
+    if flavor == "pytorch":
+        try:
+            saved = copy.deepcopy(model).to("cpu").eval()
+        except Exception as exc:  # noqa: BLE001 - a module that cannot be copied is saved as it is
+            logger.warning("Could not copy the model (%s); saving it as it is", exc)
+            saved = model
     if signature is None:
         with torch.no_grad():
             output = saved(torch.from_numpy(np.ascontiguousarray(example)))
         if not isinstance(output, torch.Tensor):
             raise TypeError("signature inference needs a model returning one tensor; pass signature=")
         signature = infer_signature(example, output.detach().cpu().numpy())
-    reqs = list(pip_requirements) if pip_requirements is not None else default_pip_requirements(serialization_format)
+    reqs = (
+        list(pip_requirements)
+        if pip_requirements is not None
+        else default_pip_requirements(serialization_format, flavor)
+    )
 
     run_params = client.get_run(run_id).data.params
     logged = client.create_logged_model(
@@ -153,7 +173,7 @@ def log_pytorch_model(
         name=name,
         source_run_id=run_id,
         params=dict(run_params),
-        tags={"serialization_format": serialization_format},
+        tags={"flavor": flavor, **({"serialization_format": serialization_format} if flavor == "pytorch" else {})},
     )
     model_id = str(logged.model_id)
     try:
@@ -166,15 +186,29 @@ def log_pytorch_model(
                 model_id=model_id,
                 metadata=dict(metadata) if metadata else None,
             )
-            with quiet_logger("mlflow.pytorch"):  # pickle is chosen on purpose: see the tracker's docstring
-                mlflow.pytorch.save_model(
+            if flavor == "pytorch":
+                with quiet_logger("mlflow.pytorch"):  # pickle is chosen on purpose: see the tracker's docstring
+                    mlflow.pytorch.save_model(
+                        saved,
+                        local,
+                        mlflow_model=mlflow_model,
+                        signature=signature,
+                        input_example=example,
+                        pip_requirements=reqs,
+                        serialization_format=serialization_format,
+                        metadata=dict(metadata) if metadata else None,
+                    )
+            else:
+                import importlib
+
+                save = importlib.import_module(f"mlflow.{flavor}").save_model
+                save(
                     saved,
                     local,
                     mlflow_model=mlflow_model,
                     signature=signature,
                     input_example=example,
                     pip_requirements=reqs,
-                    serialization_format=serialization_format,
                     metadata=dict(metadata) if metadata else None,
                 )
             if onnx_file is not None:

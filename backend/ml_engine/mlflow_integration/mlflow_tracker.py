@@ -615,7 +615,7 @@ class MLflowTracker:
 
     def log_model(
         self,
-        model: torch.nn.Module,
+        model: Any,
         model_name: str = "model",
         signature: Any = None,
         input_example: Any = None,
@@ -626,8 +626,12 @@ class MLflowTracker:
         metadata: Mapping[str, Any] | None = None,
         step: int = 0,
         serving_example: pd.DataFrame | None = None,
+        flavor: str = "pytorch",
     ) -> str:
         """Log a PyTorch model as an MLflow 3 LoggedModel of the active run; returns ``models:/<model_id>``.
+
+        ``flavor``: ``pytorch`` (default), or ``lightgbm`` / ``sklearn`` for the tabular model families
+        (their native model; ``signature`` is then required).
 
         ``input_example`` (array or tensor, e.g. a (B, T, F) float32 batch) is required; at most
         5 rows are stored. ``signature`` is inferred from it and the model's output when not
@@ -650,6 +654,7 @@ class MLflowTracker:
             self.experiment_id,
             self._require_run(),
             model,
+            flavor=flavor,
             name=model_name,
             signature=signature,
             input_example=input_example,

@@ -12,6 +12,11 @@ A model folder (``MLflowTracker.log_model``) holds ``MLmodel``, the PyTorch mode
   `pipeline.build_inference_windows`, the code path training used (features, window,
   normaliser statistics of that version): no train/serve skew, and a new version with other
   features or another window is served correctly the moment it is loaded;
+* for a tabular family (``metadata.json["model"]["input"] == "tabular"``: LightGBM, logistic
+  regression) computes the window's columns with `backend.ml_engine.tabular.window_features`,
+  the function the model was trained on, before ONNX Runtime; the PyTorch fallback does not apply;
+* divides the logits by the version's fitted temperature (``metadata.json["calibration"]
+  ["temperature"]``) when it has one, so its probabilities are the calibrated ones;
 * checks the direct last-window path (`._fast._LastWindow`) against `build_inference_windows`
   bit for bit, and runs the model once on a zero window, so a version that cannot run fails
   here, before it is swapped in.
@@ -99,11 +104,37 @@ class _OnnxRunner:
             raise PredictorError(f"{path}: expected one ONNX input, found {[i.name for i in inputs]}")
         self.input_name: str = inputs[0].name
         self.input_shape: list[Any] = list(inputs[0].shape)
-        self.output_name: str = self.session.get_outputs()[0].name
+        outputs = [o.name for o in self.session.get_outputs()]
+        self.output_name: str = "logits" if "logits" in outputs else outputs[0]
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         # InferenceSession.run is thread-safe: concurrent requests share one session.
         out: np.ndarray = self.session.run([self.output_name], {self.input_name: x})[0]
+        return out
+
+
+class _TabularRunner:
+    """Windows -> the tabular columns the model was trained on -> ONNX Runtime."""
+
+    def __init__(self, onnx_runner: _OnnxRunner, tabular: Any) -> None:
+        self.onnx = onnx_runner
+        self.tabular = tabular
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        from ..tabular import window_features
+
+        return self.onnx(window_features(x, self.tabular))
+
+
+class _ScaledRunner:
+    """Logits divided by a fitted temperature (calibrated probabilities after the softmax)."""
+
+    def __init__(self, runner: Callable[[np.ndarray], np.ndarray], temperature: float) -> None:
+        self.runner = runner
+        self.temperature = float(temperature)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        out: np.ndarray = (self.runner(x) / np.float32(self.temperature)).astype(np.float32, copy=False)
         return out
 
 
@@ -174,17 +205,33 @@ def load_bundle(
     runner: Callable[[np.ndarray], np.ndarray] | None = None
     backend = BACKEND_TORCH
     onnx_path = model_dir / ONNX_FILE
+    model_info = metadata.get("model") or {}
+    tabular = None
+    if model_info.get("input") == "tabular":
+        from ..tabular import TabularConfig
+
+        tabular = TabularConfig.from_dict(model_info.get("tabular") or {})
+        if not onnx_path.is_file():
+            raise ModelNotAvailableError(
+                f"{model_uri}: a {model_info.get('family')} model is served from {ONNX_FILE}, which the folder lacks"
+            )
+        allow_torch = False  # its native model is not a PyTorch module
     if (prefer_onnx or not allow_torch) and onnx_path.is_file():
         try:
             onnx_runner = _OnnxRunner(onnx_path, onnx_threads)
             shape = onnx_runner.input_shape
-            if (
+            if tabular is not None:
+                if len(shape) != 2:
+                    raise PredictorError(f"ONNX input shape {shape}: a tabular model takes (batch, columns)")
+                runner, backend = _TabularRunner(onnx_runner, tabular), BACKEND_ONNX
+            elif (
                 len(shape) != 3
                 or (isinstance(shape[2], int) and shape[2] != n_features)
                 or (isinstance(shape[1], int) and shape[1] != window)
             ):
                 raise PredictorError(f"ONNX input shape {shape} does not fit window {window} x {n_features} features")
-            runner, backend = onnx_runner, BACKEND_ONNX
+            else:
+                runner, backend = onnx_runner, BACKEND_ONNX
         except Exception as exc:  # the PyTorch model is the fallback (re-raised without one)
             if not allow_torch:
                 raise PredictorError(f"{model_uri}: cannot run {ONNX_FILE} with ONNX Runtime: {exc}") from exc
@@ -200,6 +247,12 @@ def load_bundle(
         logger.warning("%s has no %s; serving it with PyTorch", model_uri, ONNX_FILE)
     if runner is None:
         runner = _load_torch(model_dir, model_uri)
+    temperature = (metadata.get("calibration") or {}).get("temperature")
+    if temperature is not None:
+        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+            raise PredictorError(f"{model_uri}: calibration temperature {temperature!r} is not a positive number")
+        if temperature != 1.0:
+            runner = _ScaledRunner(runner, float(temperature))
 
     last_window: _LastWindow | None = None
     if direct_features:

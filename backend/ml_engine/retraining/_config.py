@@ -80,6 +80,8 @@ class RetrainingConfig:
     horizon: int | None = None
     """Label horizon; None = the production version's, else settings.horizon."""
 
+    family: str | None = None
+    """Model family of the candidate; None: production's family (the default family without one)."""
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     """ModelConfig overrides (e.g. conv_channels, lstm_hidden)."""
 

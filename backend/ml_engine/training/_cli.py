@@ -19,13 +19,41 @@ __all__ = ["DEMO_OVERRIDES", "EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "build_
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
+def _families_epilog() -> str:
+    from ..families import family_names, get_family
+
+    lines = ["Model families (--model NAME, options with --model-option KEY=VALUE):"]
+    for name in family_names():
+        fam = get_family(name)
+        opts = ", ".join(f"{o.name}={_show(o.default)}" for o in fam.options())
+        lines.append(f"  {name}: {fam.title}\n      {opts}")
+    return "\n".join(lines)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _model_option(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value.strip()
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from ..families import DEFAULT_FAMILY, family_names
+
     p = OneLineParser(
         prog="python -m backend.ml_engine.training_orchestrator",
         description="Train the HybridCNN-LSTM on market candles, evaluate it honestly, log it to MLflow "
         "(experiment model_training) and register a version. Defaults come from .env / environment.",
         epilog="Example: python -m backend.ml_engine.training_orchestrator --epochs 100 --batch-size 128 "
-        "--lr 0.0005 --date-range 60",
+        "--lr 0.0005 --date-range 60\n         python -m backend.ml_engine.training_orchestrator --model lightgbm "
+        "--model-option num_leaves=63\n\n" + _families_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--epochs", type=positive_int, help="training epochs (default: ML_EPOCHS or 20)")
     p.add_argument("--batch-size", type=positive_int, help="batch size (default: ML_BATCH_SIZE or 128)")
@@ -36,10 +64,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--symbol", action="append", help="symbol to train on, e.g. ETH/BTC; repeat for several")
     p.add_argument("--timeframe", help="candle timeframe, e.g. 5m (default: ML_TIMEFRAME, else from file names)")
+    p.add_argument(
+        "--session",
+        choices=["auto", "24/7", "weekdays"],
+        help="when the market is closed: weekends (and daily holidays) are not gaps under weekdays "
+        "(default: ML_SESSION or auto, detected from the data)",
+    )
     p.add_argument("--seed", type=int, help="random seed; CPU runs with the same seed are repeatable")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default: auto)")
     p.add_argument("--window", type=positive_int, help="candles per input window (default: 60)")
     p.add_argument("--horizon", type=positive_int, help="label horizon in candles (default: 6)")
+    p.add_argument(
+        "--model",
+        choices=family_names(),
+        default=None,
+        metavar="FAMILY",
+        help=f"model family: {', '.join(family_names())} (default: {DEFAULT_FAMILY})",
+    )
+    p.add_argument(
+        "--model-option",
+        action="append",
+        type=_model_option,
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the family, e.g. num_leaves=63 or conv_channels=32,32; repeat for several",
+    )
     p.add_argument("--model-name", default=DEFAULT_MODEL_NAME, help="registered model name (default: hybrid_cnn_lstm)")
     p.add_argument("--run-name", help="MLflow run name and output folder name (default: timestamped)")
     p.add_argument("--no-onnx", action="store_true", help="skip the ONNX export")
@@ -101,8 +150,8 @@ def _print_summary(result: dict[str, Any], settings: Settings, stream: TextIO | 
     print(f"  trades / win rate    {int(bt['n_trades'])} / {bt['win_rate']:.3f}", file=stream)
     print("", file=stream)
     if result.get("onnx_max_abs_diff") is not None:
-        print(f"ONNX parity: max |onnx - torch| = {result['onnx_max_abs_diff']:.2e}", file=stream)
-    print(f"Outputs:  {result['output_dir']}  (model.pt, model.onnx, metadata.json, plots)", file=stream)
+        print(f"ONNX parity: max |onnx - native| = {result['onnx_max_abs_diff']:.2e}", file=stream)
+    print(f"Outputs:  {result['output_dir']}  (native model, model.onnx, metadata.json, plots)", file=stream)
     if result.get("run_id"):
         from backend.ml_engine.mlflow_integration.stores import mask_uri
 
@@ -148,10 +197,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "data": args.data,
                 "symbols": args.symbol,
                 "timeframe": args.timeframe,
+                "session": args.session,
                 "seed": args.seed,
                 "device": args.device,
                 "window": args.window,
                 "horizon": args.horizon,
+                "family": args.model,
+                "model_kwargs": dict(args.model_option) or None,
             }.items()
             if v is not None
         }
@@ -160,8 +212,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from backend.ml_engine.data import DataValidationError
     from backend.ml_engine.trainer import ProgressBarCallback
 
+    from ..families import get_family
+
     try:
         request = TrainingRequest.from_settings(settings, **overrides)
+        family = get_family(request.family)
+        if args.no_onnx and family.input_kind == "tabular":
+            raise ValueError(f"{family.name} is served from its ONNX export only; drop --no-onnx")
+        if not args.no_onnx:
+            family.check_exportable(request.model)
     except (ValueError, TypeError) as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT

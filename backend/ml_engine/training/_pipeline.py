@@ -63,6 +63,7 @@ def load_training_data(request: TrainingRequest) -> TrainingData:
         min_rows=request.window + request.labels.horizon + 1,
         date_range_days=spec.date_range_days,
         table=spec.table,
+        session=spec.session,
     )
     for s in series:
         logger.info(
@@ -97,11 +98,9 @@ def run_training(
     starting the run); read here when not given. Raises on bad data or divergence.
     """
     import numpy as np
-    import torch
 
     from backend.ml_engine import evaluation, plots
-    from backend.ml_engine.model import HybridCNNLSTM
-    from backend.ml_engine.trainer import Trainer, seed_everything
+    from backend.ml_engine.families import get_family
 
     t_start = time.perf_counter()
     out = Path(output_dir)
@@ -112,7 +111,10 @@ def run_training(
     prepared = prepared or prepare_training_data(request, data)
     series, digest = list(data.series), data.digest
     n_features = len(prepared.feature_names)
-    request.model = dataclasses.replace(request.model, n_features=n_features, window=request.window)
+    family = get_family(request.family)
+    request.model = family.with_shape(request.model, n_features=n_features, window=request.window)
+    if export_onnx:  # never train a model that could not be served
+        family.check_exportable(request.model)
     request.trainer = dataclasses.replace(request.trainer, checkpoint_dir=str(out / "checkpoints"))
     if not resume:  # the exact request, so that --resume continues the same training
         (out / REQUEST_FILE).write_text(json.dumps(request.to_dict(), indent=2, default=_json_default))
@@ -123,9 +125,12 @@ def run_training(
     if tracker is not None:
         from backend.ml_engine.lineage import split_datasets
 
-        tracker.set_tags({"symbol": ",".join(symbols), "timeframe": timeframe, "data_hash": digest})
-        model_params = as_dict(request.model)
-        model_params["hidden_size"] = request.model.lstm_hidden  # the guide's name (params.model_hidden_size)
+        tracker.set_tags(
+            {"symbol": ",".join(symbols), "timeframe": timeframe, "data_hash": digest, "model_family": family.name}
+        )
+        model_params = {"family": family.name, **as_dict(request.model)}
+        if hasattr(request.model, "lstm_hidden"):
+            model_params["hidden_size"] = request.model.lstm_hidden  # the guide's name (params.model_hidden_size)
         tracker.log_params(
             {
                 "model": model_params,
@@ -161,15 +166,15 @@ def run_training(
             )
 
     # 2. train --------------------------------------------------------------------------
-    seed_everything(request.trainer.seed)  # initial weights repeat with the seed
-    model = HybridCNNLSTM(request.model)
-    trainer = Trainer(model, request.trainer, callbacks=list(callbacks))
     t_fit = time.perf_counter()
-    result = trainer.fit(prepared.train, prepared.val, resume=resume)
+    fitted = family.fit(
+        request.model, prepared.train, prepared.val, request.trainer, callbacks=list(callbacks), resume=resume
+    )
+    result = fitted.fit
     fit_seconds = time.perf_counter() - t_fit
 
     # 3. evaluate on the test split -------------------------------------------------------
-    proba = trainer.predict_proba(prepared.test)
+    proba = fitted.predict_proba(prepared.test)
     y_pred = proba.argmax(axis=1)
     ends = prepared.test.ends
     y_true = prepared.y[ends]
@@ -183,16 +188,21 @@ def run_training(
     bt = evaluation.backtest(y_pred, prepared.close[ends], run_ids, fee=request.fee, timeframe=timeframe)
 
     # 4. outputs ------------------------------------------------------------------------
-    model.eval()
-    torch.save({"state_dict": model.state_dict(), "model_config": as_dict(request.model)}, out / "model.pt")
+    native_path = fitted.save(out)
     example = prepared.test.get_batch(np.arange(min(8, len(prepared.test))))[0].numpy()  # (B, T, F) real batch
     onnx_info: dict[str, Any] = {}
     if export_onnx:
-        from backend.ml_engine.onnx_export import export_onnx as _export
-
-        res = _export(model, example, out / "model.onnx")
-        onnx_info = {"path": str(res.path), "max_abs_diff": res.max_abs_diff, "opset": res.opset}
-        logger.info("ONNX parity: max |onnx - torch| = %.2e", res.max_abs_diff)
+        # the parity check runs on up to 256 real test windows: |ONNX - native| of the probabilities <= 1e-5
+        parity_batch = prepared.test.get_batch(np.arange(min(256, len(prepared.test))))[0].numpy()
+        res = fitted.export_onnx(parity_batch, out / "model.onnx")
+        onnx_info = {
+            "path": str(res.path),
+            "max_abs_diff": res.max_abs_diff,
+            "max_abs_proba_diff": res.max_abs_proba_diff,
+            "opset": res.opset,
+            "exporter": res.exporter,
+        }
+        logger.info("ONNX parity: max |onnx - native| probabilities = %.2e", res.max_abs_proba_diff or 0.0)
 
     plot_paths = {
         "confusion_matrix.png": plots.plot_confusion_matrix(
@@ -212,6 +222,8 @@ def run_training(
         "run_name": run_name,
         "created_at": datetime.now(UTC).isoformat(),
         "code_version": code_version(),
+        "model_family": family.name,
+        "model": {**fitted.serving_metadata(), "n_parameters": fitted.n_parameters()},
         "model_config": as_dict(request.model),
         "trainer_config": as_dict(request.trainer),
         "feature_config": as_dict(request.features),
@@ -245,6 +257,7 @@ def run_training(
             "epochs_run": len(result.history),
             "fit_seconds": fit_seconds,
             "history": result.history,
+            **result.extra,
         },
         "test_metrics": test_metrics,
         "baselines": baselines,
@@ -257,7 +270,7 @@ def run_training(
     outcome = TrainingOutcome(
         run_name=run_name,
         output_dir=out,
-        model_path=out / "model.pt",
+        model_path=native_path,
         metadata_path=out / "metadata.json",
         onnx_path=Path(onnx_info["path"]) if onnx_info else None,
         onnx_max_abs_diff=onnx_info.get("max_abs_diff"),
@@ -279,10 +292,20 @@ def run_training(
         for p in plot_paths.values():
             tracker.log_artifact(str(p), artifact_path="plots")
         first_test_ends = prepared.test.ends[prepared.series_id[prepared.test.ends] == 0]  # rows of series[0].frame
+        native_example = fitted.native_input(example)
+        signature = None
+        if fitted.mlflow_flavor != "pytorch":  # the pytorch flavor infers it from the module's output
+            from mlflow.models import infer_signature
+
+            from backend.ml_engine.families import softmax
+
+            signature = infer_signature(native_example, softmax(fitted.logits(example)).astype(np.float32))
         model_uri = tracker.log_model(
-            model,
+            fitted.native,
             model_name="model",
-            input_example=example,
+            flavor=fitted.mlflow_flavor,
+            signature=signature,
+            input_example=native_example,
             onnx_path=onnx_info.get("path"),
             artifacts={"metadata.json": str(out / "metadata.json")},
             # the candle pyfunc's example: the last min_history_rows candles of the first series' test split

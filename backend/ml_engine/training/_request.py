@@ -12,7 +12,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..dataset import SplitConfig
     from ..features import FeatureConfig
     from ..labels import LabelConfig
-    from ..model import ModelConfig
     from ..trainer import TrainerConfig
 
 __all__ = ["REQUEST_FILE", "DataSpec", "TrainingRequest", "as_dict"]
@@ -37,6 +36,8 @@ class DataSpec:
     """Gaps of at most this many candles are forward-filled; longer gaps split a series."""
     table: str = "candles"
     """Table name when `path` is a PostgreSQL URL."""
+    session: str = "auto"
+    """When the market is closed: "auto", "24/7" or "weekdays" (closures are not gaps; `data.candles`)."""
 
 
 @dataclass
@@ -47,18 +48,22 @@ class TrainingRequest:
     features: FeatureConfig
     labels: LabelConfig
     split: SplitConfig
-    model: ModelConfig
+    model: Any
+    """The family's config (``ModelConfig`` for the default ``hybrid_cnn_lstm``; see ``families``)."""
     trainer: TrainerConfig
     window: int = 60
     fee: float = 0.001
+    family: str = "hybrid_cnn_lstm"
+    """The model family (``backend.ml_engine.families``)."""
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> TrainingRequest:
-        """Defaults from settings; overrides use flat names (epochs, batch_size, lr, date_range, ...)."""
+        """Defaults from settings; overrides use flat names (epochs, batch_size, lr, date_range, family,
+        model_kwargs = the family's options, ...). A bad family or option: ``families.FamilyError``."""
         from backend.ml_engine.dataset import SplitConfig
+        from backend.ml_engine.families import get_family
         from backend.ml_engine.features import FeatureConfig
         from backend.ml_engine.labels import LabelConfig
-        from backend.ml_engine.model import ModelConfig
         from backend.ml_engine.trainer import TrainerConfig
 
         o = {k: v for k, v in overrides.items() if v is not None}
@@ -71,12 +76,14 @@ class TrainingRequest:
             date_range_days=o.get("date_range"),
             max_fill_gap=int(o.get("max_fill_gap", settings.max_fill_gap)),
             table=settings.candles_table,
+            session=str(o.get("session", settings.session)),
         )
         labels = LabelConfig(horizon=horizon)
         features = FeatureConfig()
         split = SplitConfig(purge_gap=window + horizon)
-        model_kwargs = dict(o.get("model_kwargs") or {})
-        model = ModelConfig(n_features=1, window=window, **model_kwargs)  # n_features set once known
+        family = get_family(o.get("family"))
+        # n_features is set once the data is known
+        model = family.make_config(dict(o.get("model_kwargs") or {}), n_features=1, window=window)
         trainer = TrainerConfig(
             epochs=int(o.get("epochs", settings.epochs)),
             batch_size=int(o.get("batch_size", settings.batch_size)),
@@ -86,7 +93,14 @@ class TrainingRequest:
             **dict(o.get("trainer_kwargs") or {}),
         )
         return cls(
-            data=data, features=features, labels=labels, split=split, model=model, trainer=trainer, window=window
+            data=data,
+            features=features,
+            labels=labels,
+            split=split,
+            model=model,
+            trainer=trainer,
+            window=window,
+            family=family.name,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,25 +113,28 @@ class TrainingRequest:
             "trainer": as_dict(self.trainer),
             "window": self.window,
             "fee": self.fee,
+            "family": self.family,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainingRequest:
         from backend.ml_engine.dataset import SplitConfig
+        from backend.ml_engine.families import get_family
         from backend.ml_engine.features import FeatureConfig
         from backend.ml_engine.labels import LabelConfig
-        from backend.ml_engine.model import ModelConfig
         from backend.ml_engine.trainer import TrainerConfig
 
+        family = get_family(d.get("family"))  # requests written before the families: the default
         return cls(
             data=DataSpec(**d["data"]),
             features=FeatureConfig.from_dict(d["features"]),
             labels=LabelConfig.from_dict(d["labels"]),
             split=SplitConfig.from_dict(d["split"]),
-            model=ModelConfig.from_dict(d["model"]),
+            model=family.config_from_dict(d["model"]),
             trainer=TrainerConfig.from_dict(d["trainer"]),
             window=int(d["window"]),
             fee=float(d["fee"]),
+            family=family.name,
         )
 
 
