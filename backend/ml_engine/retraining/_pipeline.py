@@ -195,6 +195,7 @@ class RetrainingPipeline:
             max_fill_gap=self.settings.max_fill_gap,
             min_rows=1,
             table=self.settings.candles_table,
+            session=self.settings.session,
         )
 
     # ---------------------------------------------------------------- checks
@@ -456,9 +457,9 @@ class RetrainingPipeline:
 
     def _request(self, production: ProductionVersion | None, train_days: float | None) -> TrainingRequest:
         """The candidate's TrainingRequest: config > production recipe > settings."""
+        from ..families import get_family
         from ..features import FeatureConfig
         from ..labels import LabelConfig
-        from ..model import ModelConfig
         from ..training_orchestrator import TrainingRequest
 
         cfg = self.config
@@ -484,10 +485,16 @@ class RetrainingPipeline:
             request.features = FeatureConfig.from_dict(pipeline["feature_config"])
         if pipeline.get("label_config") and cfg.horizon is None:
             request.labels = LabelConfig.from_dict(pipeline["label_config"])
-        model_cfg = dict(meta.get("model_config") or {})
-        model_cfg.update(cfg.model_kwargs)
-        model_cfg.update({"n_features": 1, "window": int(window)})
-        request.model = ModelConfig.from_dict(model_cfg)
+        # the candidate is of production's family (its recipe), or the configured one
+        family = get_family(cfg.family or meta.get("model_family"))
+        same_family = family.name == get_family(meta.get("model_family")).name
+        recipe = dict(meta.get("model_config") or {}) if same_family else {}
+        if recipe:
+            config = family.config_from_dict({**recipe, **cfg.model_kwargs})
+            request.model = family.with_shape(config, n_features=1, window=int(window))
+        else:
+            request.model = family.make_config(dict(cfg.model_kwargs), n_features=1, window=int(window))
+        request.family = family.name
         request.fee = cfg.fee
         return request
 
@@ -726,6 +733,7 @@ class RetrainingPipeline:
             self.config.walk_forward,
             request.model,
             request.trainer,
+            family=request.family,
             fee=request.fee,
             production=scores,
             on_fold=on_fold,
