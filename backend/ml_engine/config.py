@@ -23,6 +23,9 @@ EXPERIMENT_DEFAULT = "trading_bot_ml"
 EXPERIMENT_TRAINING = "model_training"
 EXPERIMENT_RETRAINING = "auto_retraining"
 
+#: Market sessions of the candles (`data.candles`, Sessions): closures are not gaps.
+SESSIONS = ("auto", "24/7", "weekdays")
+
 #: The registered model the guide trains, serves and retrains.
 DEFAULT_MODEL_NAME = "hybrid_cnn_lstm"
 
@@ -68,6 +71,12 @@ class Settings(BaseSettings):
         ge=0,
         validation_alias=AliasChoices("ML_MAX_FILL_GAP", "max_fill_gap"),
         description="Gaps of at most this many missing candles are forward-filled; longer gaps split the series",
+    )
+    session: str = Field(
+        default="auto",
+        validation_alias=AliasChoices("ML_SESSION", "session"),
+        description="When the market is closed: auto (detected from the data), 24/7 (crypto) or weekdays "
+        "(forex, stocks: weekends and, for daily bars, holidays are closures, not gaps)",
     )
     candles_database_url: SecretStr | None = Field(
         default=None,
@@ -115,6 +124,14 @@ class Settings(BaseSettings):
     def _device_known(cls, v: str) -> str:
         if v not in {"auto", "cpu", "cuda"} and not v.startswith("cuda:"):
             raise ValueError("device must be auto, cpu, cuda or cuda:N")
+        return v
+
+    @field_validator("session")
+    @classmethod
+    def _session_known(cls, v: str) -> str:
+        v = v.strip().lower()
+        if v not in SESSIONS:  # the names of data.candles.SESSIONS (tests/test_market_sessions.py)
+            raise ValueError(f"session must be one of {', '.join(SESSIONS)}")
         return v
 
     @field_validator("log_level")

@@ -328,6 +328,20 @@ def _series_key(symbols: list[str], i: int) -> str:
     return symbols[i] if symbols.count(symbols[i]) == 1 else f"{symbols[i]}#{i}"
 
 
+def _describe_segments(symbols: list[str], segment_rows: Sequence[np.ndarray], shown: int = 8) -> str:
+    """'42 segments (series#segment: rows, longest first): EURUSD#3 121, EURUSD#1 120, ... and 34 more'."""
+    items = [
+        (int(rows), f"{_series_key(symbols, i)}#{k + 1}")
+        for i, lengths in enumerate(segment_rows)
+        for k, rows in enumerate(lengths)
+    ]
+    items.sort(key=lambda item: -item[0])  # stable: equal lengths stay in time order
+    listed = ", ".join(f"{name} {rows}" for rows, name in items[:shown])
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    word = "segment" if len(items) == 1 else "segments"
+    return f"{len(items)} {word} (series#segment: rows, longest first): {listed}{more}"
+
+
 def prepare_dataset(
     series_list: Sequence[SeriesLike],
     feature_cfg: FeatureConfig | None = None,
@@ -367,6 +381,7 @@ def prepare_dataset(
     segment = np.empty(n_total, dtype=np.int64)
     split_ends: dict[str, list[np.ndarray]] = {k: [] for k in SPLITS}
     per_series: list[dict[str, Any]] = []
+    segment_rows: list[np.ndarray] = []  # rows of each segment, per series
 
     offset = 0
     for i, series in enumerate(series_list):
@@ -386,6 +401,7 @@ def prepare_dataset(
         series_id[sl] = i
         runs = run_ids(seg_col, n)
         segment[sl] = runs
+        segment_rows.append(np.bincount(runs))
         bad = np.isnan(X[sl]).any(axis=1)  # (n,)
         ok = valid_window_ends(bad, runs, window) & (labels != UNDEFINED)
         local_ends = np.flatnonzero(ok).astype(np.int64)
@@ -418,10 +434,13 @@ def prepare_dataset(
     ends = {name: np.concatenate(parts) for name, parts in split_ends.items()}
     for name in SPLITS:
         if ends[name].size == 0:
+            warmup = lookback_rows(feature_cfg) - 1
             raise ValueError(
                 f"prepare_dataset: split '{name}' is empty: the data is too short. Each series needs "
-                f"room for feature warm-up ({lookback_rows(feature_cfg) - 1} rows per segment), window={window}, "
-                f"horizon={horizon} and two purge gaps of {gap} rows; rows per series: {dict(zip(symbols, lengths))}"
+                f"room for feature warm-up ({warmup} rows per segment), window={window}, "
+                f"horizon={horizon} and two purge gaps of {gap} rows; rows per series: {dict(zip(symbols, lengths))}; "
+                f"{_describe_segments(symbols, segment_rows)} (a window needs a segment of at least "
+                f"{warmup + window + horizon} rows: warm-up {warmup} + window {window} + horizon {horizon})"
             )
 
     covered = _covered_rows(ends["train"], window, n_total)

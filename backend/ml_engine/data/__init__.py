@@ -12,6 +12,8 @@ from pathlib import Path
 from .candles import (
     DEFAULT_MAX_FILL_GAP,
     DEFAULT_MIN_ROWS,
+    DEFAULT_SESSION,
+    SESSIONS,
     CandleSeries,
     DataValidationError,
     LongGap,
@@ -34,6 +36,8 @@ from .postgres import (
 __all__ = [
     "DEFAULT_MAX_FILL_GAP",
     "DEFAULT_MIN_ROWS",
+    "DEFAULT_SESSION",
+    "SESSIONS",
     "CandleSeries",
     "DataValidationError",
     "LongGap",
@@ -68,10 +72,13 @@ def load_candles(
     min_rows: int = DEFAULT_MIN_ROWS,
     date_range_days: float | None = None,
     table: str = DEFAULT_TABLE,
+    session: str = DEFAULT_SESSION,
 ) -> list[CandleSeries]:
     """Load a file, a folder or `postgresql://user@host/db[#table]` (symbols and timeframe required).
 
     With `date_range_days`, each series is cut to its last N days (error if it holds fewer).
+    `session` ("auto", "24/7", "weekdays") says when the market is closed: closures are not gaps
+    (`data.candles`, Sessions).
     """
     if is_postgres_url(source):
         src = str(source)
@@ -82,11 +89,15 @@ def load_candles(
                 source_name(src, table), None, "missing_argument", "a PostgreSQL source needs symbols and a timeframe"
             )
         series = [
-            load_candles_from_postgres(src, table, s, timeframe, max_fill_gap=max_fill_gap, min_rows=min_rows)
+            load_candles_from_postgres(
+                src, table, s, timeframe, max_fill_gap=max_fill_gap, min_rows=min_rows, session=session
+            )
             for s in symbols
         ]
     elif Path(source).is_dir():
-        series = load_candle_folder(source, symbols, timeframe, max_fill_gap=max_fill_gap, min_rows=min_rows)
+        series = load_candle_folder(
+            source, symbols, timeframe, max_fill_gap=max_fill_gap, min_rows=min_rows, session=session
+        )
     else:
         name_symbol, _ = parse_candle_filename(source)
         named = name_symbol is not None and "_" in Path(source).name.split("-")[0]
@@ -97,7 +108,14 @@ def load_candles(
         # a file named without a pair (data.csv) takes the one symbol asked for
         symbol = symbols[0] if symbols and len(symbols) == 1 and not named else None
         series = [
-            load_candle_file(source, symbol=symbol, timeframe=timeframe, max_fill_gap=max_fill_gap, min_rows=min_rows)
+            load_candle_file(
+                source,
+                symbol=symbol,
+                timeframe=timeframe,
+                max_fill_gap=max_fill_gap,
+                min_rows=min_rows,
+                session=session,
+            )
         ]
     if date_range_days is not None:
         series = [take_last_days(s, date_range_days) for s in series]

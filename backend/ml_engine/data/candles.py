@@ -16,16 +16,45 @@ One policy for every source (files, PostgreSQL, exchange), applied by `validate_
 | (duplicate identical) | repair: later copies dropped, counted (dropped_duplicates)             |
 | (unsorted rows)       | repair: sorted, counted (reordered_rows)                               |
 | timeframe_mismatch    | error: median spacing != timeframe, or a timestamp off the grid        |
+| (market closure)      | none: not filled, no split (closures, closed_candles); see Sessions    |
 | (gap <= max_fill_gap) | repair: OHLC = previous close, volume 0 (filled_gaps, filled_candles)  |
 | (longer gap)          | repair: new `segment` id after it (long_gaps, segments)                |
 | too_few_rows          | error: fewer than min_rows rows, or longest segment shorter            |
 
 Errors are checked in this order; the first failing rule wins, at its first row.
 Rows are 1-based data rows of the input (file header excluded).
+
+Sessions
+--------
+`session` says when the market is closed; a scheduled closure is not a gap. Times are UTC and a
+candle's time is its open time.
+
+* ``"24/7"`` (crypto): never closed; every missing candle is a gap (the policy above as it was).
+* ``"weekdays"`` (forex, futures, stocks): closed at the weekend. A candle slot is *closed*
+  when it falls in the weekend: for daily bars (timeframe 1d) a slot on a Saturday or Sunday;
+  for intraday bars a slot from Friday 20:00 to Monday 00:00 (forex and futures close on
+  Friday 21:00-22:00 and open on Sunday 21:00-23:00 UTC; bars present in that window are kept).
+  For daily bars, holidays too: a missing stretch with at most `HOLIDAY_MAX_WEEKDAYS` (3)
+  weekdays missing is a closure as a whole (Good Friday, Christmas, a Monday holiday with its
+  weekend). Intraday holidays (a whole missing weekday) and nightly closures of intraday stock
+  bars are not closures: they are gaps like any other.
+* ``"auto"`` (the default): ``"weekdays"`` when the span of the data holds at least one day's
+  worth of Saturday candle slots and at most `AUTO_SATURDAY_SHARE` (2%) of those slots hold a
+  candle; otherwise ``"24/7"`` (also when the data spans no whole Saturday: then no weekend
+  closure can occur in it). The session used is ``report.session``.
+
+Only timeframes up to 1d that divide a week evenly (1m, 5m, 1h, 4h, 1d, ...) have closures; any
+other timeframe is treated as ``"24/7"``. Under ``"weekdays"``, each missing stretch between two
+candles is split into its closed slots and its trading slots: closed slots are skipped (no
+candle invented, counted in ``closures`` / ``closed_candles``), and only the trading slots count
+against `max_fill_gap`: at most that many are forward-filled (at their own times), more split the
+series (the long gap's ``closed`` slots are reported with it). So a weekend or a holiday leaves
+the series continuous in trading time: one segment, consecutive rows, nothing synthetic.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass, field, replace
@@ -44,6 +73,13 @@ OHLCV_COLUMNS = ("open", "high", "low", "close", "volume")
 #: Names accepted for the time column, in order of preference (case-insensitive).
 TIME_COLUMN_NAMES = ("date", "datetime", "timestamp", "time")
 DEFAULT_MAX_FILL_GAP = 3
+#: Market sessions: "auto" detects "24/7" or "weekdays" from the data (module docstring).
+SESSIONS = ("auto", "24/7", "weekdays")
+DEFAULT_SESSION = "auto"
+#: Daily bars: a missing stretch with at most this many weekdays missing is a holiday closure.
+HOLIDAY_MAX_WEEKDAYS = 3
+#: "auto": a weekday market has candles in at most this share of its Saturday slots.
+AUTO_SATURDAY_SHARE = 0.02
 #: The floor; callers pass window + horizon + feature warm-up.
 DEFAULT_MIN_ROWS = 2
 
@@ -79,10 +115,14 @@ class LongGap:
 
     start: pd.Timestamp  # last candle before the gap
     end: pd.Timestamp  # first candle after the gap
-    missing: int  # candles missing in between
+    missing: int  # candle slots missing in between
+    closed: int = 0  # of which the market was closed (weekend), under a "weekdays" session
 
     def to_dict(self) -> dict[str, Any]:
-        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "missing": self.missing}
+        out: dict[str, Any] = {"start": self.start.isoformat(), "end": self.end.isoformat(), "missing": self.missing}
+        if self.closed:
+            out["closed"] = self.closed
+        return out
 
 
 @dataclass
@@ -99,6 +139,9 @@ class ValidationReport:
     filled_candles: int = 0
     segments: int = 0
     long_gaps: list[LongGap] = field(default_factory=list)
+    session: str = "24/7"  # the session applied ("auto" resolved)
+    closures: int = 0  # missing stretches that were (partly) market closures, left out
+    closed_candles: int = 0  # candle slots of those closures (none invented)
 
     @property
     def repaired(self) -> bool:
@@ -111,6 +154,10 @@ class ValidationReport:
             f"{self.dropped_duplicates} duplicates dropped, {self.reordered_rows} rows reordered, "
             f"{self.filled_gaps} gaps filled ({self.filled_candles} candles), "
             f"{len(self.long_gaps)} long gaps -> {self.segments} segments"
+        ) + (
+            f"; {self.session} session: {self.closures} closures skipped ({self.closed_candles} candle slots)"
+            if self.session != "24/7"
+            else ""
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,10 +173,21 @@ class ValidationReport:
             "filled_candles": self.filled_candles,
             "segments": self.segments,
             "long_gaps": [g.to_dict() for g in self.long_gaps],
+            "session": self.session,
+            "closures": self.closures,
+            "closed_candles": self.closed_candles,
         }
 
     def log(self, log: logging.Logger = logger) -> None:
-        """Log each repair once (WARNING: repairs change the data)."""
+        """Log each repair once (WARNING: repairs change the data); closures at INFO (nothing changed)."""
+        if self.closures:
+            log.info(
+                "%s: %s session, %d market closures left out (%d candle slots, not filled, no split)",
+                self.source,
+                self.session,
+                self.closures,
+                self.closed_candles,
+            )
         if self.dropped_duplicates:
             log.warning("%s: dropped %d duplicate rows (identical values)", self.source, self.dropped_duplicates)
         if self.reordered_rows:
@@ -400,6 +458,107 @@ def _check_values(v: np.ndarray, source: str) -> None:
         raise DataValidationError(source, i + 1, "negative_volume", f"volume is {_fmt(vol[i])}")
 
 
+# --- sessions ------------------------------------------------------------------------------
+
+_DAY_NS = 86_400 * 1_000_000_000
+_WEEK_NS = 7 * _DAY_NS
+_SATURDAY_NS = 5 * _DAY_NS  # from Monday 00:00
+_WEEKEND_INTRADAY_NS = 4 * _DAY_NS + 20 * 3_600 * 1_000_000_000  # Friday 20:00
+
+
+def _week_position(ts_ns: np.ndarray) -> np.ndarray:
+    """ns since the Monday 00:00 UTC before each time (1970-01-01 was a Thursday)."""
+    out: np.ndarray = (ts_ns + 3 * _DAY_NS) % _WEEK_NS
+    return out
+
+
+def session_applies(tf_ns: int) -> bool:
+    """Whether a timeframe can have closures: up to 1d and dividing a week evenly."""
+    return 0 < tf_ns <= _DAY_NS and _WEEK_NS % tf_ns == 0
+
+
+@functools.lru_cache(maxsize=32)
+def _slot_prefix(tf_ns: int, phase: int, kind: str) -> np.ndarray:
+    """(P + 1,) int64 running count over the P = week / tf slots of a week (slot j opens at
+    Monday 00:00 + phase + j * tf) of the slots that are closed (``kind="closed"``) or on a
+    Saturday (``kind="saturday"``); read-only, cached (the predictor asks on every request)."""
+    pos = phase + np.arange(_WEEK_NS // tf_ns, dtype=np.int64) * tf_ns
+    if kind == "saturday":
+        mask = (pos >= _SATURDAY_NS) & (pos < _SATURDAY_NS + _DAY_NS)
+    elif tf_ns == _DAY_NS:
+        mask = pos >= _SATURDAY_NS  # daily bars: Saturday and Sunday
+    else:
+        mask = pos >= _WEEKEND_INTRADAY_NS  # intraday: Friday 20:00 .. Monday 00:00
+    prefix = np.concatenate([[0], np.cumsum(mask)]).astype(np.int64)
+    prefix.flags.writeable = False
+    return prefix
+
+
+def _count_slots(prefix: np.ndarray, first: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """How many of the `count` consecutive slots from week slot `first` on are marked in `prefix`."""
+    period = prefix.shape[0] - 1
+    full, rest = np.divmod(count, period)
+    stop = first + rest
+    inside = prefix[np.minimum(stop, period)] - prefix[first]
+    wrapped = prefix[np.maximum(stop - period, 0)]
+    out: np.ndarray = full * prefix[period] + inside + np.where(stop > period, wrapped, 0)
+    return out
+
+
+def _slot_index(ts_ns: np.ndarray, tf_ns: int, phase: int) -> np.ndarray:
+    out: np.ndarray = (_week_position(ts_ns) - phase) // tf_ns
+    return out
+
+
+def _is_closed(ts_ns: np.ndarray, tf_ns: int) -> np.ndarray:
+    """(n,) bool: the slots at these times are closed under the "weekdays" session."""
+    pos = _week_position(ts_ns)
+    out: np.ndarray = pos >= (_SATURDAY_NS if tf_ns == _DAY_NS else _WEEKEND_INTRADAY_NS)
+    return out
+
+
+def detect_session(ts_ns: np.ndarray, tf_ns: int) -> str:
+    """The "auto" rule on sorted, unique, on-grid times: "weekdays" or "24/7" (module docstring)."""
+    if len(ts_ns) < 2 or not session_applies(tf_ns):
+        return "24/7"
+    phase = int(_week_position(ts_ns[:1])[0] % tf_ns)
+    prefix = _slot_prefix(tf_ns, phase, "saturday")
+    slots = (int(ts_ns[-1]) - int(ts_ns[0])) // tf_ns + 1
+    saturday_slots = int(_count_slots(prefix, _slot_index(ts_ns[:1], tf_ns, phase), np.array([slots]))[0])
+    if saturday_slots < _DAY_NS // tf_ns:
+        return "24/7"  # no whole Saturday in the data: nothing to tell, and no weekend to skip
+    pos = _week_position(ts_ns)
+    on_saturday = int(((pos >= _SATURDAY_NS) & (pos < _SATURDAY_NS + _DAY_NS)).sum())
+    return "weekdays" if on_saturday <= AUTO_SATURDAY_SHARE * saturday_slots else "24/7"
+
+
+def resolve_session(session: str, ts_ns: np.ndarray, tf_ns: int) -> str:
+    """ "24/7" or "weekdays": the session that applies to these times; ValueError for an unknown name."""
+    if session not in SESSIONS:
+        raise ValueError(f"unknown session {session!r} (expected one of {', '.join(SESSIONS)})")
+    if session == "auto":
+        return detect_session(ts_ns, tf_ns)
+    return session if session_applies(tf_ns) else "24/7"
+
+
+def _trading_missing(ts_ns: np.ndarray, missing: np.ndarray, tf_ns: int) -> np.ndarray:
+    """(n - 1,) int64: the missing slots after each candle that fall in trading time under the
+    "weekdays" session (daily holidays of at most HOLIDAY_MAX_WEEKDAYS weekdays count as closed)."""
+    out = missing.copy()
+    gaps = np.flatnonzero(missing > 0)
+    if not gaps.size:
+        return out
+    phase = int(_week_position(ts_ns[:1])[0] % tf_ns)
+    prefix = _slot_prefix(tf_ns, phase, "closed")
+    period = prefix.shape[0] - 1
+    first = (_slot_index(ts_ns[gaps], tf_ns, phase) + 1) % period
+    trading = missing[gaps] - _count_slots(prefix, first, missing[gaps])
+    if tf_ns == _DAY_NS:
+        trading = np.where(trading <= HOLIDAY_MAX_WEEKDAYS, 0, trading)
+    out[gaps] = trading
+    return out
+
+
 # --- the policy ----------------------------------------------------------------------------
 
 
@@ -409,17 +568,21 @@ def validate_candles(
     timeframe: str | None,
     max_fill_gap: int = DEFAULT_MAX_FILL_GAP,
     min_rows: int = DEFAULT_MIN_ROWS,
+    session: str = DEFAULT_SESSION,
 ) -> tuple[pd.DataFrame, ValidationReport]:
     """Apply the policy table above to a raw frame; returns the clean frame (with `segment`) and the report.
 
     `frame` may use any column case, any accepted time column and time encoding; with
     `timeframe=None` the timeframe is the median spacing of the data (see `report.timeframe`).
+    `session` is "auto", "24/7" or "weekdays" (module docstring, Sessions).
 
     >>> clean, report = validate_candles(raw, "ADA_BTC-5m.feather", "5m", max_fill_gap=3)
     >>> report.summary()  # '... 3 gaps filled (3 candles), 2 long gaps -> 3 segments'
     """
     if max_fill_gap < 0:
         raise ValueError("max_fill_gap must be >= 0")
+    if session not in SESSIONS:
+        raise ValueError(f"unknown session {session!r} (expected one of {', '.join(SESSIONS)})")
     frame = index_to_column(frame)
     report = ValidationReport(source=source, rows_in=len(frame))
     cols = _resolve_columns(frame, source)
@@ -493,30 +656,51 @@ def validate_candles(
     else:
         missing = np.zeros(0, dtype="int64")
 
-    # gaps: short ones forward-filled, long ones start a new segment
-    long_gap = missing > max_fill_gap
+    # sessions: the missing slots in trading time (all of them under 24/7)
+    report.session = resolve_session(session, ts_ns, tf_ns)
+    closing = report.session != "24/7"
+    trading = _trading_missing(ts_ns, missing, tf_ns) if closing else missing
+
+    # gaps: short ones forward-filled, long ones start a new segment (counted in trading slots)
+    long_gap = trading > max_fill_gap
     segment = np.concatenate([[0], np.cumsum(long_gap)]).astype("int64")
     report.long_gaps = [
-        LongGap(pd.Timestamp(ts_ns[i], tz="UTC"), pd.Timestamp(ts_ns[i + 1], tz="UTC"), int(missing[i]))
+        LongGap(
+            pd.Timestamp(ts_ns[i], tz="UTC"),
+            pd.Timestamp(ts_ns[i + 1], tz="UTC"),
+            int(missing[i]),
+            int(missing[i] - trading[i]),
+        )
         for i in np.flatnonzero(long_gap)
     ]
-    fill = np.where((missing >= 1) & ~long_gap, missing, 0)
-    fill = np.concatenate([fill, [0]]).astype("int64")
-    total = int(fill.sum())
+    if closing:
+        skipped = (missing > trading) & ~long_gap
+        report.closures = int(skipped.sum())
+        report.closed_candles = int((missing - trading)[skipped].sum())
+    gap_rows = np.flatnonzero((trading >= 1) & ~long_gap)  # stretches with slots to fill
     n = len(ts_ns)
-    if total:
-        report.filled_gaps = int((fill > 0).sum())
+    if gap_rows.size:
+        # every missing slot of those stretches, then only the ones in trading time
+        per_gap = missing[gap_rows]
+        src = np.repeat(gap_rows, per_gap)
+        step = np.arange(int(per_gap.sum())) - np.repeat(np.cumsum(per_gap) - per_gap, per_gap) + 1
+        new_ts = ts_ns[src] + step * tf_ns
+        if closing:
+            keep = ~_is_closed(new_ts, tf_ns)
+            src, new_ts = src[keep], new_ts[keep]
+        fill = np.bincount(src, minlength=n).astype("int64")
+        total = int(new_ts.shape[0])
+        report.filled_gaps = int(gap_rows.size)
         report.filled_candles = total
-        src = np.repeat(np.arange(n), fill)
-        step = np.arange(total) - np.repeat(np.cumsum(fill) - fill, fill) + 1
+        rank = np.arange(total) - (np.cumsum(fill) - fill)[src] + 1
         pos_orig = np.arange(n) + np.concatenate([[0], np.cumsum(fill)[:-1]])
-        pos_new = pos_orig[src] + step
+        pos_new = pos_orig[src] + rank
         out_ts = np.empty(n + total, dtype="int64")
         out_vals = np.empty((n + total, 5), dtype="float64")
         out_seg = np.empty(n + total, dtype="int64")
         out_ts[pos_orig], out_vals[pos_orig], out_seg[pos_orig] = ts_ns, values, segment
         prev_close = values[src, 3]
-        out_ts[pos_new] = ts_ns[src] + step * tf_ns
+        out_ts[pos_new] = new_ts
         out_vals[pos_new, :4] = prev_close[:, None]
         out_vals[pos_new, 4] = 0.0
         out_seg[pos_new] = segment[src]
@@ -534,7 +718,8 @@ def validate_candles(
             None,
             "too_few_rows",
             f"longest contiguous segment has {_rows(longest)}, need at least {min_rows} "
-            f"({report.segments} segments split by gaps over {max_fill_gap} candles)",
+            f"({report.segments} segments split by gaps over {max_fill_gap} candles"
+            f"{' of trading time, ' + report.session + ' session' if closing else ''})",
         )
 
     clean = pd.DataFrame(

@@ -16,6 +16,7 @@ import pandas as pd
 from .candles import (
     DEFAULT_MAX_FILL_GAP,
     DEFAULT_MIN_ROWS,
+    DEFAULT_SESSION,
     CandleSeries,
     DataValidationError,
     index_to_column,
@@ -100,13 +101,14 @@ def load_candle_file(
     timeframe: str | None = None,
     max_fill_gap: int = DEFAULT_MAX_FILL_GAP,
     min_rows: int = DEFAULT_MIN_ROWS,
+    session: str = DEFAULT_SESSION,
 ) -> CandleSeries:
     """Read and validate one file; symbol and timeframe default to the ones in its name."""
     source = str(path)
     name_symbol, name_timeframe = parse_candle_filename(path)
     frame = read_candle_file(path)
     clean, report = validate_candles(
-        frame, source, timeframe or name_timeframe, max_fill_gap=max_fill_gap, min_rows=min_rows
+        frame, source, timeframe or name_timeframe, max_fill_gap=max_fill_gap, min_rows=min_rows, session=session
     )
     series = CandleSeries(
         symbol=symbol or name_symbol or Path(path).name,
@@ -125,6 +127,7 @@ def load_candle_folder(
     timeframe: str | None = None,
     max_fill_gap: int = DEFAULT_MAX_FILL_GAP,
     min_rows: int = DEFAULT_MIN_ROWS,
+    session: str = DEFAULT_SESSION,
 ) -> list[CandleSeries]:
     """Every candle file in `folder` (not recursive), optionally only `symbols` / `timeframe`.
 
@@ -163,4 +166,7 @@ def load_candle_folder(
             f"no candle file{' for timeframe ' + timeframe if timeframe else ''} "
             f"({', '.join(CANDLE_SUFFIXES)}); found: {', '.join(found) or 'none'}",
         )
-    return [load_candle_file(p, timeframe=timeframe, max_fill_gap=max_fill_gap, min_rows=min_rows) for p, _ in chosen]
+    return [
+        load_candle_file(p, timeframe=timeframe, max_fill_gap=max_fill_gap, min_rows=min_rows, session=session)
+        for p, _ in chosen
+    ]

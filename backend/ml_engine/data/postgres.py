@@ -19,7 +19,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import URL, make_url
 
-from .candles import DEFAULT_MAX_FILL_GAP, DEFAULT_MIN_ROWS, CandleSeries, DataValidationError, validate_candles
+from .candles import (
+    DEFAULT_MAX_FILL_GAP,
+    DEFAULT_MIN_ROWS,
+    DEFAULT_SESSION,
+    CandleSeries,
+    DataValidationError,
+    validate_candles,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -177,6 +184,7 @@ def load_candles_from_postgres(
     end: datetime | pd.Timestamp | str | None = None,
     max_fill_gap: int = DEFAULT_MAX_FILL_GAP,
     min_rows: int = DEFAULT_MIN_ROWS,
+    session: str = DEFAULT_SESSION,
 ) -> CandleSeries:
     """Candles of one symbol and timeframe with start <= timestamp < end (naive times are UTC).
 
@@ -208,7 +216,9 @@ def load_candles_from_postgres(
     values = np.array(rows, dtype="float64")  # NULL -> NaN, refused by the policy
     frame = pd.DataFrame(values[:, 1:], columns=list(_VALUE_COLUMNS))
     frame.insert(0, "timestamp", pd.to_datetime(values[:, 0], unit="s", utc=True).round("us"))
-    clean, report = validate_candles(frame, source, timeframe, max_fill_gap=max_fill_gap, min_rows=min_rows)
+    clean, report = validate_candles(
+        frame, source, timeframe, max_fill_gap=max_fill_gap, min_rows=min_rows, session=session
+    )
     logger.info("loaded %s %s: %d candles from %s", symbol, timeframe, len(clean), source)
     return CandleSeries(symbol=symbol, timeframe=timeframe, frame=clean, source=source, report=report)
 
