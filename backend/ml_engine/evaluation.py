@@ -65,6 +65,9 @@ __all__ = [
     "backtest_equity",
     "format_sharpe",
     "scalar_metrics",
+    "probability_metrics",
+    "net_returns",
+    "sharpe_interval",
 ]
 
 CLASS_NAMES: tuple[str, ...] = ("down", "flat", "up")
@@ -438,6 +441,55 @@ def format_sharpe(sharpe: float, n_trades: int, lang: str = "en") -> str:
     if lang == "ru":
         return f"{float(sharpe):.2f} ({n} {_trades_ru(n)})"
     return f"{float(sharpe):.2f} ({n} trade{'' if n == 1 else 's'})"
+
+
+def probability_metrics(y_true: ArrayLike, proba: ArrayLike, n_classes: int = 3) -> dict[str, float]:
+    """``log_loss`` (natural log, probabilities clipped to [1e-15, 1]) and the multi-class ``brier``
+    score (mean over rows of the squared distance to the one-hot label; 0 perfect, 2 worst)."""
+    y = _as_labels(y_true, "y_true", n_classes)
+    p = np.asarray(proba, dtype=np.float64)
+    if p.shape != (y.size, n_classes):
+        raise ValueError(f"proba must have shape ({y.size}, {n_classes}), got {p.shape}")
+    if y.size == 0:
+        raise ValueError("probability_metrics: empty y_true")
+    picked = np.clip(p[np.arange(y.size), y], 1e-15, 1.0)
+    onehot = np.eye(n_classes)[y]
+    return {
+        "log_loss": float(-np.mean(np.log(picked))),
+        "brier": float(np.mean(np.sum((p - onehot) ** 2, axis=1))),
+    }
+
+
+def net_returns(result: dict[str, Any]) -> np.ndarray:
+    """The strategy's per-bar net returns of a :func:`backtest` result, series after series."""
+    parts = []
+    for curves in result["equity"].values():
+        eq = np.concatenate([[1.0], np.asarray(curves["strategy"], dtype=np.float64)])
+        parts.append(eq[1:] / eq[:-1] - 1.0)
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def sharpe_interval(
+    result: dict[str, Any], *, block: int, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0
+) -> dict[str, float]:
+    """95% block-bootstrap interval of the annualised Sharpe of the pooled per-bar net returns of a
+    :func:`backtest` result (blocks of ``block`` bars: at least the label horizon), as
+    ``sharpe_low`` / ``sharpe_high``; NaN with fewer than two bars."""
+    from .bootstrap import bootstrap_metric, sharpe_ratio
+
+    net = net_returns(result)
+    if net.size < 2:
+        return {"sharpe_low": float("nan"), "sharpe_high": float("nan")}
+    iv = bootstrap_metric(
+        sharpe_ratio,
+        net,
+        block=max(1, min(int(block), net.size)),
+        n_boot=n_boot,
+        alpha=alpha,
+        seed=seed,
+        metric_kwargs={"periods_per_year": float(result["periods_per_year"])},
+    )
+    return {"sharpe_low": float(iv.low), "sharpe_high": float(iv.high)}
 
 
 def scalar_metrics(result: dict[str, Any], prefix: str = "") -> dict[str, float]:

@@ -3,7 +3,7 @@
     python -m backend.services.job_process JOB_ID --owner-pid PID --threads N   # settings JSON on stdin
 
 Nothing of one job's torch state (global RNG, ``set_num_threads``, allocator, threads) reaches
-another: each training, retraining or trial runs here, in a fresh interpreter, and ends with it.
+another: each training, retraining, comparison of model families (the leaderboard) or trial runs here, in a fresh interpreter, and ends with it.
 The worker (:mod:`.job_runner`) claims the job, starts this process with the worker's own settings
 on stdin (so a password never shows in ``ps``), sets ``OMP_NUM_THREADS`` to its share of the
 cores, and waits. This process:
@@ -37,9 +37,10 @@ from backend.ml_engine.errors import one_line
 from ._mlflow import make_client
 from .data_sources import resolve_data_source
 from .job_store import CANCELLED, FAILED, FINISHED, RUNNING, JobRecord, JobStore, host_identity
-from .redaction import redact
+from .leaderboard import leaderboard_config
+from .redaction import redact, redact_tree
 from .retraining import retraining_config
-from .schemas import RetrainParams, TrainingParams, json_safe
+from .schemas import ComparisonParams, RetrainParams, TrainingParams, json_safe
 from .settings import ServiceSettings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,6 +59,8 @@ __all__ = [
 logger = logging.getLogger("backend.services.job_process")
 
 _PR_SET_PDEATHSIG = 1
+#: The experiment of the comparisons of model families (``backend.ml_engine.leaderboard``).
+_EXPERIMENT_COMPARISON = "model_comparison"
 
 
 class JobCancelled(RuntimeError):
@@ -101,7 +104,12 @@ def training_overrides(params: TrainingParams, settings: ServiceSettings) -> dic
         "data": resolve_data_source(params.data_source, settings),
     }
     if params.model is not None:
+        out["family"] = params.model.family
         out["model_kwargs"] = params.model.to_kwargs()
+    if params.policy is not None:
+        out["policy"] = params.policy.model_dump()
+    if params.calibrate:
+        out["calibrate"] = True
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -237,6 +245,27 @@ class _RetrainProgress:
         return [_CancelCheck(self.cancel, label)]
 
 
+class _LeaderboardProgress:
+    """``progress(message, fraction)`` of a comparison into the job row (``stage`` and ``progress`` of the
+    job); raises :class:`JobCancelled` at the next step once a cancellation was requested."""
+
+    def __init__(self, store: JobStore, job_id: str, cancel: threading.Event, owner_pid: int) -> None:
+        self.store, self.job_id, self.cancel = store, job_id, cancel
+        self.pid, self.host_id = owner_pid, host_identity()
+        self.message = ""
+
+    def __call__(self, message: str, fraction: float) -> None:
+        self.message = str(message)
+        logger.info("job %s: %s (%.0f%%)", self.job_id, message, 100 * float(fraction))
+        try:
+            if self.store.stage(self.job_id, self.message, float(fraction), pid=self.pid, host_id=self.host_id):
+                self.cancel.set()
+        except Exception as exc:  # noqa: BLE001 - progress is informative; the heartbeat reports liveness
+            logger.warning("job %s: progress not written: %s", self.job_id, type(exc).__name__)
+        if self.cancel.is_set():
+            raise JobCancelled(f"cancelled by request during: {self.message}")
+
+
 class JobExecution:
     """Runs one claimed job to its end in this process, under the worker's identity ``owner_pid``."""
 
@@ -261,6 +290,8 @@ class JobExecution:
                 self._train(job, cancel)
             elif job.kind == "retrain":
                 self._retrain(job, cancel)
+            elif job.kind == "leaderboard":
+                self._leaderboard(job, cancel)
             else:
                 self._finish(job_id, FAILED, error=f"unknown job kind {job.kind!r}")
         except Exception as exc:  # every failure ends the job, never silently
@@ -361,6 +392,51 @@ class JobExecution:
                 result=summary,
                 error=f"retraining {outcome.status}: {summary['reason']}"[:4000],
             )
+
+    def _leaderboard(self, job: JobRecord, cancel: threading.Event) -> None:
+        """A comparison of model families: every training stops on cancellation (the trainer callback),
+        and so does the comparison between its steps (the progress callback)."""
+        from backend.ml_engine.leaderboard import run_leaderboard
+
+        params = ComparisonParams.model_validate(job.params)
+        config = leaderboard_config(params, self.settings)
+        progress = _LeaderboardProgress(self.store, job.id, cancel, self.pid)
+        try:
+            result = run_leaderboard(
+                config,
+                settings=self.settings,
+                progress=progress,
+                callbacks=[_CancelCheck(cancel, "the comparison")],
+            )
+        except JobCancelled as exc:
+            run_id = self._comparison_run(job)
+            self._mark_run_killed(run_id)
+            self._finish(job.id, CANCELLED, run_id=run_id, result={}, error=redact(str(exc), self._secrets)[:4000])
+            return
+        summary = redact_tree(json_safe(json.loads(json.dumps(result.to_dict(), default=str))), self._secrets)
+        self._finish(job.id, FINISHED, run_id=result.run_id, result=summary)
+
+    def _comparison_run(self, job: JobRecord) -> str | None:
+        """The run of a comparison that ended early: the job's linked run, else the newest run of
+        experiment ``model_comparison`` started after the job (best effort: None when unsure)."""
+        current = self.store.get(job.id)
+        if current is not None and current.run_id:
+            return current.run_id
+        try:
+            client = make_client(self.settings.mlflow_tracking_uri)
+            exp = client.get_experiment_by_name(_EXPERIMENT_COMPARISON)
+            if exp is None or job.started_at is None:
+                return None
+            since = int(job.started_at.timestamp() * 1000)
+            runs = client.search_runs(
+                [exp.experiment_id],
+                f"attributes.start_time >= {since}",
+                max_results=2,
+            )
+            return runs[0].info.run_id if len(runs) == 1 else None
+        except Exception as exc:  # noqa: BLE001 - the job's own record is what matters
+            logger.warning("job %s: comparison run not found: %s", job.id, type(exc).__name__)
+            return None
 
 
 def _prepare_tracking_store(settings: ServiceSettings) -> None:

@@ -46,6 +46,8 @@ def retraining_config(params: RetrainParams, settings: ServiceSettings) -> Retra
     if params.n_folds is not None:
         kwargs["walk_forward"] = WalkForwardConfig(n_folds=params.n_folds)
     if params.model is not None:
+        if "family" in params.model.model_fields_set:
+            kwargs["family"] = params.model.family
         kwargs["model_kwargs"] = params.model.to_kwargs()
     return RetrainingConfig(**kwargs)
 

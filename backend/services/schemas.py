@@ -11,7 +11,7 @@ import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from backend.ml_engine.config import DEFAULT_MODEL_NAME
 from backend.ml_engine.verdicts import Check, Verdict, render
@@ -22,6 +22,7 @@ __all__ = [
     "ArtifactPublic",
     "CandleIn",
     "CheckPublic",
+    "ComparisonParams",
     "ComponentHealth",
     "DatasetInputPublic",
     "DriftPublic",
@@ -30,15 +31,20 @@ __all__ = [
     "HealthPublic",
     "JOB_KINDS",
     "JOB_STATUSES",
+    "JobKind",
     "JobPublic",
     "JobsPublic",
     "Lang",
+    "LeaderboardPublic",
+    "LeaderboardRowPublic",
+    "MetricIntervalPublic",
     "MetricPoint",
     "ModelOptions",
     "ModelPublic",
     "ModelVersionDetail",
     "ModelVersionPublic",
     "ModelsPublic",
+    "PairedTestPublic",
     "PredictionPublic",
     "ProductionModel",
     "PromotionDecisionPublic",
@@ -48,6 +54,7 @@ __all__ = [
     "RunDetailPublic",
     "RunPublic",
     "RunsPublic",
+    "SignalPolicyParams",
     "SignaturePublic",
     "TrainingParams",
     "VerdictFields",
@@ -59,9 +66,9 @@ __all__ = [
 #: The languages verdicts are rendered in (``?lang=`` of the API, the dashboard's switch).
 Lang = Literal["en", "ru"]
 JobStatus = Literal["queued", "running", "finished", "failed", "cancelled"]
-JobKind = Literal["train", "retrain"]
+JobKind = Literal["train", "retrain", "leaderboard"]
 JOB_STATUSES: tuple[str, ...] = ("queued", "running", "finished", "failed", "cancelled")
-JOB_KINDS: tuple[str, ...] = ("train", "retrain")
+JOB_KINDS: tuple[str, ...] = ("train", "retrain", "leaderboard")
 
 #: A registered-model name: letters, digits, ``_ . -``; what MLflow accepts in a ``models:/`` URI.
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
@@ -321,32 +328,77 @@ class RunDetailPublic(RunPublic):
 # Training and jobs
 
 
+FAMILY_DESCRIPTION = (
+    "model family: hybrid_cnn_lstm (default), tcn, lightgbm, logreg; GET /models/families lists each one's options"
+)
+
+
 class ModelOptions(BaseModel):
-    """Network size overrides (``ModelConfig`` fields); unset fields keep the defaults."""
+    """The model: ``family`` (default ``hybrid_cnn_lstm``) and that family's options as further keys,
+    e.g. ``{"family": "lightgbm", "num_leaves": 63}`` or ``{"lstm_hidden": 32}``. An unknown family,
+    an option of another family or a bad value is refused (422) with one line naming what is allowed;
+    so is a configuration that cannot be exported to ONNX (it could never be served)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [{"family": "lightgbm", "num_leaves": 63}, {"family": "hybrid_cnn_lstm", "lstm_hidden": 32}]
+        },
+    )
 
-    conv_channels: list[Annotated[int, Field(strict=True, ge=1, le=512)]] | None = Field(default=None, max_length=4)
-    kernel_size: int | None = Field(default=None, strict=True, ge=1, le=15)
-    lstm_hidden: int | None = Field(default=None, strict=True, ge=1, le=1024)
-    lstm_layers: int | None = Field(default=None, strict=True, ge=1, le=4)
-    dropout: float | None = Field(default=None, ge=0.0, lt=1.0, allow_inf_nan=False)
-    attention_dim: int | None = Field(default=None, strict=True, ge=1, le=1024)
-    head_hidden: int | None = Field(default=None, strict=True, ge=1, le=1024)
+    family: str = Field(default="hybrid_cnn_lstm", description=FAMILY_DESCRIPTION)
 
-    @field_validator("kernel_size")
-    @classmethod
-    def _odd(cls, value: int | None) -> int | None:
-        if value is not None and value % 2 == 0:
-            raise ValueError("kernel_size must be odd ('same' padding keeps the window length)")
-        return value
+    @model_validator(mode="after")
+    def _valid_for_family(self) -> ModelOptions:
+        from backend.ml_engine.families import FamilyError, get_family
+
+        try:
+            fam = get_family(self.family)
+            config = fam.make_config(self.options(), n_features=1, window=60)
+            fam.check_exportable(config)
+        except FamilyError as exc:
+            raise ValueError(str(exc)) from None
+        self.family = fam.name
+        return self
+
+    def options(self) -> dict[str, Any]:
+        """The family's options that are set."""
+        return dict(self.model_extra or {})
 
     def to_kwargs(self) -> dict[str, Any]:
-        """``ModelConfig`` keyword arguments of the fields that are set."""
-        out = self.model_dump(exclude_none=True)
-        if "conv_channels" in out:
-            out["conv_channels"] = tuple(out["conv_channels"])
-        return out
+        """The family's option values (``families.ModelFamily.make_config`` reads them)."""
+        return self.options()
+
+
+class SignalPolicyParams(BaseModel):
+    """How class probabilities become positions in the comparison's backtest
+    (:class:`~backend.ml_engine.signal_policy.SignalPolicy`); unset fields keep its defaults."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"mode": "threshold", "threshold": 0.5}]})
+
+    mode: Literal["argmax", "threshold"] = Field(
+        default="argmax",
+        description="argmax: the most likely class decides; threshold: act only when P(up) or P(down) >= threshold",
+    )
+    threshold: float = Field(default=0.5, strict=True, gt=0.0, le=1.0, allow_inf_nan=False)
+    direction: Literal["long_short", "long_only"] = Field(
+        default="long_short", description="long_only: a short signal stays flat (spot without borrowing)"
+    )
+    fee: float = Field(
+        default=0.001, strict=True, ge=0.0, le=0.05, allow_inf_nan=False, description="per unit of position change"
+    )
+    slippage: float = Field(
+        default=0.0, strict=True, ge=0.0, le=0.05, allow_inf_nan=False, description="per unit of position change"
+    )
+
+
+class ModelFamilyPublic(BaseModel):
+    """A model family and the options a training may set."""
+
+    name: str
+    title: str
+    input: str = Field(description="window: the network reads the (T, F) window; tabular: its last row, lags, stats")
+    options: list[dict[str, Any]] = Field(description="name, kind, default, help, choices, minimum, maximum")
 
 
 PRIORITY_DESCRIPTION = (
@@ -392,8 +444,29 @@ class TrainingParams(BaseModel):
     window: int | None = Field(default=None, strict=True, ge=2, le=1024, description="candles per input window")
     horizon: int | None = Field(default=None, strict=True, ge=1, le=500, description="label horizon in candles")
     seed: int | None = Field(default=None, strict=True, ge=0, le=2**32 - 1)
-    model: ModelOptions | None = None
+    model: ModelOptions | None = Field(
+        default=None, description="the family and its options; a bare family name is accepted too, e.g. 'lightgbm'"
+    )
+    calibrate: bool = Field(
+        default=False, strict=True, description="fit a temperature on the validation split (applied when serving)"
+    )
+    policy: SignalPolicyParams | None = Field(default=None, description="the backtest's signal policy")
     export_onnx: bool = Field(default=True, strict=True)
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _family_name(cls, value: Any) -> Any:
+        return {"family": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _servable(self) -> TrainingParams:
+        if not self.export_onnx and self.model is not None:
+            from backend.ml_engine.families import get_family
+
+            if get_family(self.model.family).input_kind == "tabular":
+                raise ValueError(f"{self.model.family} is served from its ONNX export only; export_onnx must be true")
+        return self
+
     auto_promote: bool = Field(default=False, strict=True, description="promote through the gate when it passes")
     min_accuracy_for_promotion: float | None = Field(default=None, strict=True, ge=0.0, le=1.0, allow_inf_nan=False)
     run_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
@@ -435,8 +508,62 @@ class RetrainParams(BaseModel):
     priority: int = Field(default=0, strict=True, ge=-10, le=10, description=PRIORITY_DESCRIPTION)
 
 
+def _known_families() -> list[str]:
+    from backend.ml_engine.families import family_names
+
+    return family_names()
+
+
+class ComparisonParams(BaseModel):
+    """A comparison of model families (the leaderboard): the same walk-forward folds for every family
+    and the baselines, metrics with block-bootstrap intervals, paired tests against the baselines.
+    Unset fields come from the settings (``ML_WINDOW``, ``ML_EPOCHS``...); ``families`` empty or
+    unset: every family. ``data_source`` names the candles as in :class:`TrainingParams`."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"families": ["hybrid_cnn_lstm", "lightgbm"], "folds": 3, "epochs": 5}]},
+    )
+
+    data_source: DataSource = "default"
+    symbols: list[Annotated[str, Field(pattern=r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}$")]] | None = Field(
+        default=None, max_length=50, description="e.g. ['ETH/BTC']; empty or unset: every series of the source"
+    )
+    timeframe: str | None = Field(default=None, pattern=r"^[1-9][0-9]{0,2}[mhdw]$", description="e.g. 5m")
+    date_range: float | None = Field(
+        default=None, strict=True, gt=0.0, le=3650.0, allow_inf_nan=False, description="the last N days of candles"
+    )
+    window: int | None = Field(default=None, strict=True, ge=2, le=1024, description="candles per input window")
+    horizon: int | None = Field(default=None, strict=True, ge=1, le=500, description="label horizon in candles")
+    families: list[str] | None = Field(
+        default=None, max_length=20, description="model families to compare (unset or empty: all of them)"
+    )
+    folds: int | None = Field(default=None, strict=True, ge=1, le=20, description="walk-forward folds")
+    epochs: int | None = Field(default=None, strict=True, ge=1, le=1000, description="epochs of each network")
+    batch_size: int | None = Field(default=None, strict=True, ge=1, le=8192)
+    seed: int | None = Field(default=None, strict=True, ge=0, le=2**32 - 1)
+    n_boot: int | None = Field(default=None, strict=True, ge=100, le=20_000, description="bootstrap resamples")
+    policy: SignalPolicyParams | None = Field(default=None, description="the signal policy of the backtest")
+    priority: int = Field(default=0, strict=True, ge=-10, le=10, description=PRIORITY_DESCRIPTION)
+
+    @field_validator("families")
+    @classmethod
+    def _known(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        known = _known_families()
+        out: list[str] = []
+        for name in value:
+            key = name.strip().lower()
+            if key not in known:  # the name itself is not repeated: an error never echoes the request
+                raise ValueError(f"unknown model family; choose from: {', '.join(known)}")
+            if key not in out:
+                out.append(key)
+        return out
+
+
 class JobPublic(BaseModel):
-    """A background job (a training or a retraining) as recorded in the jobs table."""
+    """A background job (a training, a retraining, a comparison) as recorded in the jobs table."""
 
     id: str
     kind: JobKind
@@ -446,6 +573,7 @@ class JobPublic(BaseModel):
     epoch: int = Field(default=0, description="epochs done")
     epochs: int | None = Field(default=None, description="epochs asked for")
     progress: float = Field(default=0.0, ge=0.0, le=1.0)
+    stage: str | None = Field(default=None, description="what a running comparison does now, e.g. 'fold 2/3: tcn'")
     metrics: dict[str, float | None] = Field(default_factory=dict, description="latest epoch's metrics")
     run_id: str | None = None
     version: int | None = None
@@ -466,6 +594,62 @@ class JobPublic(BaseModel):
 class JobsPublic(BaseModel):
     data: list[JobPublic]
     count: int
+
+
+# --------------------------------------------------------------------------------------------
+# The leaderboard (a comparison of model families)
+
+
+class MetricIntervalPublic(BaseModel):
+    """A metric on the out-of-sample predictions and its block-bootstrap interval."""
+
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+
+class PairedTestPublic(BaseModel):
+    """A family against a baseline on the same resampled rows: the difference of ``metric``, its
+    interval and the two-sided p-value; ``significant`` when p < alpha."""
+
+    metric: str = ""
+    diff: float | None = None
+    low: float | None = None
+    high: float | None = None
+    p_value: float | None = None
+    significant: bool = False
+
+
+class LeaderboardRowPublic(BaseModel):
+    """One model of the leaderboard: a family or a baseline."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    kind: Literal["family", "baseline"] = "family"
+    metrics: dict[str, MetricIntervalPublic] = Field(default_factory=dict)
+    tests: dict[str, PairedTestPublic] = Field(default_factory=dict, description="baseline name -> paired test")
+    train_seconds: float | None = None
+    latency_p50_ms: float | None = None
+    n_parameters: int | None = None
+    n_trades: int | None = None
+    too_few_trades: bool = False
+
+
+class LeaderboardPublic(BaseModel):
+    """The newest finished comparison of model families (experiment ``model_comparison``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    rows: list[LeaderboardRowPublic] = Field(default_factory=list)
+    n_predictions: int = 0
+    block: int = Field(default=0, description="bootstrap block length (rows)")
+    folds: list[dict[str, Any]] = Field(default_factory=list)
+    policy: str = Field(default="", description="the signal policy, in words")
+    verdict: str = Field(default="", description="the comparison's conclusion, in English")
+    wall_seconds: float | None = None
+    run_id: str | None = None
+    artifacts: dict[str, str] = Field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------

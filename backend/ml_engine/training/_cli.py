@@ -89,6 +89,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="an option of the family, e.g. num_leaves=63 or conv_channels=32,32; repeat for several",
     )
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="fit a temperature on the validation split; stored with the version, applied when serving",
+    )
+    p.add_argument(
+        "--signal-mode",
+        choices=["argmax", "threshold"],
+        help="how probabilities become trades in the backtest (default: argmax)",
+    )
+    p.add_argument(
+        "--threshold", type=positive_float, help="with --signal-mode threshold: least probability of up/down to act"
+    )
+    p.add_argument("--long-only", action="store_true", help="backtest long positions only (a down signal is flat)")
+    p.add_argument("--fee", type=float, help="backtest cost per unit of position change (default 0.001 = 0.10%%)")
+    p.add_argument("--slippage", type=float, help="backtest slippage per unit of position change (default 0)")
     p.add_argument("--model-name", default=DEFAULT_MODEL_NAME, help="registered model name (default: hybrid_cnn_lstm)")
     p.add_argument("--run-name", help="MLflow run name and output folder name (default: timestamped)")
     p.add_argument("--no-onnx", action="store_true", help="skip the ONNX export")
@@ -143,9 +159,28 @@ def _print_summary(result: dict[str, Any], settings: Settings, stream: TextIO | 
         if i == 0:
             print("  " + "  ".join("-" * w[j] for j in range(4)), file=stream)
     print("", file=stream)
-    print("Backtest with fees     model       buy & hold", file=stream)
-    print(f"  total return         {bt['total_return']:+.4f}     {bt['buy_and_hold_total_return']:+.4f}", file=stream)
-    print(f"  Sharpe (annualised)  {bt['sharpe']:+.3f}      {bt['buy_and_hold_sharpe']:+.3f}", file=stream)
+    from ..evaluation import MIN_TRADES
+
+    n_trades = int(bt["n_trades"])
+    print(f"Backtest ({result.get('signal_policy') or 'argmax, long and short'}; fills at the next open)", file=stream)
+    print("                       model       buy & hold", file=stream)
+    if n_trades < MIN_TRADES:
+        print(
+            f"  total return         too few trades ({n_trades} < {MIN_TRADES})  {bt['buy_and_hold_total_return']:+.4f}",
+            file=stream,
+        )
+        print(f"  Sharpe (annualised)  too few trades ({n_trades} < {MIN_TRADES})", file=stream)
+    else:
+        print(
+            f"  total return         {bt['total_return']:+.4f}     {bt['buy_and_hold_total_return']:+.4f}",
+            file=stream,
+        )
+        print(f"  Sharpe (annualised)  {bt['sharpe']:+.3f}      {bt['buy_and_hold_sharpe']:+.3f}", file=stream)
+        if bt.get("sharpe_low") is not None and bt.get("sharpe_high") is not None:
+            print(
+                f"  Sharpe 95% interval  [{bt['sharpe_low']:+.2f}, {bt['sharpe_high']:+.2f}] (block bootstrap)",
+                file=stream,
+            )
     print(f"  max drawdown         {bt['max_drawdown']:.4f}      {bt['buy_and_hold_max_drawdown']:.4f}", file=stream)
     print(f"  trades / win rate    {int(bt['n_trades'])} / {bt['win_rate']:.3f}", file=stream)
     print("", file=stream)
@@ -167,6 +202,19 @@ def _print_summary(result: dict[str, Any], settings: Settings, stream: TextIO | 
         if result.get("promotion_reason") and not result.get("promoted"):
             print(f"Promotion refused: {result['promotion_reason']}", file=stream)
         print("Browse:   python start_mlflow_ui.py  ->  http://127.0.0.1:5000", file=stream)
+
+
+def _policy(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The signal policy of the flags (None: none given, the default policy)."""
+    given = {
+        "mode": args.signal_mode,
+        "threshold": args.threshold,
+        "direction": "long_only" if args.long_only else None,
+        "fee": args.fee,
+        "slippage": args.slippage,
+    }
+    out = {k: v for k, v in given.items() if v is not None}
+    return out or None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -204,6 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "horizon": args.horizon,
                 "family": args.model,
                 "model_kwargs": dict(args.model_option) or None,
+                "calibrate": args.calibrate or None,
+                "policy": _policy(args),
             }.items()
             if v is not None
         }

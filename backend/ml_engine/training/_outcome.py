@@ -56,6 +56,13 @@ class TrainingOutcome:
     """Digest of each split's dataset input (``train``, ``val``, ``test``) when tracked."""
     model_uri: str | None = None
     """``models:/<model_id>`` of the logged model when tracked."""
+    family: str = "hybrid_cnn_lstm"
+    """The model family (``backend.ml_engine.families``)."""
+    n_parameters: int | None = None
+    signal_policy: str = ""
+    """``SignalPolicy.describe()`` of the backtest."""
+    temperature: float | None = None
+    """The fitted calibration temperature (None: not calibrated)."""
 
     @property
     def model_id(self) -> str | None:
@@ -97,6 +104,10 @@ class TrainingOutcome:
             "model_uri": self.model_uri,
             "model_id": self.model_id,
             "datasets": dict(self.dataset_digests),
+            "family": self.family,
+            "n_parameters": self.n_parameters,
+            "signal_policy": self.signal_policy,
+            "temperature": self.temperature,
         }
 
 
@@ -112,6 +123,10 @@ def version_tags(outcome: TrainingOutcome, run_id: str | None, training_mode: st
         "test_accuracy": f"{tm['accuracy']:.4f}",
         "test_f1_macro": f"{tm['f1_macro']:.4f}",
         "backtest_sharpe": f"{outcome.backtest.get('sharpe', float('nan')):.4f}",
+        "backtest_n_trades": str(int(outcome.backtest.get("n_trades", 0))),
+        "model_family": outcome.family,
+        "signal_policy": outcome.signal_policy,
+        "calibration_temperature": f"{outcome.temperature:.4f}" if outcome.temperature is not None else "none",
         "onnx_parity_max_abs_diff": f"{parity:.2e}" if parity is not None else "n/a",
         "training_mode": training_mode,
         "code_version": code_version(),

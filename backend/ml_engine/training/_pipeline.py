@@ -174,18 +174,54 @@ def run_training(
     fit_seconds = time.perf_counter() - t_fit
 
     # 3. evaluate on the test split -------------------------------------------------------
-    proba = fitted.predict_proba(prepared.test)
+    from backend.ml_engine import calibration as calib
+    from backend.ml_engine.families import softmax
+
+    test_logits = fitted.predict_logits(prepared.test)
+    calibration_info: dict[str, Any] = {}
+    if request.calibrate:  # temperature scaling fitted on the validation split, never on test
+        val_logits = fitted.predict_logits(prepared.val)
+        val_y = prepared.val.labels
+        temperature = calib.fit_temperature(val_logits, val_y)
+        calibration_info = {
+            "method": "temperature",
+            "temperature": temperature,
+            "fitted_on": "val",
+            "val_ece_before": calib.expected_calibration_error(softmax(val_logits), val_y),
+            "val_ece_after": calib.expected_calibration_error(softmax(val_logits / temperature), val_y),
+        }
+        test_logits = test_logits / np.float32(temperature)
+        logger.info(
+            "temperature scaling: T = %.3f (val ECE %.4f -> %.4f)",
+            temperature,
+            calibration_info["val_ece_before"],
+            calibration_info["val_ece_after"],
+        )
+    proba = softmax(test_logits)
     y_pred = proba.argmax(axis=1)
     ends = prepared.test.ends
     y_true = prepared.y[ends]
     test_metrics = evaluation.classification_metrics(y_true, y_pred)
+    test_metrics.update(evaluation.probability_metrics(y_true, proba))
+    test_metrics["ece"] = calib.expected_calibration_error(proba, y_true)
     # Previous direction: the last move fully realised at t is the label of row t - horizon.
     prev = prepared.y[ends - prepared.horizon]
     prev = np.where(prev < 0, 1, prev)
     baselines = evaluation.baseline_metrics(y_true, y_train=prepared.train.labels, prev_direction=prev)
     # A backtest return must never span a gap: series and segment together identify a run of bars.
     run_ids = prepared.series_id[ends].astype(np.int64) * 1_000_000 + prepared.segment[ends]
-    bt = evaluation.backtest(y_pred, prepared.close[ends], run_ids, fee=request.fee, timeframe=timeframe)
+    policy = request.signal_policy
+    bt = evaluation.backtest(
+        None,
+        prepared.close[ends],
+        run_ids,
+        fee=policy.fee,
+        slippage=policy.slippage,
+        timeframe=timeframe,
+        open_=prepared.open[ends],
+        positions=policy.positions(proba),
+    )
+    bt.update(evaluation.sharpe_interval(bt, block=max(prepared.horizon, 1), seed=request.trainer.seed))
 
     # 4. outputs ------------------------------------------------------------------------
     native_path = fitted.save(out)
@@ -209,6 +245,11 @@ def run_training(
             test_metrics["confusion_matrix"], out / "confusion_matrix.png"
         ),
         "learning_curves.png": plots.plot_learning_curves(result.history, out / "learning_curves.png"),
+        "reliability.png": plots.plot_reliability(
+            {family.name: calib.reliability_curve(proba, y_true)},
+            out / "reliability.png",
+            title=f"Reliability on the test split (ECE {test_metrics['ece']:.3f})",
+        ),
         "equity_curve.png": plots.plot_equity_curve(
             {_run_label(prepared.symbols, k): v for k, v in bt["equity"].items()},
             out / "equity_curve.png",
@@ -262,6 +303,8 @@ def run_training(
         "test_metrics": test_metrics,
         "baselines": baselines,
         "backtest": backtest_scalars,
+        "signal_policy": {**policy.to_dict(), "description": policy.describe()},
+        "calibration": calibration_info or None,
         "onnx": onnx_info,
         "library_versions": library_versions(),
     }
@@ -286,6 +329,10 @@ def run_training(
         rows=SplitRows(len(prepared.train), len(prepared.val), len(prepared.test)),
         fit_seconds=fit_seconds,
         wall_seconds=time.perf_counter() - t_start,
+        family=family.name,
+        n_parameters=fitted.n_parameters(),
+        signal_policy=policy.describe(),
+        temperature=calibration_info.get("temperature"),
     )
 
     if tracker is not None:

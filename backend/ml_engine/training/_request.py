@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
+from ..signal_policy import SignalPolicy
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..dataset import SplitConfig
@@ -55,6 +56,14 @@ class TrainingRequest:
     fee: float = 0.001
     family: str = "hybrid_cnn_lstm"
     """The model family (``backend.ml_engine.families``)."""
+    policy: SignalPolicy | None = None
+    """How probabilities become trades in the backtest; None: arg-max, long and short, ``fee``."""
+    calibrate: bool = False
+    """Fit a temperature on the validation split; stored with the version, applied when serving."""
+
+    @property
+    def signal_policy(self) -> SignalPolicy:
+        return self.policy if self.policy is not None else SignalPolicy(fee=self.fee)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> TrainingRequest:
@@ -92,6 +101,9 @@ class TrainingRequest:
             device=str(o.get("device", settings.device)),
             **dict(o.get("trainer_kwargs") or {}),
         )
+        policy = o.get("policy")
+        if isinstance(policy, dict):
+            policy = SignalPolicy.from_dict(policy)
         return cls(
             data=data,
             features=features,
@@ -101,6 +113,9 @@ class TrainingRequest:
             trainer=trainer,
             window=window,
             family=family.name,
+            fee=policy.fee if policy is not None else 0.001,
+            policy=policy,
+            calibrate=bool(o.get("calibrate", False)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -114,6 +129,8 @@ class TrainingRequest:
             "window": self.window,
             "fee": self.fee,
             "family": self.family,
+            "policy": self.policy.to_dict() if self.policy is not None else None,
+            "calibrate": self.calibrate,
         }
 
     @classmethod
@@ -135,6 +152,8 @@ class TrainingRequest:
             window=int(d["window"]),
             fee=float(d["fee"]),
             family=family.name,
+            policy=SignalPolicy.from_dict(d["policy"]) if d.get("policy") else None,
+            calibrate=bool(d.get("calibrate", False)),
         )
 
 
