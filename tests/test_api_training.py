@@ -241,3 +241,29 @@ def test_a_failing_training_ends_failed_with_the_reason(env):
     assert env["runner"](job["id"]) == "done"
     done = client.get(f"{PREFIX}/jobs/{job['id']}").json()
     assert done["status"] == "failed" and "NOPE/BTC" in done["error"]
+
+
+def test_model_families_are_listed_and_bad_family_input_is_422(env):
+    client = env["client"]
+    families = client.get(f"{PREFIX}/families").json()
+    assert [f["name"] for f in families] == ["hybrid_cnn_lstm", "tcn", "lightgbm", "logreg"]
+    lgbm = next(f for f in families if f["name"] == "lightgbm")
+    assert lgbm["input"] == "tabular" and {"num_leaves", "learning_rate"} <= {o["name"] for o in lgbm["options"]}
+    jobs_before = client.get(f"{PREFIX}/jobs").json()["count"]
+    for bad, words in (
+        ({"model": "xgboost"}, "choose one of: hybrid_cnn_lstm, tcn, lightgbm, logreg"),
+        ({"model": {"family": "lightgbm", "lstm_hidden": 8}}, "unknown option lstm_hidden"),
+        ({"model": {"family": "lightgbm", "linear_tree": True}}, "cannot be exported to ONNX"),
+        ({"model": "logreg", "export_onnx": False}, "served from its ONNX export only"),
+        ({"policy": {"mode": "threshold", "threshold": 1.5}}, "threshold"),
+    ):
+        r = client.post(f"{PREFIX}/train", json=bad, headers=AUTH)
+        assert r.status_code == 422, (bad, r.text)
+        assert words in r.text, (bad, r.text)
+    assert client.get(f"{PREFIX}/jobs").json()["count"] == jobs_before  # nothing submitted
+    # a bare family name and the old option object both still work
+    for good in ({"model": "lightgbm"}, {"model": {"lstm_hidden": 16}}, {"model": {"family": "tcn", "levels": 2}}):
+        from backend.services.schemas import TrainingParams
+
+        params = TrainingParams.model_validate(good)
+        assert params.model is not None and params.model.family in ("lightgbm", "hybrid_cnn_lstm", "tcn")

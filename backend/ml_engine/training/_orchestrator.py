@@ -105,6 +105,13 @@ class TrainingOrchestrator:
                     raise ValueError(f"nothing to resume: no checkpoint of run {run_name!r} in {output_dir}")
                 request = TrainingRequest.from_dict(json.loads(saved.read_text()))  # the interrupted run's config
             request = request or TrainingRequest.from_settings(settings, **overrides)
+            from backend.ml_engine.families import get_family
+
+            family = get_family(request.family)
+            if export_onnx:
+                family.check_exportable(request.model)  # a model that could never be served is not trained
+            elif family.input_kind == "tabular":
+                raise ValueError(f"{family.name} is served from its ONNX export only; it cannot be trained without it")
             data = load_training_data(request)
             prepared = prepare_training_data(request, data)
         except Exception as exc:  # noqa: BLE001 - reported in the result, as every failure
