@@ -161,7 +161,7 @@ def test_family_trains_registers_is_promoted_and_serves_with_parity(trained, fam
     np.testing.assert_allclose(via_pyfunc, served, atol=PARITY_TOLERANCE)
 
     # the native model (as trained, before ONNX) on the same windows: parity <= 1e-5
-    bundle = predictor._bundle  # noqa: SLF001 - the loaded version's window builder
+    bundle = predictor._bundle  # the loaded version: its window builder
     assert bundle is not None
     from backend.ml_engine.pipeline import build_inference_windows
 
