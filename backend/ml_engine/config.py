@@ -22,6 +22,8 @@ SAMPLE_DATA_DIR = PACKAGE_DIR / "sample_data"
 EXPERIMENT_DEFAULT = "trading_bot_ml"
 EXPERIMENT_TRAINING = "model_training"
 EXPERIMENT_RETRAINING = "auto_retraining"
+#: Leaderboards: every model family against the naive baselines on the same folds (`leaderboard`).
+EXPERIMENT_COMPARISON = "model_comparison"
 
 #: Market sessions of the candles (`data.candles`, Sessions): closures are not gaps.
 SESSIONS = ("auto", "24/7", "weekdays")

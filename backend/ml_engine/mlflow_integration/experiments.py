@@ -7,6 +7,9 @@ Three experiments, named in the user's guide:
 * ``auto_retraining``: runs of the retraining pipeline (triggers scheduled / drift /
   performance_drop, walk-forward validation, automatic promotion).
 
+and a fourth, created by its first run: ``model_comparison``, the leaderboards of
+``python -m backend.ml_engine.leaderboard`` (every family against the naive baselines).
+
 Each is created with a description in the ``mlflow.note.content`` tag (the text the MLflow UI
 shows on the experiment page), Russian first, English second.
 
@@ -39,7 +42,7 @@ from mlflow.entities import LifecycleStage
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 
-from ..config import EXPERIMENT_DEFAULT, EXPERIMENT_RETRAINING, EXPERIMENT_TRAINING
+from ..config import EXPERIMENT_COMPARISON, EXPERIMENT_DEFAULT, EXPERIMENT_RETRAINING, EXPERIMENT_TRAINING
 from .stores import store_kind
 
 logger = logging.getLogger(__name__)
@@ -68,6 +71,15 @@ EXPERIMENT_DESCRIPTIONS: dict[str, str] = {
         "автоматическое продвижение в production.\n\n"
         "Automatic retraining (RetrainingPipeline): the trigger tag (scheduled, drift, "
         "performance_drop), walk-forward validation results, automatic promotion to production."
+    ),
+    EXPERIMENT_COMPARISON: (
+        "Сравнение моделей (python -m backend.ml_engine.leaderboard): каждое семейство моделей и наивные "
+        "базовые линии на одних и тех же фолдах walk-forward; метрики с 95 % интервалами блочного бутстрепа "
+        "(<семейство>_accuracy, _low, _high), p-значения парных тестов (<семейство>_vs_majority_p), "
+        "таблица leaderboard.md, график, JSON и диаграмма надёжности.\n\n"
+        "Model comparison (python -m backend.ml_engine.leaderboard): every model family and the naive "
+        "baselines on the same walk-forward folds; metrics with 95 % block-bootstrap intervals, paired-test "
+        "p-values against the baselines, the Markdown table, a chart, the JSON and a reliability diagram."
     ),
 }
 
