@@ -31,6 +31,7 @@ NAVIGATION: tuple[tuple[str, str, str, str], ...] = (
     ("overview", "nav.overview", ":material/home:", "overview"),
     ("runs", "nav.runs", ":material/science:", "runs"),
     ("compare", "nav.compare", ":material/compare_arrows:", "compare"),
+    ("leaderboard", "nav.leaderboard", ":material/leaderboard:", "leaderboard"),
     ("models", "nav.models", ":material/inventory_2:", "models"),
     ("training", "nav.training", ":material/model_training:", "training"),
     ("retraining", "nav.retraining", ":material/autorenew:", "retraining"),

@@ -714,6 +714,204 @@ _TABLE: dict[str, tuple[str, str]] = {
         "Retrain even without drift or a performance drop; the lock still applies.",
     ),
     "retraining.submit": ("Поставить в очередь", "Queue it"),
+    # -- model comparison (the leaderboard) ----------------------------------------------------
+    "nav.leaderboard": ("Сравнение моделей", "Model comparison"),
+    "job.kind.leaderboard": ("сравнение моделей", "model comparison"),
+    "leaderboard.title": ("Сравнение моделей", "Model comparison"),
+    "leaderboard.caption": (
+        "Все семейства моделей и простые базовые стратегии на одних и тех же walk-forward фолдах: метрики с "
+        "доверительными интервалами, парные тесты против базовых стратегий, вывод. Новое сравнение ставится в "
+        "очередь как задача — проверка полей та же, что у POST /leaderboard.",
+        "Every model family and the naive baselines on the same walk-forward folds: metrics with confidence "
+        "intervals, paired tests against the baselines, a verdict. A new comparison is queued as a job — the "
+        "fields are checked exactly as POST /leaderboard checks them.",
+    ),
+    "leaderboard.none": (
+        "Сравнений ещё не было: запустите первое формой ниже.",
+        "No comparison has finished yet: start the first one with the form below.",
+    ),
+    "leaderboard.latest": ("Последнее сравнение", "Latest comparison"),
+    "leaderboard.summary": (
+        "Прогнозов вне обучающей выборки: {n} · фолдов: {folds} · блок бутстрэпа: {block} свечей · заняло {seconds} с",
+        "Out-of-sample predictions: {n} · folds: {folds} · bootstrap block: {block} candles · took {seconds} s",
+    ),
+    "leaderboard.verdict_recorded": ("Вывод, как он записан в MLflow", "The verdict as recorded in MLflow"),
+    "leaderboard.verdict.all": (
+        "Лучшая модель — {model}: {metric} {value}. Она значимо лучше всех базовых стратегий.",
+        "The best model is {model}: {metric} {value}. It is significantly better than every baseline.",
+    ),
+    "leaderboard.verdict.some": (
+        "Лучшая модель — {model}: {metric} {value}. Значимо лучше базовых стратегий: {beaten}. Без значимого "
+        "перевеса над: {others} — там разница может быть случайной.",
+        "The best model is {model}: {metric} {value}. Significantly better than the baselines: {beaten}. No "
+        "significant edge over: {others} — there the difference may be chance.",
+    ),
+    "leaderboard.verdict.none": (
+        "Лучшая модель — {model}: {metric} {value}, но ни одну базовую стратегию она значимо не превосходит: "
+        "преимущество может быть случайным.",
+        "The best model is {model}: {metric} {value}, but it is not significantly better than any baseline: "
+        "the edge may be chance.",
+    ),
+    "leaderboard.verdict.few_trades": (
+        "Сделок слишком мало ({n} < {min}): доходности и коэффициенту Шарпа доверять нельзя.",
+        "Too few trades ({n} < {min}): the return and the Sharpe ratio cannot be trusted.",
+    ),
+    "leaderboard.verdict.empty": ("В сравнении нет ни одной обученной модели.", "The comparison has no trained model."),
+    "leaderboard.table": ("Таблица моделей", "Models"),
+    "leaderboard.interval_help": (
+        "Каждая метрика — «значение [нижняя, верхняя граница]»: {level}-процентный доверительный интервал блочного "
+        "бутстрэпа. Прогнозы много раз перевыбираются блоками подряд идущих свечей (соседние свечи связаны), и "
+        "метрика пересчитывается; в интервал попадает {level} % результатов. Широкий интервал — результат неустойчив; "
+        "если интервалы двух моделей сильно перекрываются, по этой метрике их не различить.",
+        'Each metric is "value [lower, upper bound]": a {level} % block-bootstrap confidence interval. The predictions '
+        "are resampled many times in blocks of consecutive candles (neighbouring candles are related) and the "
+        "metric is recomputed; {level} % of the results fall inside the interval. A wide interval means an unstable "
+        "result; when two models' intervals overlap a lot, this metric cannot tell them apart.",
+    ),
+    "leaderboard.table_legend": (
+        "Серым — базовые стратегии. Доходность и просадка — в процентах за весь период проверки; время обучения — "
+        "в секундах, задержка — медиана одного прогноза в миллисекундах.",
+        "Grey: the baselines. Return and drawdown in percent over the whole test period; training time in "
+        "seconds, latency the median of one prediction in milliseconds.",
+    ),
+    "leaderboard.kind.family": ("модель", "model"),
+    "leaderboard.kind.baseline": ("базовая стратегия", "baseline"),
+    "leaderboard.col.model": ("Модель", "Model"),
+    "leaderboard.col.kind": ("Тип", "Type"),
+    "leaderboard.col.trades": ("Сделок", "Trades"),
+    "leaderboard.col.train_seconds": ("Обучение, с", "Training, s"),
+    "leaderboard.col.latency": ("Задержка p50, мс", "Latency p50, ms"),
+    "leaderboard.col.parameters": ("Параметров", "Parameters"),
+    "leaderboard.col.baseline": ("Против стратегии", "Against"),
+    "leaderboard.col.metric": ("Метрика", "Metric"),
+    "leaderboard.col.diff": ("Разница [интервал]", "Difference [interval]"),
+    "leaderboard.col.p_value": ("p-значение", "p-value"),
+    "leaderboard.col.conclusion": ("Вывод", "Conclusion"),
+    "leaderboard.metric.accuracy": ("Точность", "Accuracy"),
+    "leaderboard.metric.f1_macro": ("F1 (макро)", "Macro F1"),
+    "leaderboard.metric.log_loss": ("Лог. потери", "Log loss"),
+    "leaderboard.metric.brier": ("Оценка Брайера", "Brier score"),
+    "leaderboard.metric.sharpe": ("Коэф. Шарпа", "Sharpe ratio"),
+    "leaderboard.metric.total_return": ("Доходность", "Total return"),
+    "leaderboard.metric.max_drawdown": ("Макс. просадка", "Max drawdown"),
+    "leaderboard.metric.ece": ("Ошибка калибровки (ECE)", "Calibration error (ECE)"),
+    "leaderboard.metric.mean_net_return": ("Чистый доход за свечу, б.п.", "Net return per bar, bp"),
+    "leaderboard.baseline.majority": ("самый частый класс", "the majority class"),
+    "leaderboard.baseline.previous_direction": ("повтор прошлого движения", "the previous direction"),
+    "leaderboard.too_few_trades": ("слишком мало сделок ({n} < {min})", "too few trades ({n} < {min})"),
+    "leaderboard.tests": ("Парные тесты против базовых стратегий", "Paired tests against the baselines"),
+    "leaderboard.p_value_help": (
+        "Модель и базовая стратегия сравниваются на одних и тех же перевыбранных прогнозах. «Разница» — метрика "
+        "модели минус метрика стратегии, в скобках её {level}-процентный интервал. p-значение — вероятность увидеть "
+        "такую же или большую разницу, если на самом деле модели равны: чем оно меньше, тем меньше похоже на "
+        "случайность. Значимо — p < {alpha} (интервал разницы не содержит ноль).",
+        'The model and the baseline are compared on the same resampled predictions. "Difference" is the model\'s '
+        "metric minus the baseline's, with its {level} % interval in brackets. The p-value is the chance of a "
+        "difference at least this large if the two were really equal: the smaller, the less it looks like "
+        "chance. Significant means p < {alpha} (the difference's interval excludes zero).",
+    ),
+    "leaderboard.tests_legend": (
+        "✅ значимо лучше · ❌ значимо хуже · ➖ разница незначима (может быть случайной).",
+        "✅ significantly better · ❌ significantly worse · ➖ no significant difference (may be chance).",
+    ),
+    "leaderboard.mark.better": ("✅ значимо лучше", "✅ significantly better"),
+    "leaderboard.mark.worse": ("❌ значимо хуже", "❌ significantly worse"),
+    "leaderboard.mark.same": ("➖ незначимо", "➖ not significant"),
+    "leaderboard.no_tests": ("Парных тестов в результате нет.", "The result has no paired tests."),
+    "leaderboard.chart_title": (
+        "{metric}: модели с интервалами, базовые стратегии — пунктиром",
+        "{metric}: models with intervals, baselines dashed",
+    ),
+    "leaderboard.chart_caption": (
+        "Точка — значение метрики, усы — доверительный интервал; пунктир — базовые стратегии. Модель, чей "
+        "интервал целиком выше линии стратегии, обыгрывает её не случайно.",
+        "A dot is the metric's value, the whiskers its confidence interval; dashed lines are the baselines. A "
+        "model whose interval lies wholly above a baseline's line beats it beyond chance.",
+    ),
+    "leaderboard.policy": ("**Правило сигналов:** {policy}", "**Signal policy:** {policy}"),
+    "leaderboard.policy.argmax": ("по самому вероятному классу", "the most likely class"),
+    "leaderboard.policy.threshold": (
+        "сделка, только если вероятность роста или падения не ниже {threshold}",
+        "trade only when P(up) or P(down) is at least {threshold}",
+    ),
+    "leaderboard.policy.long_short": ("лонг и шорт", "long and short"),
+    "leaderboard.policy.long_only": ("только лонг", "long only"),
+    "leaderboard.policy.costs": (
+        "комиссия {fee} % + проскальзывание {slippage} % за сделку",
+        "fee {fee} % + slippage {slippage} % per trade",
+    ),
+    "leaderboard.open_run": ("Открыть запуск сравнения {run}", "Open the comparison run {run}"),
+    "leaderboard.mlflow_link": (
+        "[Открыть запуск в интерфейсе MLflow]({url})",
+        "[Open the run in the MLflow UI]({url})",
+    ),
+    "leaderboard.start": ("Новое сравнение", "New comparison"),
+    "leaderboard.field.families": ("Семейства моделей", "Model families"),
+    "leaderboard.families_help": (
+        "Какие модели сравнить; базовые стратегии (самый частый класс, повтор прошлого движения) входят всегда.",
+        "Which models to compare; the baselines (the most frequent class, repeat the last move) are always in.",
+    ),
+    "leaderboard.field.folds": ("Фолдов walk-forward", "Walk-forward folds"),
+    "leaderboard.folds_help": (
+        "Сколько раз модель обучается на прошлом и проверяется на следующем отрезке; прогнозы всех фолдов "
+        "складываются в одну проверку.",
+        "How many times a model is trained on the past and tested on the next stretch; the predictions of "
+        "every fold make up one test.",
+    ),
+    "leaderboard.field.epochs": ("Эпох нейросетей", "Network epochs"),
+    "leaderboard.field.data_source": ("Источник свечей", "Candle source"),
+    "leaderboard.field.date_range": ("Последние N дней данных", "Last N days of data"),
+    "leaderboard.field.symbols": ("Пары через запятую", "Pairs, comma-separated"),
+    "leaderboard.field.n_boot": ("Повторов бутстрэпа", "Bootstrap resamples"),
+    "leaderboard.n_boot_help": (
+        "Больше повторов — точнее интервалы и p-значения, но дольше расчёт.",
+        "More resamples give more precise intervals and p-values, and take longer.",
+    ),
+    "leaderboard.field.policy": ("Правило сигналов", "Signal policy"),
+    "leaderboard.field.window": ("Окно, свечей", "Window, candles"),
+    "leaderboard.field.horizon": ("Горизонт метки, свечей", "Label horizon, candles"),
+    "leaderboard.field.timeframe": ("Таймфрейм", "Timeframe"),
+    "leaderboard.field.batch_size": ("Размер батча", "Batch size"),
+    "leaderboard.field.seed": ("Зерно случайности", "Random seed"),
+    "leaderboard.field.priority": ("Приоритет", "Priority"),
+    "leaderboard.policy_heading": (
+        "**Правило сигналов** — как вероятности превращаются в сделки в бэктесте:",
+        "**Signal policy** — how probabilities become trades in the backtest:",
+    ),
+    "leaderboard.field.mode": ("Правило входа", "Entry rule"),
+    "leaderboard.mode.argmax": ("самый вероятный класс", "most likely class"),
+    "leaderboard.mode.threshold": ("порог вероятности", "probability threshold"),
+    "leaderboard.mode_help": (
+        "«Самый вероятный класс»: рост — лонг, падение — шорт, боковик — вне рынка. «Порог»: входить, только "
+        "если вероятность роста или падения не ниже порога.",
+        '"Most likely class": up goes long, down goes short, flat stays out. "Threshold": trade only when '
+        "the probability of up or down is at least the threshold.",
+    ),
+    "leaderboard.field.threshold": ("Порог вероятности", "Probability threshold"),
+    "leaderboard.field.direction": ("Направление", "Direction"),
+    "leaderboard.field.fee": ("Комиссия, %", "Fee, %"),
+    "leaderboard.field.slippage": ("Проскальзывание, %", "Slippage, %"),
+    "leaderboard.submit": ("Запустить сравнение", "Start the comparison"),
+    "leaderboard.invalid": ("Поля заполнены неверно — задача не создана:", "Invalid fields — no job was created:"),
+    "leaderboard.pick_family": ("выберите хотя бы одно семейство моделей", "choose at least one model family"),
+    "leaderboard.queued": ("Задача {id} поставлена в очередь.", "Job {id} is queued."),
+    "leaderboard.progress": ("Ход сравнения", "Progress"),
+    "leaderboard.no_job": (
+        "Задача не выбрана: запустите сравнение или выберите задачу ниже.",
+        "No job chosen: start a comparison or pick a job below.",
+    ),
+    "leaderboard.job_progress": ("Выполнено {pct} %", "{pct} % done"),
+    "leaderboard.stage": ("Текущий шаг (как его записывает движок):", "Current step (as the engine writes it):"),
+    "leaderboard.cancel_requested": (
+        "Отмена запрошена: сравнение остановится после текущего шага.",
+        "Cancellation requested: the comparison stops after the current step.",
+    ),
+    "leaderboard.finished": (
+        "Сравнение завершено — таблица выше обновлена.",
+        "The comparison has finished — the table above is updated.",
+    ),
+    "leaderboard.recent": ("Недавние сравнения", "Recent comparisons"),
+    "leaderboard.no_jobs": ("Задач сравнения ещё не было.", "No comparison jobs yet."),
 }
 
 TEXTS: dict[str, dict[str, str]] = {

@@ -67,6 +67,7 @@ PAGE_PATHS = {
     "overview": "views/overview.py",
     "runs": "views/runs.py",
     "compare": "views/compare.py",
+    "leaderboard": "views/leaderboard.py",
     "models": "views/models.py",
     "training": "views/training.py",
     "retraining": "views/retraining.py",

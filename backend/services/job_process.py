@@ -31,7 +31,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from backend.ml_engine.config import EXPERIMENT_TRAINING
+from backend.ml_engine.config import EXPERIMENT_COMPARISON, EXPERIMENT_TRAINING
 from backend.ml_engine.errors import one_line
 
 from ._mlflow import make_client
@@ -59,8 +59,6 @@ __all__ = [
 logger = logging.getLogger("backend.services.job_process")
 
 _PR_SET_PDEATHSIG = 1
-#: The experiment of the comparisons of model families (``backend.ml_engine.leaderboard``).
-_EXPERIMENT_COMPARISON = "model_comparison"
 
 
 class JobCancelled(RuntimeError):
@@ -247,23 +245,54 @@ class _RetrainProgress:
 
 class _LeaderboardProgress:
     """``progress(message, fraction)`` of a comparison into the job row (``stage`` and ``progress`` of the
-    job); raises :class:`JobCancelled` at the next step once a cancellation was requested."""
+    job); links the comparison's MLflow run to the job as soon as it exists (so a dead worker's run
+    is ended KILLED by the reaper); raises :class:`JobCancelled` at the next step once a
+    cancellation was requested."""
 
-    def __init__(self, store: JobStore, job_id: str, cancel: threading.Event, owner_pid: int) -> None:
-        self.store, self.job_id, self.cancel = store, job_id, cancel
+    def __init__(
+        self, store: JobStore, job: JobRecord, cancel: threading.Event, owner_pid: int, settings: ServiceSettings
+    ) -> None:
+        self.store, self.job, self.cancel, self.settings = store, job, cancel, settings
         self.pid, self.host_id = owner_pid, host_identity()
         self.message = ""
+        self.run_id: str | None = None
+        self.calls = 0
 
     def __call__(self, message: str, fraction: float) -> None:
         self.message = str(message)
-        logger.info("job %s: %s (%.0f%%)", self.job_id, message, 100 * float(fraction))
+        self.calls += 1
+        logger.info("job %s: %s (%.0f%%)", self.job.id, message, 100 * float(fraction))
         try:
-            if self.store.stage(self.job_id, self.message, float(fraction), pid=self.pid, host_id=self.host_id):
+            if self.store.stage(self.job.id, self.message, float(fraction), pid=self.pid, host_id=self.host_id):
                 self.cancel.set()
         except Exception as exc:  # noqa: BLE001 - progress is informative; the heartbeat reports liveness
-            logger.warning("job %s: progress not written: %s", self.job_id, type(exc).__name__)
-        if self.cancel.is_set():
+            logger.warning("job %s: progress not written: %s", self.job.id, type(exc).__name__)
+        if self.run_id is None and self.calls > 1:  # the first report comes before the run starts
+            self._attach_run()
+        if self.cancel.is_set() and float(fraction) < 1.0:  # at 1.0 the comparison is done and recorded
             raise JobCancelled(f"cancelled by request during: {self.message}")
+
+    def _attach_run(self) -> None:
+        """The running comparison run started after this job that no other job has claimed (tag ``job_id``)."""
+        try:
+            client = make_client(self.settings.mlflow_tracking_uri)
+            exp = client.get_experiment_by_name(EXPERIMENT_COMPARISON)
+            if exp is None or self.job.started_at is None:
+                return
+            since = int(self.job.started_at.timestamp() * 1000)
+            runs = client.search_runs(
+                [exp.experiment_id],
+                f"attributes.start_time >= {since} AND attributes.status = 'RUNNING'",
+                max_results=20,
+            )
+            free = [r for r in runs if "job_id" not in r.data.tags]
+            if len(free) != 1:  # none yet, or several comparisons started at once: ask again at the next step
+                return
+            self.run_id = free[0].info.run_id
+            client.set_tag(self.run_id, "job_id", self.job.id)
+            self.store.set_run(self.job.id, self.run_id)
+        except Exception as exc:  # noqa: BLE001 - the run id also comes with the result
+            logger.warning("job %s: run not linked yet: %s", self.job.id, type(exc).__name__)
 
 
 class JobExecution:
@@ -400,7 +429,7 @@ class JobExecution:
 
         params = ComparisonParams.model_validate(job.params)
         config = leaderboard_config(params, self.settings)
-        progress = _LeaderboardProgress(self.store, job.id, cancel, self.pid)
+        progress = _LeaderboardProgress(self.store, job, cancel, self.pid, self.settings)
         try:
             result = run_leaderboard(
                 config,
@@ -409,7 +438,7 @@ class JobExecution:
                 callbacks=[_CancelCheck(cancel, "the comparison")],
             )
         except JobCancelled as exc:
-            run_id = self._comparison_run(job)
+            run_id = progress.run_id or self._comparison_run(job)
             self._mark_run_killed(run_id)
             self._finish(job.id, CANCELLED, run_id=run_id, result={}, error=redact(str(exc), self._secrets)[:4000])
             return
@@ -417,26 +446,9 @@ class JobExecution:
         self._finish(job.id, FINISHED, run_id=result.run_id, result=summary)
 
     def _comparison_run(self, job: JobRecord) -> str | None:
-        """The run of a comparison that ended early: the job's linked run, else the newest run of
-        experiment ``model_comparison`` started after the job (best effort: None when unsure)."""
+        """The run of a comparison that ended early: the run linked to the job (None before it started)."""
         current = self.store.get(job.id)
-        if current is not None and current.run_id:
-            return current.run_id
-        try:
-            client = make_client(self.settings.mlflow_tracking_uri)
-            exp = client.get_experiment_by_name(_EXPERIMENT_COMPARISON)
-            if exp is None or job.started_at is None:
-                return None
-            since = int(job.started_at.timestamp() * 1000)
-            runs = client.search_runs(
-                [exp.experiment_id],
-                f"attributes.start_time >= {since}",
-                max_results=2,
-            )
-            return runs[0].info.run_id if len(runs) == 1 else None
-        except Exception as exc:  # noqa: BLE001 - the job's own record is what matters
-            logger.warning("job %s: comparison run not found: %s", job.id, type(exc).__name__)
-            return None
+        return current.run_id if current is not None else None
 
 
 def _prepare_tracking_store(settings: ServiceSettings) -> None:

@@ -54,8 +54,8 @@ logger = logging.getLogger(__name__)
 QUEUED, RUNNING, FINISHED, FAILED, CANCELLED = "queued", "running", "finished", "failed", "cancelled"
 ACTIVE_STATUSES = (QUEUED, RUNNING)
 TERMINAL_STATUSES = (FINISHED, FAILED, CANCELLED)
-#: Job kinds the cluster cap (``ML_MAX_CONCURRENT_TRAININGS``) counts.
-TRAINING_KINDS = ("train", "retrain")
+#: Job kinds the cluster cap (``ML_MAX_CONCURRENT_TRAININGS``) counts (a leaderboard trains every family).
+TRAINING_KINDS = ("train", "retrain", "leaderboard")
 ClaimResult = Literal["claimed", "busy", "gone"]
 
 
@@ -401,6 +401,21 @@ class JobStore:
                 jobs_table.update()
                 .where(self._owned(job_id, pid, host_id), jobs_table.c.status == RUNNING)
                 .values(epoch=epoch, metrics=metrics, heartbeat_at=_now())
+            )
+            return bool(
+                conn.execute(sa.select(jobs_table.c.cancel_requested).where(jobs_table.c.id == job_id)).scalar()
+            )
+
+    def stage(self, job_id: str, message: str, fraction: float, *, pid: int, host_id: str) -> bool:
+        """Record what a job without epochs (a comparison) does now and how much of it is done, as
+        ``result = {"stage", "fraction"}`` until :meth:`finish` writes the outcome; returns whether a
+        cancellation was requested."""
+        fraction = min(1.0, max(0.0, float(fraction))) if fraction == fraction else 0.0  # NaN -> 0
+        with self.engine.begin() as conn:
+            conn.execute(
+                jobs_table.update()
+                .where(self._owned(job_id, pid, host_id), jobs_table.c.status == RUNNING)
+                .values(result={"stage": str(message)[:500], "fraction": fraction}, heartbeat_at=_now())
             )
             return bool(
                 conn.execute(sa.select(jobs_table.c.cancel_requested).where(jobs_table.c.id == job_id)).scalar()

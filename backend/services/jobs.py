@@ -1,4 +1,5 @@
-"""Background jobs for front ends: submit a training or a retraining, list and read jobs, cancel.
+"""Background jobs for front ends: submit a training, a retraining or a comparison of model families
+(the leaderboard), list and read jobs, cancel.
 
     jobs = JobService(ServiceSettings())
     job = jobs.submit_training(TrainingParams(epochs=50, batch_size=64))   # status "queued"
@@ -27,7 +28,16 @@ from .job_store import RUNNING, TERMINAL_STATUSES, DuplicateJob, JobRecord, JobS
 from .queue import JobQueue, build_queue
 from .reaper import reap_dead_jobs
 from .redaction import redact
-from .schemas import JOB_KINDS, JOB_STATUSES, JobPublic, JobsPublic, RetrainParams, TrainingParams, WorkerPublic
+from .schemas import (
+    JOB_KINDS,
+    JOB_STATUSES,
+    ComparisonParams,
+    JobPublic,
+    JobsPublic,
+    RetrainParams,
+    TrainingParams,
+    WorkerPublic,
+)
 from .settings import ServiceSettings
 
 __all__ = ["JobService", "job_public"]
@@ -38,10 +48,14 @@ T = TypeVar("T")
 
 
 def job_public(job: JobRecord) -> JobPublic:
+    # a job without epochs (a comparison) reports {"stage", "fraction"} in its result while it runs
+    staged = job.status not in TERMINAL_STATUSES and not job.epochs and "fraction" in job.result
     if job.status == "finished":
         progress = 1.0
     elif job.epochs:
         progress = min(1.0, max(0.0, job.epoch / job.epochs))
+    elif staged:
+        progress = min(1.0, max(0.0, float(job.result.get("fraction") or 0.0)))
     else:
         progress = 0.0
     return JobPublic(
@@ -53,6 +67,7 @@ def job_public(job: JobRecord) -> JobPublic:
         epoch=job.epoch,
         epochs=job.epochs,
         progress=progress,
+        stage=(str(job.result.get("stage") or "") or None) if staged else None,
         metrics=job.metrics,
         run_id=job.run_id,
         version=job.version,
@@ -148,11 +163,26 @@ class JobService:
             dedupe_key=dedupe_key,
         )
 
+    @_jobs_db
+    def submit_leaderboard(self, params: ComparisonParams) -> JobPublic:
+        """Record a comparison of model families (the leaderboard) and put it on the queue; the worker
+        runs :func:`backend.ml_engine.leaderboard.run_leaderboard` and the job's result is its table."""
+        resolve_data_source(params.data_source, self.settings)  # refuse an unconfigured source now, not in the worker
+        if params.families is not None and not params.families:
+            params = params.model_copy(update={"families": None})
+        return self._submit(
+            "leaderboard",
+            params.model_dump(mode="json", exclude_none=True),
+            None,
+            None,
+            priority=params.priority,
+        )
+
     def _submit(
         self,
         kind: str,
         params: dict,
-        model_name: str,
+        model_name: str | None,
         epochs: int | None,
         *,
         priority: int = 0,

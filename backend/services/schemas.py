@@ -628,7 +628,12 @@ class LeaderboardRowPublic(BaseModel):
     name: str
     kind: Literal["family", "baseline"] = "family"
     metrics: dict[str, MetricIntervalPublic] = Field(default_factory=dict)
-    tests: dict[str, PairedTestPublic] = Field(default_factory=dict, description="baseline name -> paired test")
+    tests: dict[str, PairedTestPublic] = Field(
+        default_factory=dict, description="baseline name -> paired test on the primary metric (accuracy)"
+    )
+    return_tests: dict[str, PairedTestPublic] = Field(
+        default_factory=dict, description="baseline name -> paired test on the mean net return per bar"
+    )
     train_seconds: float | None = None
     latency_p50_ms: float | None = None
     n_parameters: int | None = None
@@ -642,6 +647,10 @@ class LeaderboardPublic(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     rows: list[LeaderboardRowPublic] = Field(default_factory=list)
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="what was compared: data, window, horizon, families, folds, policy..."
+    )
+    primary_metric: str = Field(default="accuracy", description="the metric of the paired tests in `tests`")
     n_predictions: int = 0
     block: int = Field(default=0, description="bootstrap block length (rows)")
     folds: list[dict[str, Any]] = Field(default_factory=list)
@@ -650,6 +659,8 @@ class LeaderboardPublic(BaseModel):
     wall_seconds: float | None = None
     run_id: str | None = None
     artifacts: dict[str, str] = Field(default_factory=dict)
+    data: dict[str, Any] = Field(default_factory=dict, description="symbols, timeframe, candles, first and last times")
+    created_at: str | None = None
 
 
 # --------------------------------------------------------------------------------------------

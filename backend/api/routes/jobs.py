@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, status as http
 
+from backend.services.schemas import JobKind
+
 from ..deps import JobServiceDep, WriteAccess
 from ..schemas import JobPublic, JobsPublic, error_responses
 
@@ -18,7 +20,7 @@ JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="job id")]
 def list_jobs(
     jobs: JobServiceDep,
     status: Literal["queued", "running", "finished", "failed", "cancelled"] | None = None,
-    kind: Literal["train", "retrain"] | None = None,
+    kind: JobKind | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> JobsPublic:
     """Jobs, newest first."""
