@@ -374,12 +374,12 @@ def test_training_form_queues_a_job_and_follows_it_to_the_run(seed: Seed) -> Non
         ("date_range", 2.0),
         ("window", 16),
         ("horizon", 4),
-        ("lstm_hidden", 16),
-        ("lstm_layers", 1),
+        ("opt.hybrid_cnn_lstm.lstm_hidden", 16),
+        ("opt.hybrid_cnn_lstm.lstm_layers", 1),
     ):
         at.number_input(key=f"training.{key}").set_value(value)
     at.text_input(key="training.symbols").input("ETH/BTC")
-    at.text_input(key="training.conv_channels").input("16")
+    at.text_input(key="training.opt.hybrid_cnn_lstm.conv_channels").input("16")
     at.text_input(key="training.token").input(TOKEN)
     at.button(key="training.submit").click().run()
     assert_ok(at)
@@ -387,7 +387,12 @@ def test_training_form_queues_a_job_and_follows_it_to_the_run(seed: Seed) -> Non
     job = seed.services.jobs.get_job(job_id)
     assert job.status == "queued" and job.kind == "train"
     assert job.params["run_name"] == "dashboard_form_run" and job.params["epochs"] == 1
-    assert job.params["model"] == {"conv_channels": [16], "lstm_hidden": 16, "lstm_layers": 1}
+    assert job.params["model"] == {
+        "family": "hybrid_cnn_lstm",
+        "conv_channels": [16],
+        "lstm_hidden": 16,
+        "lstm_layers": 1,
+    }
     assert any(s.value.startswith(f"Задача {job_id[:12]} поставлена в очередь") for s in at.success)
     assert "в очереди" in texts(at)
 
@@ -549,3 +554,25 @@ def test_an_unexpected_error_is_caught_and_logged_not_a_traceback(seed: Seed, mo
     assert at.error[-1].value == t("error.unexpected", "ru")
     message = at.code[-1].value
     assert message.startswith("RuntimeError: driver exploded at postgresql://")
+
+
+def test_training_form_lists_each_familys_options_and_queues_its_policy(seed: Seed) -> None:
+    at = open_page(seed.services, "training")
+    assert at.selectbox(key="training.family").options[:1] == [
+        "hybrid_cnn_lstm — свёртки + LSTM + внимание (по умолчанию)"
+    ]
+    at.selectbox(key="training.family").set_value("lightgbm").run()
+    assert_ok(at)
+    at.number_input(key="training.opt.lightgbm.num_leaves").set_value(15)
+    with pytest.raises(KeyError):  # the network's options are not offered for trees
+        at.number_input(key="training.opt.hybrid_cnn_lstm.lstm_hidden")
+    at.selectbox(key="training.direction").set_value("long_only")
+    at.checkbox(key="training.calibrate").check()
+    at.text_input(key="training.token").input(TOKEN)
+    at.button(key="training.submit").click().run()
+    assert_ok(at)
+    job = seed.services.jobs.get_job(at.session_state["training.job"])
+    assert job.params["model"] == {"family": "lightgbm", "num_leaves": 15}
+    assert job.params["policy"]["direction"] == "long_only" and job.params["calibrate"] is True
+    assert_one_language(at, "ru")
+    seed.services.jobs.cancel_job(job.id)  # leave no queued job behind

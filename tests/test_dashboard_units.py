@@ -116,7 +116,8 @@ def test_validation_messages_are_translated(monkeypatch: pytest.MonkeyPatch) -> 
     lines = widgets.validation_messages(exc.value, "training.field")
     assert "Эпохи: должно быть не меньше 1" in lines
     assert any(line.startswith("Имя запуска: не соответствует шаблону") for line in lines)
-    assert any(line.startswith("Ядро свёртки (нечётное): недопустимое значение") for line in lines)
+    # an option of the family: the message names the option and why
+    assert any(line.startswith("Архитектура сети:") and "kernel_size" in line for line in lines), lines
 
 
 def test_differing_counts_a_missing_value_as_a_difference() -> None:
@@ -153,3 +154,13 @@ def test_durations_in_the_pages_language() -> None:
     assert fmt_duration(start, start + timedelta(minutes=2, seconds=5)) == "2 мин 5 с"
     assert fmt_duration(start, start + timedelta(hours=1, minutes=3)) == "1 ч 3 мин"
     assert fmt_duration(start, None) == "—" and fmt_num(None) == "—" and fmt_num(0.12345) == "0.1235"
+
+
+def test_every_option_of_every_family_has_a_label_in_both_languages() -> None:
+    from backend.dashboard.i18n import TEXTS
+    from backend.ml_engine.families import family_names, get_family
+
+    for name in family_names():
+        assert f"training.family.{name}" in TEXTS["ru"], name
+        for option in get_family(name).options():
+            assert f"option.{option.name}" in TEXTS["ru"] and f"option.{option.name}" in TEXTS["en"], option.name

@@ -21,6 +21,7 @@ from backend.dashboard.widgets import (
     write_allowed,
 )
 from backend.ml_engine.config import DEFAULT_MODEL_NAME
+from backend.ml_engine.families import DEFAULT_FAMILY, family_names, get_family
 from backend.services.data_sources import DATA_SOURCES
 from backend.services.errors import ServiceError
 from backend.services.schemas import TrainingParams
@@ -37,6 +38,14 @@ def render() -> None:
     if not allowed:
         st.info(t("access.read_only"))
 
+    # outside the form: choosing a family redraws the form with that family's options
+    family = st.selectbox(
+        t("training.field.family"),
+        family_names(),
+        key=_STATE + "family",
+        format_func=lambda name: f"{name} — {t(f'training.family.{name}')}",
+        help=t("training.family_help"),
+    )
     with st.form(_STATE + "form"):
         c1, c2, c3 = st.columns(3)
         values: dict[str, Any] = {
@@ -123,57 +132,17 @@ def render() -> None:
                 placeholder=t("training.default", value=settings.seed),
             ),
         }
-        with st.expander(t("training.network")):
-            n1, n2, n3 = st.columns(3)
-            network = {
-                "conv_channels": n1.text_input(
-                    t("training.field.conv_channels"), key=_STATE + "conv_channels", placeholder="32, 64"
-                ),
-                "kernel_size": n2.number_input(
-                    t("training.field.kernel_size"),
-                    min_value=1,
-                    max_value=15,
-                    value=None,
-                    step=2,
-                    key=_STATE + "kernel_size",
-                ),
-                "lstm_hidden": n3.number_input(
-                    t("training.field.lstm_hidden"),
-                    min_value=1,
-                    max_value=1024,
-                    value=None,
-                    step=1,
-                    key=_STATE + "lstm_hidden",
-                ),
-                "lstm_layers": n1.number_input(
-                    t("training.field.lstm_layers"),
-                    min_value=1,
-                    max_value=4,
-                    value=None,
-                    step=1,
-                    key=_STATE + "lstm_layers",
-                ),
-                "dropout": n2.number_input(
-                    t("training.field.dropout"),
-                    min_value=0.0,
-                    max_value=0.99,
-                    value=None,
-                    step=0.05,
-                    key=_STATE + "dropout",
-                ),
-                "attention_dim": n3.number_input(
-                    t("training.field.attention_dim"),
-                    min_value=1,
-                    max_value=1024,
-                    value=None,
-                    step=1,
-                    key=_STATE + "attention_dim",
-                ),
-            }
+        with st.expander(t("training.options", family=family)):
+            network = _family_options(family)
+        with st.expander(t("training.policy")):
+            policy = _policy_fields()
         p1, p2, p3 = st.columns(3)
         values["export_onnx"] = p1.checkbox(t("training.field.export_onnx"), value=True, key=_STATE + "export_onnx")
         values["auto_promote"] = p2.checkbox(
             t("training.field.auto_promote"), key=_STATE + "auto_promote", help=t("training.auto_promote_help")
+        )
+        values["calibrate"] = p1.checkbox(
+            t("training.field.calibrate"), key=_STATE + "calibrate", help=t("training.calibrate_help")
         )
         values["min_accuracy_for_promotion"] = p3.number_input(
             t("training.field.min_accuracy_for_promotion"),
@@ -190,7 +159,7 @@ def render() -> None:
             t("training.submit"), type="primary", disabled=not allowed, key=_STATE + "submit"
         )
     if submitted:
-        _submit(values, network)
+        _submit(values, network, family, policy)
 
     job_id = st.session_state.get(JOB_KEY)
     st.header(t("training.progress"))
@@ -213,7 +182,84 @@ def render() -> None:
     follow_job(recent, JOB_KEY)
 
 
-def training_request(values: dict[str, Any], network: dict[str, Any]) -> dict[str, Any]:
+def _family_options(family: str) -> dict[str, Any]:
+    """One input per option of the family (``families.OptionSpec``); empty: the default is used."""
+    fam = get_family(family)
+    cols = st.columns(3)
+    out: dict[str, Any] = {}
+    for i, opt in enumerate(fam.options()):
+        col = cols[i % 3]
+        key = f"{_STATE}opt.{family}.{opt.name}"
+        label = f"{opt.name} — {t(f'option.{opt.name}')}"
+        default = ",".join(str(v) for v in opt.default) if isinstance(opt.default, tuple) else opt.default
+        hint = t("training.default", value=default)
+        if opt.kind in ("int", "float"):
+            out[opt.name] = col.number_input(
+                label,
+                min_value=opt.minimum if opt.kind == "float" or opt.minimum is None else int(opt.minimum),
+                max_value=opt.maximum if opt.kind == "float" or opt.maximum is None else int(opt.maximum),
+                value=None,
+                step=1 if opt.kind == "int" else None,
+                format=None if opt.kind == "int" else "%g",
+                key=key,
+                placeholder=hint,
+            )
+        elif opt.kind == "bool" or opt.choices:
+            choices = ["", "true", "false"] if opt.kind == "bool" else ["", *(opt.choices or ())]
+            out[opt.name] = col.selectbox(label, choices, key=key, format_func=lambda c, h=hint: c or h)
+        else:
+            out[opt.name] = col.text_input(label, key=key, placeholder=hint)
+    return out
+
+
+def _policy_fields() -> dict[str, Any]:
+    q1, q2, q3 = st.columns(3)
+    return {
+        "mode": q1.selectbox(
+            t("training.field.signal_mode"),
+            ["argmax", "threshold"],
+            key=_STATE + "signal_mode",
+            format_func=lambda m: t(f"training.signal_mode.{m}"),
+        ),
+        "threshold": q2.number_input(
+            t("training.field.threshold"), min_value=0.01, max_value=1.0, value=0.5, step=0.05, key=_STATE + "threshold"
+        ),
+        "direction": q3.selectbox(
+            t("training.field.direction"),
+            ["long_short", "long_only"],
+            key=_STATE + "direction",
+            format_func=lambda d: t(f"training.direction.{d}"),
+        ),
+        "fee": q1.number_input(
+            t("training.field.fee"),
+            min_value=0.0,
+            max_value=0.05,
+            value=0.001,
+            step=0.0005,
+            format="%.4f",
+            key=_STATE + "fee",
+        ),
+        "slippage": q2.number_input(
+            t("training.field.slippage"),
+            min_value=0.0,
+            max_value=0.05,
+            value=0.0,
+            step=0.0005,
+            format="%.4f",
+            key=_STATE + "slippage",
+        ),
+    }
+
+
+DEFAULT_POLICY = {"mode": "argmax", "threshold": 0.5, "direction": "long_short", "fee": 0.001, "slippage": 0.0}
+
+
+def training_request(
+    values: dict[str, Any],
+    network: dict[str, Any],
+    family: str = DEFAULT_FAMILY,
+    policy: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The form's fields as the body ``POST /train`` would get: unset fields left out."""
     body: dict[str, Any] = {}
     for key, value in values.items():
@@ -226,18 +272,22 @@ def training_request(values: dict[str, Any], network: dict[str, Any]) -> dict[st
     for key, value in network.items():
         if value is None or (isinstance(value, str) and not value.strip()):
             continue
-        if key == "conv_channels":
+        if key in ("conv_channels", "lags"):
             parts = [p.strip() for p in str(value).replace(";", ",").split(",") if p.strip()]
             model[key] = [int(p) if p.isdigit() else p for p in parts]
         else:
             model[key] = value
+    if family != DEFAULT_FAMILY:
+        model = {"family": family, **model}
     if model:
         body["model"] = model
+    if policy and any(policy.get(k) != v for k, v in DEFAULT_POLICY.items()):
+        body["policy"] = {k: policy.get(k, v) for k, v in DEFAULT_POLICY.items()}
     return body
 
 
-def _submit(values: dict[str, Any], network: dict[str, Any]) -> None:
-    body = training_request(values, network)
+def _submit(values: dict[str, Any], network: dict[str, Any], family: str, policy: dict[str, Any]) -> None:
+    body = training_request(values, network, family, policy)
     try:
         params = TrainingParams.model_validate(body)
     except ValidationError as exc:
