@@ -164,3 +164,17 @@ def test_every_option_of_every_family_has_a_label_in_both_languages() -> None:
         assert f"training.family.{name}" in TEXTS["ru"], name
         for option in get_family(name).options():
             assert f"option.{option.name}" in TEXTS["ru"] and f"option.{option.name}" in TEXTS["en"], option.name
+
+
+def test_a_sharpe_is_never_shown_without_its_trades() -> None:
+    from backend.dashboard.widgets import fmt_sharpe
+
+    assert fmt_sharpe({"backtest_sharpe": 17.46, "backtest_n_trades": 4}, "ru") == "слишком мало сделок (4 < 30)"
+    assert fmt_sharpe({"backtest_sharpe": 17.46, "backtest_n_trades": 4}, "en") == "too few trades (4 < 30)"
+    shown = fmt_sharpe(
+        {"backtest_sharpe": 1.234, "backtest_n_trades": 57, "backtest_sharpe_low": -0.5, "backtest_sharpe_high": 2.9},
+        "ru",
+    )
+    assert shown == "1.23 (57 сделок) [-0.50, 2.90]"
+    assert "не записано" in fmt_sharpe({"backtest_sharpe": 2.0}, "ru")  # versions from before trades were recorded
+    assert fmt_sharpe({}, "ru") == "—"

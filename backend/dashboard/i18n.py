@@ -640,6 +640,13 @@ _TABLE: dict[str, tuple[str, str]] = {
     "option.lags": ("лаги окна, свечей", "window lags, candles"),
     "option.C": ("обратная сила L2-регуляризации", "inverse L2 strength"),
     "option.max_iter": ("наибольшее число итераций", "most iterations"),
+    "sharpe.trades_unknown": ("{sharpe} (число сделок не записано)", "{sharpe} (trades not recorded)"),
+    "sharpe.help": (
+        "Годовой коэффициент Шарпа бэктеста на тестовой выборке после комиссий, с числом сделок и 95%-интервалом "
+        "блочного бутстрепа. При малом числе сделок (меньше 30) число ничего не значит и не показывается.",
+        "Annualised Sharpe ratio of the test-split backtest after fees, with its number of trades and 95% "
+        "block-bootstrap interval. With few trades (under 30) the number means nothing and is not shown.",
+    ),
     "training.field.family": ("Семейство моделей", "Model family"),
     "training.family_help": (
         "Все семейства обучаются на одних и тех же признаках и окнах, регистрируются и обслуживаются через "

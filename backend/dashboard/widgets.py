@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import streamlit as st
 
+from backend.ml_engine.evaluation import MIN_TRADES, format_sharpe
 from backend.services.access import (
     InvalidTokenError,
     ReadOnlyError,
@@ -29,7 +30,7 @@ from backend.services.errors import (
 from backend.services.schemas import JobPublic
 
 from . import context
-from .i18n import has_text, in_language, t
+from .i18n import current_language, has_text, in_language, t
 
 if TYPE_CHECKING:  # pragma: no cover
     from pydantic import ValidationError
@@ -102,6 +103,24 @@ def fmt_num(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}" if abs(value) >= 10**-digits or value == 0 else f"{value:.2e}"
     return str(value)
+
+
+def fmt_sharpe(metrics: Mapping[str, Any], lang: str | None = None) -> str:
+    """A backtest Sharpe for people, never a bare number: with its trades and 95% interval, and
+    "too few trades" below ``evaluation.MIN_TRADES`` (versions logged before trades were recorded
+    say so)."""
+    lang = lang or current_language()
+    sharpe, trades = metrics.get("backtest_sharpe"), metrics.get("backtest_n_trades")
+    if sharpe is None or (isinstance(sharpe, float) and not math.isfinite(sharpe)):
+        return "—"
+    if trades is None:
+        return t("sharpe.trades_unknown", sharpe=f"{float(sharpe):.2f}")
+    text = format_sharpe(float(sharpe), int(trades), lang)
+    low, high = metrics.get("backtest_sharpe_low"), metrics.get("backtest_sharpe_high")
+    shown = int(trades) >= MIN_TRADES and low is not None and high is not None
+    if shown and math.isfinite(float(low)) and math.isfinite(float(high)):
+        text += f" [{float(low):.2f}, {float(high):.2f}]"
+    return text
 
 
 def fmt_duration(start: datetime | None, end: datetime | None) -> str:

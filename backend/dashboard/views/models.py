@@ -15,6 +15,7 @@ from backend.dashboard.widgets import (
     PAGE_PATHS,
     check_token,
     fmt_num,
+    fmt_sharpe,
     fmt_time,
     recorded,
     run_action,
@@ -150,6 +151,7 @@ def _versions_table(model: ModelPublic) -> None:
             t("col.created"): fmt_time(v.created_at),
         }
         row.update({k: v.metrics.get(k) for k in KEY_METRICS})
+        row["backtest_sharpe"] = fmt_sharpe(v.metrics)
         row[t("col.run_id")] = v.run_id or "—"
         row[t("col.description")] = v.description or "—"
         rows.append(row)
@@ -177,7 +179,10 @@ def _version_detail(name: str, version: int) -> None:
     cols = st.columns(len(KEY_METRICS) + 1)
     cols[0].metric(t("col.aliases"), ", ".join(detail.aliases) or "—", help=term("alias"))
     for col, key in zip(cols[1:], KEY_METRICS):
-        col.metric(key, fmt_num(detail.metrics.get(key)), help=term("metric"))
+        if key == "backtest_sharpe":
+            col.metric(key, fmt_sharpe(detail.metrics), help=t("sharpe.help"))
+        else:
+            col.metric(key, fmt_num(detail.metrics.get(key)), help=term("metric"))
     if detail.description:
         recorded(pick_language(detail.description))
     schema, tags, about = st.tabs([t("models.tab.schema"), t("models.tab.tags"), t("models.tab.about")])

@@ -12,6 +12,7 @@ from backend.dashboard.widgets import (
     PAGE_PATHS,
     fmt_duration,
     fmt_num,
+    fmt_sharpe,
     fmt_time,
     jobs_frame,
     recorded,
@@ -104,8 +105,9 @@ def _production_card(summary: ProductionSummary) -> None:
             return
         cols = st.columns(4)
         cols[0].metric(t("overview.version"), f"v{summary.version}", help=term("version"))
-        for col, key in zip(cols[1:], ("test_accuracy", "test_f1_macro", "backtest_sharpe")):
+        for col, key in zip(cols[1:], ("test_accuracy", "test_f1_macro")):
             col.metric(key, fmt_num(summary.metrics.get(key)), help=term("metric"))
+        cols[3].metric("backtest_sharpe", fmt_sharpe(summary.metrics), help=t("sharpe.help"))
         if summary.promoted_at is not None:
             how = t(f"decision.{summary.decision}") if summary.decision else "—"
             st.markdown(

@@ -124,6 +124,8 @@ def version_tags(outcome: TrainingOutcome, run_id: str | None, training_mode: st
         "test_f1_macro": f"{tm['f1_macro']:.4f}",
         "backtest_sharpe": f"{outcome.backtest.get('sharpe', float('nan')):.4f}",
         "backtest_n_trades": str(int(outcome.backtest.get("n_trades", 0))),
+        "backtest_sharpe_low": f"{outcome.backtest.get('sharpe_low', float('nan')):.4f}",
+        "backtest_sharpe_high": f"{outcome.backtest.get('sharpe_high', float('nan')):.4f}",
         "model_family": outcome.family,
         "signal_policy": outcome.signal_policy,
         "calibration_temperature": f"{outcome.temperature:.4f}" if outcome.temperature is not None else "none",
