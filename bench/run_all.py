@@ -28,6 +28,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("windowing", ["bench/bench_windowing.py"]),
     ("overhead", ["bench/bench_overhead.py", "--epochs", "5"]),
     ("walk_forward", ["bench/bench_walk_forward.py"]),
+    ("families", ["bench/bench_families.py"]),
     ("api", ["bench/bench_api.py"]),
     ("api_load", ["bench/bench_api_load.py"]),
     ("dashboard", ["bench/bench_dashboard.py"]),
