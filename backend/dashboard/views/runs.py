@@ -15,6 +15,7 @@ from backend.dashboard.widgets import (
     PAGE_PATHS,
     escape_markdown,
     fmt_duration,
+    fmt_sharpe,
     fmt_time,
     recorded,
     show_error,
@@ -218,6 +219,8 @@ def _runs_table(runs: list[RunPublic]) -> list[str]:
             t("col.duration"): fmt_duration(r.start_time, r.end_time),
         }
         row.update({f"metrics.{k}": r.metrics.get(k) for k in metric_cols})
+        if "backtest_sharpe" in metric_cols:  # with its trades and interval, or "too few trades"
+            row["metrics.backtest_sharpe"] = fmt_sharpe(r.metrics) if "backtest_sharpe" in r.metrics else None
         row.update({f"params.{k}": r.params.get(k) for k in param_cols})
         row[t("col.run_id")] = r.run_id
         rows.append(row)
