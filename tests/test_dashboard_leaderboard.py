@@ -239,11 +239,11 @@ def _row(name: str, acc: float, tests: dict[str, PairedTestPublic], **extra: Any
 
 
 def test_marks_read_the_p_value_and_the_sign():
-    assert view.conclusion(_test(0.05, 0.01, True)) == "✅ значимо лучше"
-    assert view.conclusion(_test(-0.05, 0.01, False)) == "❌ значимо хуже"  # significant means "beats"
-    assert view.conclusion(_test(0.05, 0.2, False)) == "➖ незначимо"
-    assert view.conclusion(_test(0.02, 0.04, False), alpha=0.01) == "➖ незначимо"
-    assert view.conclusion(_test(-0.1, 0.001, False, metric="log_loss")) == "✅ значимо лучше"  # lower is better
+    assert view.conclusion(_test(0.05, 0.01, True)) == "▲ значимо лучше"
+    assert view.conclusion(_test(-0.05, 0.01, False)) == "▼ значимо хуже"  # significant means "beats"
+    assert view.conclusion(_test(0.05, 0.2, False)) == "≈ незначимо"
+    assert view.conclusion(_test(0.02, 0.04, False), alpha=0.01) == "≈ незначимо"
+    assert view.conclusion(_test(-0.1, 0.001, False, metric="log_loss")) == "▲ значимо лучше"  # lower is better
 
 
 def test_the_verdict_names_the_best_model_and_what_it_beats():

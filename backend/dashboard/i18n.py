@@ -878,19 +878,19 @@ _TABLE: dict[str, tuple[str, str]] = {
         "Модель и базовая стратегия сравниваются на одних и тех же перевыбранных прогнозах. «Разница» — метрика "
         "модели минус метрика стратегии, в скобках её {level}-процентный интервал. p-значение — вероятность увидеть "
         "такую же или большую разницу, если на самом деле модели равны: чем оно меньше, тем меньше похоже на "
-        "случайность. Значимо — p < {alpha} (интервал разницы не содержит ноль).",
+        "случайность. Значимо — p < {alpha}.",
         'The model and the baseline are compared on the same resampled predictions. "Difference" is the model\'s '
         "metric minus the baseline's, with its {level} % interval in brackets. The p-value is the chance of a "
         "difference at least this large if the two were really equal: the smaller, the less it looks like "
-        "chance. Significant means p < {alpha} (the difference's interval excludes zero).",
+        "chance. Significant means p < {alpha}.",
     ),
     "leaderboard.tests_legend": (
-        "✅ значимо лучше · ❌ значимо хуже · ➖ разница незначима (может быть случайной).",
-        "✅ significantly better · ❌ significantly worse · ➖ no significant difference (may be chance).",
+        "▲ значимо лучше · ▼ значимо хуже · ≈ разница незначима (может быть случайной).",
+        "▲ significantly better · ▼ significantly worse · ≈ no significant difference (may be chance).",
     ),
-    "leaderboard.mark.better": ("✅ значимо лучше", "✅ significantly better"),
-    "leaderboard.mark.worse": ("❌ значимо хуже", "❌ significantly worse"),
-    "leaderboard.mark.same": ("➖ незначимо", "➖ not significant"),
+    "leaderboard.mark.better": ("▲ значимо лучше", "▲ significantly better"),
+    "leaderboard.mark.worse": ("▼ значимо хуже", "▼ significantly worse"),
+    "leaderboard.mark.same": ("≈ незначимо", "≈ not significant"),
     "leaderboard.no_tests": ("Парных тестов в результате нет.", "The result has no paired tests."),
     "leaderboard.chart_title": (
         "{metric}: модели с интервалами, базовые стратегии — пунктиром",

@@ -280,7 +280,7 @@ def conclusion(test: PairedTestPublic, alpha: float = DEFAULT_ALPHA) -> str:
 def fmt_p(p: float | None) -> str:
     if p is None or not math.isfinite(p):
         return "—"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+    return "< 0.001" if p < 0.001 else f"{p:.3g}"  # 0.0498, not a rounded 0.050 next to "p < 0.05"
 
 
 def tests_frame(rows: Sequence[LeaderboardRowPublic], alpha: float = DEFAULT_ALPHA) -> pd.DataFrame:
@@ -384,16 +384,15 @@ def metric_figure(rows: Sequence[LeaderboardRowPublic], metric: str, *, title: s
             },
         )
     )
-    for r in rows:
-        m = _metric(r, metric)
-        if r.kind == "baseline" and m is not None and m.value is not None:
-            fig.add_hline(
-                y=v(m.value),
-                line_dash="dash",
-                line_color="#888888",
-                annotation_text=model_label(r.name),
-                annotation_position="top left",
-            )
+    baselines = [(r, m) for r in rows if r.kind == "baseline" and (m := _metric(r, metric)) and m.value is not None]
+    for i, (r, m) in enumerate(baselines):  # labels on alternate sides: close lines must not overlap
+        fig.add_hline(
+            y=v(m.value),
+            line_dash="dash",
+            line_color="#888888",
+            annotation_text=model_label(r.name),
+            annotation_position="top left" if i % 2 == 0 else "bottom right",
+        )
     fig.update_layout(
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
         height=360,
