@@ -240,3 +240,16 @@ def test_cli_refuses_bad_family_input_with_exit_2_and_registers_nothing(tmp_path
     assert words in err and len(err.splitlines()) == 1, err
     assert not db.exists() or not MlflowClient(tracking_uri=f"sqlite:///{db}").search_registered_models()
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_tracker_loads_each_familys_native_model(trained):
+    from backend.ml_engine.mlflow_integration import MLflowTracker
+
+    settings, results = trained
+    tracker = MLflowTracker(settings=settings)
+    booster = tracker.load_model("models:/fam_lightgbm/1")
+    assert type(booster).__name__ == "Booster" and booster.num_trees() > 0
+    pipeline = tracker.load_model("models:/fam_logreg@production")
+    assert hasattr(pipeline, "predict_proba")
+    module = tracker.load_model("models:/fam_tcn/1")
+    assert type(module).__name__ == "TCN" and not module.training

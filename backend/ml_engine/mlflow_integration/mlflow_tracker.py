@@ -712,19 +712,27 @@ class MLflowTracker:
         """The artifact URI holding the MLflow model that ``model_uri`` names (the model store's rules)."""
         return self.models.resolve(model_uri).location
 
-    def load_model(self, model_uri: str) -> torch.nn.Module:
-        """Load a logged PyTorch model: ``runs:/<run_id>/<name>``, ``models:/<name>/latest``,
+    def load_model(self, model_uri: str) -> Any:
+        """Load a logged model's native object: ``runs:/<run_id>/<name>``, ``models:/<name>/latest``,
         ``models:/<name>/<version>``, ``models:/<name>@<alias>`` or ``models:/<model_id>``
         (resolved by the model store, as the Predictor does).
 
-        Returns the module in eval mode (a ``torch.fx.GraphModule`` for pt2 models)."""
-        import mlflow.pytorch
+        A PyTorch model comes back in eval mode (a ``torch.fx.GraphModule`` for pt2 models); a
+        ``lightgbm`` or ``sklearn`` family's model as its Booster or scikit-learn pipeline (they take
+        ``backend.ml_engine.tabular.window_features`` of a window). Serving goes through the Predictor."""
+        import importlib
+
+        from mlflow.models import Model
 
         resolved = self.models.resolve(model_uri)
         with tempfile.TemporaryDirectory(prefix="mlflow-load-") as tmp:
-            model: torch.nn.Module = mlflow.pytorch.load_model(str(self.models.download(resolved, tmp)))
-        with contextlib.suppress(Exception):  # exported GraphModules refuse train()/eval()
-            model.eval()
+            folder = str(self.models.download(resolved, tmp))
+            flavors = Model.load(os.path.join(folder, "MLmodel")).flavors
+            flavor = next((f for f in ("pytorch", "lightgbm", "sklearn") if f in flavors), "pytorch")
+            model = importlib.import_module(f"mlflow.{flavor}").load_model(folder)
+        if flavor == "pytorch":
+            with contextlib.suppress(Exception):  # exported GraphModules refuse train()/eval()
+                model.eval()
         return model
 
     # ---------------------------------------------------------------- search
