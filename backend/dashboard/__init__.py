@@ -10,7 +10,7 @@ module             role
 ``widgets``        formatting, errors as messages, the write-access gate, the live job view
 ``charts``         Plotly figures (pure: data and translated labels in, figure out)
 ``views/*``        one script per page: overview, runs, compare, models, training,
-                   retraining, glossary
+                   retraining, leaderboard (Сравнение моделей), glossary
 =================  ===========================================================================
 
 The dashboard reads and acts only through :mod:`backend.services` (the REST API's functions); it

@@ -36,6 +36,7 @@ module              concept
 ``scheduler``       ``python -m backend.services.scheduler``: schedules submitted as jobs
 ``predictions``     production model predictions from raw candles
 ``retraining``      queue a retraining, run the drift check
+``leaderboard``     queue a comparison of model families, read the latest one
 ``health``          stores, queue, workers, production model per name
 ``overview``        summaries across services for the dashboard
 ==================  =============================================================================
