@@ -124,7 +124,7 @@ def test_random_walk_no_family_is_significant(tmp_path: Path) -> None:
     for r in result.rows:
         for base, t in r["tests"].items():
             assert not t["significant"], (r["name"], base, t)
-    assert result.verdict == "No model family beats the naive baselines significantly on accuracy (p < 0.05)."
+    assert result.verdict.startswith("No model family beats the naive baselines significantly on accuracy (p < 0.05)")
     assert result.verdict in result.markdown()
     assert latest_leaderboard(settings) is None  # no store file: nothing read, nothing created
     assert not (tmp_path / "mlflow.db").exists()
@@ -266,32 +266,35 @@ def test_metrics_match_the_projects_definitions() -> None:
     assert np.allclose(total_return(np.stack([net, net])), ref["total_return"])
 
 
-def _row(name: str, kind: str, acc: float, tests: dict[str, bool]) -> dict:
+def _row(name: str, kind: str, acc: float, tests: dict[str, bool], returns: dict[str, bool] | None = None) -> dict:
     return {
         "name": name,
         "kind": kind,
         "metrics": {"accuracy": {"value": acc, "low": acc, "high": acc}},
         "tests": {b: {"significant": s} for b, s in tests.items()},
+        "return_tests": {b: {"significant": s} for b, s in (returns or dict.fromkeys(tests, False)).items()},
     }
 
 
 def test_verdict_is_one_plain_sentence() -> None:
     base = [_row("majority", "baseline", 0.40, {}), _row("previous_direction", "baseline", 0.35, {})]
-    none = [_row("tcn", "family", 0.39, {"majority": False, "previous_direction": False}), *base]
-    assert verdict(none, 0.05) == "No model family beats the naive baselines significantly on accuracy (p < 0.05)."
+    no, yes = {"majority": False, "previous_direction": False}, {"majority": True, "previous_direction": True}
+    none = [_row("tcn", "family", 0.39, no), *base]
+    assert verdict(none, 0.05) == (
+        "No model family beats the naive baselines significantly on accuracy (p < 0.05), "
+        "nor on net return per bar after fees."
+    )
     partial = [_row("tcn", "family", 0.39, {"majority": False, "previous_direction": True}), *base]
     assert verdict(partial, 0.05) == (
         "No model family beats every naive baseline significantly on accuracy (p < 0.05): "
-        "tcn beats only the previous direction."
+        "tcn beats only the previous direction; none beats them all on net return per bar after fees."
     )
-    wins = [
-        _row("tcn", "family", 0.45, {"majority": True, "previous_direction": True}),
-        _row("logreg", "family", 0.47, {"majority": True, "previous_direction": True}),
-        *base,
-    ]
+    wins = [_row("tcn", "family", 0.45, yes), _row("logreg", "family", 0.47, yes, yes), *base]
     assert verdict(wins, 0.05) == (
-        "tcn and logreg beat every naive baseline significantly on accuracy (p < 0.05); the best, logreg, "
-        "reaches 0.470 against 0.400 for majority."
+        "tcn and logreg beat every naive baseline significantly on accuracy (p < 0.05; best logreg 0.470 "
+        "against 0.400 for majority); on net return per bar after fees logreg beats them all."
     )
-    for text in (verdict(none, 0.05), verdict(partial, 0.05), verdict(wins, 0.05)):
+    no_money = [_row("tcn", "family", 0.45, yes), *base]
+    assert verdict(no_money, 0.05).endswith(", but none beats them all on net return per bar after fees.")
+    for text in (verdict(none, 0.05), verdict(partial, 0.05), verdict(wins, 0.05), verdict(no_money, 0.05)):
         assert text.count(". ") == 0 and text.endswith(".")

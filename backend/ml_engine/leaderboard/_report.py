@@ -38,7 +38,7 @@ def _ci(m: Mapping[str, Any] | None, digits: int = 3, scale: float = 1.0) -> str
 def _p(p: Any) -> str:
     if p is None or (isinstance(p, float) and not math.isfinite(p)):
         return "n/a"
-    return f"{float(p):.3f}" if p >= 0.001 else f"{float(p):.1e}"
+    return f"{float(p):.3f}"
 
 
 def _names(items: Sequence[str]) -> str:
@@ -48,13 +48,20 @@ def _names(items: Sequence[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def _beat_all(r: Mapping[str, Any], key: str) -> bool:
+    tests = r.get(key) or {}
+    return bool(tests) and all(t.get("significant") for t in tests.values())
+
+
 def verdict(rows: Sequence[Mapping[str, Any]], alpha: float, metric: str = "accuracy") -> str:
-    """One sentence: which families beat every baseline significantly on ``metric``, or that none does."""
+    """One sentence: which families beat every baseline significantly on ``metric`` (or that none does),
+    and then whether any does on the net return per bar after fees."""
     families = [r for r in rows if r.get("kind") == "family"]
     if not families:
         return "No model family was compared."
     level = f"p < {alpha:g}"
-    winners = [r for r in families if r.get("tests") and all(t.get("significant") for t in r["tests"].values())]
+    winners = [r for r in families if _beat_all(r, "tests")]
+    partial: list[tuple[str, list[str]]] = []
     if winners:
         best = max(winners, key=lambda r: r["metrics"][metric]["value"])
         base_best = max(
@@ -62,24 +69,36 @@ def verdict(rows: Sequence[Mapping[str, Any]], alpha: float, metric: str = "accu
             key=lambda r: r["metrics"][metric]["value"],
             default=None,
         )
-        tail = ""
+        detail = level
         if base_best is not None:
-            tail = (
-                f"; the best, {best['name']}, reaches {best['metrics'][metric]['value']:.3f} against "
+            detail += (
+                f"; best {best['name']} {best['metrics'][metric]['value']:.3f} against "
                 f"{base_best['metrics'][metric]['value']:.3f} for {base_best['name']}"
             )
         names = [r["name"] for r in winners]
-        verb = "beats" if len(names) == 1 else "beat"
-        return f"{_names(names)} {verb} every naive baseline significantly on {metric} ({level}){tail}."
-    partial = [
-        (r["name"], [b for b, t in r["tests"].items() if t.get("significant")])
-        for r in families
-        if r.get("tests") and any(t.get("significant") for t in r["tests"].values())
-    ]
+        head = f"{_names(names)} {'beats' if len(names) == 1 else 'beat'} every naive baseline significantly on {metric} ({detail})"
+    else:
+        partial = [
+            (r["name"], [b for b, t in r["tests"].items() if t.get("significant")])
+            for r in families
+            if r.get("tests") and any(t.get("significant") for t in r["tests"].values())
+        ]
+        if partial:
+            beats = ", ".join(f"{n} beats only {_names([_BASELINE_WORDS.get(b, b) for b in bs])}" for n, bs in partial)
+            head = f"No model family beats every naive baseline significantly on {metric} ({level}): {beats}"
+        else:
+            head = f"No model family beats the naive baselines significantly on {metric} ({level})"
+    if not any(r.get("return_tests") for r in families):
+        return head + "."
+    earners = [r["name"] for r in families if _beat_all(r, "return_tests")]
+    if earners:
+        verb = "beats" if len(earners) == 1 else "beat"
+        return f"{head}; on net return per bar after fees {_names(earners)} {verb} them all."
+    if winners:
+        return f"{head}, but none beats them all on net return per bar after fees."
     if partial:
-        beats = "; ".join(f"{n} beats only {_names([_BASELINE_WORDS.get(b, b) for b in bs])}" for n, bs in partial)
-        return f"No model family beats every naive baseline significantly on {metric} ({level}): {beats}."
-    return f"No model family beats the naive baselines significantly on {metric} ({level})."
+        return f"{head}; none beats them all on net return per bar after fees."
+    return f"{head}, nor on net return per bar after fees."
 
 
 def render_markdown(d: Mapping[str, Any]) -> str:
