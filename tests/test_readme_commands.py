@@ -78,6 +78,11 @@ RUN: dict[str, Outcome] = {
         contains="(promoted to production)"
     ),
     f"{TRAIN} --run-name first_try --resume": Outcome(contains="Registry: hybrid_cnn_lstm version 2"),
+    f"{TRAIN} --model lightgbm --date-range 3 --symbol ETH/BTC --model-name eth_trees": Outcome(
+        contains="Registry: eth_trees version 1"
+    ),
+    f"{TRAIN} --model logreg --calibrate --signal-mode threshold --threshold 0.45 --long-only --date-range 3 "
+    "--symbol ETH/BTC --model-name eth_logreg": Outcome(contains="threshold 0.45, long only"),
     f"{TRAIN} --help": Outcome(contains="--date-range"),
     # the guide's command: the bundled sample holds 20 days, not 60; bad input exits 2, saying so
     f"{TRAIN} --epochs 100 --batch-size 128 --lr 0.0005 --date-range 60": Outcome(2, "60 days"),
