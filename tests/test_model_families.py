@@ -245,7 +245,7 @@ def test_cli_refuses_bad_family_input_with_exit_2_and_registers_nothing(tmp_path
 def test_tracker_loads_each_familys_native_model(trained):
     from backend.ml_engine.mlflow_integration import MLflowTracker
 
-    settings, results = trained
+    settings, _results = trained
     tracker = MLflowTracker(settings=settings)
     booster = tracker.load_model("models:/fam_lightgbm/1")
     assert type(booster).__name__ == "Booster" and booster.num_trees() > 0
@@ -253,3 +253,26 @@ def test_tracker_loads_each_familys_native_model(trained):
     assert hasattr(pipeline, "predict_proba")
     module = tracker.load_model("models:/fam_tcn/1")
     assert type(module).__name__ == "TCN" and not module.training
+
+
+def test_retraining_keeps_production_family(trained):
+    from backend.ml_engine.retraining_pipeline import RetrainingConfig, RetrainingPipeline
+    from backend.ml_engine.walk_forward import WalkForwardConfig
+
+    settings, _results = trained
+    config = RetrainingConfig(
+        model_name="fam_lightgbm",
+        epochs=1,
+        batch_size=256,
+        model_kwargs={"n_estimators": 20},
+        walk_forward=WalkForwardConfig(n_folds=1),
+        min_accuracy_for_promotion=0.0,
+        data=str(SAMPLE_DATA),
+        symbols=["ETH/BTC"],
+        train_days=3,
+    )
+    result = RetrainingPipeline(settings, config).run("manual", force=True)
+    assert result.version is not None, result
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    candidate = client.get_model_version("fam_lightgbm", str(result.version))
+    assert candidate.tags["model_family"] == "lightgbm"
