@@ -49,6 +49,8 @@ NOT_RUN: dict[str, str] = {
     "python -m backend.ml_engine.training_orchestrator --data candles.csv --symbol ETH/BTC --timeframe 5m --seed 7": (
         "needs your own candles.csv (CSV loading: tests/test_data_files.py)"
     ),
+    "python -m backend.ml_engine.leaderboard": "about 4 minutes on 2 cores (docs/leaderboard.md; bench/bench_families.py "
+    "times it); `--quick` runs here and tests/test_leaderboard.py runs it on planted and random-walk data",
     # long-running processes
     "python -m backend.ml_engine.retraining_pipeline serve --cron '0 3 * * *'": "a scheduler that runs until stopped "
     "(tests/test_scheduler.py runs it; tests/test_retraining_pipeline.py drives the in-process one)",
@@ -83,6 +85,7 @@ RUN: dict[str, Outcome] = {
     ),
     f"{TRAIN} --model logreg --calibrate --signal-mode threshold --threshold 0.45 --long-only --date-range 3 "
     "--symbol ETH/BTC --model-name eth_logreg": Outcome(contains="threshold 0.45, long only"),
+    "python -m backend.ml_engine.leaderboard --quick": Outcome(contains="Verdict"),
     f"{TRAIN} --help": Outcome(contains="--date-range"),
     # the guide's command: the bundled sample holds 20 days, not 60; bad input exits 2, saying so
     f"{TRAIN} --epochs 100 --batch-size 128 --lr 0.0005 --date-range 60": Outcome(2, "60 days"),
