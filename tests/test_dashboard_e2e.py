@@ -152,6 +152,11 @@ def pages(seed: Seed) -> list[tuple[str, str, list[tuple[str, str | None]]]]:
         ("/models", "Модели", [("models", None), ("models_schema", "Схема входа и выхода")]),
         ("/training", "Обучение модели", [("training_form", None)]),
         ("/retraining", "Переобучение и дрейф", [("retraining", None), ("drift", "Отчёт о дрейфе")]),
+        (
+            "/leaderboard",
+            "Сравнение моделей",
+            [("leaderboard", None), ("leaderboard_tests", "Парные тесты против базовых стратегий")],
+        ),
         ("/help", "Справка", [("help", None)]),
     ]
 
@@ -178,7 +183,28 @@ def click_and_wait(page: Any, title: str, heading: str, timeout_ms: int = 60_000
     return seconds
 
 
-def test_every_page_renders_in_chromium(server: str, browser: Any, seed: Seed, shots: Path) -> None:
+@pytest.fixture(scope="module")
+def comparison(seed: Seed) -> Any:
+    """A small real comparison of the four families in the seed's store (the page shows the latest)."""
+    from backend.ml_engine.config import SAMPLE_DATA_DIR
+    from backend.ml_engine.leaderboard import LeaderboardConfig, run_leaderboard
+
+    settings = seed.settings()
+    config = LeaderboardConfig.from_settings(
+        settings,
+        data=str(SAMPLE_DATA_DIR),
+        symbols=["ETH/BTC"],
+        date_range=3.0,
+        window=16,
+        horizon=4,
+        folds=2,
+        epochs=1,
+        n_boot=200,
+    )
+    return run_leaderboard(config, settings=settings)
+
+
+def test_every_page_renders_in_chromium(server: str, browser: Any, seed: Seed, shots: Path, comparison: Any) -> None:
     page = browser.new_page(viewport=VIEWPORT, locale="ru-RU")
     timings: dict[str, float] = {}
     for path, heading, views in pages(seed):
@@ -234,8 +260,12 @@ def test_training_from_the_browser_followed_live_to_its_run(server: str, browser
         ("Токен API", TOKEN),
     ):
         page.get_by_label(label, exact=True).fill(value)
-    page.get_by_text("Архитектура сети (необязательно)").click()
-    for label, value in (("Каналы свёрток", "16"), ("Нейронов LSTM", "16"), ("Слоёв LSTM", "1")):
+    page.get_by_text("Параметры модели hybrid_cnn_lstm (необязательно)").click()
+    for label, value in (
+        ("conv_channels — каналы свёрток по блокам", "16"),
+        ("lstm_hidden — нейронов LSTM", "16"),
+        ("lstm_layers — слоёв LSTM", "1"),
+    ):
         page.get_by_label(label, exact=True).fill(value)
     page.get_by_role("button", name="Запустить обучение").click()
     page.get_by_text("поставлена в очередь").first.wait_for(timeout=30_000)

@@ -178,3 +178,10 @@ def test_a_sharpe_is_never_shown_without_its_trades() -> None:
     assert shown == "1.23 (57 сделок) [-0.50, 2.90]"
     assert "не записано" in fmt_sharpe({"backtest_sharpe": 2.0}, "ru")  # versions from before trades were recorded
     assert fmt_sharpe({}, "ru") == "—"
+
+
+def test_a_headline_sharpe_tile_shows_no_number_below_the_minimum() -> None:
+    from backend.dashboard.widgets import sharpe_value
+
+    assert sharpe_value({"backtest_sharpe": 17.46, "backtest_n_trades": 4}) == "—"
+    assert sharpe_value({"backtest_sharpe": 1.234, "backtest_n_trades": 57}) == "1.23"

@@ -124,7 +124,7 @@ def trained(tmp_path_factory):
 
 
 @pytest.mark.parametrize("family", ["hybrid_cnn_lstm", "tcn", "lightgbm", "logreg"])
-def test_family_trains_registers_is_promoted_and_serves_with_parity(trained, family):
+def test_family_trains_registers_is_promoted_and_serves_with_parity(trained, family, monkeypatch):
     from backend.ml_engine.predictor import Predictor
 
     settings, results = trained
@@ -154,7 +154,8 @@ def test_family_trains_registers_is_promoted_and_serves_with_parity(trained, fam
     tails = [frame.iloc[: len(frame) - k] for k in (0, 7, 31)]
     served = np.array([list(predictor.predict(t).probabilities.values()) for t in tails])
 
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    # the environment, not mlflow.set_tracking_uri: a process-wide URI would leak into later tests
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", settings.mlflow_tracking_uri)
     pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@production")
     need = int(metadata["pipeline"]["min_history_rows"])
     via_pyfunc = np.array([pyfunc.predict(t.tail(need))[["down", "flat", "up"]].to_numpy()[0] for t in tails])

@@ -123,6 +123,17 @@ def fmt_sharpe(metrics: Mapping[str, Any], lang: str | None = None) -> str:
     return text
 
 
+def sharpe_value(metrics: Mapping[str, Any]) -> str:
+    """The Sharpe for a headline tile: the number only with enough trades, else a dash;
+    :func:`fmt_sharpe` goes beside it with the trades and the interval (or "too few trades")."""
+    sharpe, trades = metrics.get("backtest_sharpe"), metrics.get("backtest_n_trades")
+    if sharpe is None or (isinstance(sharpe, float) and not math.isfinite(sharpe)):
+        return "—"
+    if trades is not None and int(trades) < MIN_TRADES:
+        return "—"
+    return f"{float(sharpe):.2f}"
+
+
 def fmt_duration(start: datetime | None, end: datetime | None) -> str:
     if start is None or end is None:
         return "—"

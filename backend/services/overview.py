@@ -44,7 +44,16 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Key metrics of a version, in the order front ends show them (recorded as version tags).
-KEY_METRICS: tuple[str, ...] = ("test_accuracy", "test_f1_macro", "backtest_sharpe", "walk_forward_accuracy_mean")
+KEY_METRICS: tuple[str, ...] = (
+    "test_accuracy",
+    "test_f1_macro",
+    "backtest_sharpe",
+    # a Sharpe is shown with its trades and interval, never alone
+    "backtest_n_trades",
+    "backtest_sharpe_low",
+    "backtest_sharpe_high",
+    "walk_forward_accuracy_mean",
+)
 RUN_KIND_RETRAINING = "retraining"
 DRIFT_REPORT_ARTIFACT = "drift_report.json"
 

@@ -19,6 +19,7 @@ from backend.dashboard.widgets import (
     fmt_time,
     recorded,
     run_action,
+    sharpe_value,
     show_error,
     term,
     token_input,
@@ -180,7 +181,8 @@ def _version_detail(name: str, version: int) -> None:
     cols[0].metric(t("col.aliases"), ", ".join(detail.aliases) or "—", help=term("alias"))
     for col, key in zip(cols[1:], KEY_METRICS):
         if key == "backtest_sharpe":
-            col.metric(key, fmt_sharpe(detail.metrics), help=t("sharpe.help"))
+            col.metric(key, sharpe_value(detail.metrics), help=t("sharpe.help"))
+            col.caption(fmt_sharpe(detail.metrics))
         else:
             col.metric(key, fmt_num(detail.metrics.get(key)), help=term("metric"))
     if detail.description:

@@ -16,6 +16,7 @@ from backend.dashboard.widgets import (
     fmt_time,
     jobs_frame,
     recorded,
+    sharpe_value,
     show_error,
     term,
 )
@@ -107,7 +108,8 @@ def _production_card(summary: ProductionSummary) -> None:
         cols[0].metric(t("overview.version"), f"v{summary.version}", help=term("version"))
         for col, key in zip(cols[1:], ("test_accuracy", "test_f1_macro")):
             col.metric(key, fmt_num(summary.metrics.get(key)), help=term("metric"))
-        cols[3].metric("backtest_sharpe", fmt_sharpe(summary.metrics), help=t("sharpe.help"))
+        cols[3].metric("backtest_sharpe", sharpe_value(summary.metrics), help=t("sharpe.help"))
+        st.caption(f"backtest_sharpe: {fmt_sharpe(summary.metrics)}")
         if summary.promoted_at is not None:
             how = t(f"decision.{summary.decision}") if summary.decision else "—"
             st.markdown(
