@@ -134,6 +134,64 @@ def sharpe_value(metrics: Mapping[str, Any]) -> str:
     return f"{float(sharpe):.2f}"
 
 
+def policy_fields(state: str) -> dict[str, Any]:
+    """The signal policy's inputs (rule, threshold, direction, fee and slippage in percent), the same on
+    every page that asks for one; :func:`policy_body` turns them into ``SignalPolicyParams``."""
+    p1, p2, p3, p4, p5 = st.columns(5)
+    return {
+        "mode": p1.selectbox(
+            t("policy.field.mode"),
+            ("argmax", "threshold"),
+            key=state + "mode",
+            format_func=lambda m: t(f"policy.mode.{m}"),
+            help=t("policy.mode_help"),
+        ),
+        "threshold": p2.number_input(
+            t("policy.field.threshold"),
+            min_value=0.01,
+            max_value=1.0,
+            value=0.5,
+            step=0.05,
+            key=state + "threshold",
+        ),
+        "direction": p3.selectbox(
+            t("policy.field.direction"),
+            ("long_short", "long_only"),
+            key=state + "direction",
+            format_func=lambda d: t(f"leaderboard.policy.{d}"),
+        ),
+        "fee": p4.number_input(
+            t("policy.field.fee"),
+            min_value=0.0,
+            max_value=5.0,
+            value=0.1,
+            step=0.01,
+            format="%.3f",
+            key=state + "fee",
+        ),
+        "slippage": p5.number_input(
+            t("policy.field.slippage"),
+            min_value=0.0,
+            max_value=5.0,
+            value=0.0,
+            step=0.01,
+            format="%.3f",
+            key=state + "slippage",
+        ),
+    }
+
+
+def policy_body(policy: dict[str, Any]) -> dict[str, Any]:
+    """The inputs of :func:`policy_fields` as a ``policy`` body: percent turned into fractions."""
+    out = dict(policy)
+    for key in ("fee", "slippage"):
+        if out.get(key) is not None:
+            out[key] = round(float(out[key]) / 100.0, 8)
+    if out.get("threshold") is not None:
+        out["threshold"] = float(out["threshold"])
+    return {k: v for k, v in out.items() if v is not None}
+
+
 def fmt_duration(start: datetime | None, end: datetime | None) -> str:
     if start is None or end is None:
         return "—"

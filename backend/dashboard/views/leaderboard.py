@@ -25,6 +25,8 @@ from backend.dashboard.widgets import (
     fmt_num,
     follow_job,
     jobs_frame,
+    policy_body,
+    policy_fields,
     recorded,
     show_error,
     validation_messages,
@@ -518,48 +520,7 @@ def _form(service: LeaderboardService) -> None:
             help=t("leaderboard.n_boot_help"),
         )
         st.markdown(t("leaderboard.policy_heading"))
-        p1, p2, p3, p4, p5 = st.columns(5)
-        policy = {
-            "mode": p1.selectbox(
-                t("leaderboard.field.mode"),
-                ("argmax", "threshold"),
-                key=_STATE + "mode",
-                format_func=lambda m: t(f"leaderboard.mode.{m}"),
-                help=t("leaderboard.mode_help"),
-            ),
-            "threshold": p2.number_input(
-                t("leaderboard.field.threshold"),
-                min_value=0.01,
-                max_value=1.0,
-                value=0.5,
-                step=0.05,
-                key=_STATE + "threshold",
-            ),
-            "direction": p3.selectbox(
-                t("leaderboard.field.direction"),
-                ("long_short", "long_only"),
-                key=_STATE + "direction",
-                format_func=lambda d: t(f"leaderboard.policy.{d}"),
-            ),
-            "fee": p4.number_input(
-                t("leaderboard.field.fee"),
-                min_value=0.0,
-                max_value=5.0,
-                value=0.1,
-                step=0.01,
-                format="%.3f",
-                key=_STATE + "fee",
-            ),
-            "slippage": p5.number_input(
-                t("leaderboard.field.slippage"),
-                min_value=0.0,
-                max_value=5.0,
-                value=0.0,
-                step=0.01,
-                format="%.3f",
-                key=_STATE + "slippage",
-            ),
-        }
+        policy = policy_fields(_STATE)
         if allowed:
             st.text_input(t("access.token"), type="password", key=_STATE + "token", help=t("access.token_help"))
         submitted = st.form_submit_button(
@@ -581,13 +542,7 @@ def comparison_request(values: dict[str, Any], policy: dict[str, Any]) -> dict[s
         body["symbols"] = [s.strip().upper() for s in body["symbols"].split(",") if s.strip()]
     if "families" in body:
         body["families"] = list(body["families"])
-    out = dict(policy)
-    for key in ("fee", "slippage"):
-        if out.get(key) is not None:
-            out[key] = round(float(out[key]) / 100.0, 8)
-    if out.get("threshold") is not None:
-        out["threshold"] = float(out["threshold"])
-    body["policy"] = {k: v for k, v in out.items() if v is not None}
+    body["policy"] = policy_body(policy)
     return body
 
 

@@ -16,6 +16,8 @@ from backend.dashboard.widgets import (
     follow_job,
     job_panel,
     jobs_frame,
+    policy_body,
+    policy_fields,
     show_error,
     validation_messages,
     write_allowed,
@@ -135,7 +137,7 @@ def render() -> None:
         with st.expander(t("training.options", family=family)):
             network = _family_options(family)
         with st.expander(t("training.policy")):
-            policy = _policy_fields()
+            policy = policy_fields(_STATE)
         p1, p2, p3 = st.columns(3)
         values["export_onnx"] = p1.checkbox(t("training.field.export_onnx"), value=True, key=_STATE + "export_onnx")
         values["auto_promote"] = p2.checkbox(
@@ -212,46 +214,8 @@ def _family_options(family: str) -> dict[str, Any]:
     return out
 
 
-def _policy_fields() -> dict[str, Any]:
-    q1, q2, q3 = st.columns(3)
-    return {
-        "mode": q1.selectbox(
-            t("training.field.signal_mode"),
-            ["argmax", "threshold"],
-            key=_STATE + "signal_mode",
-            format_func=lambda m: t(f"training.signal_mode.{m}"),
-        ),
-        "threshold": q2.number_input(
-            t("training.field.threshold"), min_value=0.01, max_value=1.0, value=0.5, step=0.05, key=_STATE + "threshold"
-        ),
-        "direction": q3.selectbox(
-            t("training.field.direction"),
-            ["long_short", "long_only"],
-            key=_STATE + "direction",
-            format_func=lambda d: t(f"training.direction.{d}"),
-        ),
-        "fee": q1.number_input(
-            t("training.field.fee"),
-            min_value=0.0,
-            max_value=0.05,
-            value=0.001,
-            step=0.0005,
-            format="%.4f",
-            key=_STATE + "fee",
-        ),
-        "slippage": q2.number_input(
-            t("training.field.slippage"),
-            min_value=0.0,
-            max_value=0.05,
-            value=0.0,
-            step=0.0005,
-            format="%.4f",
-            key=_STATE + "slippage",
-        ),
-    }
-
-
-DEFAULT_POLICY = {"mode": "argmax", "threshold": 0.5, "direction": "long_short", "fee": 0.001, "slippage": 0.0}
+#: The policy inputs' defaults (fee and slippage in percent, as typed): unchanged, no ``policy`` is sent.
+DEFAULT_POLICY = {"mode": "argmax", "threshold": 0.5, "direction": "long_short", "fee": 0.1, "slippage": 0.0}
 
 
 def training_request(
@@ -282,7 +246,7 @@ def training_request(
     if model:
         body["model"] = model
     if policy and any(policy.get(k) != v for k, v in DEFAULT_POLICY.items()):
-        body["policy"] = {k: policy.get(k, v) for k, v in DEFAULT_POLICY.items()}
+        body["policy"] = policy_body({k: policy.get(k, v) for k, v in DEFAULT_POLICY.items()})
     return body
 
 

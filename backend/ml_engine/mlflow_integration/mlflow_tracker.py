@@ -127,7 +127,6 @@ from .stores import DEFAULT_CHECK_TIMEOUT_S, check_tracking_store, mask_uri, res
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
-    import torch
 
     from ..data.candles import CandleSeries
 
