@@ -5,10 +5,11 @@ network)."""
 
 from __future__ import annotations
 
+import dataclasses
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
@@ -21,10 +22,36 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..dataset import WindowDataset
     from ..onnx_export import OnnxExportResult
 
-__all__ = ["TABULAR_INPUT", "FitProgress", "TabularFitted", "dataset_features"]
+__all__ = ["TABULAR_INPUT", "FitProgress", "TabularConfigMixin", "TabularFitted", "dataset_features"]
 
 #: Name of the ONNX input of a tabular graph ((B, D) float32).
 TABULAR_INPUT = "features"
+
+
+class TabularConfigMixin:
+    """What the tabular families' config dataclasses share: ``lags`` and ``class_weight`` checks, and
+    a JSON round trip that refuses unknown keys."""
+
+    lags: tuple[int, ...]
+    class_weight: str
+
+    def _check_tabular(self) -> None:
+        self.lags = tuple(int(k) for k in self.lags)
+        TabularConfig(lags=self.lags)
+        if self.class_weight not in ("balanced", "none"):
+            raise ValueError(f"class_weight must be 'balanced' or 'none', got {self.class_weight!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = dataclasses.asdict(self)  # type: ignore[call-overload]
+        d["lags"] = list(self.lags)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        if unknown:
+            raise ValueError(f"{cls.__name__}.from_dict: unknown keys {sorted(unknown)}")
+        return cls(**dict(data))  # the dataclass's own fields
 
 
 def dataset_features(ds: WindowDataset, cfg: TabularConfig, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:

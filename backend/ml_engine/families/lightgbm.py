@@ -10,14 +10,14 @@ trainer's callbacks (MLflow curves, job progress, cancellation). Exported with o
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from ..tabular import TabularConfig
 from ._base import FitSummary, InputKind, ModelFamily, OptionSpec, timed
-from ._tabular import TABULAR_INPUT, FitProgress, TabularFitted, dataset_features
+from ._tabular import TABULAR_INPUT, FitProgress, TabularConfigMixin, TabularFitted, dataset_features
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnx
@@ -29,7 +29,7 @@ __all__ = ["LightGBMConfig", "LightGBMFamily"]
 
 
 @dataclass
-class LightGBMConfig:
+class LightGBMConfig(TabularConfigMixin):
     n_estimators: int = 500
     """Most boosting rounds (early stopping usually ends sooner)."""
     learning_rate: float = 0.05
@@ -49,8 +49,6 @@ class LightGBMConfig:
     report_every: int = 10
 
     def __post_init__(self) -> None:
-        self.lags = tuple(int(k) for k in self.lags)
-        TabularConfig(lags=self.lags)
         for name in ("n_estimators", "num_leaves", "min_child_samples", "early_stopping_rounds", "report_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -59,20 +57,7 @@ class LightGBMConfig:
         for name in ("feature_fraction", "bagging_fraction"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
-        if self.class_weight not in ("balanced", "none"):
-            raise ValueError(f"class_weight must be 'balanced' or 'none', got {self.class_weight!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["lags"] = list(self.lags)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LightGBMConfig:
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"LightGBMConfig.from_dict: unknown keys {sorted(unknown)}")
-        return cls(**dict(data))
+        self._check_tabular()
 
 
 class _LightGBMFitted(TabularFitted):

@@ -8,14 +8,14 @@ skl2onnx (scaler and classifier in one graph) plus a ``Log`` node.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from ..tabular import TabularConfig
 from ._base import FitSummary, InputKind, ModelFamily, OptionSpec, timed
-from ._tabular import TABULAR_INPUT, FitProgress, TabularFitted, dataset_features
+from ._tabular import TABULAR_INPUT, FitProgress, TabularConfigMixin, TabularFitted, dataset_features
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnx
@@ -27,7 +27,7 @@ __all__ = ["LogRegConfig", "LogRegFamily"]
 
 
 @dataclass
-class LogRegConfig:
+class LogRegConfig(TabularConfigMixin):
     C: float = 0.1
     """Inverse L2 strength (smaller: stronger regularisation)."""
     max_iter: int = 500
@@ -35,26 +35,11 @@ class LogRegConfig:
     lags: tuple[int, ...] = (1, 2, 3, 5, 10, 20)
 
     def __post_init__(self) -> None:
-        self.lags = tuple(int(k) for k in self.lags)
-        TabularConfig(lags=self.lags)
         if not self.C > 0:
             raise ValueError(f"C must be > 0, got {self.C}")
         if self.max_iter < 1:
             raise ValueError(f"max_iter must be >= 1, got {self.max_iter}")
-        if self.class_weight not in ("balanced", "none"):
-            raise ValueError(f"class_weight must be 'balanced' or 'none', got {self.class_weight!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["lags"] = list(self.lags)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LogRegConfig:
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"LogRegConfig.from_dict: unknown keys {sorted(unknown)}")
-        return cls(**dict(data))
+        self._check_tabular()
 
 
 class _LogRegFitted(TabularFitted):
