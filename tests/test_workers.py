@@ -106,7 +106,7 @@ def test_two_concurrent_trainings_with_one_seed_give_the_weights_of_each_alone(s
 
 def test_a_job_whose_process_dies_fails_and_the_worker_goes_on(stack):
     client = stack["client"]
-    long = submit(client, epochs=300, run_name="killed_process")
+    long = submit(client, epochs=300, early_stopping_patience=0, run_name="killed_process")
     running = wait_epoch(stack, long["id"])
     os.kill(running["process_pid"], signal.SIGKILL)
     ended = wait_ended(stack, long["id"], timeout=60)
@@ -119,7 +119,7 @@ def test_a_job_whose_process_dies_fails_and_the_worker_goes_on(stack):
 
 def test_health_lists_the_live_worker_with_its_slots_and_running_jobs(stack):
     client = stack["client"]
-    long = submit(client, epochs=300, run_name="health_probe")
+    long = submit(client, epochs=300, early_stopping_patience=0, run_name="health_probe")
     running = wait_epoch(stack, long["id"])
     assert running["worker"].endswith(f":{stack['worker'].pid}")  # the worker that lost a job process
     health = client.get(f"{PREFIX}/health").json()
@@ -139,7 +139,7 @@ def test_health_lists_the_live_worker_with_its_slots_and_running_jobs(stack):
 
 def test_a_worker_stopped_with_sigterm_fails_its_running_job_and_kills_its_run(stack):
     client = stack["client"]
-    long = submit(client, epochs=300, run_name="sigterm")
+    long = submit(client, epochs=300, early_stopping_patience=0, run_name="sigterm")
     running = wait_epoch(stack, long["id"])
     worker = stack["worker"]
     assert stop(worker, signal.SIGTERM) == 0

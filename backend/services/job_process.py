@@ -108,6 +108,8 @@ def training_overrides(params: TrainingParams, settings: ServiceSettings) -> dic
         out["policy"] = params.policy.model_dump()
     if params.calibrate:
         out["calibrate"] = True
+    if params.early_stopping_patience is not None:
+        out["trainer_kwargs"] = {"early_stopping_patience": params.early_stopping_patience or None}
     return {k: v for k, v in out.items() if v is not None}
 
 

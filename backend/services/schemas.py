@@ -450,6 +450,13 @@ class TrainingParams(BaseModel):
     calibrate: bool = Field(
         default=False, strict=True, description="fit a temperature on the validation split (applied when serving)"
     )
+    early_stopping_patience: int | None = Field(
+        default=None,
+        strict=True,
+        ge=0,
+        le=1000,
+        description="epochs without a better val_f1 before a network stops (default 5); 0: train every epoch",
+    )
     policy: SignalPolicyParams | None = Field(default=None, description="the backtest's signal policy")
     export_onnx: bool = Field(default=True, strict=True)
 
