@@ -147,7 +147,7 @@ def test_train_through_the_worker_registers_a_version(stack):
 
 
 def test_a_killed_worker_fails_its_job_and_a_new_worker_runs_the_next(stack):
-    long = {**TINY_TRAINING, "epochs": 1000}
+    long = {**TINY_TRAINING, "epochs": 1000, "early_stopping_patience": 0}
     job_id = stack.http.post("/train", json=long, headers=AUTH).json()["id"]
     running = stack.wait_job(job_id, {"running"}, min_epoch=1)
     assert running["worker"].endswith(f":{stack.worker.pid}")

@@ -210,7 +210,7 @@ def test_retrain_is_a_job_run_by_the_pipeline(env):
 
 def test_cancel_a_running_training(env):
     client = env["client"]
-    body = {**TINY_TRAINING, "epochs": 200}
+    body = {**TINY_TRAINING, "epochs": 200, "early_stopping_patience": 0}
     job = client.post(f"{PREFIX}/train", json=body, headers=AUTH).json()
     worker = threading.Thread(target=env["runner"], args=(job["id"],))
     worker.start()
