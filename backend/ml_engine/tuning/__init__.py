@@ -1,0 +1,29 @@
+"""Hyperparameter search (issue 15): search spaces in TOML, sampled by Optuna.
+
+:func:`load_search_space` reads the bundled defaults (``search_space.toml``) or a user's file laid
+over them; :meth:`SearchSpace.suggest` turns an Optuna trial into a family, its options, trainer
+overrides and data fields (:class:`TrialParams`); :meth:`SearchSpace.fingerprint` identifies a space
+so that a study is never continued with a different one.
+"""
+
+from __future__ import annotations
+
+from ._space import (
+    DEFAULT_SPACE_FILE,
+    Param,
+    SearchSpace,
+    SearchSpaceError,
+    TrialParams,
+    load_search_space,
+    parse_search_space,
+)
+
+__all__ = [
+    "DEFAULT_SPACE_FILE",
+    "Param",
+    "SearchSpace",
+    "SearchSpaceError",
+    "TrialParams",
+    "load_search_space",
+    "parse_search_space",
+]
