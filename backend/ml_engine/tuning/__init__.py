@@ -3,11 +3,20 @@
 :func:`load_search_space` reads the bundled defaults (``search_space.toml``) or a user's file laid
 over them; :meth:`SearchSpace.suggest` turns an Optuna trial into a family, its options, trainer
 overrides and data fields (:class:`TrialParams`); :meth:`SearchSpace.fingerprint` identifies a space
-so that a study is never continued with a different one.
+so that a study is never continued with a different one. :func:`evaluate_trial` scores a trial on
+walk-forward validation folds of :class:`SearchData`'s search region; the final holdout is read once.
 """
 
 from __future__ import annotations
 
+from ._objective import (
+    OBJECTIVES,
+    HoldoutAlreadyRead,
+    HoldoutScore,
+    SearchData,
+    TrialScore,
+    evaluate_trial,
+)
 from ._space import (
     DEFAULT_SPACE_FILE,
     Param,
@@ -20,6 +29,12 @@ from ._space import (
 
 __all__ = [
     "DEFAULT_SPACE_FILE",
+    "OBJECTIVES",
+    "HoldoutAlreadyRead",
+    "HoldoutScore",
+    "SearchData",
+    "TrialScore",
+    "evaluate_trial",
     "Param",
     "SearchSpace",
     "SearchSpaceError",
