@@ -171,6 +171,12 @@ def test_every_check_the_gate_makes_renders_in_both_languages() -> None:
         "onnx_parity_missing",
         "onnx_parity_too_large",
         "onnx_parity_ok",
+        "dsr_missing",
+        "dsr_below_min",
+        "dsr_ok",
+        "pbo_missing",
+        "pbo_above_max",
+        "pbo_ok",
     }
     assert {c.code for c in checks} == gate_codes  # every branch of PromotionGate.check was taken
     assert {c.params.get("why") for c in checks if c.code == "signature_missing"} == {

@@ -52,6 +52,30 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "паритет ONNX: onnx_parity_max_abs_diff 0.1 > 0.0001",
     ),
     "onnx_parity_ok": ("ONNX parity 3e-08 <= 0.0001", "паритет ONNX 3e-08 ≤ 0.0001"),
+    "dsr_missing": (
+        "no tuning_dsr tag: no Deflated Sharpe Ratio of a hyperparameter search recorded (needs >= 0.95)",
+        "нет тега tuning_dsr: дефлированный коэффициент Шарпа подбора гиперпараметров не записан (нужно ≥ 0.95)",
+    ),
+    "dsr_below_min": (
+        "Deflated Sharpe Ratio (tuning_dsr) 0.4123 < min 0.95",
+        "дефлированный коэффициент Шарпа (tuning_dsr) 0.4123 < минимума 0.95",
+    ),
+    "dsr_ok": (
+        "Deflated Sharpe Ratio (tuning_dsr) 0.9700 >= min 0.95",
+        "дефлированный коэффициент Шарпа (tuning_dsr) 0.9700 ≥ минимума 0.95",
+    ),
+    "pbo_missing": (
+        "no tuning_pbo tag: no probability of backtest overfitting of a hyperparameter search recorded (needs <= 0.2)",
+        "нет тега tuning_pbo: вероятность переобучения бэктеста при подборе гиперпараметров не записана (нужно ≤ 0.2)",
+    ),
+    "pbo_above_max": (
+        "probability of backtest overfitting (tuning_pbo) 0.4500 > max 0.2",
+        "вероятность переобучения бэктеста (tuning_pbo) 0.4500 > максимума 0.2",
+    ),
+    "pbo_ok": (
+        "probability of backtest overfitting (tuning_pbo) 0.0500 <= max 0.2",
+        "вероятность переобучения бэктеста (tuning_pbo) 0.0500 ≤ максимума 0.2",
+    ),
     "evaluation_failed": (
         "holdout evaluation failed: ValueError: no candles",
         "оценка на отложенной выборке не удалась: ValueError: no candles",

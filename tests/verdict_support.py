@@ -46,6 +46,12 @@ SAMPLE_PARAMS: dict[str, dict[str, Any]] = {
     "onnx_parity_missing": {"metric": "onnx_parity_max_abs_diff"},
     "onnx_parity_too_large": {"metric": "onnx_parity_max_abs_diff", "value": 0.1, "max": 0.0001},
     "onnx_parity_ok": {"value": 3e-08, "max": 0.0001},
+    "dsr_missing": {"tag": "tuning_dsr", "min": 0.95},
+    "dsr_below_min": {"tag": "tuning_dsr", "value": 0.4123, "min": 0.95},
+    "dsr_ok": {"tag": "tuning_dsr", "value": 0.97, "min": 0.95},
+    "pbo_missing": {"tag": "tuning_pbo", "max": 0.2},
+    "pbo_above_max": {"tag": "tuning_pbo", "value": 0.45, "max": 0.2},
+    "pbo_ok": {"tag": "tuning_pbo", "value": 0.05, "max": 0.2},
     "evaluation_failed": {"error": "ValueError: no candles"},
     "no_evaluator": {},
     "forced": {},
@@ -107,6 +113,10 @@ def gate_checks() -> list[Check]:
         for case in cases:
             candidate, champion = case.pop("candidate"), case.pop("champion")
             checks.extend(gate.check(candidate, champion, **case).checks)
+    # the overfitting checks (ML_GATE_MIN_DSR, ML_GATE_MAX_PBO): missing, too weak, good
+    search = PromotionGate(min_dsr=0.95, max_pbo=0.2)
+    for tags in ({}, {"tuning_dsr": "0.41", "tuning_pbo": "0.45"}, {"tuning_dsr": "0.97", "tuning_pbo": "0.05"}):
+        checks.extend(search.check({"test_accuracy": 0.6}, None, signature_present=True, tags=tags).checks)
     return checks
 
 

@@ -108,6 +108,22 @@ class Settings(BaseSettings):
         le=1,
         validation_alias=AliasChoices("ML_MIN_ACCURACY_FOR_PROMOTION", "min_accuracy_for_promotion"),
     )
+    gate_min_dsr: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        validation_alias=AliasChoices("ML_GATE_MIN_DSR", "gate_min_dsr"),
+        description="Promotion gate: the smallest Deflated Sharpe Ratio of the search a version came from "
+        "(version tag tuning_dsr); unset: not checked. A version without the tag is refused while it is set",
+    )
+    gate_max_pbo: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        validation_alias=AliasChoices("ML_GATE_MAX_PBO", "gate_max_pbo"),
+        description="Promotion gate: the largest probability of backtest overfitting of the search a version "
+        "came from (version tag tuning_pbo); unset: not checked. A version without the tag is refused while it is set",
+    )
 
     # --- logging ------------------------------------------------------------------------
     log_level: str = Field(

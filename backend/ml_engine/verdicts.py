@@ -154,6 +154,37 @@ _CATALOGUE: dict[str, Renderer] = {
         f"{'паритет ONNX' if ru else 'ONNX parity'} {_num(p['value'], '.3g')} {'≤' if ru else '<='} "
         f"{_num(p['max'], 'g')}"
     ),
+    # the gate's overfitting checks (ML_GATE_MIN_DSR, ML_GATE_MAX_PBO): statistics of the search a version won
+    "dsr_missing": lambda p, ru: (
+        f"нет тега {p['tag']}: дефлированный коэффициент Шарпа подбора гиперпараметров не записан "
+        f"(нужно ≥ {_num(p['min'], 'g')})"
+        if ru
+        else f"no {p['tag']} tag: no Deflated Sharpe Ratio of a hyperparameter search recorded "
+        f"(needs >= {_num(p['min'], 'g')})"
+    ),
+    "dsr_below_min": lambda p, ru: (
+        f"{'дефлированный коэффициент Шарпа' if ru else 'Deflated Sharpe Ratio'} ({p['tag']}) "
+        f"{_num(p['value'], '.4f')} {'< минимума' if ru else '< min'} {_num(p['min'], 'g')}"
+    ),
+    "dsr_ok": lambda p, ru: (
+        f"{'дефлированный коэффициент Шарпа' if ru else 'Deflated Sharpe Ratio'} ({p['tag']}) "
+        f"{_num(p['value'], '.4f')} {'≥ минимума' if ru else '>= min'} {_num(p['min'], 'g')}"
+    ),
+    "pbo_missing": lambda p, ru: (
+        f"нет тега {p['tag']}: вероятность переобучения бэктеста при подборе гиперпараметров не записана "
+        f"(нужно ≤ {_num(p['max'], 'g')})"
+        if ru
+        else f"no {p['tag']} tag: no probability of backtest overfitting of a hyperparameter search recorded "
+        f"(needs <= {_num(p['max'], 'g')})"
+    ),
+    "pbo_above_max": lambda p, ru: (
+        f"{'вероятность переобучения бэктеста' if ru else 'probability of backtest overfitting'} ({p['tag']}) "
+        f"{_num(p['value'], '.4f')} {'> максимума' if ru else '> max'} {_num(p['max'], 'g')}"
+    ),
+    "pbo_ok": lambda p, ru: (
+        f"{'вероятность переобучения бэктеста' if ru else 'probability of backtest overfitting'} ({p['tag']}) "
+        f"{_num(p['value'], '.4f')} {'≤ максимума' if ru else '<= max'} {_num(p['max'], 'g')}"
+    ),
     "evaluation_failed": _fixed(
         "holdout evaluation failed: {error}", "оценка на отложенной выборке не удалась: {error}"
     ),

@@ -12,7 +12,25 @@ from ..verdicts import Check, Verdict, render
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import Settings
 
-__all__ = ["GateResult", "PromotionGate", "lookup_metric"]
+__all__ = ["TAG_DSR", "TAG_PBO", "GateResult", "PromotionGate", "lookup_metric"]
+
+#: Version tag of the Deflated Sharpe Ratio of the hyperparameter search the version won (a number as
+#: text, in [0, 1]); set by the search (``tuning``), read by the gate when ``min_dsr`` is set.
+TAG_DSR = "tuning_dsr"
+#: Version tag of the probability of backtest overfitting of that search (a number as text, in [0, 1]).
+TAG_PBO = "tuning_pbo"
+
+
+def _tag_number(key: str, tags: Mapping[str, Any] | None, metrics: Mapping[str, Any]) -> float | None:
+    """The number under ``key`` in the version's ``tags`` (first) or its ``metrics``; None when it is in
+    neither or is not a number (NaN is a number: the check shows it and refuses)."""
+    for source in (tags or {}, metrics):
+        if key in source:
+            try:
+                return float(source[key])
+            except (TypeError, ValueError):
+                return None
+    return None
 
 
 def lookup_metric(metrics: Mapping[str, Any], key: str) -> float | None:
@@ -83,6 +101,12 @@ class PromotionGate:
     accuracy_metric: str = "test_accuracy"
     #: Metric (version tag) holding the ONNX parity max-abs difference.
     onnx_parity_metric: str = "onnx_parity_max_abs_diff"
+    #: The smallest Deflated Sharpe Ratio (tag ``tuning_dsr``) of the search the candidate came from;
+    #: None (the default): not checked. ``ML_GATE_MIN_DSR``.
+    min_dsr: float | None = None
+    #: The largest probability of backtest overfitting (tag ``tuning_pbo``) of that search; None (the
+    #: default): not checked. ``ML_GATE_MAX_PBO``.
+    max_pbo: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_accuracy_for_promotion <= 1.0:
@@ -91,14 +115,21 @@ class PromotionGate:
             raise ValueError("min_improvement must be a finite number >= 0")
         if self.max_abs_diff < 0 or not math.isfinite(self.max_abs_diff):
             raise ValueError("max_abs_diff must be a finite number >= 0")
+        for attr in ("min_dsr", "max_pbo"):
+            value = getattr(self, attr)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"{attr} must be in [0, 1] or None (not checked)")
         for attr in ("primary_metric", "accuracy_metric", "onnx_parity_metric"):
             if not getattr(self, attr):
                 raise ValueError(f"{attr} must be a metric name")
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> PromotionGate:
-        """A gate with ``min_accuracy_for_promotion`` from the service settings."""
+        """A gate with ``min_accuracy_for_promotion``, ``min_dsr`` (``ML_GATE_MIN_DSR``) and ``max_pbo``
+        (``ML_GATE_MAX_PBO``) from the service settings; ``overrides`` win."""
         overrides.setdefault("min_accuracy_for_promotion", settings.min_accuracy_for_promotion)
+        overrides.setdefault("min_dsr", settings.gate_min_dsr)
+        overrides.setdefault("max_pbo", settings.gate_max_pbo)
         return cls(**overrides)
 
     def check(
@@ -111,13 +142,29 @@ class PromotionGate:
         signature_problem: Mapping[str, Any] | None = None,
         archived: bool = False,
         metrics_source: str = "recorded",
+        tags: Mapping[str, Any] | None = None,
     ) -> GateResult:
         """Judge a candidate. Pure: all inputs are given, nothing is read.
 
         ``candidate``/``champion`` are metric dicts (``champion`` None when nothing is in
         production); ``signature_present`` None means not checked; ``signature_problem`` the
         parameters of a missing signature (``{"why": "no_signature"}``); ``metrics_source`` names
-        what was compared (``recorded``, ``recorded_no_evaluator``, ``same_holdout``).
+        what was compared (``recorded``, ``recorded_no_evaluator``, ``same_holdout``); ``tags`` the
+        candidate's version tags, where a search leaves ``tuning_dsr`` / ``tuning_pbo`` (looked up
+        there first, then in ``candidate``).
+
+        Overfitting checks (only with ``min_dsr`` / ``max_pbo`` set; unset, the checks are exactly
+        those without them): ``dsr_ok`` when DSR >= ``min_dsr``, else ``dsr_below_min`` (NaN too);
+        ``pbo_ok`` when PBO <= ``max_pbo``, else ``pbo_above_max``. A candidate WITHOUT the tag (or
+        with text that is no number) is refused: ``dsr_missing`` / ``pbo_missing``. Setting a
+        threshold asks for evidence that the edge is more than search luck, and a gate that lets a
+        version through for lacking that evidence would reward exactly the versions nobody measured:
+        a hand-tuned model is the winner of an unrecorded search, a re-registered one has lost its
+        tags, a search whose statistics could not be computed (PBO needs two completed trials) wrote
+        none, and the gate cannot tell these from "not searched". Like a missing accuracy or ONNX
+        parity, missing evidence fails closed; ``force=True`` promotes such a version past the gate,
+        on record. Set the thresholds where production versions come from searches (a retraining's
+        versions carry no such tags and are then refused).
         """
         checks: list[Check] = []
         if archived:
@@ -181,5 +228,24 @@ class PromotionGate:
                 )
             else:
                 checks.append(Check("onnx_parity_ok", True, {"value": diff, "max": self.max_abs_diff}))
+
+        if self.min_dsr is not None:
+            dsr = _tag_number(TAG_DSR, tags, candidate)
+            if dsr is None:
+                checks.append(Check("dsr_missing", False, {"tag": TAG_DSR, "min": self.min_dsr}))
+            else:
+                ok = math.isfinite(dsr) and dsr >= self.min_dsr
+                checks.append(
+                    Check("dsr_ok" if ok else "dsr_below_min", ok, {"tag": TAG_DSR, "value": dsr, "min": self.min_dsr})
+                )
+        if self.max_pbo is not None:
+            pbo = _tag_number(TAG_PBO, tags, candidate)
+            if pbo is None:
+                checks.append(Check("pbo_missing", False, {"tag": TAG_PBO, "max": self.max_pbo}))
+            else:
+                ok = math.isfinite(pbo) and pbo <= self.max_pbo
+                checks.append(
+                    Check("pbo_ok" if ok else "pbo_above_max", ok, {"tag": TAG_PBO, "value": pbo, "max": self.max_pbo})
+                )
 
         return GateResult(tuple(checks))
