@@ -24,6 +24,8 @@ EXPERIMENT_TRAINING = "model_training"
 EXPERIMENT_RETRAINING = "auto_retraining"
 #: Leaderboards: every model family against the naive baselines on the same folds (`leaderboard`).
 EXPERIMENT_COMPARISON = "model_comparison"
+#: Hyperparameter search: one parent run per Optuna study, a nested run per trial (`tuning`).
+EXPERIMENT_TUNING = "hyperparameter_search"
 
 #: Market sessions of the candles (`data.candles`, Sessions): closures are not gaps.
 SESSIONS = ("auto", "24/7", "weekdays")
@@ -101,6 +103,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("ML_JOBS_DATABASE_URL", "jobs_database_url"),
         description="SQLAlchemy URL of the job records (sqlite:///... or postgresql://...); when PostgreSQL it "
         "is also the coordination database every lock lives on (promotion, retraining, job claiming)",
+    )
+    tuning_storage: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ML_TUNING_STORAGE", "tuning_storage"),
+        description="Optuna RDB storage URL of the hyperparameter studies (sqlite:///... or postgresql://...); "
+        "unset: sqlite:///<ML_OUTPUT_DIR>/optuna.db",
     )
     min_accuracy_for_promotion: float = Field(
         default=0.5,

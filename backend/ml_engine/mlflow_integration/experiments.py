@@ -7,8 +7,9 @@ Three experiments, named in the user's guide:
 * ``auto_retraining``: runs of the retraining pipeline (triggers scheduled / drift /
   performance_drop, walk-forward validation, automatic promotion).
 
-and a fourth, created by its first run: ``model_comparison``, the leaderboards of
-``python -m backend.ml_engine.leaderboard`` (every family against the naive baselines).
+and two more, each created by its first run: ``model_comparison``, the leaderboards of
+``python -m backend.ml_engine.leaderboard`` (every family against the naive baselines), and
+``hyperparameter_search``, the Optuna studies of ``python -m backend.ml_engine.tuning``.
 
 Each is created with a description in the ``mlflow.note.content`` tag (the text the MLflow UI
 shows on the experiment page), Russian first, English second.
@@ -42,7 +43,13 @@ from mlflow.entities import LifecycleStage
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 
-from ..config import EXPERIMENT_COMPARISON, EXPERIMENT_DEFAULT, EXPERIMENT_RETRAINING, EXPERIMENT_TRAINING
+from ..config import (
+    EXPERIMENT_COMPARISON,
+    EXPERIMENT_DEFAULT,
+    EXPERIMENT_RETRAINING,
+    EXPERIMENT_TRAINING,
+    EXPERIMENT_TUNING,
+)
 from .stores import store_kind
 
 logger = logging.getLogger(__name__)
@@ -80,6 +87,16 @@ EXPERIMENT_DESCRIPTIONS: dict[str, str] = {
         "Model comparison (python -m backend.ml_engine.leaderboard): every model family and the naive "
         "baselines on the same walk-forward folds; metrics with 95 % block-bootstrap intervals, paired-test "
         "p-values against the baselines, the Markdown table, a chart, the JSON and a reliability diagram."
+    ),
+    EXPERIMENT_TUNING: (
+        "Подбор гиперпараметров (python -m backend.ml_engine.tuning): один родительский запуск на исследование "
+        "Optuna и вложенный запуск на каждое испытание (параметры, метрики по фолдам, состояние, хост). На "
+        "родительском: лучшее значение на валидации, метрики отложенной выборки (holdout_*, прочитана один раз), "
+        "дефлированный коэффициент Шарпа (dsr) и вероятность переобучения бэктеста (pbo), графики Optuna в HTML.\n\n"
+        "Hyperparameter search (python -m backend.ml_engine.tuning): one parent run per Optuna study and a nested "
+        "run per trial (params, per-fold metrics, state, host). On the parent: the best validation value, the "
+        "holdout metrics (read once), the Deflated Sharpe Ratio and the Probability of Backtest Overfitting, and "
+        "Optuna's plots as HTML."
     ),
 }
 

@@ -5,6 +5,8 @@ over them; :meth:`SearchSpace.suggest` turns an Optuna trial into a family, its 
 overrides and data fields (:class:`TrialParams`); :meth:`SearchSpace.fingerprint` identifies a space
 so that a study is never continued with a different one. :func:`evaluate_trial` scores a trial on
 walk-forward validation folds of :class:`SearchData`'s search region; the final holdout is read once.
+:func:`run_study` runs an Optuna study of a :class:`TuningConfig` (RDB storage, MLflow parent and trial
+runs, DSR and PBO); ``python -m backend.ml_engine.tuning run|status|best`` is its command line.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ._space import (
     load_search_space,
     parse_search_space,
 )
+from ._study import StudyResult, TuningConfig, TuningInputError, default_storage, run_study
 
 __all__ = [
     "DEFAULT_SPACE_FILE",
@@ -41,4 +44,9 @@ __all__ = [
     "TrialParams",
     "load_search_space",
     "parse_search_space",
+    "StudyResult",
+    "TuningConfig",
+    "TuningInputError",
+    "default_storage",
+    "run_study",
 ]

@@ -1,0 +1,719 @@
+"""One hyperparameter study: Optuna with RDB storage, trials in this process, MLflow parent and child runs.
+
+:func:`run_study` creates (or loads, to resume or extend) the Optuna study of a :class:`TuningConfig`,
+runs ``n_trials`` more trials with :func:`evaluate_trial` (walk-forward validation folds of the
+search region only), then reads the final holdout ONCE per study for the best trial and computes the
+Deflated Sharpe Ratio of the winner and the Probability of Backtest Overfitting over the completed
+trials' out-of-sample net returns. Everything a later ``status`` or ``best`` needs lives in the study's
+user attributes (so they need neither the data nor MLflow); the holdout's score is kept there too and
+never recomputed: an extended study whose best trial changed still shows the holdout of the trial it
+was read for (``holdout_trial``), because reading it again would be peeking.
+
+MLflow (experiment ``hyperparameter_search``): one parent run per study, created by the first call
+and reopened by later ones (its id is a study attribute), and one nested child run per trial
+(params, per-fold metrics, state, host). Runs are addressed by explicit id through the client.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import logging
+import math
+import socket
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+import numpy as np
+
+from ..config import EXPERIMENT_TUNING
+from ..signal_policy import SignalPolicy
+from ..training import DataSpec
+from ._objective import OBJECTIVES, SearchData, evaluate_trial
+from ._space import SearchSpace, SearchSpaceError, TrialParams, load_search_space
+
+if TYPE_CHECKING:  # pragma: no cover
+    import optuna
+    from mlflow import MlflowClient
+
+    from ..config import Settings
+
+__all__ = [
+    "PRUNERS",
+    "StudyResult",
+    "TuningConfig",
+    "TuningInputError",
+    "default_storage",
+    "run_study",
+    "study_summary",
+]
+
+logger = logging.getLogger("backend.ml_engine.tuning")
+
+PRUNERS = ("median", "hyperband", "none")
+#: ``--quick``: the last 4 days, 1 epoch, 2 folds.
+QUICK_OVERRIDES: dict[str, Any] = {"date_range": 4.0, "epochs": 1, "folds": 2}
+PLOTS = ("optimization_history", "param_importances", "parallel_coordinate", "slice")
+Progress = Callable[[str, float], None]
+
+_FLAT_KEYS = (
+    "data",
+    "symbols",
+    "timeframe",
+    "date_range",
+    "session",
+    "window",
+    "horizon",
+    "space_path",
+    "family",
+    "objective",
+    "n_trials",
+    "holdout_frac",
+    "folds",
+    "epochs",
+    "seed",
+    "pruner",
+    "study_name",
+    "storage",
+    "model_options",
+)
+
+
+class TuningInputError(ValueError):
+    """Bad input found before any trial runs (space, family, data, a study with another space)."""
+
+
+def default_storage(settings: Settings) -> str:
+    """``ML_TUNING_STORAGE``, else ``sqlite:///<ML_OUTPUT_DIR>/optuna.db`` (the folder is created)."""
+    if settings.tuning_storage is not None and settings.tuning_storage.get_secret_value().strip():
+        return settings.tuning_storage.get_secret_value().strip()
+    folder = Path(settings.output_dir).expanduser().resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'optuna.db'}"
+
+
+@dataclass
+class TuningConfig:
+    """What one study searches, on which data, for which objective, and where it is stored."""
+
+    data: DataSpec
+    space_path: str | None = None
+    """A TOML search space laid over the bundled defaults; None: the bundled ``search_space.toml``."""
+    family: str | None = None
+    """Search this family only; None: the space's families (``[search] family``)."""
+    objective: str = "accuracy"
+    n_trials: int = 20
+    """Trials to ADD in this call (a loaded study keeps its earlier ones)."""
+    holdout_frac: float = 0.2
+    folds: int = 3
+    epochs: int = 5
+    """Most epochs of the networks (early stopping applies); the tabular families ignore it."""
+    window: int = 60
+    """The window when the space does not search it."""
+    horizon: int = 6
+    seed: int = 42
+    pruner: str = "median"
+    study_name: str | None = None
+    """None: ``<family or families>-<data digest[:10]>-<objective>``."""
+    storage: str | None = None
+    """Optuna RDB storage URL; None: :func:`default_storage`."""
+    policy: SignalPolicy = field(default_factory=SignalPolicy)
+    model_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Fixed (not searched) options per family, e.g. ``{"lightgbm": {"n_estimators": 50}}``."""
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {self.objective!r}; choose one of: {', '.join(OBJECTIVES)}")
+        if self.pruner not in PRUNERS:
+            raise ValueError(f"unknown pruner {self.pruner!r}; choose one of: {', '.join(PRUNERS)}")
+        for name, lo in (("n_trials", 0), ("folds", 1), ("epochs", 1), ("window", 2), ("horizon", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+                raise ValueError(f"TuningConfig: {name} must be an int >= {lo}, got {value!r}")
+        if not 0.0 < float(self.holdout_frac) < 0.9:
+            raise ValueError(f"TuningConfig: holdout_frac must be in (0, 0.9), got {self.holdout_frac!r}")
+        if self.family is not None:
+            self.family = self.family.strip().lower() or None
+        self.model_options = {str(k).strip().lower(): dict(v) for k, v in self.model_options.items()}
+
+    def load_space(self) -> SearchSpace:
+        """The search space, narrowed to :attr:`family`; one-line errors for a bad file or family."""
+        from ..families import get_family
+
+        space = load_search_space(self.space_path)
+        if self.family is not None:
+            name = get_family(self.family).name  # UnknownFamilyError names the known ones
+            if name not in space.families and name not in space.tables:
+                raise SearchSpaceError(
+                    f"family {name!r} is not in the search space (families: {', '.join(space.families)})"
+                )
+            space = space.for_family(name)
+        for fam in space.families:
+            get_family(fam)
+        return space
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["policy"] = self.policy.to_dict()
+        return d
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> TuningConfig:
+        """Data, window, horizon and seed from ``settings``; the rest from the defaults. Overrides
+        (None = not given): the data flags of the leaderboard and the fields of this class."""
+        unknown = sorted(set(overrides) - set(_FLAT_KEYS))
+        if unknown:
+            raise ValueError(f"TuningConfig.from_settings: unknown overrides {unknown}")
+        o = {k: v for k, v in overrides.items() if v is not None}
+        data = DataSpec(
+            path=str(o.get("data", settings.data_path)),
+            symbols=list(o.get("symbols") or settings.symbol_list),
+            timeframe=o.get("timeframe", settings.timeframe),
+            date_range_days=float(o["date_range"]) if "date_range" in o else None,
+            max_fill_gap=int(settings.max_fill_gap),
+            table=settings.candles_table,
+            session=str(o.get("session", settings.session)),
+        )
+        kwargs = {k: o[k] for k in _FLAT_KEYS[6:] if k in o and k not in ("window", "horizon", "seed")}
+        return cls(
+            data=data,
+            window=int(o.get("window", settings.window)),
+            horizon=int(o.get("horizon", settings.horizon)),
+            seed=int(o.get("seed", settings.seed)),
+            **kwargs,
+        )
+
+
+@dataclass
+class StudyResult:
+    """A study after this call: its trials, the best one, the holdout read once, DSR and PBO."""
+
+    study_name: str
+    storage: str
+    direction: str
+    n_trials: int
+    states: dict[str, int]
+    best_trial: int | None
+    best_value: float | None
+    best_params: dict[str, Any]
+    holdout: dict[str, Any] | None
+    dsr: dict[str, float] | None
+    pbo: dict[str, float] | None
+    run_id: str | None = None
+    wall_seconds: float = 0.0
+    new_trials: int = 0
+    artifacts: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def lines(self) -> list[str]:
+        """What ``best`` prints."""
+        out = [
+            f"study       {self.study_name} ({self.direction}, {self.n_trials} trials: "
+            + ", ".join(f"{k.lower()} {v}" for k, v in sorted(self.states.items()))
+            + ")"
+        ]
+        if self.best_trial is None:
+            return [*out, "best        no completed trial yet"]
+        out.append(f"best trial  #{self.best_trial}")
+        out.append(f"validation  {_fmt(self.best_value)}")
+        for key, value in sorted(self.best_params.items()):
+            out.append(f"  {key} = {value}")
+        if self.holdout:
+            metrics = ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(self.holdout["metrics"].items()))
+            note = "" if self.holdout["trial"] == self.best_trial else " (read for that trial, not re-read)"
+            out.append(f"holdout     trial #{self.holdout['trial']}{note}: {metrics}")
+        out.append(
+            "DSR         "
+            + (
+                f"{_fmt(self.dsr['dsr'])} (N={int(self.dsr['n_trials'])}, SR0 {_fmt(self.dsr['sr0'])})"
+                if self.dsr
+                else "n/a"
+            )
+        )
+        out.append(
+            "PBO         "
+            + (
+                f"{_fmt(self.pbo['pbo'])} ({int(self.pbo['n_trials'])} trials, {int(self.pbo['n_obs'])} rows)"
+                if self.pbo
+                else "n/a (fewer than 2 completed trials)"
+            )
+        )
+        if self.run_id:
+            out.append(f"MLflow      run {self.run_id} in experiment '{EXPERIMENT_TUNING}'")
+        return out
+
+
+def _fmt(v: Any) -> str:
+    return "n/a" if v is None else f"{float(v):.4f}"
+
+
+# ------------------------------------------------------------------------------ compact series
+def _pack_rows(rows: np.ndarray) -> list[list[int]]:
+    """Ascending rows as [start, stop) ranges (the validation windows are contiguous stretches)."""
+    if rows.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    starts = np.concatenate([[0], breaks])
+    stops = np.concatenate([breaks, [rows.size]])
+    return [[int(rows[a]), int(rows[b - 1]) + 1] for a, b in zip(starts, stops, strict=True)]
+
+
+def _unpack_rows(ranges: list[list[int]]) -> np.ndarray:
+    if not ranges:
+        return np.empty(0, dtype=np.int64)
+    return np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in ranges])
+
+
+def _pack_floats(values: np.ndarray) -> str:
+    return base64.b64encode(zlib.compress(np.asarray(values, dtype="<f8").tobytes(), 6)).decode("ascii")
+
+
+def _unpack_floats(text: str) -> np.ndarray:
+    return np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype="<f8").copy()
+
+
+def trial_returns(trial: optuna.trial.FrozenTrial) -> tuple[np.ndarray, np.ndarray] | None:
+    """(rows, net returns per bar) kept in a trial's user attributes, or None."""
+    rows, net = trial.user_attrs.get("oos_rows"), trial.user_attrs.get("oos_net")
+    if rows is None or net is None:
+        return None
+    return _unpack_rows(rows), _unpack_floats(net)
+
+
+# ------------------------------------------------------------------------------ overfitting
+def _sharpe(net: np.ndarray) -> float:
+    from ..overfitting import sample_stats
+
+    try:
+        return sample_stats(net)[0]
+    except ValueError:  # constant (never trades) or too short: no edge
+        return 0.0
+
+
+def overfitting_stats(
+    trials: list[optuna.trial.FrozenTrial], best: optuna.trial.FrozenTrial
+) -> tuple[dict[str, float] | None, dict[str, float] | None]:
+    """(DSR of the best trial, PBO over the completed trials), each None when undefined."""
+    from ..overfitting import dsr_of_trials, probability_of_backtest_overfitting
+
+    series = {t.number: r for t in trials if (r := trial_returns(t)) is not None}
+    dsr: dict[str, float] | None = None
+    if best.number in series and series:
+        try:
+            res = dsr_of_trials(series[best.number][1], [_sharpe(net) for _, net in series.values()])
+            dsr = {
+                k: float(getattr(res, k))
+                for k in ("dsr", "psr", "sr0", "sharpe", "sharpe_variance", "n_trials", "n_obs", "skewness", "kurtosis")
+            }
+        except ValueError as exc:
+            logger.warning("no DSR: %s", exc)
+    pbo: dict[str, float] | None = None
+    if len(series) >= 2:
+        common = None
+        for rows, _ in series.values():
+            common = rows if common is None else np.intersect1d(common, rows, assume_unique=True)
+        assert common is not None
+        n_splits = min(16, (common.size // 4) // 2 * 2)
+        if n_splits >= 2:
+            matrix = np.column_stack([net[np.searchsorted(rows, common)] for rows, net in series.values()])
+            res_p = probability_of_backtest_overfitting(matrix, n_splits=n_splits)
+            pbo = {
+                "pbo": float(res_p.pbo),
+                "probability_of_loss": float(res_p.probability_of_loss),
+                "n_trials": float(matrix.shape[1]),
+                "n_obs": float(matrix.shape[0]),
+                "n_splits": float(n_splits),
+            }
+    return dsr, pbo
+
+
+# ------------------------------------------------------------------------------ the study
+def _pruner(name: str, folds: int) -> optuna.pruners.BasePruner:
+    import optuna
+
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(folds, 1))
+    return optuna.pruners.NopPruner()
+
+
+def _open_storage(url: str) -> optuna.storages.BaseStorage:
+    import optuna
+
+    try:
+        return optuna.storages.RDBStorage(url)
+    except Exception as exc:
+        from ..errors import one_line
+        from ..mlflow_integration.stores import mask_uri
+
+        raise TuningInputError(f"cannot open the Optuna storage {mask_uri(url)}: {one_line(exc)}") from exc
+
+
+def load_study(name: str, storage: str) -> optuna.Study:
+    """An existing study; :class:`TuningInputError` when there is none of that name."""
+    import optuna
+
+    store = _open_storage(storage)
+    try:
+        return optuna.load_study(study_name=name, storage=store)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(store, include_best_trial=False)]
+        raise TuningInputError(f"no study {name!r} in the storage (studies: {', '.join(names) or 'none'})") from None
+
+
+def study_summary(study: optuna.Study) -> StudyResult:
+    """The study as its user attributes and trials say (no data, no MLflow)."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    states: dict[str, int] = {}
+    for t in trials:
+        states[t.state.name] = states.get(t.state.name, 0) + 1
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    best = study.best_trial if complete else None
+    attrs = study.user_attrs
+    return StudyResult(
+        study_name=study.study_name,
+        storage="",
+        direction=study.direction.name.lower(),
+        n_trials=len(trials),
+        states=states,
+        best_trial=None if best is None else best.number,
+        best_value=None if best is None else best.value,
+        best_params={} if best is None else dict(best.params),
+        holdout=attrs.get("holdout"),
+        dsr=attrs.get("dsr"),
+        pbo=attrs.get("pbo"),
+        run_id=attrs.get("mlflow_run_id"),
+    )
+
+
+def run_study(
+    config: TuningConfig,
+    *,
+    settings: Settings,
+    progress: Progress | None = None,
+    tracking: bool = True,
+) -> StudyResult:
+    """Run ``config.n_trials`` more trials of the study of ``config`` (created or loaded), then read
+    the holdout once per study for the best trial and compute DSR and PBO. Bad input raises
+    :class:`TuningInputError` before any trial and before any MLflow run."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from ..errors import one_line
+    from ..families import FamilyError
+    from ..training import TrainingRequest, load_training_data
+
+    t_start = time.perf_counter()
+    report = progress or (lambda message, fraction: None)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        space = config.load_space()
+    except (SearchSpaceError, FamilyError) as exc:
+        raise TuningInputError(one_line(exc)) from exc
+    fingerprint = space.fingerprint()
+    direction = OBJECTIVES[config.objective][0]
+
+    report("reading the candles", 0.0)
+    try:
+        request = TrainingRequest.from_settings(settings, window=config.window, horizon=config.horizon)
+        request.data = dataclasses.replace(config.data)
+        loaded = load_training_data(request)
+        data = SearchData(
+            list(loaded.series), holdout_frac=config.holdout_frac, n_folds=config.folds, feature_config=request.features
+        )
+    except (ValueError, TypeError) as exc:  # DataValidationError is a ValueError
+        raise TuningInputError(one_line(exc)) from exc
+    families = "+".join(space.families)
+    name = config.study_name or f"{families}-{loaded.digest[:10]}-{config.objective}"
+    storage_url = config.storage or default_storage(settings)
+    store = _open_storage(storage_url)
+
+    # an existing study must have the same space and objective: refused before anything runs
+    existing = {s.study_name: s for s in optuna.get_all_study_summaries(store, include_best_trial=False)}
+    if name in existing:
+        attrs = existing[name].user_attrs
+        if attrs.get("space_fingerprint") != fingerprint:
+            raise TuningInputError(
+                f"study {name!r} exists with a different search space (fingerprint "
+                f"{str(attrs.get('space_fingerprint'))[:12]}, this one {fingerprint[:12]}): choose another --study name"
+            )
+        if attrs.get("objective") != config.objective:
+            raise TuningInputError(
+                f"study {name!r} exists with objective {attrs.get('objective')!r}, not {config.objective!r}"
+            )
+    n_before = existing[name].n_trials if name in existing else 0
+    sampler = optuna.samplers.TPESampler(seed=config.seed + n_before)  # an extension samples new points
+    study = optuna.create_study(
+        study_name=name,
+        storage=store,
+        direction=cast(Literal["minimize", "maximize"], direction),
+        sampler=sampler,
+        pruner=_pruner(config.pruner, config.folds),
+        load_if_exists=True,
+    )
+    if name not in existing:
+        study.set_user_attr("space_fingerprint", fingerprint)
+        study.set_user_attr("space", space.to_dict())
+        study.set_user_attr("objective", config.objective)
+        study.set_user_attr("data_hash", loaded.digest)
+        study.set_user_attr("config", _jsonable(config.to_dict()))
+
+    mlflow = _Tracking.open(settings, study, config, loaded.digest) if tracking else None
+    host = socket.gethostname()
+    trainer = {"epochs": config.epochs, "seed": config.seed, "device": settings.device}
+    base_labels = {"horizon": config.horizon}
+    failed = False
+    try:
+        for i in range(config.n_trials):
+            trial = study.ask()
+            params = space.suggest(trial)
+            params = TrialParams(
+                family=params.family,
+                model_options={**config.model_options.get(params.family, {}), **params.model_options},
+                trainer=params.trainer,
+                data={**base_labels, **params.data},
+                values=params.values,
+            )
+            report(f"trial {trial.number} ({params.family}): {params.values}", i / max(config.n_trials, 1))
+            child = mlflow.start_trial(trial.number, params, host) if mlflow else None
+            folds: list[dict[str, float]] = []
+
+            def on_fold(
+                index: int,
+                scores: dict[str, float],
+                _child: str | None = child,
+                _folds: list[dict[str, float]] = folds,
+            ) -> None:
+                _folds.append(scores)
+                if mlflow is not None and _child is not None:
+                    mlflow.metrics(_child, {f"val_{k}": v for k, v in scores.items()}, step=index)
+
+            trial.set_user_attr("host", host)
+            t0 = time.perf_counter()
+            try:
+                score = evaluate_trial(
+                    data,
+                    params,
+                    objective=config.objective,
+                    trainer=trainer,
+                    policy=config.policy,
+                    default_window=config.window,
+                    trial=trial,
+                    on_fold=on_fold,
+                )
+            except optuna.TrialPruned as exc:
+                trial.set_user_attr("folds", folds)
+                trial.set_user_attr("seconds", time.perf_counter() - t0)
+                study.tell(trial, state=TrialState.PRUNED)
+                if mlflow is not None and child is not None:
+                    mlflow.end_trial(child, "PRUNED", {"seconds": time.perf_counter() - t0}, note=str(exc))
+                continue
+            except Exception as exc:  # noqa: BLE001 - one failed trial does not end the study
+                logger.warning("trial %d failed: %s", trial.number, one_line(exc, typed=True))
+                trial.set_user_attr("error", one_line(exc, typed=True)[:500])
+                study.tell(trial, state=TrialState.FAIL)
+                if mlflow is not None and child is not None:
+                    mlflow.end_trial(child, "FAIL", {}, note=one_line(exc, typed=True))
+                continue
+            trial.set_user_attr("folds", score.folds)
+            trial.set_user_attr("seconds", score.seconds)
+            trial.set_user_attr("oos_rows", _pack_rows(score.rows))
+            trial.set_user_attr("oos_net", _pack_floats(score.net))
+            trial.set_user_attr("sharpe", _sharpe(score.net))
+            study.tell(trial, score.value)
+            if mlflow is not None and child is not None:
+                mlflow.end_trial(
+                    child, "COMPLETE", {"value": score.value, "seconds": score.seconds, "sharpe": _sharpe(score.net)}
+                )
+
+        trials = study.get_trials(deepcopy=False)
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        if complete:
+            best = study.best_trial
+            if study.user_attrs.get("holdout") is None:  # once per study, never again
+                report(f"reading the holdout once, for trial {best.number}", 0.95)
+                params = space.suggest(cast("optuna.Trial", optuna.trial.FixedTrial(best.params, best.number)))
+                params = TrialParams(
+                    family=params.family,
+                    model_options={**config.model_options.get(params.family, {}), **params.model_options},
+                    trainer=params.trainer,
+                    data={**base_labels, **params.data},
+                    values=params.values,
+                )
+                held = data.read_holdout(
+                    params, {**trainer, **params.trainer}, config.policy, default_window=config.window
+                )
+                study.set_user_attr(
+                    "holdout",
+                    {"trial": best.number, "metrics": held.metrics, "rows": held.rows, "seconds": held.seconds},
+                )
+            dsr, pbo = overfitting_stats(complete, best)
+            study.set_user_attr("dsr", dsr)
+            study.set_user_attr("pbo", pbo)
+        result = study_summary(study)
+        result.storage = storage_url
+        result.new_trials = config.n_trials
+        if mlflow is not None:
+            result.run_id = mlflow.parent
+            result.artifacts = mlflow.finish(study, result)
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        if mlflow is not None and failed:
+            mlflow.terminate("FAILED")
+    result.wall_seconds = time.perf_counter() - t_start
+    report("done", 1.0)
+    return result
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+# ------------------------------------------------------------------------------ MLflow
+class _Tracking:
+    """The study's parent run and its trials' child runs, by explicit run id through the client."""
+
+    def __init__(self, client: MlflowClient, experiment_id: str, parent: str) -> None:
+        self.client = client
+        self.experiment_id = experiment_id
+        self.parent = parent
+
+    @classmethod
+    def open(cls, settings: Settings, study: optuna.Study, config: TuningConfig, digest: str) -> _Tracking:
+        from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
+
+        from ..mlflow_integration import get_mlflow_tracker
+
+        try:
+            tracker = get_mlflow_tracker(EXPERIMENT_TUNING, settings=settings)
+        except Exception as exc:
+            if type(exc).__name__ == "TrackingStoreUnavailable":
+                from ..errors import one_line
+
+                raise TuningInputError(one_line(exc)) from exc
+            raise
+        client = tracker.client
+        parent = study.user_attrs.get("mlflow_run_id")
+        if parent:
+            try:
+                client.update_run(parent, status="RUNNING")
+                return cls(client, tracker.experiment_id, parent)
+            except Exception:  # noqa: BLE001 - the run is gone (another tracking store): a new parent
+                logger.warning("the study's MLflow run %s is not in this store; starting a new one", parent)
+        description = (
+            f"Optuna study {study.study_name}: objective {config.objective} ({study.direction.name.lower()}) on "
+            f"{config.folds} walk-forward validation folds; the final {config.holdout_frac:.0%} is read once for the "
+            "best trial. DSR and PBO say how much of the winner's edge survives the number of trials."
+        )
+        tags = {
+            "run_kind": "study",
+            "study": study.study_name,
+            "objective": config.objective,
+            "data_hash": digest,
+            MLFLOW_RUN_NOTE: description,
+        }
+        run = client.create_run(tracker.experiment_id, tags=tags, run_name=f"study-{study.study_name}")
+        parent = run.info.run_id
+        study.set_user_attr("mlflow_run_id", parent)
+        from mlflow.entities import Param
+
+        flat = {f"tuning_{k}": str(v)[:500] for k, v in config.to_dict().items() if k not in ("n_trials",)}
+        client.log_batch(parent, params=[Param(k, v) for k, v in flat.items()])
+        return cls(client, tracker.experiment_id, parent)
+
+    def start_trial(self, number: int, params: TrialParams, host: str) -> str:
+        from mlflow.entities import Param
+        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+        tags = {
+            MLFLOW_PARENT_RUN_ID: self.parent,
+            "run_kind": "trial",
+            "trial": str(number),
+            "host": host,
+            "family": params.family,
+        }
+        run = self.client.create_run(self.experiment_id, tags=tags, run_name=f"trial-{number}")
+        values = {"family": params.family, **{str(k): v for k, v in params.values.items()}}
+        self.client.log_batch(run.info.run_id, params=[Param(k, str(v)[:500]) for k, v in values.items()])
+        return str(run.info.run_id)
+
+    def metrics(self, run_id: str, values: Mapping[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in values.items() if math.isfinite(float(v))]
+        self.client.log_batch(run_id, metrics=batch)
+
+    def end_trial(self, run_id: str, state: str, values: Mapping[str, float], note: str | None = None) -> None:
+        self.metrics(run_id, values)
+        self.client.set_tag(run_id, "state", state)
+        if note:
+            self.client.set_tag(run_id, "note", note[:500])
+        self.client.set_terminated(run_id, status="FAILED" if state == "FAIL" else "FINISHED")
+
+    def finish(self, study: optuna.Study, result: StudyResult) -> dict[str, str]:
+        values: dict[str, float] = {"n_trials": float(result.n_trials)}
+        for state, n in result.states.items():
+            values[f"n_{state.lower()}"] = float(n)
+        if result.best_value is not None:
+            values["best_value"] = float(result.best_value)
+            values["best_trial"] = float(result.best_trial or 0)
+        if result.holdout:
+            values.update({f"holdout_{k}": float(v) for k, v in result.holdout["metrics"].items()})
+        if result.dsr:
+            values.update({"dsr": result.dsr["dsr"], "psr": result.dsr["psr"], "dsr_sr0": result.dsr["sr0"]})
+        if result.pbo:
+            values.update({"pbo": result.pbo["pbo"], "pbo_probability_of_loss": result.pbo["probability_of_loss"]})
+        self.metrics(self.parent, values, step=result.n_trials)
+        if result.best_params:
+            self.client.set_tag(self.parent, "best_params", str(result.best_params)[:5000])
+        artifacts = self._plots(study)
+        self.client.set_terminated(self.parent, status="FINISHED")
+        return artifacts
+
+    def _plots(self, study: optuna.Study) -> dict[str, str]:
+        """Optuna's Plotly figures as standalone HTML (``write_html``: no kaleido needed)."""
+        from optuna import visualization as vis
+
+        makers: dict[str, Callable[[optuna.Study], Any]] = {
+            "optimization_history": vis.plot_optimization_history,
+            "param_importances": vis.plot_param_importances,
+            "parallel_coordinate": vis.plot_parallel_coordinate,
+            "slice": vis.plot_slice,
+        }
+        out: dict[str, str] = {}
+        with tempfile.TemporaryDirectory(prefix="tuning-plots-") as tmp:
+            for name, make in makers.items():
+                try:
+                    fig = make(study)
+                    path = Path(tmp) / f"{name}.html"
+                    fig.write_html(str(path), include_plotlyjs="cdn")
+                    self.client.log_artifact(self.parent, str(path), "plots")
+                    out[name] = f"plots/{name}.html"
+                except Exception as exc:  # noqa: BLE001 - e.g. importances need 2+ completed trials
+                    logger.info("no %s plot: %s", name, exc)
+        return out
+
+    def terminate(self, status: str) -> None:
+        try:
+            self.client.set_terminated(self.parent, status=status)
+        except Exception:
+            logger.exception("could not end the study's MLflow run %s", self.parent)

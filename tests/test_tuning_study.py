@@ -1,0 +1,132 @@
+"""One hyperparameter study (issue 15): Optuna storage, MLflow parent and trial runs, DSR and PBO on the
+parent, the holdout read once per study, extension with more trials, the CLI's run / best / exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLE_DATA
+
+from backend.ml_engine.tuning import _objective
+from backend.ml_engine.tuning._cli import main
+
+pytestmark = pytest.mark.slow
+
+SPACE = """
+[search]
+family = "logreg"
+
+[common]
+window = { choices = [16] }
+
+[logreg]
+C = { low = 0.01, high = 10.0, log = true }
+"""
+
+
+@pytest.fixture()
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)  # no .env of the repository
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv("MLFLOW_ARTIFACT_LOCATION", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("ML_OUTPUT_DIR", str(tmp_path / "outputs"))
+    monkeypatch.setenv("ML_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("ML_TUNING_STORAGE", f"sqlite:///{tmp_path}/optuna.db")
+    (tmp_path / "space.toml").write_text(SPACE)
+    (tmp_path / "other.toml").write_text(SPACE.replace("high = 10.0", "high = 100.0"))
+    return tmp_path
+
+
+def _run(tmp: Path, trials: int, space: str = "space.toml") -> int:
+    return main(
+        [
+            "run",
+            "--trials",
+            str(trials),
+            "--space",
+            str(tmp / space),
+            "--study",
+            "s1",
+            "--data",
+            str(SAMPLE_DATA),
+            "--symbol",
+            "ETH/BTC",
+            "--date-range",
+            "3",
+            "--window",
+            "16",
+            "--folds",
+            "2",
+            "--holdout-frac",
+            "0.25",
+            "--pruner",
+            "none",
+            "--model-option",
+            "logreg.max_iter=100",
+        ]
+    )
+
+
+def test_a_study_runs_is_logged_extends_and_refuses_another_space(
+    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import optuna
+    from mlflow import MlflowClient
+
+    reads: list[int] = []
+    original = _objective.SearchData.read_holdout
+
+    def counted(self: _objective.SearchData, *a: object, **k: object) -> object:
+        reads.append(1)
+        return original(self, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_objective.SearchData, "read_holdout", counted)
+
+    assert _run(env, 4) == 0
+    out = capsys.readouterr().out
+    assert "DSR" in out and "PBO" in out and len(reads) == 1
+    client = MlflowClient(f"sqlite:///{env}/mlflow.db")
+    exp = client.get_experiment_by_name("hyperparameter_search")
+    assert exp is not None and "Optuna" in exp.tags.get("mlflow.note.content", "")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("run_kind") == "study"]
+    children = [r for r in runs if r.data.tags.get("run_kind") == "trial"]
+    assert len(parents) == 1 and len(children) == 4
+    parent = parents[0]
+    assert {"dsr", "pbo", "best_value", "holdout_accuracy"} <= set(parent.data.metrics)
+    assert parent.data.metrics["n_trials"] == 4 and 0.0 <= parent.data.metrics["pbo"] <= 1.0
+    assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
+    assert all("val_accuracy" in c.data.metrics and c.data.tags["host"] for c in children)
+    plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert "plots/optimization_history.html" in plots
+
+    assert main(["best", "--study", "s1"]) == 0
+    best = capsys.readouterr().out
+    for word in ("best trial", "validation", "holdout", "DSR", "PBO", " C = "):
+        assert word in best
+
+    assert _run(env, 2) == 0  # extends the same study, same parent run, holdout not read again
+    capsys.readouterr()
+    study = optuna.load_study(study_name="s1", storage=f"sqlite:///{env}/optuna.db")
+    assert len(study.trials) == 6 and len(reads) == 1
+    runs = client.search_runs([exp.experiment_id])
+    assert sum(r.data.tags.get("run_kind") == "study" for r in runs) == 1
+    assert sum(r.data.tags.get("run_kind") == "trial" for r in runs) == 6
+    assert client.get_run(parent.info.run_id).data.metrics["n_trials"] == 6
+
+    assert _run(env, 2, "other.toml") == 2  # another space under the same name: refused, nothing run
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "different search space" in err and "\n" not in err
+    assert len(optuna.load_study(study_name="s1", storage=f"sqlite:///{env}/optuna.db").trials) == 6
+
+    assert main(["status"]) == 0 and "s1: 6 trials" in capsys.readouterr().out
+
+
+def test_bad_input_exits_2_with_one_line(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--trials", "1", "--family", "nosuch", "--space", str(env / "space.toml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "nosuch" in err and "\n" not in err
+    (env / "bad.toml").write_text("[logreg]\nC = { low = 5.0, high = 1.0 }\n")
+    assert main(["run", "--trials", "1", "--space", str(env / "bad.toml")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
