@@ -277,3 +277,25 @@ def test_retraining_keeps_production_family(trained):
     client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
     candidate = client.get_model_version("fam_lightgbm", str(result.version))
     assert candidate.tags["model_family"] == "lightgbm"
+
+
+def test_the_gate_reads_a_searched_versions_dsr_and_pbo_from_its_tags(trained, tmp_path):
+    from backend.ml_engine.registry import PromotionGate, get_model_store
+
+    settings, results = trained
+    gate = PromotionGate(min_accuracy_for_promotion=0.0, require_signature=False, min_dsr=0.9, max_pbo=0.5)
+    store = get_model_store(settings, gate)
+    folder = Path(results["logreg"]["output_dir"])
+    mv = store.register_model(
+        "fam_gate",
+        version="searched",
+        model_path=folder,
+        metrics={"accuracy": 0.5, "f1_macro": 0.5},
+        tags={"onnx_parity_max_abs_diff": "2e-07"},
+    )
+    refused = store.promote("fam_gate", mv.version)
+    failed = {c.code for c in refused.verdict.checks if not c.passed} if refused.verdict else set()
+    assert not refused.promoted and failed == {"dsr_missing", "pbo_missing"}, refused.reason
+    store.set_version_tags("fam_gate", mv.version, {"tuning_dsr": "0.95", "tuning_pbo": "0.20"})
+    passed = store.promote("fam_gate", mv.version)
+    assert passed.promoted, passed.reason

@@ -835,6 +835,9 @@ class ModelStore:
         problem: dict[str, Any] = {}
         if self.gate.require_signature:
             signature_ok, problem = self._signature(name, version)
+        tags: dict[str, str] = {}
+        if self.gate.min_dsr is not None or self.gate.max_pbo is not None:  # a search's DSR and PBO are tags
+            tags = dict(self._get_version(name, version).tags or {})
         result = self.gate.check(
             candidate,
             champion,
@@ -843,6 +846,7 @@ class ModelStore:
             signature_problem=problem,
             archived=archived,
             metrics_source=source,
+            tags=tags,
         )
         notes = (Check("no_evaluator"),) if judge is None else ()
         verdict = Verdict(tuple(failures) + result.checks, notes, gate=True)
