@@ -130,3 +130,16 @@ def test_bad_input_exits_2_with_one_line(env: Path, capsys: pytest.CaptureFixtur
     (env / "bad.toml").write_text("[logreg]\nC = { low = 5.0, high = 1.0 }\n")
     assert main(["run", "--trials", "1", "--space", str(env / "bad.toml")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_the_median_pruner_marks_pruned_trials(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import optuna
+
+    argv = ["run", "--trials", "6", "--study", "p", "--pruner", "median", "--no-mlflow", "--folds", "3"]
+    argv += ["--space", str(env / "space.toml"), "--data", str(SAMPLE_DATA), "--symbol", "ETH/BTC"]
+    argv += ["--date-range", "3", "--window", "16", "--model-option", "logreg.max_iter=100"]
+    assert main(argv) == 0
+    study = optuna.load_study(study_name="p", storage=f"sqlite:///{env}/optuna.db")
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned and all(len(t.user_attrs["folds"]) < 3 for t in pruned)  # stopped after a fold, marked
+    assert "pruned" in capsys.readouterr().out
