@@ -44,3 +44,12 @@ def non_negative_float(v: str) -> float:
     if not (x >= 0 and math.isfinite(x)):
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v!r}")
     return x
+
+
+def family_option(text: str) -> tuple[str, str, str]:
+    """``FAMILY.KEY=VALUE`` (``--model-option`` of the commands that span families) -> (family, key, value)."""
+    key, sep, value = text.partition("=")
+    family, dot, option = key.strip().partition(".")
+    if not sep or not dot or not family.strip() or not option.strip():
+        raise argparse.ArgumentTypeError(f"expected FAMILY.KEY=VALUE, got {text!r}")
+    return family.strip().lower(), option.strip(), value.strip()

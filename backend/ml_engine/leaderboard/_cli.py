@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..cli_args import OneLineParser, positive_float, positive_int
+from ..cli_args import OneLineParser, family_option, positive_float, positive_int
 from ..config import EXPERIMENT_COMPARISON, Settings
 from ..errors import one_line
 from ._config import QUICK_OVERRIDES, LeaderboardConfig
@@ -30,14 +30,6 @@ def _unit_float(v: str) -> float:
     if not 0.0 <= x < 1.0:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {v!r}")
     return x
-
-
-def _model_option(text: str) -> tuple[str, str, str]:
-    key, sep, value = text.partition("=")
-    family, dot, option = key.strip().partition(".")
-    if not sep or not dot or not family.strip() or not option.strip():
-        raise argparse.ArgumentTypeError(f"expected FAMILY.KEY=VALUE, got {text!r}")
-    return family.strip().lower(), option.strip(), value.strip()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model-option",
         action="append",
-        type=_model_option,
+        type=family_option,
         default=[],
         metavar="FAMILY.KEY=VALUE",
         help="an option of one family, e.g. lightgbm.num_leaves=15; repeat for several (default configs otherwise)",

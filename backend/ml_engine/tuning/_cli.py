@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ..cli_args import OneLineParser, positive_float, positive_int
+from ..cli_args import OneLineParser, family_option, positive_float, positive_int
 from ..config import EXPERIMENT_TUNING, Settings
 from ..errors import one_line
 from ._objective import OBJECTIVES
@@ -29,14 +29,6 @@ def _fraction(v: str) -> float:
     if not 0.0 < x < 0.9:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 0.9), got {v!r}")
     return x
-
-
-def _model_option(text: str) -> tuple[str, str, str]:
-    key, sep, value = text.partition("=")
-    family, dot, option = key.strip().partition(".")
-    if not sep or not dot or not family.strip() or not option.strip():
-        raise argparse.ArgumentTypeError(f"expected FAMILY.KEY=VALUE, got {text!r}")
-    return family.strip().lower(), option.strip(), value.strip()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--model-option",
         action="append",
-        type=_model_option,
+        type=family_option,
         default=[],
         metavar="FAMILY.KEY=VALUE",
         help="a fixed (not searched) option of one family, e.g. lightgbm.n_estimators=100; repeat for several",
