@@ -143,3 +143,41 @@ def test_the_median_pruner_marks_pruned_trials(env: Path, capsys: pytest.Capture
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
     assert pruned and all(len(t.user_attrs["folds"]) < 3 for t in pruned)  # stopped after a fold, marked
     assert "pruned" in capsys.readouterr().out
+
+
+def test_register_retrains_the_best_trial_and_tags_the_version(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import optuna
+    from mlflow import MlflowClient
+
+    from backend.ml_engine.registry._gate import TAG_DSR, TAG_PBO
+
+    assert main(["register", "--study", "nosuch"]) == 2  # no such study: one line, exit 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "nosuch" in err and "\n" not in err
+
+    assert _run(env, 2) == 0
+    capsys.readouterr()
+    study = optuna.load_study(study_name="s1", storage=f"sqlite:///{env}/optuna.db")
+    dsr, pbo = study.user_attrs["dsr"], study.user_attrs["pbo"]
+    assert dsr is not None and pbo is not None
+
+    assert main(["register", "--study", "s1", "--model-name", "tuned"]) == 0
+    out = capsys.readouterr().out
+    assert "registered  tuned version 1 from study s1" in out
+    client = MlflowClient(f"sqlite:///{env}/mlflow.db")
+    version = client.get_model_version("tuned", "1")
+    tags = version.tags
+    assert tags["tuning_study"] == "s1" and tags["tuning_trial"] == str(study.best_trial.number)
+    assert tags["tuning_value"] == f"{study.best_value:.4f}"
+    assert tags[TAG_DSR] == f"{dsr['dsr']:.4f}" and tags[TAG_PBO] == f"{pbo['pbo']:.4f}"
+    assert "tuning_holdout_accuracy" in tags
+    assert version.run_id is not None
+    run = client.get_run(version.run_id)
+    exp = client.get_experiment(run.info.experiment_id)
+    assert exp.name == "model_training" and run.data.params.get("family", "logreg") == "logreg"
+    assert not client.get_registered_model("tuned").aliases  # registered, not promoted
+
+    optuna.create_study(study_name="e", storage=f"sqlite:///{env}/optuna.db")  # a study with no trial
+    assert main(["register", "--study", "e"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no completed trial" in err and "\n" not in err

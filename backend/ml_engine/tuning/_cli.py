@@ -1,4 +1,4 @@
-"""The command line: ``python -m backend.ml_engine.tuning run|status|best`` (exit 0 ok, 2 bad input, 1 failure)."""
+"""The command line: ``python -m backend.ml_engine.tuning run|status|best|register`` (exit 0 ok, 2 bad input, 1 failure)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Backtest Overfitting say how much of the winner's edge survives the search. MLflow: a parent run per study "
         f"in experiment {EXPERIMENT_TUNING}, a nested run per trial.",
         epilog=f"Example: {PROG} run --trials 20 --family lightgbm --quick\n         {PROG} status\n"
-        f"         {PROG} best --study NAME\n"
+        f"         {PROG} best --study NAME\n         {PROG} register --study NAME\n"
         "Coming: --parallel N and trials as jobs on any number of workers (the execution layer); today the trials "
         "of one `run` execute in this process, one after another.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -90,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=text)
         s.add_argument("--study", metavar="NAME", help="the study (default: the only one in the storage)")
         s.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: ML_TUNING_STORAGE)")
+    reg = sub.add_parser(
+        "register",
+        help="retrain the best trial through the normal training path and register it (tagged with the study, "
+        "the trial, DSR and PBO; not promoted)",
+    )
+    reg.add_argument("--study", metavar="NAME", help="the study (default: the only one in the storage)")
+    reg.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: ML_TUNING_STORAGE)")
+    reg.add_argument("--model-name", metavar="NAME", help="registered model name (default: the best trial's family)")
     return p
 
 
@@ -106,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args, settings)
+        if args.command == "register":
+            return _register(args, settings)
         return _show(args, settings)
     except TuningInputError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
@@ -167,6 +177,30 @@ def _masked(url: str) -> str:
     from ..mlflow_integration.stores import mask_uri
 
     return mask_uri(url)
+
+
+def _study_name(args: argparse.Namespace, url: str) -> str:
+    """``--study``, else the only study in the storage."""
+    import optuna
+
+    from ._study import _open_storage
+
+    if args.study is not None:
+        return str(args.study)
+    summaries = optuna.get_all_study_summaries(_open_storage(url), include_best_trial=False)
+    if len(summaries) != 1:
+        names = ", ".join(s.study_name for s in summaries) or "none"
+        raise TuningInputError(f"--study is needed: the storage has {len(summaries)} studies ({names})")
+    return summaries[0].study_name
+
+
+def _register(args: argparse.Namespace, settings: Settings) -> int:
+    from ._study import default_storage, register_best
+
+    url = args.storage or default_storage(settings)
+    registered = register_best(_study_name(args, url), settings=settings, model_name=args.model_name, storage=url)
+    print("\n".join(registered.lines()))
+    return EXIT_OK
 
 
 def _show(args: argparse.Namespace, settings: Settings) -> int:

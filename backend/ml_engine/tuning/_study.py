@@ -47,8 +47,10 @@ __all__ = [
     "PRUNERS",
     "StudyResult",
     "TuningConfig",
+    "RegisteredBest",
     "TuningInputError",
     "default_storage",
+    "register_best",
     "run_study",
     "study_summary",
 ]
@@ -585,6 +587,187 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
+
+
+# ------------------------------------------------------------------------------ the best trial, registered
+@dataclass
+class RegisteredBest:
+    """The best trial of a study, retrained through the normal training path and registered."""
+
+    study_name: str
+    trial: int
+    family: str
+    model_name: str
+    version: str | None
+    run_id: str | None
+    tags: dict[str, str]
+    test_metrics: dict[str, float] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        """What ``register`` prints."""
+        where = f"version {self.version}" if self.version else "not registered (no MLflow)"
+        out = [
+            f"registered  {self.model_name} {where} from study {self.study_name}, trial #{self.trial} ({self.family})"
+        ]
+        if self.run_id:
+            out.append(f"run         {self.run_id}")
+        if self.test_metrics.get("accuracy") is not None:
+            out.append(f"test        accuracy {_fmt(self.test_metrics['accuracy'])}")
+        out.extend(f"tag         {k} = {v}" for k, v in sorted(self.tags.items()))
+        return out
+
+
+def _space_from_dict(d: Mapping[str, Any]) -> SearchSpace:
+    """The :class:`SearchSpace` of ``SearchSpace.to_dict()`` (kept in the study's user attributes)."""
+    from ._space import Param
+
+    def params(table: Mapping[str, Any]) -> tuple[Param, ...]:
+        return tuple(
+            Param(
+                name=str(name),
+                kind=p["kind"],
+                target=p["target"],
+                low=p.get("low"),
+                high=p.get("high"),
+                log=bool(p.get("log", False)),
+                choices=tuple(p["choices"]) if p.get("choices") is not None else None,
+            )
+            for name, p in table.items()
+        )
+
+    families = [str(f) for f in d.get("family", [])]
+    return SearchSpace(
+        common=params(d.get("common", {})),
+        tables={fam: params(table) for fam, table in d.get("families", {}).items()},
+        family_choice=tuple(families) if len(families) > 1 else None,
+        source="<study>",
+    )
+
+
+def best_trial_request(study: optuna.Study, settings: Settings) -> tuple[TrialParams, Any]:
+    """(the best trial's params, a ``TrainingRequest`` of the study's stored config and those params)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from ..labels import LabelConfig
+    from ..training import TrainingRequest
+
+    if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+        raise TuningInputError(f"study {study.study_name!r} has no completed trial")
+    attrs = study.user_attrs
+    config, space_d = attrs.get("config"), attrs.get("space")
+    if not isinstance(config, Mapping) or not isinstance(space_d, Mapping):
+        raise TuningInputError(f"study {study.study_name!r} keeps no config or search space in its user attributes")
+    best = study.best_trial
+    space = _space_from_dict(space_d)
+    params = space.suggest(cast("optuna.Trial", optuna.trial.FixedTrial(best.params, best.number)))
+    fixed = dict((config.get("model_options") or {}).get(params.family, {}))
+    labels = {"horizon": int(config.get("horizon", settings.horizon)), **params.labels}
+    window = params.window or int(config.get("window", settings.window))
+    params = TrialParams(
+        family=params.family,
+        model_options={**fixed, **params.model_options},
+        trainer=params.trainer,
+        data={**labels, "window": window},
+        values=params.values,
+    )
+    request = TrainingRequest.from_settings(
+        settings,
+        family=params.family,
+        model_kwargs=params.model_options,
+        window=window,
+        horizon=labels["horizon"],
+        epochs=config.get("epochs"),
+        seed=config.get("seed"),
+        policy=config.get("policy"),
+    )
+    request.data = DataSpec(**config["data"])
+    request.labels = LabelConfig(**labels)
+    if params.trainer:
+        request.trainer = dataclasses.replace(request.trainer, **params.trainer)
+    return params, request
+
+
+def _tags_of(study: optuna.Study, params: TrialParams) -> dict[str, str]:
+    from ..registry._gate import TAG_DSR, TAG_PBO
+
+    best = study.best_trial
+    attrs = study.user_attrs
+    tags = {
+        "tuning_study": study.study_name,
+        "tuning_trial": str(best.number),
+        "tuning_value": f"{float(best.value or 0.0):.4f}",
+        "tuning_objective": str(attrs.get("objective", "")),
+        "tuning_params": str(params.values)[:5000],
+    }
+    holdout = attrs.get("holdout")
+    if holdout and holdout.get("trial") == best.number:  # read for this trial (never re-read for another)
+        for key, value in holdout.get("metrics", {}).items():
+            if value is not None and math.isfinite(float(value)):
+                tags[f"tuning_holdout_{key}"] = f"{float(value):.4f}"
+    dsr, pbo = attrs.get("dsr"), attrs.get("pbo")
+    if dsr and dsr.get("dsr") is not None:
+        tags[TAG_DSR] = f"{float(dsr['dsr']):.4f}"
+    if pbo and pbo.get("pbo") is not None:
+        tags[TAG_PBO] = f"{float(pbo['pbo']):.4f}"
+    if attrs.get("mlflow_run_id"):
+        tags["tuning_run_id"] = str(attrs["mlflow_run_id"])
+    return tags
+
+
+def register_best(
+    study_name: str,
+    *,
+    settings: Settings,
+    model_name: str | None = None,
+    storage: str | None = None,
+    tracking: bool = True,
+) -> RegisteredBest:
+    """Retrain the best trial of ``study_name`` through ``TrainingOrchestrator.train_model_sync`` (tracked in
+    experiment ``model_training``, exported to ONNX, registered like any training; never promoted) and tag
+    the version with the study, the trial, its validation value, the holdout read for it, DSR and PBO.
+    No such study, or no completed trial: :class:`TuningInputError`; a failed training: ``RuntimeError``."""
+    import optuna
+
+    from ..training import TrainingOrchestrator
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = load_study(study_name, storage or default_storage(settings))
+    params, request = best_trial_request(study, settings)
+    tags = _tags_of(study, params)
+    name = model_name or params.family
+    orchestrator = TrainingOrchestrator(settings, tracking=tracking)
+    result = orchestrator.train_model_sync(
+        model_name=name,
+        run_name=f"tuned-{study_name}-trial{study.best_trial.number}-{time.strftime('%Y%m%d_%H%M%S')}",
+        auto_promote=False,
+        training_mode="tuning",
+        request=request,
+    )
+    if not result.get("success"):
+        raise RuntimeError(f"training the best trial failed: {result.get('error', 'unknown error')}")
+    version = None if result.get("version") is None else str(result["version"])
+    run_id = result.get("run_id")
+    if tracking and version is not None:
+        from ..config import EXPERIMENT_TRAINING
+        from ..mlflow_integration import get_mlflow_tracker
+
+        client = get_mlflow_tracker(EXPERIMENT_TRAINING, settings=settings).client
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, value)
+            if run_id:
+                client.set_tag(run_id, key, value)
+    metrics = {k: float(v) for k, v in (result.get("test_metrics") or {}).items() if isinstance(v, (int, float))}
+    return RegisteredBest(
+        study_name=study_name,
+        trial=study.best_trial.number,
+        family=params.family,
+        model_name=name,
+        version=version,
+        run_id=run_id,
+        tags=tags,
+        test_metrics=metrics,
+    )
 
 
 # ------------------------------------------------------------------------------ MLflow
