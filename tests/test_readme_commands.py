@@ -86,6 +86,10 @@ RUN: dict[str, Outcome] = {
     f"{TRAIN} --model logreg --calibrate --signal-mode threshold --threshold 0.45 --long-only --date-range 3 "
     "--symbol ETH/BTC --model-name eth_logreg": Outcome(contains="threshold 0.45, long only"),
     "python -m backend.ml_engine.leaderboard --quick": Outcome(contains="Verdict"),
+    "python -m backend.ml_engine.tuning run --trials 3 --family logreg --study readme --quick": Outcome(
+        contains="readme"
+    ),
+    "python -m backend.ml_engine.tuning best --study readme": Outcome(contains="PBO"),
     f"{TRAIN} --help": Outcome(contains="--date-range"),
     # the guide's command: the bundled sample holds 20 days, not 60; bad input exits 2, saying so
     f"{TRAIN} --epochs 100 --batch-size 128 --lr 0.0005 --date-range 60": Outcome(2, "60 days"),
