@@ -10,7 +10,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..cli_args import OneLineParser, family_option, positive_float, positive_int
+from ..cli_args import (
+    OneLineParser,
+    add_data_arguments,
+    add_policy_arguments,
+    family_option,
+    policy_from_args,
+    positive_int,
+)
 from ..config import EXPERIMENT_COMPARISON, Settings
 from ..errors import one_line
 from ._config import QUICK_OVERRIDES, LeaderboardConfig
@@ -20,16 +27,6 @@ __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "build_parser", "main"]
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 PROG = "python -m backend.ml_engine.leaderboard"
-
-
-def _unit_float(v: str) -> float:
-    try:
-        x = float(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {v!r}") from None
-    if not 0.0 <= x < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {v!r}")
-    return x
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,21 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"Families: {', '.join(family_names())}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    # the data flags of the training CLI (same names and help)
-    p.add_argument(
-        "--data", help="candle file (csv/parquet/feather), folder, or postgresql:// URL (default: bundled sample)"
-    )
-    p.add_argument("--symbol", action="append", help="symbol to train on, e.g. ETH/BTC; repeat for several")
-    p.add_argument("--timeframe", help="candle timeframe, e.g. 5m (default: ML_TIMEFRAME, else from file names)")
-    p.add_argument("--date-range", type=positive_float, metavar="DAYS", help="use only the last N days of candles")
-    p.add_argument("--window", type=positive_int, help="candles per input window (default: 60)")
-    p.add_argument("--horizon", type=positive_int, help="label horizon in candles (default: 6)")
-    p.add_argument(
-        "--session",
-        choices=["auto", "24/7", "weekdays"],
-        help="when the market is closed: weekends (and daily holidays) are not gaps under weekdays "
-        "(default: ML_SESSION or auto, detected from the data)",
-    )
+    add_data_arguments(p)
     p.add_argument("--seed", type=int, help="random seed; CPU runs with the same seed are repeatable")
     p.add_argument(
         "--epochs", type=positive_int, help="most epochs of the networks, early stopping applies (default 5)"
@@ -76,11 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--folds", type=positive_int, help="walk-forward folds (default 3)")
     p.add_argument("--n-boot", type=positive_int, help="bootstrap resamples (default 1000)")
-    p.add_argument("--signal-mode", choices=["argmax", "threshold"], help="how probabilities become positions")
-    p.add_argument("--threshold", type=float, help="least P(up) / P(down) to trade in --signal-mode threshold")
-    p.add_argument("--long-only", action="store_true", help="no short positions (shorts become flat)")
-    p.add_argument("--fee", type=_unit_float, help="cost per unit of position change (default 0.001 = 0.10%%)")
-    p.add_argument("--slippage", type=_unit_float, help="extra cost per unit of position change (default 0)")
+    add_policy_arguments(p)
     p.add_argument("--output", metavar="DIR", help="where the files go (default: <ML_OUTPUT_DIR>/leaderboard/<time>)")
     p.add_argument("--no-mlflow", action="store_true", help="write local files only, no MLflow run")
     p.add_argument(
@@ -90,18 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
-
-
-def _policy(args: argparse.Namespace) -> dict[str, Any] | None:
-    values = {
-        "mode": args.signal_mode,
-        "threshold": args.threshold,
-        "direction": "long_only" if args.long_only else None,
-        "fee": args.fee,
-        "slippage": args.slippage,
-    }
-    given = {k: v for k, v in values.items() if v is not None}
-    return given or None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -137,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "families": args.families,
                 "folds": args.folds,
                 "n_boot": args.n_boot,
-                "policy": _policy(args),
+                "policy": policy_from_args(args),
                 "model_options": options or None,
             }.items()
             if v is not None

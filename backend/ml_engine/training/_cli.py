@@ -8,7 +8,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from ..cli_args import OneLineParser, positive_float, positive_int
+from ..cli_args import (
+    OneLineParser,
+    add_data_arguments,
+    add_policy_arguments,
+    policy_from_args,
+    positive_float,
+    positive_int,
+)
 from ..config import DEFAULT_MODEL_NAME, EXPERIMENT_TRAINING, Settings
 from ..errors import one_line
 from ._orchestrator import TrainingOrchestrator
@@ -58,22 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=positive_int, help="training epochs (default: ML_EPOCHS or 20)")
     p.add_argument("--batch-size", type=positive_int, help="batch size (default: ML_BATCH_SIZE or 128)")
     p.add_argument("--lr", type=positive_float, help="learning rate (default: ML_LEARNING_RATE or 0.001)")
-    p.add_argument("--date-range", type=positive_float, metavar="DAYS", help="use only the last N days of candles")
-    p.add_argument(
-        "--data", help="candle file (csv/parquet/feather), folder, or postgresql:// URL (default: bundled sample)"
-    )
-    p.add_argument("--symbol", action="append", help="symbol to train on, e.g. ETH/BTC; repeat for several")
-    p.add_argument("--timeframe", help="candle timeframe, e.g. 5m (default: ML_TIMEFRAME, else from file names)")
-    p.add_argument(
-        "--session",
-        choices=["auto", "24/7", "weekdays"],
-        help="when the market is closed: weekends (and daily holidays) are not gaps under weekdays "
-        "(default: ML_SESSION or auto, detected from the data)",
-    )
+    add_data_arguments(p)
     p.add_argument("--seed", type=int, help="random seed; CPU runs with the same seed are repeatable")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default: auto)")
-    p.add_argument("--window", type=positive_int, help="candles per input window (default: 60)")
-    p.add_argument("--horizon", type=positive_int, help="label horizon in candles (default: 6)")
     p.add_argument(
         "--model",
         choices=family_names(),
@@ -94,17 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="fit a temperature on the validation split; stored with the version, applied when serving",
     )
-    p.add_argument(
-        "--signal-mode",
-        choices=["argmax", "threshold"],
-        help="how probabilities become trades in the backtest (default: argmax)",
-    )
-    p.add_argument(
-        "--threshold", type=positive_float, help="with --signal-mode threshold: least probability of up/down to act"
-    )
-    p.add_argument("--long-only", action="store_true", help="backtest long positions only (a down signal is flat)")
-    p.add_argument("--fee", type=float, help="backtest cost per unit of position change (default 0.001 = 0.10%%)")
-    p.add_argument("--slippage", type=float, help="backtest slippage per unit of position change (default 0)")
+    add_policy_arguments(p)
     p.add_argument("--model-name", default=DEFAULT_MODEL_NAME, help="registered model name (default: hybrid_cnn_lstm)")
     p.add_argument("--run-name", help="MLflow run name and output folder name (default: timestamped)")
     p.add_argument("--no-onnx", action="store_true", help="skip the ONNX export")
@@ -204,19 +188,6 @@ def _print_summary(result: dict[str, Any], settings: Settings, stream: TextIO | 
         print("Browse:   python start_mlflow_ui.py  ->  http://127.0.0.1:5000", file=stream)
 
 
-def _policy(args: argparse.Namespace) -> dict[str, Any] | None:
-    """The signal policy of the flags (None: none given, the default policy)."""
-    given = {
-        "mode": args.signal_mode,
-        "threshold": args.threshold,
-        "direction": "long_only" if args.long_only else None,
-        "fee": args.fee,
-        "slippage": args.slippage,
-    }
-    out = {k: v for k, v in given.items() if v is not None}
-    return out or None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -253,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "family": args.model,
                 "model_kwargs": dict(args.model_option) or None,
                 "calibrate": args.calibrate or None,
-                "policy": _policy(args),
+                "policy": policy_from_args(args),
             }.items()
             if v is not None
         }

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ..cli_args import OneLineParser, family_option, positive_float, positive_int
+from ..cli_args import OneLineParser, add_data_arguments, family_option, positive_int
 from ..config import EXPERIMENT_TUNING, Settings
 from ..errors import one_line
 from ._objective import OBJECTIVES
@@ -66,16 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FAMILY.KEY=VALUE",
         help="a fixed (not searched) option of one family, e.g. lightgbm.n_estimators=100; repeat for several",
     )
-    # the data flags of the leaderboard (same names and help)
-    run.add_argument(
-        "--data", help="candle file (csv/parquet/feather), folder, or postgresql:// URL (default: bundled sample)"
-    )
-    run.add_argument("--symbol", action="append", help="symbol to train on, e.g. ETH/BTC; repeat for several")
-    run.add_argument("--timeframe", help="candle timeframe, e.g. 5m (default: ML_TIMEFRAME, else from file names)")
-    run.add_argument("--date-range", type=positive_float, metavar="DAYS", help="use only the last N days of candles")
-    run.add_argument("--window", type=positive_int, help="candles per input window when the space does not search it")
-    run.add_argument("--horizon", type=positive_int, help="label horizon in candles (default: 6)")
-    run.add_argument("--session", choices=["auto", "24/7", "weekdays"], help="when the market is closed")
+    add_data_arguments(run, window_help="candles per input window when the space does not search it")
     run.add_argument("--seed", type=int, help="random seed of the sampler and the trainings")
     run.add_argument("--epochs", type=positive_int, help="most epochs of the networks (default 5)")
     run.add_argument("--no-mlflow", action="store_true", help="Optuna storage only, no MLflow runs")
