@@ -181,6 +181,18 @@ def policy_fields(state: str) -> dict[str, Any]:
     }
 
 
+def form_body(values: dict[str, Any]) -> dict[str, Any]:
+    """A form's fields as a request body: empty fields left out, text stripped, ``symbols`` split on commas."""
+    body: dict[str, Any] = {}
+    for key, value in values.items():
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        body[key] = value.strip() if isinstance(value, str) else value
+    if "symbols" in body:
+        body["symbols"] = [s.strip().upper() for s in body["symbols"].split(",") if s.strip()]
+    return body
+
+
 def policy_body(policy: dict[str, Any]) -> dict[str, Any]:
     """The inputs of :func:`policy_fields` as a ``policy`` body: percent turned into fractions."""
     out = dict(policy)

@@ -24,6 +24,7 @@ from backend.dashboard.widgets import (
     check_token,
     fmt_num,
     follow_job,
+    form_body,
     jobs_frame,
     policy_body,
     policy_fields,
@@ -533,13 +534,7 @@ def _form(service: LeaderboardService) -> None:
 def comparison_request(values: dict[str, Any], policy: dict[str, Any]) -> dict[str, Any]:
     """The form's fields as the body ``POST /leaderboard`` would get: unset fields left out, the fee and
     slippage typed in percent turned into fractions."""
-    body: dict[str, Any] = {}
-    for key, value in values.items():
-        if value is None or (isinstance(value, str) and not value.strip()):
-            continue
-        body[key] = value.strip() if isinstance(value, str) else value
-    if "symbols" in body:
-        body["symbols"] = [s.strip().upper() for s in body["symbols"].split(",") if s.strip()]
+    body = form_body(values)
     if "families" in body:
         body["families"] = list(body["families"])
     body["policy"] = policy_body(policy)

@@ -14,6 +14,7 @@ from backend.dashboard.widgets import (
     cancel_box,
     check_token,
     follow_job,
+    form_body,
     job_panel,
     jobs_frame,
     policy_body,
@@ -225,13 +226,7 @@ def training_request(
     policy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The form's fields as the body ``POST /train`` would get: unset fields left out."""
-    body: dict[str, Any] = {}
-    for key, value in values.items():
-        if value is None or (isinstance(value, str) and not value.strip()):
-            continue
-        body[key] = value.strip() if isinstance(value, str) else value
-    if "symbols" in body:
-        body["symbols"] = [s.strip().upper() for s in body["symbols"].split(",") if s.strip()]
+    body = form_body(values)
     model: dict[str, Any] = {}
     for key, value in network.items():
         if value is None or (isinstance(value, str) and not value.strip()):
