@@ -110,6 +110,14 @@ class Settings(BaseSettings):
         description="Optuna RDB storage URL of the hyperparameter studies (sqlite:///... or postgresql://...); "
         "unset: sqlite:///<ML_OUTPUT_DIR>/optuna.db",
     )
+    tuning_heartbeat_s: int = Field(
+        default=30,
+        ge=1,
+        le=3600,
+        validation_alias=AliasChoices("ML_TUNING_HEARTBEAT_S", "tuning_heartbeat_s"),
+        description="Seconds between a running trial's heartbeats in the Optuna storage; a trial silent for two "
+        "of them (its worker died) ends FAIL and is retried once with the same parameters",
+    )
     min_accuracy_for_promotion: float = Field(
         default=0.5,
         ge=0,

@@ -103,6 +103,7 @@ NAMESPACES: dict[str, int] = {
     "registry": 0x4D4C5247,  # "MLRG"
     "retraining": 0x4D4C5254,  # "MLRT"
     "jobs": 0x4D4C4A42,  # "MLJB"
+    "tuning": 0x4D4C5455,  # "MLTU"
 }
 
 #: Seconds a connection to the coordination database may take.

@@ -259,6 +259,8 @@ class _LeaderboardProgress:
         self.message = ""
         self.run_id: str | None = None
         self.calls = 0
+        self.attach = True
+        """Link the comparison's MLflow run to the job (a trial job links its own run)."""
 
     def __call__(self, message: str, fraction: float) -> None:
         self.message = str(message)
@@ -269,7 +271,7 @@ class _LeaderboardProgress:
                 self.cancel.set()
         except Exception as exc:  # noqa: BLE001 - progress is informative; the heartbeat reports liveness
             logger.warning("job %s: progress not written: %s", self.job.id, type(exc).__name__)
-        if self.run_id is None and self.calls > 1:  # the first report comes before the run starts
+        if self.attach and self.run_id is None and self.calls > 1:  # the first report comes before the run starts
             self._attach_run()
         if self.cancel.is_set() and float(fraction) < 1.0:  # at 1.0 the comparison is done and recorded
             raise JobCancelled(f"cancelled by request during: {self.message}")
@@ -323,6 +325,8 @@ class JobExecution:
                 self._retrain(job, cancel)
             elif job.kind == "leaderboard":
                 self._leaderboard(job, cancel)
+            elif job.kind == "tune":
+                self._tune(job, cancel)
             else:
                 self._finish(job_id, FAILED, error=f"unknown job kind {job.kind!r}")
         except Exception as exc:  # every failure ends the job, never silently
@@ -446,6 +450,84 @@ class JobExecution:
             return
         summary = redact_tree(json_safe(json.loads(json.dumps(result.to_dict(), default=str))), self._secrets)
         self._finish(job.id, FINISHED, run_id=result.run_id, result=summary)
+
+    def _tune(self, job: JobRecord, cancel: threading.Event) -> None:
+        """One trial of a study (``action`` "trial"), then the next trial jobs or the study's end; or the best
+        trial retrained, registered and put through the gate (``action`` "register")."""
+        from backend.ml_engine.tuning import StudyHandle
+
+        from .jobs import JobService
+        from .tuning import TuningService
+
+        name = str(job.params.get("study") or "")
+        action = str(job.params.get("action") or "trial")
+        tuning = TuningService(self.settings, JobService(self.settings, store=self.store))
+        if action == "register":
+            self._tune_register(job, name, bool(job.params.get("promote")), job.params.get("model_name"))
+            return
+        study = tuning._load(name)
+        source = study.user_attrs.get("data_source")
+        data_path = resolve_data_source(str(source), self.settings) if source and source != "default" else None
+        handle = StudyHandle.attach(name, settings=self.settings, data_path=data_path)
+        progress = _LeaderboardProgress(self.store, job, cancel, self.pid, self.settings)
+        progress.attach = False
+        ran = handle.run_trials(
+            1,
+            callbacks=[_CancelCheck(cancel, f"a trial of study {name}")],
+            progress=lambda message, fraction: progress(message, 0.0),
+            respect_target=True,
+        )
+        trials = {t.number: t for t in handle.study.get_trials(deepcopy=False)}
+        done = [
+            {
+                "number": n,
+                "state": trials[n].state.name,
+                "value": trials[n].value,
+                "error": trials[n].user_attrs.get("error") or trials[n].user_attrs.get("note"),
+            }
+            for n in ran
+            if n in trials
+        ]
+        then = tuning.after_trial(handle, job.id)
+        summary = {"study": name, "trials": done, "then": then}
+        if cancel.is_set():
+            self._finish(job.id, CANCELLED, result=json_safe(summary), error="stopped: the study was stopped")
+        else:
+            run_id = trials[ran[0]].user_attrs.get("mlflow_run_id") if ran and ran[0] in trials else None
+            self._finish(job.id, FINISHED, run_id=run_id, result=json_safe(summary))
+
+    def _tune_register(self, job: JobRecord, name: str, promote: bool, model_name: Any) -> None:
+        from backend.ml_engine.tuning import register_best
+
+        registered = register_best(
+            name, settings=self.settings, model_name=str(model_name) if model_name else None, storage=None
+        )
+        summary: dict[str, Any] = {
+            "study": name,
+            "trial": registered.trial,
+            "model_name": registered.model_name,
+            "version": registered.version,
+            "tags": registered.tags,
+            "test_metrics": registered.test_metrics,
+        }
+        if promote and registered.version is not None:
+            from .models import ModelService
+
+            outcome = ModelService(self.settings).promote(
+                registered.model_name,
+                int(registered.version),
+                reason=f"best trial #{registered.trial} of study {name}",
+                actor="tuning",
+            )
+            summary["promotion"] = json_safe(outcome.model_dump(mode="json"))
+        version = int(registered.version) if registered.version and registered.version.isdigit() else None
+        self._finish(
+            job.id,
+            FINISHED,
+            run_id=registered.run_id,
+            version=version,
+            result=redact_tree(json_safe(summary), self._secrets),
+        )
 
     def _comparison_run(self, job: JobRecord) -> str | None:
         """The run of a comparison that ended early: the run linked to the job (None before it started)."""

@@ -55,7 +55,7 @@ QUEUED, RUNNING, FINISHED, FAILED, CANCELLED = "queued", "running", "finished", 
 ACTIVE_STATUSES = (QUEUED, RUNNING)
 TERMINAL_STATUSES = (FINISHED, FAILED, CANCELLED)
 #: Job kinds the cluster cap (``ML_MAX_CONCURRENT_TRAININGS``) counts (a leaderboard trains every family).
-TRAINING_KINDS = ("train", "retrain", "leaderboard")
+TRAINING_KINDS = ("train", "retrain", "leaderboard", "tune")
 ClaimResult = Literal["claimed", "busy", "gone"]
 
 

@@ -32,6 +32,11 @@ __all__ = [
     "JOB_KINDS",
     "JOB_STATUSES",
     "JobKind",
+    "StudiesPublic",
+    "StudyPublic",
+    "StudySummaryPublic",
+    "TrialPublic",
+    "TuneParams",
     "JobPublic",
     "JobsPublic",
     "Lang",
@@ -66,9 +71,9 @@ __all__ = [
 #: The languages verdicts are rendered in (``?lang=`` of the API, the dashboard's switch).
 Lang = Literal["en", "ru"]
 JobStatus = Literal["queued", "running", "finished", "failed", "cancelled"]
-JobKind = Literal["train", "retrain", "leaderboard"]
+JobKind = Literal["train", "retrain", "leaderboard", "tune"]
 JOB_STATUSES: tuple[str, ...] = ("queued", "running", "finished", "failed", "cancelled")
-JOB_KINDS: tuple[str, ...] = ("train", "retrain", "leaderboard")
+JOB_KINDS: tuple[str, ...] = ("train", "retrain", "leaderboard", "tune")
 
 #: A registered-model name: letters, digits, ``_ . -``; what MLflow accepts in a ``models:/`` URI.
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
@@ -567,6 +572,135 @@ class ComparisonParams(BaseModel):
             if key not in out:
                 out.append(key)
         return out
+
+
+#: A study name: what Optuna and the ``/studies/{name}`` route take.
+STUDY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+\-]{0,119}$"
+
+_OptionValue = bool | int | float | str | list[int]
+
+
+class TuneParams(BaseModel):
+    """A hyperparameter search (an Optuna study): ``trials`` more trials, ``parallel`` of them at once as jobs
+    on the workers. The search space is the bundled one (``backend/ml_engine/tuning/search_space.toml``),
+    narrowed to ``family`` when given, or ``space`` (TOML text laid over it). Unset fields come from the
+    settings; ``data_source`` names the candles as in :class:`TrainingParams`."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"family": "lightgbm", "trials": 20, "parallel": 2, "objective": "accuracy"}]},
+    )
+
+    trials: int = Field(default=20, strict=True, ge=1, le=1000, description="trials to add to the study")
+    parallel: int = Field(default=1, strict=True, ge=1, le=64, description="trial jobs in flight at once")
+    family: str | None = Field(default=None, description="search this family only (unset: the space's families)")
+    objective: Literal["accuracy", "f1_macro", "log_loss", "net_return"] | None = None
+    pruner: Literal["median", "hyperband", "none"] | None = None
+    study: str | None = Field(
+        default=None, pattern=STUDY_NAME_PATTERN, description="study name (unset: <family>-<data digest>-<objective>)"
+    )
+    space: str | None = Field(default=None, max_length=20_000, description="a TOML search space (the file's text)")
+    model_options: dict[str, dict[str, _OptionValue]] | None = Field(
+        default=None, description='fixed (not searched) options per family, e.g. {"lightgbm": {"n_estimators": 100}}'
+    )
+    data_source: DataSource = "default"
+    symbols: list[Annotated[str, Field(pattern=r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}$")]] | None = Field(
+        default=None, max_length=50
+    )
+    timeframe: str | None = Field(default=None, pattern=r"^[1-9][0-9]{0,2}[mhdw]$")
+    date_range: float | None = Field(default=None, strict=True, gt=0.0, le=3650.0, allow_inf_nan=False)
+    window: int | None = Field(default=None, strict=True, ge=2, le=1024)
+    horizon: int | None = Field(default=None, strict=True, ge=1, le=500)
+    folds: int | None = Field(default=None, strict=True, ge=1, le=20, description="walk-forward validation folds")
+    holdout_frac: float | None = Field(
+        default=None, strict=True, gt=0.0, lt=0.9, allow_inf_nan=False, description="final holdout share"
+    )
+    epochs: int | None = Field(default=None, strict=True, ge=1, le=1000, description="most epochs of the networks")
+    seed: int | None = Field(default=None, strict=True, ge=0, le=2**32 - 1)
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        key = value.strip().lower()
+        known = _known_families()
+        if key not in known:  # the name itself is not repeated: an error never echoes the request
+            raise ValueError(f"unknown model family; choose from: {', '.join(known)}")
+        return key
+
+    @field_validator("model_options")
+    @classmethod
+    def _known_option_families(cls, value: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]] | None:
+        if value is None:
+            return None
+        known = _known_families()
+        out: dict[str, dict[str, Any]] = {}
+        for name, options in value.items():
+            key = name.strip().lower()
+            if key not in known:
+                raise ValueError(f"model_options: unknown model family; choose from: {', '.join(known)}")
+            out[key] = dict(options)
+        return out
+
+
+class TrialPublic(BaseModel):
+    """One trial of a study."""
+
+    number: int
+    state: str = Field(description="COMPLETE, PRUNED, FAIL, RUNNING or WAITING")
+    value: float | None = Field(default=None, description="the objective on the validation folds")
+    params: dict[str, Any] = Field(default_factory=dict)
+    seconds: float | None = None
+    host: str | None = Field(default=None, description="the worker host that ran it")
+    sharpe: float | None = Field(default=None, description="per-bar Sharpe of its out-of-sample net returns")
+    error: str | None = Field(default=None, description="why it failed or was pruned")
+    retry_of: int | None = Field(default=None, description="the trial it retries (its worker died)")
+    mlflow_run_id: str | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
+class StudySummaryPublic(BaseModel):
+    """A study in a list: progress, best value, DSR and PBO."""
+
+    name: str
+    direction: str
+    objective: str
+    family: str = Field(description="the family searched, or several joined with +")
+    n_trials: int
+    states: dict[str, int] = Field(default_factory=dict)
+    target: int = Field(description="trials the study is to reach")
+    remaining: int = Field(description="trials still to start (0 once stopped)")
+    parallel: int = 1
+    stop_requested: bool = False
+    finalized: bool = Field(default=False, description="holdout, DSR, PBO and plots are up to date")
+    jobs_queued: int = 0
+    jobs_running: int = 0
+    best_trial: int | None = None
+    best_value: float | None = None
+    dsr: float | None = Field(default=None, description="Deflated Sharpe Ratio of the best trial")
+    pbo: float | None = Field(default=None, description="Probability of Backtest Overfitting")
+    mlflow_run_id: str | None = None
+    created_at: str | None = None
+    data_hash: str | None = None
+    timeframe: str | None = None
+
+
+class StudiesPublic(BaseModel):
+    data: list[StudySummaryPublic]
+    count: int
+
+
+class StudyPublic(StudySummaryPublic):
+    """A study in detail: every trial, the best one's params, the holdout read once, DSR and PBO in full."""
+
+    best_params: dict[str, Any] = Field(default_factory=dict)
+    holdout: dict[str, Any] | None = Field(default=None, description="the best trial on the final holdout (read once)")
+    dsr_detail: dict[str, Any] | None = None
+    pbo_detail: dict[str, Any] | None = None
+    trials: list[TrialPublic] = Field(default_factory=list)
+    config: dict[str, Any] = Field(default_factory=dict)
 
 
 class JobPublic(BaseModel):

@@ -1,4 +1,6 @@
-"""The command line: ``python -m backend.ml_engine.tuning run|status|best|register`` (exit 0 ok, 2 bad input, 1 failure)."""
+"""The command line: ``python -m backend.ml_engine.tuning run|status|best|stop|resume|register`` (exit 0 ok,
+2 bad input, 1 failure). ``run --parallel N`` runs the trials as jobs on the workers
+(:mod:`backend.services.tuning`); without it they run in this process, one after another."""
 
 from __future__ import annotations
 
@@ -39,10 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
         "holdout is read once per study, for the best trial; the Deflated Sharpe Ratio and the Probability of "
         "Backtest Overfitting say how much of the winner's edge survives the search. MLflow: a parent run per study "
         f"in experiment {EXPERIMENT_TUNING}, a nested run per trial.",
-        epilog=f"Example: {PROG} run --trials 20 --family lightgbm --quick\n         {PROG} status\n"
-        f"         {PROG} best --study NAME\n         {PROG} register --study NAME\n"
-        "Coming: --parallel N and trials as jobs on any number of workers (the execution layer); today the trials "
-        "of one `run` execute in this process, one after another.",
+        epilog=f"Example: {PROG} run --trials 20 --family lightgbm --quick\n"
+        f"         {PROG} run --trials 50 --parallel 4      # trials as jobs on the workers\n"
+        f"         {PROG} status\n         {PROG} best --study NAME\n"
+        f"         {PROG} stop --study NAME\n         {PROG} resume --study NAME [--trials 10]\n"
+        f"         {PROG} register --study NAME\n"
+        "With --parallel the trials are jobs (python -m backend.services.worker on any host pulls them; the study "
+        "lives in ML_TUNING_STORAGE, which every worker must share); a worker killed mid-trial fails that trial, "
+        "which is retried once, and the study goes on.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -73,6 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--quick", action="store_true", help="a tiny search to try it out: the last 4 days, 1 epoch, 2 folds"
     )
+    run.add_argument(
+        "--parallel",
+        type=positive_int,
+        metavar="N",
+        help="run the trials as jobs on the workers, N at once (default: in this process, one at a time)",
+    )
+    run.add_argument(
+        "--no-wait", action="store_true", help="with --parallel: queue the trials and return (follow with status)"
+    )
 
     for name, text in (
         ("status", "the studies in the storage: trials by state, best value"),
@@ -81,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=text)
         s.add_argument("--study", metavar="NAME", help="the study (default: the only one in the storage)")
         s.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: ML_TUNING_STORAGE)")
+    stop = sub.add_parser("stop", help="start no more trials of a study; its queued trial jobs are cancelled")
+    stop.add_argument("--study", metavar="NAME", help="the study (default: the only one in the storage)")
+    res = sub.add_parser(
+        "resume", help="clear a stop and queue trial jobs up to the study's target (--trials: raise it first)"
+    )
+    res.add_argument("--study", metavar="NAME", help="the study (default: the only one in the storage)")
+    res.add_argument("--trials", type=positive_int, default=0, help="trials to add to the target")
+    res.add_argument("--parallel", type=positive_int, metavar="N", help="trial jobs at once (default: as before)")
+    res.add_argument("--no-wait", action="store_true", help="queue the trials and return")
     reg = sub.add_parser(
         "register",
         help="retrain the best trial through the normal training path and register it (tagged with the study, "
@@ -107,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args, settings)
         if args.command == "register":
             return _register(args, settings)
+        if args.command in ("stop", "resume") or (args.command == "run" and args.parallel):
+            return _jobs_command(args)
         return _show(args, settings)
     except TuningInputError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
@@ -161,6 +187,126 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     for name, path in result.artifacts.items():
         print(f"plot        {path} ({name})")
     print(f"storage     {_masked(result.storage)}  ({result.wall_seconds:.1f} s)")
+    return EXIT_OK
+
+
+def _jobs_command(args: argparse.Namespace) -> int:
+    """``run --parallel``, ``stop`` and ``resume``: through the job system (``backend.services.tuning``)."""
+    import importlib
+
+    services = importlib.import_module("backend.services")
+    tuning_mod = importlib.import_module("backend.services.tuning")
+    schemas = importlib.import_module("backend.services.schemas")
+    try:
+        settings = services.ServiceSettings()
+    except Exception as exc:
+        raise TuningInputError(f"invalid settings: {one_line(exc)}") from exc
+    jobs = services.JobService(settings)
+    service = tuning_mod.TuningService(settings, jobs)
+    try:
+        if args.command == "run":
+            if args.storage:
+                raise TuningInputError(
+                    "--storage does not go with --parallel: the workers use ML_TUNING_STORAGE; set it instead"
+                )
+            if args.data:
+                raise TuningInputError(
+                    "--data does not go with --parallel: the workers read ML_DATA_PATH (or "
+                    "ML_CANDLES_DATABASE_URL); set it instead"
+                )
+            fields = {
+                "trials": args.trials,
+                "parallel": args.parallel,
+                "family": args.family,
+                "objective": args.objective,
+                "pruner": args.pruner,
+                "study": args.study,
+                "space": _read_space(args.space),
+                "symbols": args.symbol,
+                "timeframe": args.timeframe,
+                "date_range": args.date_range if args.date_range is not None else (4.0 if args.quick else None),
+                "window": args.window,
+                "horizon": args.horizon,
+                "folds": args.folds if args.folds is not None else (2 if args.quick else None),
+                "holdout_frac": args.holdout_frac,
+                "epochs": args.epochs if args.epochs is not None else (1 if args.quick else None),
+                "seed": args.seed,
+            }
+            options: dict[str, dict[str, Any]] = {}
+            for family, key, value in args.model_option:
+                options.setdefault(family, {})[key] = value
+            if options:
+                fields["model_options"] = options
+            try:
+                params = schemas.TuneParams(**{k: v for k, v in fields.items() if v is not None})
+            except Exception as exc:
+                raise TuningInputError(one_line(exc)) from exc
+            study = _service_call(lambda: service.submit(params))
+            print(f"study       {study.name}: {study.remaining} trial(s) to run, {study.parallel} at a time as jobs")
+        else:
+            name = _study_name(args, service.storage)
+            if args.command == "stop":
+                study = _service_call(lambda: service.stop(name))
+                print(f"study       {study.name}: stop requested; {study.jobs_running} trial job(s) asked to stop")
+                return EXIT_OK
+            study = _service_call(lambda: service.resume(name, parallel=args.parallel, more_trials=args.trials))
+            print(f"study       {study.name}: {study.remaining} trial(s) to run, {study.parallel} at a time as jobs")
+        if args.no_wait:
+            print(f"follow      {PROG} status --study {study.name}")
+            return EXIT_OK
+        return _follow(service, study.name)
+    finally:
+        jobs.close()
+
+
+def _read_space(path: str | None) -> str | None:
+    if path is None:
+        return None
+    from pathlib import Path
+
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TuningInputError(f"{path}: cannot read the search-space file: {exc}") from None
+
+
+def _service_call(call: Any) -> Any:
+    """A service call with its InvalidRequest / NotFound / Conflict errors as bad input (exit 2)."""
+    import importlib
+
+    errors = importlib.import_module("backend.services.errors")
+    try:
+        return call()
+    except (errors.InvalidRequestError, errors.NotFoundError, errors.ConflictError) as exc:
+        raise TuningInputError(str(exc)) from exc
+
+
+def _follow(service: Any, name: str, poll_s: float = 5.0) -> int:
+    """Print the study's progress until it is finalized (Ctrl-C: stop following; the trials go on)."""
+    import time
+
+    last = ""
+    try:
+        while True:
+            s = service.study(name)
+            states = ", ".join(f"{k.lower()} {v}" for k, v in sorted(s.states.items())) or "none yet"
+            best = "n/a" if s.best_value is None else f"{s.best_value:.4f} (trial #{s.best_trial})"
+            line = (
+                f"{s.n_trials}/{s.target} trials ({states}); jobs: {s.jobs_queued} queued, {s.jobs_running} running; "
+                f"best {best}"
+            )
+            if line != last:
+                print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
+                last = line
+            if s.finalized and not s.jobs_queued and not s.jobs_running:
+                break
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        print(f"\nstopped following; the trials go on. {PROG} status --study {name}", file=sys.stderr)
+        return EXIT_OK
+    from ._study import load_study, study_summary
+
+    print("\n".join(study_summary(load_study(name, service.storage)).lines()))
     return EXIT_OK
 
 

@@ -8,8 +8,10 @@ study, for the best trial, by :meth:`SearchData.read_holdout` (a second read rai
 :class:`HoldoutAlreadyRead`; :attr:`SearchData.holdout_reads` counts them).
 
 Per trial the objective (:func:`evaluate_trial`) fits the family on each fold's train windows
-(early stopping on the fold's validation tail), reports the running mean of the fold scores to
-Optuna after each fold (so a median or Hyperband pruner can stop a poor trial early), and keeps
+(early stopping on the fold's validation tail). Through the trainer's epoch callback
+(:class:`EpochPruning`) it reports each epoch's validation metric to Optuna at step
+``fold * STEP_STRIDE + epoch``, and the running mean of the fold scores at the last step of each
+fold, so a median or Hyperband pruner can stop a poor trial inside its first epochs; it keeps
 the per-bar net returns of its out-of-sample signals under the policy (for the Deflated Sharpe
 Ratio and the Probability of Backtest Overfitting across trials).
 """
@@ -35,6 +37,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "OBJECTIVES",
+    "STEP_STRIDE",
+    "EpochPruning",
     "HoldoutAlreadyRead",
     "HoldoutScore",
     "SearchData",
@@ -49,6 +53,50 @@ OBJECTIVES: dict[str, tuple[str, str]] = {
     "log_loss": ("minimize", "mean log loss over the validation folds"),
     "net_return": ("maximize", "mean net return per bar after fees over the validation folds"),
 }
+
+
+#: Optuna step of epoch ``e`` of fold ``k``: ``k * STEP_STRIDE + e``; the fold's score is reported at
+#: ``k * STEP_STRIDE + STEP_STRIDE - 1`` (LightGBM's "epochs" are boosting rounds: a stride above any).
+STEP_STRIDE = 100_000
+
+#: The trainer's per-epoch metric a pruner watches for each objective (same direction as the objective);
+#: the net return has no per-epoch counterpart, so its trials are watched on validation accuracy.
+EPOCH_METRIC: dict[str, str] = {
+    "accuracy": "val_accuracy",
+    "f1_macro": "val_f1",
+    "log_loss": "val_loss",
+    "net_return": "val_accuracy",
+}
+
+
+class EpochPruning:
+    """Trainer callback: report each epoch's validation metric to the Optuna trial and stop a trial the
+    pruner gives up on (``optuna.TrialPruned`` from inside the fit, after the epoch)."""
+
+    def __init__(self, trial: optuna.Trial, objective: str, fold_index: int) -> None:
+        self.trial, self.fold_index = trial, int(fold_index)
+        self.key = EPOCH_METRIC[objective]
+        self.trainer: Any = None
+        self.reported = 0
+
+    def on_train_start(self, trainer: Any) -> None:
+        self.trainer = trainer
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, Any]) -> None:
+        import math
+
+        import optuna
+
+        value = metrics.get(self.key, metrics.get("val_accuracy"))
+        if value is None or not math.isfinite(float(value)):
+            return
+        epoch = min(int(epoch), STEP_STRIDE - 2)
+        self.trial.report(float(value), step=self.fold_index * STEP_STRIDE + epoch)
+        self.reported += 1
+        if self.trial.should_prune():
+            if self.trainer is not None:
+                self.trainer.stop_training = True
+            raise optuna.TrialPruned(f"pruned at epoch {epoch} of fold {self.fold_index + 1}")
 
 
 class HoldoutAlreadyRead(RuntimeError):
@@ -175,11 +223,13 @@ def evaluate_trial(
     trial: optuna.Trial | None = None,
     callbacks: Sequence[Any] = (),
     on_fold: Callable[[int, dict[str, float]], None] | None = None,
+    fold_callbacks: Callable[[int], Sequence[Any]] | None = None,
 ) -> TrialScore:
     """Score ``params`` on the walk-forward validation folds of the search region (never the holdout).
 
-    With ``trial``, the running mean is reported after each fold and ``optuna.TrialPruned`` is
-    raised when the study's pruner says so."""
+    With ``trial``, each epoch's validation metric is reported (:class:`EpochPruning`), the running
+    mean after each fold, and ``optuna.TrialPruned`` is raised when the study's pruner says so.
+    ``fold_callbacks(k)``: more trainer callbacks for fold ``k`` (e.g. per-epoch logging)."""
     from ..signal_policy import SignalPolicy
 
     if objective not in OBJECTIVES:
@@ -191,8 +241,11 @@ def evaluate_trial(
     fold_scores: list[dict[str, float]] = []
     rows_all, net_all = [], []
     for fold in folds:
+        extra = list(fold_callbacks(fold.index)) if fold_callbacks is not None else []
+        if trial is not None:
+            extra.append(EpochPruning(trial, objective, fold.index))
         scores, rows, net = _fit_and_score(
-            params, {**(trainer or {}), **params.trainer}, policy, table, fold, callbacks
+            params, {**(trainer or {}), **params.trainer}, policy, table, fold, [*callbacks, *extra]
         )
         fold_scores.append(scores)
         rows_all.append(rows)
@@ -202,7 +255,8 @@ def evaluate_trial(
         if trial is not None:
             import optuna
 
-            trial.report(float(np.mean([s[objective] for s in fold_scores])), step=fold.index)
+            step = fold.index * STEP_STRIDE + STEP_STRIDE - 1
+            trial.report(float(np.mean([s[objective] for s in fold_scores])), step=step)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after fold {fold.index + 1}/{len(folds)}")
     rows_cat = np.concatenate(rows_all)

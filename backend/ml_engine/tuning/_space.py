@@ -246,11 +246,18 @@ class SearchSpace:
 
 
 # ---------------------------------------------------------------------- loading
-def load_search_space(path: str | Path | None = None, *, merge_defaults: bool = True) -> SearchSpace:
-    """The bundled defaults (``path`` None), or the file at ``path`` laid over them table by table
-    (``merge_defaults=False``: the file alone). Bad input: :class:`SearchSpaceError`."""
+def load_search_space(
+    path: str | Path | None = None, *, merge_defaults: bool = True, text: str | None = None
+) -> SearchSpace:
+    """The bundled defaults (``path`` None), or the file at ``path`` (or the TOML ``text``, e.g. from the
+    API) laid over them table by table (``merge_defaults=False``: the file alone). Bad input:
+    :class:`SearchSpaceError`."""
     defaults_text = resources.files(__package__).joinpath(DEFAULT_SPACE_FILE).read_text(encoding="utf-8")
     defaults = _read_toml(defaults_text, f"<bundled {DEFAULT_SPACE_FILE}>")
+    if text is not None:
+        return parse_search_space(
+            _read_toml(text, "search space"), source="search space", base=defaults if merge_defaults else None
+        )
     if path is None:
         return parse_search_space(defaults, source=f"<bundled {DEFAULT_SPACE_FILE}>")
     p = Path(path)

@@ -23,8 +23,9 @@ import math
 import socket
 import tempfile
 import time
+import warnings
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -34,7 +35,7 @@ import numpy as np
 from ..config import EXPERIMENT_TUNING
 from ..signal_policy import SignalPolicy
 from ..training import DataSpec
-from ._objective import OBJECTIVES, SearchData, evaluate_trial
+from ._objective import OBJECTIVES, STEP_STRIDE, SearchData, evaluate_trial
 from ._space import SearchSpace, SearchSpaceError, TrialParams, load_search_space
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,10 +49,15 @@ __all__ = [
     "StudyResult",
     "TuningConfig",
     "RegisteredBest",
+    "StudyHandle",
+    "StudyProgress",
     "TuningInputError",
     "default_storage",
     "register_best",
+    "request_stop",
+    "retried_trial_number",
     "run_study",
+    "study_progress",
     "study_summary",
 ]
 
@@ -72,6 +78,7 @@ _FLAT_KEYS = (
     "window",
     "horizon",
     "space_path",
+    "space_toml",
     "family",
     "objective",
     "n_trials",
@@ -106,6 +113,8 @@ class TuningConfig:
     data: DataSpec
     space_path: str | None = None
     """A TOML search space laid over the bundled defaults; None: the bundled ``search_space.toml``."""
+    space_toml: str | None = None
+    """The same as TOML text (the API's ``space``); wins over :attr:`space_path`."""
     family: str | None = None
     """Search this family only; None: the space's families (``[search] family``)."""
     objective: str = "accuracy"
@@ -147,7 +156,7 @@ class TuningConfig:
         """The search space, narrowed to :attr:`family`; one-line errors for a bad file or family."""
         from ..families import get_family
 
-        space = load_search_space(self.space_path)
+        space = load_search_space(self.space_path, text=self.space_toml)
         if self.family is not None:
             name = get_family(self.family).name  # UnknownFamilyError names the known ones
             if name not in space.families and name not in space.tables:
@@ -338,20 +347,36 @@ def overfitting_stats(
 
 # ------------------------------------------------------------------------------ the study
 def _pruner(name: str, folds: int) -> optuna.pruners.BasePruner:
+    """Median (after 2 trials) or Hyperband over the steps of :data:`STEP_STRIDE` (epochs within folds)."""
     import optuna
 
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(folds, 1))
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(folds, 1) * STEP_STRIDE)
     return optuna.pruners.NopPruner()
 
 
-def _open_storage(url: str) -> optuna.storages.BaseStorage:
+def _open_storage(url: str, settings: Settings | None = None) -> optuna.storages.BaseStorage:
+    """RDB storage; with ``settings``, trial heartbeats every ``ML_TUNING_HEARTBEAT_S`` seconds: a trial whose
+    process died (a SIGKILLed worker) ends FAIL after two missed beats and is retried once with its params."""
     import optuna
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
 
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}  # several workers write one file
+    if settings is not None:
+        beat = max(1, int(settings.tuning_heartbeat_s))
+        kwargs.update(
+            heartbeat_interval=beat,
+            grace_period=2 * beat,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+        )
     try:
-        return optuna.storages.RDBStorage(url)
+        with warnings.catch_warnings():  # heartbeats and the retry callback are "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, **kwargs)
     except Exception as exc:
         from ..errors import one_line
         from ..mlflow_integration.stores import mask_uri
@@ -359,11 +384,11 @@ def _open_storage(url: str) -> optuna.storages.BaseStorage:
         raise TuningInputError(f"cannot open the Optuna storage {mask_uri(url)}: {one_line(exc)}") from exc
 
 
-def load_study(name: str, storage: str) -> optuna.Study:
+def load_study(name: str, storage: str, settings: Settings | None = None) -> optuna.Study:
     """An existing study; :class:`TuningInputError` when there is none of that name."""
     import optuna
 
-    store = _open_storage(storage)
+    store = _open_storage(storage, settings)
     try:
         return optuna.load_study(study_name=name, storage=store)
     except KeyError:
@@ -398,34 +423,421 @@ def study_summary(study: optuna.Study) -> StudyResult:
     )
 
 
-def run_study(
-    config: TuningConfig,
-    *,
-    settings: Settings,
-    progress: Progress | None = None,
-    tracking: bool = True,
-) -> StudyResult:
-    """Run ``config.n_trials`` more trials of the study of ``config`` (created or loaded), then read
-    the holdout once per study for the best trial and compute DSR and PBO. Bad input raises
-    :class:`TuningInputError` before any trial and before any MLflow run."""
-    import optuna
+@dataclass
+class StudyProgress:
+    """How far a study is: trials counted against its target, waiting retries, running trials."""
+
+    target: int
+    counted: int
+    """Trials that ended (complete, pruned, failed), a failed trial retried after its worker died excluded."""
+    running: int
+    waiting: int
+    stop_requested: bool
+    finalized_trials: int | None
+    """The trial count when the study was last finalized (holdout, DSR, PBO, plots); None: never."""
+
+    @property
+    def remaining(self) -> int:
+        """Trials still to start for the target (waiting retries included), 0 once stopped."""
+        if self.stop_requested:
+            return 0
+        return max(0, self.target - self.counted - self.running)
+
+    @property
+    def finalized(self) -> bool:
+        return self.finalized_trials is not None and self.finalized_trials == self.counted + self.running
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "remaining": self.remaining, "finalized": self.finalized}
+
+
+def retried_trial_number(trial: optuna.trial.FrozenTrial) -> int | None:
+    """The number of the trial that ``trial`` retries (its worker died), or None."""
+    from optuna.exceptions import ExperimentalWarning
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        return RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
+
+
+def study_progress(study: optuna.Study) -> StudyProgress:
+    """Counts of :class:`StudyProgress` from the storage (stale trials are failed first when heartbeats are on)."""
+    from optuna.exceptions import ExperimentalWarning
+    from optuna.storages import fail_stale_trials
     from optuna.trial import TrialState
 
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            fail_stale_trials(study)
+    except Exception as exc:  # noqa: BLE001 - no heartbeat configured, or a storage blip: count as they are
+        logger.debug("stale trials not checked: %s", exc)
+    trials = study.get_trials(deepcopy=False)
+    retried = {n for t in trials if (n := retried_trial_number(t)) is not None}
+    ended = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    counted = sum(1 for t in trials if t.state in ended and not (t.state == TrialState.FAIL and t.number in retried))
+    attrs = study.user_attrs
+    finalized = attrs.get("finalized_trials")
+    return StudyProgress(
+        target=int(attrs.get("target_trials", len(trials))),
+        counted=counted,
+        running=sum(1 for t in trials if t.state == TrialState.RUNNING),
+        waiting=sum(1 for t in trials if t.state == TrialState.WAITING),
+        stop_requested=bool(attrs.get("stop_requested", False)),
+        finalized_trials=None if finalized is None else int(finalized),
+    )
+
+
+def request_stop(name: str, storage: str, settings: Settings | None = None) -> StudyProgress:
+    """Ask a study to start no more trials (running ones end as they would); ``resume`` clears it."""
+    study = load_study(name, storage, settings)
+    study.set_user_attr("stop_requested", True)
+    return study_progress(study)
+
+
+def _masked_config(config: TuningConfig) -> dict[str, Any]:
+    """``config.to_dict()`` with a database URL of the candles masked (the study's attributes are readable by
+    anyone who can list studies); a process that attaches reads its own ``ML_CANDLES_DATABASE_URL``."""
+    from ..mlflow_integration.stores import mask_uri
+
+    d = config.to_dict()
+    path = str(d["data"].get("path") or "")
+    if "://" in path:
+        d["data"] = {**d["data"], "path": mask_uri(path)}
+    return d
+
+
+def _config_from_attrs(
+    attrs: Mapping[str, Any], data_path: str | None = None, settings: Settings | None = None
+) -> TuningConfig:
+    """The :class:`TuningConfig` kept in a study's user attributes (``data_path``: where this process reads
+    the candles, e.g. a data source resolved from its own settings)."""
+    d = dict(attrs["config"])
+    data = dict(d.pop("data"))
+    if data_path is not None:
+        data["path"] = data_path
+    elif "://" in str(data.get("path", "")):  # a database (its URL is kept masked): this process's own
+        if settings is None or settings.candles_database_url is None:
+            raise ValueError("the study reads its candles from a database: ML_CANDLES_DATABASE_URL is not set here")
+        data["path"] = settings.candles_database_url.get_secret_value()
+    policy = d.pop("policy", None)
+    known = {f.name for f in dataclasses.fields(TuningConfig)}
+    kwargs = {k: v for k, v in d.items() if k in known}
+    return TuningConfig(
+        data=DataSpec(**data),
+        policy=SignalPolicy.from_dict(policy) if policy else SignalPolicy(),
+        **kwargs,
+    )
+
+
+class StudyHandle:
+    """One process's handle on a study: its storage, space, config, candles and MLflow runs.
+
+    :meth:`prepare` creates (or loads, to resume or extend) a study and raises its target;
+    :meth:`attach` opens an existing one from what its user attributes keep (a trial job on a worker);
+    :meth:`run_trials` runs trials here (Optuna heartbeats: a trial whose process died ends FAIL and is
+    retried once by the next trial to start); :meth:`finalize` reads the holdout once per study for the
+    best trial, computes DSR and PBO, logs the plots and ends the study's MLflow run."""
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        space: SearchSpace,
+        config: TuningConfig,
+        data: SearchData,
+        storage_url: str,
+        settings: Settings,
+        mlflow: _Tracking | None,
+    ) -> None:
+        self.study, self.space, self.config, self.data = study, space, config, data
+        self.storage_url, self.settings, self.mlflow = storage_url, settings, mlflow
+        self.host = socket.gethostname()
+
+    @property
+    def name(self) -> str:
+        return str(self.study.study_name)
+
+    # -- open --------------------------------------------------------------------------------------
+    @classmethod
+    def prepare(
+        cls,
+        config: TuningConfig,
+        *,
+        settings: Settings,
+        tracking: bool = True,
+        extra_attrs: Mapping[str, Any] | None = None,
+    ) -> StudyHandle:
+        """Check everything, create or load the study, add ``config.n_trials`` to its target and clear a
+        stop request. Bad input raises :class:`TuningInputError` before any trial and any MLflow run."""
+        import optuna
+
+        from ..errors import one_line
+        from ..families import FamilyError
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        try:
+            space = config.load_space()
+        except (SearchSpaceError, FamilyError) as exc:
+            raise TuningInputError(one_line(exc)) from exc
+        fingerprint = space.fingerprint()
+        direction = OBJECTIVES[config.objective][0]
+        data, digest = _load_search_data(config, settings)
+        families = "+".join(space.families)
+        name = config.study_name or f"{families}-{digest[:10]}-{config.objective}"
+        storage_url = config.storage or default_storage(settings)
+        store = _open_storage(storage_url, settings)
+
+        # an existing study must have the same space and objective: refused before anything runs
+        existing = {s.study_name: s for s in optuna.get_all_study_summaries(store, include_best_trial=False)}
+        if name in existing:
+            attrs = existing[name].user_attrs
+            if attrs.get("space_fingerprint") != fingerprint:
+                raise TuningInputError(
+                    f"study {name!r} exists with a different search space (fingerprint "
+                    f"{str(attrs.get('space_fingerprint'))[:12]}, this one {fingerprint[:12]}): choose another --study name"
+                )
+            if attrs.get("objective") != config.objective:
+                raise TuningInputError(
+                    f"study {name!r} exists with objective {attrs.get('objective')!r}, not {config.objective!r}"
+                )
+        study = optuna.create_study(
+            study_name=name,
+            storage=store,
+            direction=cast(Literal["minimize", "maximize"], direction),
+            sampler=_sampler(config.seed, existing[name].n_trials if name in existing else 0),
+            pruner=_pruner(config.pruner, config.folds),
+            load_if_exists=True,
+        )
+        if name not in existing:
+            study.set_user_attr("space_fingerprint", fingerprint)
+            study.set_user_attr("space", space.to_dict())
+            study.set_user_attr("objective", config.objective)
+            study.set_user_attr("data_hash", digest)
+            study.set_user_attr("config", _jsonable(_masked_config(config)))
+            study.set_user_attr("tracking", bool(tracking))
+            study.set_user_attr("created_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        for key, value in (extra_attrs or {}).items():
+            study.set_user_attr(key, _jsonable(value))
+        counted = study_progress(study).counted
+        target = max(int(study.user_attrs.get("target_trials", 0)), counted) + config.n_trials
+        study.set_user_attr("target_trials", target)
+        study.set_user_attr("stop_requested", False)
+        mlflow = _Tracking.open(settings, study, config, digest) if tracking else None
+        return cls(study, space, config, data, storage_url, settings, mlflow)
+
+    @classmethod
+    def attach(
+        cls, name: str, *, settings: Settings, storage: str | None = None, data_path: str | None = None
+    ) -> StudyHandle:
+        """An existing study as its user attributes keep it (config, space, MLflow parent run)."""
+        import optuna
+
+        from ..errors import one_line
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        storage_url = storage or default_storage(settings)
+        loaded = load_study(name, storage_url, settings)
+        attrs = loaded.user_attrs
+        if not isinstance(attrs.get("config"), Mapping) or not isinstance(attrs.get("space"), Mapping):
+            raise TuningInputError(f"study {name!r} keeps no config or search space in its user attributes")
+        try:
+            config = _config_from_attrs(attrs, data_path, settings)
+        except (TypeError, ValueError) as exc:
+            raise TuningInputError(f"study {name!r}: its stored config is not readable: {one_line(exc)}") from exc
+        space = _space_from_dict(attrs["space"])
+        n_before = len(loaded.get_trials(deepcopy=False))
+        study = optuna.load_study(
+            study_name=name,
+            storage=_open_storage(storage_url, settings),
+            sampler=_sampler(config.seed, n_before),
+            pruner=_pruner(config.pruner, config.folds),
+        )
+        data, digest = _load_search_data(config, settings)
+        if attrs.get("data_hash") and digest != attrs["data_hash"]:
+            logger.warning(
+                "study %s: the candles changed since the study began (digest %s, study %s)",
+                name,
+                digest[:10],
+                str(attrs["data_hash"])[:10],
+            )
+        mlflow = _Tracking.open(settings, study, config, digest) if attrs.get("tracking", True) else None
+        return cls(study, space, config, data, storage_url, settings, mlflow)
+
+    # -- trials ------------------------------------------------------------------------------------
+    def _trial_params(self, params: TrialParams) -> TrialParams:
+        cfg = self.config
+        return TrialParams(
+            family=params.family,
+            model_options={**cfg.model_options.get(params.family, {}), **params.model_options},
+            trainer=params.trainer,
+            data={"horizon": cfg.horizon, **params.data},
+            values=params.values,
+        )
+
+    @property
+    def _trainer(self) -> dict[str, Any]:
+        return {"epochs": self.config.epochs, "seed": self.config.seed, "device": self.settings.device}
+
+    def run_trials(
+        self,
+        n: int,
+        *,
+        callbacks: Sequence[Any] = (),
+        progress: Progress | None = None,
+        respect_target: bool = False,
+    ) -> list[int]:
+        """Run up to ``n`` trials here, one after another; stop early when a stop is requested (or, with
+        ``respect_target``, when the study's target is reached). Returns the numbers of the trials run."""
+
+        report = progress or (lambda message, fraction: None)
+        done: list[int] = []
+        for i in range(n):
+            state = study_progress(self.study)
+            if state.stop_requested:
+                report("stop requested: no more trials", i / max(n, 1))
+                break
+            if respect_target and state.remaining <= 0:
+                break
+            ran: list[int] = []
+            self.study.optimize(
+                self._objective(callbacks, report, i, n, ran),
+                n_trials=1,
+                catch=(Exception,),
+                gc_after_trial=False,
+            )
+            done.extend(ran)
+        return done
+
+    def _objective(
+        self, callbacks: Sequence[Any], report: Progress, index: int, total: int, ran: list[int]
+    ) -> Callable[[optuna.Trial], float]:
+        import optuna
+
+        from ..errors import one_line
+
+        def objective(trial: optuna.Trial) -> float:
+            ran.append(trial.number)
+            params = self._trial_params(self.space.suggest(trial))
+            report(f"trial {trial.number} ({params.family}): {params.values}", index / max(total, 1))
+            mlflow = self.mlflow
+            child = mlflow.start_trial(trial.number, params, self.host) if mlflow else None
+            trial.set_user_attr("host", self.host)
+            if child:
+                trial.set_user_attr("mlflow_run_id", child)
+            folds: list[dict[str, float]] = []
+
+            def on_fold(index: int, scores: dict[str, float]) -> None:
+                folds.append(scores)
+                if mlflow is not None and child is not None:
+                    mlflow.metrics(child, {f"val_{k}": v for k, v in scores.items()}, step=index)
+
+            def fold_callbacks(k: int) -> list[Any]:
+                return [_EpochLog(mlflow, child, k)] if mlflow is not None and child is not None else []
+
+            t0 = time.perf_counter()
+            try:
+                score = evaluate_trial(
+                    self.data,
+                    params,
+                    objective=self.config.objective,
+                    trainer=self._trainer,
+                    policy=self.config.policy,
+                    default_window=self.config.window,
+                    trial=trial,
+                    callbacks=callbacks,
+                    on_fold=on_fold,
+                    fold_callbacks=fold_callbacks,
+                )
+            except optuna.TrialPruned as exc:
+                trial.set_user_attr("folds", folds)
+                trial.set_user_attr("seconds", time.perf_counter() - t0)
+                trial.set_user_attr("note", str(exc))
+                if mlflow is not None and child is not None:
+                    mlflow.end_trial(child, "PRUNED", {"seconds": time.perf_counter() - t0}, note=str(exc))
+                raise
+            except BaseException as exc:  # a failed trial does not end the study (Optuna marks it FAIL)
+                line = one_line(exc, typed=True)[:500]
+                logger.warning("trial %d failed: %s", trial.number, line)
+                trial.set_user_attr("error", line)
+                trial.set_user_attr("seconds", time.perf_counter() - t0)
+                if mlflow is not None and child is not None:
+                    mlflow.end_trial(child, "FAIL", {}, note=line)
+                raise
+            trial.set_user_attr("folds", score.folds)
+            trial.set_user_attr("seconds", score.seconds)
+            trial.set_user_attr("oos_rows", _pack_rows(score.rows))
+            trial.set_user_attr("oos_net", _pack_floats(score.net))
+            trial.set_user_attr("sharpe", _sharpe(score.net))
+            if mlflow is not None and child is not None:
+                mlflow.end_trial(
+                    child, "COMPLETE", {"value": score.value, "seconds": score.seconds, "sharpe": _sharpe(score.net)}
+                )
+            return score.value
+
+        return objective
+
+    # -- the end -----------------------------------------------------------------------------------
+    def finalize(self, progress: Progress | None = None) -> StudyResult:
+        """Holdout once per study for the best trial, DSR and PBO over the completed trials, the plots and the
+        parent run's metrics; the study's MLflow run ends FINISHED. Safe to call again after an extension
+        (the holdout is never re-read)."""
+        import optuna
+        from optuna.trial import TrialState
+
+        report = progress or (lambda message, fraction: None)
+        study = self.study
+        trials = study.get_trials(deepcopy=False)
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        if complete:
+            best = study.best_trial
+            if study.user_attrs.get("holdout") is None:  # once per study, never again
+                report(f"reading the holdout once, for trial {best.number}", 0.95)
+                fixed = cast("optuna.Trial", optuna.trial.FixedTrial(best.params, best.number))
+                params = self._trial_params(self.space.suggest(fixed))
+                held = self.data.read_holdout(
+                    params, {**self._trainer, **params.trainer}, self.config.policy, default_window=self.config.window
+                )
+                study.set_user_attr(
+                    "holdout",
+                    {"trial": best.number, "metrics": held.metrics, "rows": held.rows, "seconds": held.seconds},
+                )
+            dsr, pbo = overfitting_stats(complete, best)
+            study.set_user_attr("dsr", dsr)
+            study.set_user_attr("pbo", pbo)
+        state = study_progress(study)
+        study.set_user_attr("finalized_trials", state.counted + state.running)
+        result = study_summary(study)
+        result.storage = self.storage_url
+        if self.mlflow is not None:
+            result.run_id = self.mlflow.parent
+            result.artifacts = self.mlflow.finish(study, result)
+        return result
+
+    def fail_tracking(self) -> None:
+        if self.mlflow is not None:
+            self.mlflow.terminate("FAILED")
+
+
+class _EpochLog:
+    """Trainer callback: a trial's per-epoch metrics into its MLflow run as ``fold<k>_<metric>`` by epoch."""
+
+    def __init__(self, mlflow: _Tracking, run_id: str, fold: int) -> None:
+        self.mlflow, self.run_id, self.fold = mlflow, run_id, fold
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, Any]) -> None:
+        keep = ("train_loss", "val_loss", "val_accuracy", "val_f1")
+        values = {f"fold{self.fold}_{k}": float(v) for k, v in metrics.items() if k in keep and v is not None}
+        try:
+            self.mlflow.metrics(self.run_id, values, step=int(epoch))
+        except Exception as exc:  # noqa: BLE001 - logging must not end a trial
+            logger.debug("epoch metrics not logged: %s", exc)
+
+
+def _load_search_data(config: TuningConfig, settings: Settings) -> tuple[SearchData, str]:
     from ..errors import one_line
-    from ..families import FamilyError
     from ..training import TrainingRequest, load_training_data
 
-    t_start = time.perf_counter()
-    report = progress or (lambda message, fraction: None)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        space = config.load_space()
-    except (SearchSpaceError, FamilyError) as exc:
-        raise TuningInputError(one_line(exc)) from exc
-    fingerprint = space.fingerprint()
-    direction = OBJECTIVES[config.objective][0]
-
-    report("reading the candles", 0.0)
     try:
         request = TrainingRequest.from_settings(settings, window=config.window, horizon=config.horizon)
         request.data = dataclasses.replace(config.data)
@@ -435,145 +847,38 @@ def run_study(
         )
     except (ValueError, TypeError) as exc:  # DataValidationError is a ValueError
         raise TuningInputError(one_line(exc)) from exc
-    families = "+".join(space.families)
-    name = config.study_name or f"{families}-{loaded.digest[:10]}-{config.objective}"
-    storage_url = config.storage or default_storage(settings)
-    store = _open_storage(storage_url)
+    return data, str(loaded.digest)
 
-    # an existing study must have the same space and objective: refused before anything runs
-    existing = {s.study_name: s for s in optuna.get_all_study_summaries(store, include_best_trial=False)}
-    if name in existing:
-        attrs = existing[name].user_attrs
-        if attrs.get("space_fingerprint") != fingerprint:
-            raise TuningInputError(
-                f"study {name!r} exists with a different search space (fingerprint "
-                f"{str(attrs.get('space_fingerprint'))[:12]}, this one {fingerprint[:12]}): choose another --study name"
-            )
-        if attrs.get("objective") != config.objective:
-            raise TuningInputError(
-                f"study {name!r} exists with objective {attrs.get('objective')!r}, not {config.objective!r}"
-            )
-    n_before = existing[name].n_trials if name in existing else 0
-    sampler = optuna.samplers.TPESampler(seed=config.seed + n_before)  # an extension samples new points
-    study = optuna.create_study(
-        study_name=name,
-        storage=store,
-        direction=cast(Literal["minimize", "maximize"], direction),
-        sampler=sampler,
-        pruner=_pruner(config.pruner, config.folds),
-        load_if_exists=True,
-    )
-    if name not in existing:
-        study.set_user_attr("space_fingerprint", fingerprint)
-        study.set_user_attr("space", space.to_dict())
-        study.set_user_attr("objective", config.objective)
-        study.set_user_attr("data_hash", loaded.digest)
-        study.set_user_attr("config", _jsonable(config.to_dict()))
 
-    mlflow = _Tracking.open(settings, study, config, loaded.digest) if tracking else None
-    host = socket.gethostname()
-    trainer = {"epochs": config.epochs, "seed": config.seed, "device": settings.device}
-    base_labels = {"horizon": config.horizon}
-    failed = False
+def _sampler(seed: int, n_before: int) -> optuna.samplers.BaseSampler:
+    """TPE seeded by the trial count (an extension or another worker samples new points); ``constant_liar``
+    keeps parallel workers from proposing the same point while a trial runs."""
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed + n_before, constant_liar=True)
+
+
+def run_study(
+    config: TuningConfig,
+    *,
+    settings: Settings,
+    progress: Progress | None = None,
+    tracking: bool = True,
+) -> StudyResult:
+    """Run ``config.n_trials`` more trials of the study of ``config`` (created or loaded) in this process,
+    then read the holdout once per study for the best trial and compute DSR and PBO. Bad input raises
+    :class:`TuningInputError` before any trial and before any MLflow run."""
+    t_start = time.perf_counter()
+    report = progress or (lambda message, fraction: None)
+    report("reading the candles", 0.0)
+    handle = StudyHandle.prepare(config, settings=settings, tracking=tracking)
     try:
-        for i in range(config.n_trials):
-            trial = study.ask()
-            params = space.suggest(trial)
-            params = TrialParams(
-                family=params.family,
-                model_options={**config.model_options.get(params.family, {}), **params.model_options},
-                trainer=params.trainer,
-                data={**base_labels, **params.data},
-                values=params.values,
-            )
-            report(f"trial {trial.number} ({params.family}): {params.values}", i / max(config.n_trials, 1))
-            child = mlflow.start_trial(trial.number, params, host) if mlflow else None
-            folds: list[dict[str, float]] = []
-
-            def on_fold(
-                index: int,
-                scores: dict[str, float],
-                _child: str | None = child,
-                _folds: list[dict[str, float]] = folds,
-            ) -> None:
-                _folds.append(scores)
-                if mlflow is not None and _child is not None:
-                    mlflow.metrics(_child, {f"val_{k}": v for k, v in scores.items()}, step=index)
-
-            trial.set_user_attr("host", host)
-            t0 = time.perf_counter()
-            try:
-                score = evaluate_trial(
-                    data,
-                    params,
-                    objective=config.objective,
-                    trainer=trainer,
-                    policy=config.policy,
-                    default_window=config.window,
-                    trial=trial,
-                    on_fold=on_fold,
-                )
-            except optuna.TrialPruned as exc:
-                trial.set_user_attr("folds", folds)
-                trial.set_user_attr("seconds", time.perf_counter() - t0)
-                study.tell(trial, state=TrialState.PRUNED)
-                if mlflow is not None and child is not None:
-                    mlflow.end_trial(child, "PRUNED", {"seconds": time.perf_counter() - t0}, note=str(exc))
-                continue
-            except Exception as exc:  # noqa: BLE001 - one failed trial does not end the study
-                logger.warning("trial %d failed: %s", trial.number, one_line(exc, typed=True))
-                trial.set_user_attr("error", one_line(exc, typed=True)[:500])
-                study.tell(trial, state=TrialState.FAIL)
-                if mlflow is not None and child is not None:
-                    mlflow.end_trial(child, "FAIL", {}, note=one_line(exc, typed=True))
-                continue
-            trial.set_user_attr("folds", score.folds)
-            trial.set_user_attr("seconds", score.seconds)
-            trial.set_user_attr("oos_rows", _pack_rows(score.rows))
-            trial.set_user_attr("oos_net", _pack_floats(score.net))
-            trial.set_user_attr("sharpe", _sharpe(score.net))
-            study.tell(trial, score.value)
-            if mlflow is not None and child is not None:
-                mlflow.end_trial(
-                    child, "COMPLETE", {"value": score.value, "seconds": score.seconds, "sharpe": _sharpe(score.net)}
-                )
-
-        trials = study.get_trials(deepcopy=False)
-        complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        if complete:
-            best = study.best_trial
-            if study.user_attrs.get("holdout") is None:  # once per study, never again
-                report(f"reading the holdout once, for trial {best.number}", 0.95)
-                params = space.suggest(cast("optuna.Trial", optuna.trial.FixedTrial(best.params, best.number)))
-                params = TrialParams(
-                    family=params.family,
-                    model_options={**config.model_options.get(params.family, {}), **params.model_options},
-                    trainer=params.trainer,
-                    data={**base_labels, **params.data},
-                    values=params.values,
-                )
-                held = data.read_holdout(
-                    params, {**trainer, **params.trainer}, config.policy, default_window=config.window
-                )
-                study.set_user_attr(
-                    "holdout",
-                    {"trial": best.number, "metrics": held.metrics, "rows": held.rows, "seconds": held.seconds},
-                )
-            dsr, pbo = overfitting_stats(complete, best)
-            study.set_user_attr("dsr", dsr)
-            study.set_user_attr("pbo", pbo)
-        result = study_summary(study)
-        result.storage = storage_url
-        result.new_trials = config.n_trials
-        if mlflow is not None:
-            result.run_id = mlflow.parent
-            result.artifacts = mlflow.finish(study, result)
+        handle.run_trials(config.n_trials, progress=report)
+        result = handle.finalize(report)
     except BaseException:
-        failed = True
+        handle.fail_tracking()
         raise
-    finally:
-        if mlflow is not None and failed:
-            mlflow.terminate("FAILED")
+    result.new_trials = config.n_trials
     result.wall_seconds = time.perf_counter() - t_start
     report("done", 1.0)
     return result
@@ -681,7 +986,7 @@ def best_trial_request(study: optuna.Study, settings: Settings) -> tuple[TrialPa
         seed=config.get("seed"),
         policy=config.get("policy"),
     )
-    request.data = DataSpec(**config["data"])
+    request.data = _config_from_attrs(attrs, None, settings).data
     request.labels = LabelConfig(**labels)
     if params.trainer:
         request.trainer = dataclasses.replace(request.trainer, **params.trainer)
