@@ -88,3 +88,32 @@ def test_an_optuna_study_over_the_bundled_space_runs_and_prunes(data: SearchData
 def test_unknown_objective_is_refused(data: SearchData) -> None:
     with pytest.raises(ValueError, match="unknown objective 'sharpe'"):
         evaluate_trial(data, LOGREG, objective="sharpe")
+
+
+def test_pruning_goes_through_the_trainers_epoch_callback(data: SearchData) -> None:
+    """A network's trial is judged after every epoch: a pruner that gives up at the first report stops the
+    training after epoch 1 of fold 1 (of 3 epochs x 2 folds), and the epoch's metric is what was reported."""
+    from backend.ml_engine.tuning._objective import STEP_STRIDE
+
+    epochs_seen: list[int] = []
+
+    class Spy:
+        def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+            epochs_seen.append(epoch)
+
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=2.0))
+    trial = study.ask()
+    tcn = TrialParams(family="tcn", model_options={"channels": 8, "levels": 2}, data={"window": 16})
+    with pytest.raises(optuna.TrialPruned, match="epoch 1 of fold 1"):
+        evaluate_trial(data, tcn, trainer={"epochs": 3}, trial=trial, callbacks=[Spy()])
+    assert epochs_seen == [1]  # stopped inside the first fit, after its first epoch
+    frozen = study._storage.get_trial(trial._trial_id)
+    assert list(frozen.intermediate_values) == [0 * STEP_STRIDE + 1]
+    assert 0.0 <= frozen.intermediate_values[1] <= 1.0  # the epoch's validation accuracy
+
+    # a pruner that never gives up sees every epoch of every fold, then each fold's running mean
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
+    trial = study.ask()
+    evaluate_trial(data, tcn, trainer={"epochs": 2, "early_stopping_patience": None}, trial=trial)
+    steps = sorted(study._storage.get_trial(trial._trial_id).intermediate_values)
+    assert steps == [1, 2, STEP_STRIDE - 1, STEP_STRIDE + 1, STEP_STRIDE + 2, 2 * STEP_STRIDE - 1]

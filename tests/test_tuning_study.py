@@ -181,3 +181,55 @@ def test_register_retrains_the_best_trial_and_tags_the_version(env: Path, capsys
     assert main(["register", "--study", "e"]) == 2
     err = capsys.readouterr().err.strip()
     assert "no completed trial" in err and "\n" not in err
+
+
+def test_parallel_run_queues_trial_jobs_and_stop_resume_follow_the_study(
+    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``run --parallel N --no-wait`` prepares the study and queues N trial jobs (no worker here to run them);
+    ``stop`` cancels them, ``resume`` queues them again; bad combinations exit 2 with one line."""
+    from backend.services import JobService, ServiceSettings
+
+    monkeypatch.setenv("ML_JOBS_DATABASE_URL", f"sqlite:///{env}/jobs.db")
+    monkeypatch.setenv("ML_HUEY_SQLITE_PATH", str(env / "huey.db"))
+    monkeypatch.setenv("ML_DATA_PATH", str(SAMPLE_DATA))
+    argv = [
+        "run",
+        "--trials",
+        "5",
+        "--parallel",
+        "2",
+        "--no-wait",
+        "--study",
+        "par",
+        "--space",
+        str(env / "space.toml"),
+    ]
+    argv += ["--symbol", "ETH/BTC", "--date-range", "3", "--window", "16", "--folds", "2"]
+
+    assert main([*argv, "--storage", f"sqlite:///{env}/other.db"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--storage does not go with --parallel" in err and "\n" not in err
+
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "par: 5 trial(s) to run, 2 at a time as jobs" in out
+    jobs = JobService(ServiceSettings())
+    try:
+        queued = [j for j in jobs.list_jobs(kind="tune").data if j.params.get("study") == "par"]
+        assert len(queued) == 2 and all(j.status == "queued" and j.params["action"] == "trial" for j in queued)
+
+        assert main(["stop", "--study", "par"]) == 0
+        assert "stop requested" in capsys.readouterr().out
+        assert all(jobs.get_job(j.id).status == "cancelled" for j in queued)
+
+        assert main(["resume", "--study", "par", "--trials", "1", "--no-wait"]) == 0
+        assert "par: 6 trial(s) to run" in capsys.readouterr().out
+        again = [j for j in jobs.list_jobs(kind="tune", status="queued").data if j.params.get("study") == "par"]
+        assert len(again) == 2
+    finally:
+        jobs.close()
+
+    assert main(["stop", "--study", "nosuch"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "nosuch" in err and "\n" not in err

@@ -127,12 +127,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: invalid settings: {one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
+        if args.command in ("stop", "resume") or (args.command == "run" and args.parallel):
+            return _jobs_command(args)
         if args.command == "run":
             return _run(args, settings)
         if args.command == "register":
             return _register(args, settings)
-        if args.command in ("stop", "resume") or (args.command == "run" and args.parallel):
-            return _jobs_command(args)
         return _show(args, settings)
     except TuningInputError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
@@ -343,7 +343,7 @@ def _register(args: argparse.Namespace, settings: Settings) -> int:
 def _show(args: argparse.Namespace, settings: Settings) -> int:
     import optuna
 
-    from ._study import _open_storage, default_storage, load_study, study_summary
+    from ._study import _open_storage, default_storage, load_study, study_progress, study_summary
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = args.storage or default_storage(settings)
@@ -352,10 +352,16 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
         if not summaries:
             print(f"no studies in {_masked(url)}")
         for s in summaries:
-            summary = study_summary(load_study(s.study_name, url))
+            study = load_study(s.study_name, url)
+            summary, progress = study_summary(study), study_progress(study)
             states = ", ".join(f"{k.lower()} {v}" for k, v in sorted(summary.states.items()))
             best = "n/a" if summary.best_value is None else f"{summary.best_value:.4f} (trial #{summary.best_trial})"
-            print(f"{s.study_name}: {summary.n_trials} trials ({states}); best {summary.direction[:3]} {best}")
+            flags = "; stop requested" if progress.stop_requested else ""
+            flags += "; finalized" if progress.finalized else f"; {progress.remaining} to run"
+            print(
+                f"{s.study_name}: {summary.n_trials} trials ({states}); target {progress.target}{flags}; "
+                f"best {summary.direction[:3]} {best}"
+            )
         return EXIT_OK
     name = args.study
     if name is None:

@@ -366,16 +366,16 @@ def _open_storage(url: str, settings: Settings | None = None) -> optuna.storages
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}  # several workers write one file
-    if settings is not None:
-        beat = max(1, int(settings.tuning_heartbeat_s))
-        kwargs.update(
-            heartbeat_interval=beat,
-            grace_period=2 * beat,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-        )
     try:
         with warnings.catch_warnings():  # heartbeats and the retry callback are "experimental" since Optuna 2.9
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if settings is not None:
+                beat = max(1, int(settings.tuning_heartbeat_s))
+                kwargs.update(
+                    heartbeat_interval=beat,
+                    grace_period=2 * beat,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                )
             return optuna.storages.RDBStorage(url, **kwargs)
     except Exception as exc:
         from ..errors import one_line
