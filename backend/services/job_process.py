@@ -469,6 +469,10 @@ class JobExecution:
         source = study.user_attrs.get("data_source")
         data_path = resolve_data_source(str(source), self.settings) if source and source != "default" else None
         handle = StudyHandle.attach(name, settings=self.settings, data_path=data_path)
+        if action == "finalize":  # nothing ran the study's end (stopped while its trial jobs were queued)
+            then = tuning.after_trial(handle, job.id)
+            self._finish(job.id, FINISHED, result=json_safe({"study": name, "trials": [], "then": then}))
+            return
         progress = _LeaderboardProgress(self.store, job, cancel, self.pid, self.settings)
         progress.attach = False
         ran = handle.run_trials(

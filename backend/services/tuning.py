@@ -178,7 +178,10 @@ class TuningService:
                 else:
                     orphans = False
                     claim = study.user_attrs.get("finalizing")
-                    if state.finalized or (claim and claim.get("job") != job_id):
+                    claimed = bool(claim) and claim.get("job") != job_id
+                    if claimed and claim.get("job") not in {j.id for j in self._active_jobs(handle.name)}:
+                        claimed = False  # its job died mid-way: this one finalizes
+                    if state.finalized or claimed:
                         return "nothing"
                     study.set_user_attr("finalizing", {"job": job_id, "at": time.time()})
             if orphans:
@@ -309,7 +312,30 @@ class TuningService:
         for job_id in [*queued, *running]:
             with contextlib.suppress(ConflictError):  # ended meanwhile
                 self.jobs.cancel_job(job_id)
+        self._finalize_if_idle(name)
         return self.study(name)
+
+    def _finalize_if_idle(self, name: str) -> JobPublic | None:
+        """Queue a job that finalizes study ``name`` when no trial job of it is running (none would) and it has
+        trials the last finalization did not see."""
+        queued, running = self._jobs_in_flight(name)
+        study = self._load(name)
+        state = self._state(study)
+        if running or queued or state.finalized or (state.remaining > 0 and not state.stop_requested):
+            return None
+        if any(j.params.get("action") == "finalize" for j in self._active_jobs(name)):
+            return None
+        return self._submit_trial(name, action="finalize")
+
+    def _active_jobs(self, name: str) -> list[Any]:
+        out = []
+        for status in (QUEUED, RUNNING):
+            out += [
+                j
+                for j in self.jobs.store.list(status=status, kind=TUNE_KIND, limit=10_000)
+                if j.params.get("study") == name
+            ]
+        return out
 
     def resume(self, name: str, *, parallel: int | None = None, more_trials: int = 0) -> StudyPublic:
         """Clear a stop request, optionally raise the target by ``more_trials`` and change ``parallel``, and
@@ -325,6 +351,7 @@ class TuningService:
                 state = self._state(study)
                 study.set_user_attr("target_trials", max(state.target, state.counted) + int(more_trials))
             self._top_up_locked(study, None)
+        self._finalize_if_idle(name)
         return self.study(name)
 
     def promote_best(self, name: str, *, model_name: str | None = None) -> JobPublic:
