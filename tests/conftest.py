@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+# Served predictions are recorded by default (ML_PREDICTION_LOG); the tests that check the prediction log turn
+# it on for themselves. Set here, before anything reads the settings, so subprocesses inherit it too.
+os.environ.setdefault("ML_PREDICTION_LOG", "0")
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = REPO / "backend" / "ml_engine" / "sample_data"
 SHARED_MARKET = REPO.parent / "shared" / "data" / "market"

@@ -110,6 +110,25 @@ class Settings(BaseSettings):
         description="Optuna RDB storage URL of the hyperparameter studies (sqlite:///... or postgresql://...); "
         "unset: sqlite:///<ML_OUTPUT_DIR>/optuna.db",
     )
+    prediction_log: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("ML_PREDICTION_LOG", "prediction_log"),
+        description="Record every served prediction (Predictor, POST /predict, the served pyfunc) in the prediction "
+        "log: buffered and written in batches by a background thread, never slowing or failing a request",
+    )
+    prediction_log_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ML_PREDICTION_LOG_URL", "prediction_log_url"),
+        description="SQLAlchemy URL of the prediction log (table ml_predictions); unset: the jobs database",
+    )
+    prediction_log_capacity: int = Field(
+        default=100_000,
+        ge=100,
+        le=10_000_000,
+        validation_alias=AliasChoices("ML_PREDICTION_LOG_CAPACITY", "prediction_log_capacity"),
+        description="Predictions buffered in memory while the database is slow or down; beyond that the oldest "
+        "are dropped (counted and logged)",
+    )
     tuning_heartbeat_s: int = Field(
         default=30,
         ge=1,

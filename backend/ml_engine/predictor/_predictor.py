@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -17,10 +17,11 @@ import pandas as pd
 from ..config import DEFAULT_MODEL_NAME, Settings
 from ..data.candles import DEFAULT_MAX_FILL_GAP
 from ..pipeline import build_inference_windows
+from ..prediction_log import PredictionLog, PredictionRecord, input_digest
 from ..registry import ALIAS_PRODUCTION, ModelRegistryError, ModelStore, ResolvedModel, parse_model_uri
 from ._bundle import ModelBundle, load_bundle
 from ._errors import PredictorError
-from ._fast import OHLCV, _softmax
+from ._fast import OHLCV, _softmax, _softmax_row
 from ._request import build_window, clean_candles, decide, predict_last, too_few
 from ._store import ModelCache
 
@@ -75,6 +76,8 @@ class Predictor:
         onnx_threads: int = 1,
         max_fill_gap: int = DEFAULT_MAX_FILL_GAP,
         direct_features: bool = True,
+        record: bool | PredictionLog | None = None,
+        symbol: str | None = None,
         _model_uri: str | None = None,
     ) -> None:
         """Load the version ``alias`` points at; `ModelNotAvailableError` when there is none.
@@ -92,6 +95,11 @@ class Predictor:
             max_fill_gap: candle gaps of at most this many candles are forward-filled (as in training).
             direct_features: compute the last window with `_LastWindow` (bit-identical, verified per
                 version) instead of `build_inference_windows` on the tail; False for the latter.
+            record: record every prediction in the prediction log (`PredictionLog`: buffered, written in
+                batches by a background thread; never slows or fails a prediction). True: a log on
+                ``ML_PREDICTION_LOG_URL`` (else the jobs database); a `PredictionLog`: that one (not closed
+                here); None: ``ML_PREDICTION_LOG`` (default on); False: off.
+            symbol: the symbol recorded when ``predict`` is not told one (e.g. the bot's only pair).
         """
         if not 0.0 <= float(min_confidence) <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence!r}")
@@ -121,6 +129,15 @@ class Predictor:
         self._refresh_thread: threading.Thread | None = None
         self._closed = False
         self._next_check = time.monotonic() + self.refresh_interval_s
+        self.symbol = symbol
+        self.prediction_log: PredictionLog | None = None
+        """Where predictions are recorded (None: not recorded)."""
+        self._owns_log = False
+        if isinstance(record, PredictionLog):
+            self.prediction_log = record
+        elif record or (record is None and self.settings.prediction_log):
+            self.prediction_log = PredictionLog.from_settings(self.settings)
+            self._owns_log = True
         self.refresh_errors = 0
         """Background refreshes that failed (logged; the current version kept serving)."""
 
@@ -214,11 +231,13 @@ class Predictor:
         self.close()
 
     def close(self, timeout: float | None = 60.0) -> None:
-        """Stop automatic refreshes and wait for one in progress."""
+        """Stop automatic refreshes and wait for one in progress; write the predictions still buffered."""
         self._closed = True
         thread = self._refresh_thread
         if thread is not None and thread.is_alive():
             thread.join(timeout)
+        if self._owns_log and self.prediction_log is not None:
+            self.prediction_log.close(timeout=min(10.0, timeout or 10.0))
 
     # ---------------------------------------------------------------- loading
 
@@ -316,15 +335,83 @@ class Predictor:
 
     # ---------------------------------------------------------------- prediction
 
-    def predict(self, candles: pd.DataFrame, *, source: str = "candles") -> Prediction:
+    def predict(self, candles: pd.DataFrame, *, source: str = "candles", symbol: str | None = None) -> Prediction:
         """Probabilities and signal for the window ending at the last candle of ``candles``.
 
         ``candles``: time column + OHLCV, oldest first, at least ``pipeline['min_history_rows']``
-        consecutive candles at the end. `DataValidationError` for bad or too few candles."""
+        consecutive candles at the end. `DataValidationError` for bad or too few candles. ``symbol``:
+        what the prediction log records (default: the predictor's ``symbol``)."""
+        t0 = time.perf_counter()
         self._maybe_refresh_in_background()
         bundle = self._bundle  # one reference for the whole request: a swap cannot mix versions
-        probs, candle_time = predict_last(candles, bundle, source, self.max_fill_gap)
-        return self._prediction(bundle, probs, candle_time)
+        if self.prediction_log is None:
+            probs, candle_time = predict_last(candles, bundle, source, self.max_fill_gap)
+            return self._prediction(bundle, probs, candle_time)
+        x, candle_time = build_window(candles, bundle, source, self.max_fill_gap)
+        probs = _softmax_row(bundle.runner(x)[0])
+        prediction = self._prediction(bundle, probs, candle_time)
+        self._record(bundle, prediction, x[0], symbol, (time.perf_counter() - t0) * 1000.0)
+        return prediction
+
+    def predict_many(
+        self, candles_by_symbol: Mapping[str, pd.DataFrame], *, source: str = "candles"
+    ) -> dict[str, Prediction]:
+        """One prediction per symbol, every window in ONE model call (ONNX Runtime batches them).
+
+        ``{symbol: candles}`` as for :meth:`predict`; the answer keeps the order of the input. A symbol
+        whose candles are bad raises `DataValidationError` naming it (nothing is predicted then)."""
+        t0 = time.perf_counter()
+        self._maybe_refresh_in_background()
+        bundle = self._bundle
+        if not candles_by_symbol:
+            return {}
+        symbols = list(candles_by_symbol)
+        windows, times = [], []
+        for sym in symbols:
+            x, candle_time = build_window(candles_by_symbol[sym], bundle, f"{source} {sym}", self.max_fill_gap)
+            windows.append(x[0])
+            times.append(candle_time)
+        batch = np.ascontiguousarray(np.stack(windows), dtype=np.float32)
+        probs = _softmax(bundle.runner(batch))
+        latency_ms = (time.perf_counter() - t0) * 1000.0
+        out = {sym: self._prediction(bundle, probs[i].tolist(), times[i]) for i, sym in enumerate(symbols)}
+        if self.prediction_log is not None:
+            per = latency_ms / len(symbols)
+            for i, sym in enumerate(symbols):
+                self._record(bundle, out[sym], batch[i], sym, per)
+        return out
+
+    def _record(
+        self, bundle: ModelBundle, prediction: Prediction, window: np.ndarray, symbol: str | None, ms: float
+    ) -> None:
+        """Hand one prediction to the log; a recording fault is logged, never raised into the request."""
+        log = self.prediction_log
+        if log is None:
+            return
+        try:
+            labels = bundle.metadata.get("label_definition") or bundle.metadata.get("label_config") or {}
+            log.record(
+                PredictionRecord(
+                    symbol=symbol or self.symbol or "unknown",
+                    timeframe=bundle.timeframe or "unknown",
+                    candle_time=prediction.candle_time,
+                    model_name=bundle.model_name,
+                    model_version=bundle.version,
+                    model_id=bundle.model_id,
+                    probabilities=prediction.probabilities,
+                    signal=prediction.signal,
+                    confidence=prediction.confidence,
+                    latency_ms=ms,
+                    input_digest=input_digest(window),
+                    horizon=int(labels.get("horizon") or 1),
+                    source=self.record_source,
+                )
+            )
+        except Exception:
+            logger.warning("prediction not recorded", exc_info=True)
+
+    record_source = "predictor"
+    """What the prediction log's ``source`` column says (the API and the pyfunc set their own)."""
 
     def _prediction(self, bundle: ModelBundle, probs: Sequence[float], candle_time: str) -> Prediction:
         signal, confidence = decide(bundle.class_names, probs, self.min_confidence)

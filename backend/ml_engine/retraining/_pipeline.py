@@ -248,7 +248,10 @@ class RetrainingPipeline:
         production = production or self.production()
         series = list(recent) if recent is not None else self.load_series(production)
         predictor = Predictor.from_model_uri(
-            f"models:/{self.config.model_name}/{production.version}", settings=self.settings, refresh_interval_s=0
+            f"models:/{self.config.model_name}/{production.version}",
+            settings=self.settings,
+            refresh_interval_s=0,
+            record=False,  # an evaluation, not a served prediction
         )
         try:
             label_cfg = LabelConfig.from_dict(predictor.pipeline["label_config"])
@@ -679,6 +682,7 @@ class RetrainingPipeline:
                     f"models:/{self.config.model_name}/{production.version}",
                     settings=self.settings,
                     refresh_interval_s=0,
+                    record=False,  # an evaluation, not a served prediction
                 )
                 try:
                     scores = score_with_predictor(predictor, series, table)
