@@ -129,6 +129,14 @@ class Settings(BaseSettings):
         description="Predictions buffered in memory while the database is slow or down; beyond that the oldest "
         "are dropped (counted and logged)",
     )
+    outcome_expiry_hours: float = Field(
+        default=48.0,
+        gt=0,
+        le=24 * 365,
+        validation_alias=AliasChoices("ML_OUTCOME_EXPIRY_HOURS", "outcome_expiry_hours"),
+        description="A logged prediction whose exit candle the source still lacks this long after it should exist "
+        "expires (counted, never scored)",
+    )
     tuning_heartbeat_s: int = Field(
         default=30,
         ge=1,

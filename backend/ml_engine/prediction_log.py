@@ -49,6 +49,8 @@ __all__ = [
     "prediction_log_url",
     "metadata",
     "predictions_table",
+    "version_row",
+    "versions_table",
 ]
 
 logger = logging.getLogger("backend.ml_engine.prediction_log")
@@ -84,6 +86,46 @@ predictions_table = sa.Table(
     sa.Index("ix_ml_predictions_version_candle", "model_name", "model_version", "candle_time"),
     sa.Index("ix_ml_predictions_symbol_candle", "symbol", "timeframe", "candle_time"),
 )
+
+
+versions_table = sa.Table(
+    "ml_prediction_versions",
+    metadata,
+    sa.Column("model_name", sa.String(200), primary_key=True),
+    sa.Column("model_version", sa.String(64), primary_key=True),
+    sa.Column("model_id", sa.String(64), nullable=True),
+    sa.Column("class_names", sa.Text(), nullable=False, doc="JSON list in probability order"),
+    sa.Column("label_config", sa.Text(), nullable=False, doc="JSON LabelConfig of the version"),
+    sa.Column("policy", sa.Text(), nullable=False, doc="JSON signal policy (fee, slippage)"),
+    sa.Column("test_metrics", sa.Text(), nullable=False, doc="JSON test-time metrics (the reference lines)"),
+    sa.Column("run_id", sa.String(64), nullable=True, doc="the training run (live metrics are logged there)"),
+    sa.Column("first_served_at", sa.DateTime(timezone=True), nullable=False),
+)
+"""What the outcome join needs of each version that served, kept here so that a version deleted from the
+registry keeps a readable history (written by :meth:`PredictionLog.describe_version`)."""
+
+
+def version_row(
+    model_name: str, version: str, model_id: str | None, metadata_json: Mapping[str, Any], class_names: Sequence[str]
+) -> dict[str, Any]:
+    """The ``ml_prediction_versions`` row of a loaded version from its ``metadata.json``."""
+    labels = metadata_json.get("label_config") or {}
+    if not labels:
+        pipeline = metadata_json.get("pipeline") or {}
+        labels = pipeline.get("label_config") or {}
+    return {
+        "model_name": str(model_name)[:200],
+        "model_version": str(version)[:64],
+        "model_id": None if model_id is None else str(model_id)[:64],
+        "class_names": json.dumps(list(class_names)),
+        "label_config": json.dumps(dict(labels)),
+        "policy": json.dumps(dict(metadata_json.get("signal_policy") or {})),
+        "test_metrics": json.dumps(
+            {k: v for k, v in (metadata_json.get("test_metrics") or {}).items() if isinstance(v, (int, float))}
+        ),
+        "run_id": metadata_json.get("run_id"),
+        "first_served_at": dt.datetime.now(dt.UTC),
+    }
 
 
 def prediction_log_url(settings: Settings) -> str:
@@ -216,6 +258,8 @@ class PredictionLog:
         self._db_ok = True
         self._schema_ready = False
         self._dropped_at_outage = 0
+        self._versions_known: set[tuple[str, str]] = set()
+        self._versions_pending: list[dict[str, Any]] = []
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
@@ -237,6 +281,16 @@ class PredictionLog:
             full = len(self._buffer) >= self.batch_size
         if full:
             self._wake.set()
+
+    def describe_version(self, row: Mapping[str, Any]) -> None:
+        """Keep a version's label config, policy and test metrics (:func:`version_row`) once per log: written
+        by the writer before its predictions, never twice."""
+        key = (str(row["model_name"]), str(row["model_version"]))
+        with self._lock:
+            if key in self._versions_known:
+                return
+            self._versions_known.add(key)
+            self._versions_pending.append(dict(row))
 
     def record_many(self, records: Iterable[PredictionRecord]) -> None:
         for record in records:
@@ -315,8 +369,24 @@ class PredictionLog:
         if not self._schema_ready:
             ensure_schema(self.engine)
             self._schema_ready = True
-        with self.engine.begin() as conn:
-            conn.execute(predictions_table.insert(), list(batch))
+        with self._lock:
+            versions, self._versions_pending = self._versions_pending, []
+        try:
+            with self.engine.begin() as conn:
+                for row in versions:
+                    t = versions_table.c
+                    found = conn.execute(
+                        sa.select(t.model_name).where(
+                            t.model_name == row["model_name"], t.model_version == row["model_version"]
+                        )
+                    ).first()
+                    if found is None:
+                        conn.execute(versions_table.insert().values(**row))
+                conn.execute(predictions_table.insert(), list(batch))
+        except Exception:
+            with self._lock:
+                self._versions_pending[:0] = versions
+            raise
 
     def _run(self) -> None:
         backoff = 0.0

@@ -17,7 +17,7 @@ import pandas as pd
 from ..config import DEFAULT_MODEL_NAME, Settings
 from ..data.candles import DEFAULT_MAX_FILL_GAP
 from ..pipeline import build_inference_windows
-from ..prediction_log import PredictionLog, PredictionRecord, input_digest
+from ..prediction_log import PredictionLog, PredictionRecord, input_digest, version_row
 from ..registry import ALIAS_PRODUCTION, ModelRegistryError, ModelStore, ResolvedModel, parse_model_uri
 from ._bundle import ModelBundle, load_bundle
 from ._errors import PredictorError
@@ -390,6 +390,9 @@ class Predictor:
             return
         try:
             labels = bundle.metadata.get("label_definition") or bundle.metadata.get("label_config") or {}
+            log.describe_version(
+                version_row(bundle.model_name, bundle.version, bundle.model_id, bundle.metadata, bundle.class_names)
+            )
             log.record(
                 PredictionRecord(
                     symbol=symbol or self.symbol or "unknown",

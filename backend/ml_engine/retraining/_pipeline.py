@@ -237,7 +237,13 @@ class RetrainingPipeline:
     def check_performance(
         self, recent: Sequence[CandleSeries] | None = None, production: ProductionVersion | None = None
     ) -> PerformanceReport:
-        """The production model's accuracy and macro F1 on the recent candles whose horizon has passed."""
+        """The production model's accuracy and macro F1 against its test-time values.
+
+        Live first: when the prediction log has at least ``min_performance_samples`` resolved predictions of the
+        production version over the last ``recent_days`` (by candle time), those are what the bot was told and
+        how it turned out (:func:`~backend.ml_engine.monitoring.live_performance`); the report says
+        ``source="live"``. Otherwise (recording off, too few outcomes yet, ``recent`` candles given) the version
+        re-scores the recent candles whose horizon has passed (``source="re-evaluation"``)."""
         import numpy as np
         import pandas as pd
 
@@ -246,6 +252,10 @@ class RetrainingPipeline:
         from ..predictor import Predictor
 
         production = production or self.production()
+        if recent is None:
+            live = self._live_report(production)
+            if live is not None:
+                return live
         series = list(recent) if recent is not None else self.load_series(production)
         predictor = Predictor.from_model_uri(
             f"models:/{self.config.model_name}/{production.version}",
@@ -304,6 +314,42 @@ class RetrainingPipeline:
             window=window,
         )
         logger.info("performance check of %s: %s", self.config.model_name, report.summary)
+        return report
+
+    def _live_report(self, production: ProductionVersion) -> PerformanceReport | None:
+        """The performance report from live outcomes, or None when there are too few of them (or no log)."""
+        from ..monitoring import live_performance
+
+        if not self.settings.prediction_log:
+            return None  # served predictions are not recorded here: nothing live to judge by
+        try:
+            live = live_performance(
+                self.settings, self.config.model_name, str(production.version), days=self.config.recent_days
+            )
+        except Exception as exc:  # noqa: BLE001 - no prediction log here: re-evaluate instead
+            logger.info("live outcomes not read (%s); re-evaluating on recent candles", type(exc).__name__)
+            return None
+        if live is None or live["n_samples"] < self.config.min_performance_samples:
+            return None
+        test = production.metadata.get("test_metrics") or {}
+        ref_acc = float(test.get("accuracy", float("nan")))
+        ref_f1 = float(test.get("f1_macro", float("nan")))
+        margin = self.config.performance_margin
+        dropped = bool((ref_acc - live["accuracy"]) > margin or (ref_f1 - live["f1_macro"]) > margin)
+        report = PerformanceReport(
+            version=str(production.version),
+            n_samples=int(live["n_samples"]),
+            accuracy=float(live["accuracy"]),
+            f1_macro=float(live["f1_macro"]),
+            reference_accuracy=ref_acc,
+            reference_f1_macro=ref_f1,
+            margin=margin,
+            min_samples=self.config.min_performance_samples,
+            dropped=dropped,
+            window={"days": self.config.recent_days},
+            source="live",
+        )
+        logger.info("performance check of %s (live outcomes): %s", self.config.model_name, report.summary)
         return report
 
     def last_retraining(self) -> dict[str, Any] | None:

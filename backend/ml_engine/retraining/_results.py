@@ -52,6 +52,8 @@ class PerformanceReport:
     min_samples: int
     dropped: bool
     window: dict[str, Any] = field(default_factory=dict)
+    source: str = "re-evaluation"
+    """``live``: the prediction log's resolved outcomes; ``re-evaluation``: the version re-scored recent candles."""
 
     @property
     def summary(self) -> str:
@@ -61,8 +63,9 @@ class PerformanceReport:
                 f"for production v{self.version}"
             )
         verdict = "performance drop" if self.dropped else "no performance drop"
+        where = "live predictions" if self.source == "live" else "recent labels"
         return (
-            f"{verdict}: production v{self.version} on {self.n_samples} recent labels: accuracy "
+            f"{verdict}: production v{self.version} on {self.n_samples} {where}: accuracy "
             f"{self.accuracy:.4f} (test {self.reference_accuracy:.4f}), macro F1 {self.f1_macro:.4f} "
             f"(test {self.reference_f1_macro:.4f}); margin {self.margin:g}"
         )
