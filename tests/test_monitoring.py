@@ -205,3 +205,27 @@ def test_a_version_deleted_from_the_registry_keeps_its_history(tmp_path, monkeyp
     assert summary.resolved == 1 and summary.logged_to_mlflow == 0  # no such run: nothing logged, nothing broken
     row = live_metrics_frame(settings, "m").iloc[0]
     assert row["n_resolved"] == 1 and row["day"] == dt.date(2026, 3, 2) and row["test_accuracy"] == 0.5
+
+
+def test_old_predictions_are_pruned_and_their_days_stay_rolled_up(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("ML_PREDICTION_RETENTION_DAYS", "30")
+    settings = _settings(tmp_path, monkeypatch)
+    candles = _candles()
+    _write(
+        settings.jobs_database_url.get_secret_value(),
+        [_record(candles["timestamp"].iloc[t], [0.1, 0.1, 0.8]) for t in range(10, 20)],
+    )
+    first = resolve_and_roll_up(
+        settings, loader=lambda *_: candles, now=candles["timestamp"].iloc[-1], log_to_mlflow=False
+    )
+    assert first.resolved == 10 and first.pruned == 0
+    later = resolve_and_roll_up(
+        settings, loader=lambda *_: candles, now=START + pd.Timedelta(days=31), log_to_mlflow=False
+    )
+    assert later.pruned == 10
+    engine = sa.create_engine(settings.jobs_database_url.get_secret_value())
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(predictions_table)).scalar() == 0
+    engine.dispose()
+    row = live_metrics_frame(settings, "m").iloc[0]
+    assert row["n_predictions"] == 10 and row["n_resolved"] == 10  # the day's live metrics outlive the rows

@@ -183,3 +183,34 @@ def test_scheduler_help_and_bad_cron(env):
         timeout=60,
     )
     assert bad.returncode == 2 and bad.stderr.startswith("error: invalid cron expression '61 * * * *'"), bad.stderr
+
+
+def test_the_monitor_schedule_submits_the_outcome_job_and_a_job_process_runs_it(env, monkeypatch):
+    """``--monitor-interval``: a fire queues one job of kind ``monitor``; run in a job process it resolves the
+    prediction log (here empty) and records the summary as its result."""
+    import os
+
+    from backend.services.job_process import JobExecution
+    from backend.services.job_store import host_identity
+
+    settings = env["settings"]
+    sched = Scheduler(settings, build_schedules(RetrainParams(), cron="0 3 * * *", monitor_interval_minutes=15))
+    assert [s.name for s in sched.schedules] == ["retrain:hybrid_cnn_lstm", "monitor"]
+    t0 = datetime(2026, 11, 30, 10, 1, tzinfo=UTC)
+    try:
+        assert sched.step(t0) == []
+        submitted = sched.step(datetime(2026, 11, 30, 10, 15, 1, tzinfo=UTC))
+        assert len(submitted) == 1
+        job = sched.jobs.get_job(submitted[0])
+        assert job.kind == "monitor" and job.origin == "schedule" and job.status == "queued"
+
+        store = sched.jobs.store
+        status, claimed = store.claim_next(host="test", pid=os.getpid(), host_id=host_identity())
+        assert status == "claimed" and claimed is not None and claimed.id == job.id
+        JobExecution(settings, store, os.getpid())(job.id)
+        done = sched.jobs.get_job(job.id)
+        assert done.status == "finished", done.error
+        assert done.result["resolved"] == 0 and done.result["pending"] == 0 and done.result["errors"] == []
+    finally:
+        sched._release()
+        sched.jobs.close()

@@ -137,6 +137,13 @@ class Settings(BaseSettings):
         description="A logged prediction whose exit candle the source still lacks this long after it should exist "
         "expires (counted, never scored)",
     )
+    prediction_retention_days: float = Field(
+        default=90.0,
+        gt=0,
+        validation_alias=AliasChoices("ML_PREDICTION_RETENTION_DAYS", "prediction_retention_days"),
+        description="Logged predictions older than this (by candle time) are deleted by the outcome job; their "
+        "day's live metrics stay (rolled up in ml_live_metrics)",
+    )
     tuning_heartbeat_s: int = Field(
         default=30,
         ge=1,

@@ -62,6 +62,7 @@ __all__ = [
     "MonitoringSummary",
     "live_metrics_frame",
     "live_metrics_table",
+    "prune",
     "resolve_and_roll_up",
     "resolve_outcomes",
     "roll_up",
@@ -218,6 +219,8 @@ class MonitoringSummary:
     expired: int = 0
     pending: int = 0
     versions_days: int = 0
+    pruned: int = 0
+    """Prediction rows deleted past ``ML_PREDICTION_RETENTION_DAYS`` (their days stay in ``ml_live_metrics``)."""
     logged_to_mlflow: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -373,11 +376,20 @@ def resolve_and_roll_up(
             summary.versions_days += 1
         if log_to_mlflow and touched:
             summary.logged_to_mlflow = _log_to_mlflow(settings, engine, touched, versions, summary)
+        summary.pruned = prune(engine, now - pd.Timedelta(days=float(settings.prediction_retention_days)))
     finally:
         if own:
             engine.dispose()
     logger.info("monitoring: %s", summary.summary)
     return summary
+
+
+def prune(engine: sa.Engine, before: pd.Timestamp) -> int:
+    """Delete logged predictions made for candles before ``before`` (after their days were rolled up)."""
+    p = predictions_table.c
+    with engine.begin() as conn:
+        result = conn.execute(predictions_table.delete().where(p.candle_time < before.to_pydatetime()))
+    return int(result.rowcount or 0)
 
 
 def _bar(timeframe: str) -> pd.Timedelta:

@@ -327,6 +327,8 @@ class JobExecution:
                 self._leaderboard(job, cancel)
             elif job.kind == "tune":
                 self._tune(job, cancel)
+            elif job.kind == "monitor":
+                self._monitor(job)
             else:
                 self._finish(job_id, FAILED, error=f"unknown job kind {job.kind!r}")
         except Exception as exc:  # every failure ends the job, never silently
@@ -450,6 +452,14 @@ class JobExecution:
             return
         summary = redact_tree(json_safe(json.loads(json.dumps(result.to_dict(), default=str))), self._secrets)
         self._finish(job.id, FINISHED, run_id=result.run_id, result=summary)
+
+    def _monitor(self, job: JobRecord) -> None:
+        """The outcome job: resolve logged predictions, roll up the live metrics, prune old rows."""
+        from backend.ml_engine.monitoring import resolve_and_roll_up
+
+        summary = resolve_and_roll_up(self.settings)
+        result = redact_tree(json_safe(summary.to_dict()), self._secrets)
+        self._finish(job.id, FINISHED, result=result)
 
     def _tune(self, job: JobRecord, cancel: threading.Event) -> None:
         """One trial of a study (``action`` "trial"), then the next trial jobs or the study's end; or the best

@@ -178,6 +178,13 @@ class JobService:
             priority=params.priority,
         )
 
+    @_jobs_db
+    def submit_monitoring(self, *, origin: str = "api", dedupe_key: str | None = None) -> JobPublic:
+        """Record the outcome job (kind ``monitor``: resolve logged predictions whose horizon has passed, roll
+        up the live metrics, prune old rows) and put it on the queue. The scheduler submits it every
+        ``--monitor-interval`` minutes."""
+        return self._submit("monitor", {}, None, None, origin=origin, dedupe_key=dedupe_key)
+
     def _submit(
         self,
         kind: str,

@@ -9,7 +9,10 @@ and can be cancelled. Each fire submits one job:
 
 * the schedule (``--cron`` / ``--interval``): a scheduler tick (``checks_first``): drift, then
   performance, retraining for the first that fires, else because it is time (trigger ``scheduled``);
-* ``--check-interval``: drift and performance checks only (retraining only when one fires).
+* ``--check-interval``: drift and performance checks only (retraining only when one fires);
+* ``--monitor-interval`` (default every 15 minutes): the outcome job of the prediction log (kind
+  ``monitor``): logged predictions whose horizon has passed get their realised label and return, the
+  live metrics per version and day are rolled up, old rows pruned.
 
 Exactly one scheduler fires in the cluster however many are started: each holds or waits for the
 leader lease ``jobs/scheduler`` (a PostgreSQL advisory lock on the coordination database, file lock
@@ -73,7 +76,8 @@ class Schedule:
 
     name: str
     trigger: Any
-    params: RetrainParams
+    params: RetrainParams | None
+    """The retraining a fire submits; None: the outcome job (kind ``monitor``)."""
     next_fire: datetime | None = field(default=None)
 
     def first_fire(self, now: datetime) -> datetime | None:
@@ -93,8 +97,10 @@ def build_schedules(
     cron: str | None = None,
     interval_minutes: float | None = None,
     check_interval_minutes: float | None = None,
+    monitor_interval_minutes: float | None = None,
 ) -> list[Schedule]:
-    """The schedules of one model: the retraining schedule and, optionally, check-only ticks."""
+    """The schedules of one model: the retraining schedule, optionally check-only ticks, and the outcome job of
+    the prediction log (live monitoring) every ``monitor_interval_minutes``."""
     model = params.model_name
     schedules = [
         Schedule(
@@ -111,6 +117,8 @@ def build_schedules(
                 params.model_copy(update={"trigger": "drift", "checks_first": True, "force": False}),
             )
         )
+    if monitor_interval_minutes:
+        schedules.append(Schedule("monitor", _trigger(None, monitor_interval_minutes), None))
     return schedules
 
 
@@ -193,7 +201,10 @@ class Scheduler:
     def _submit(self, schedule: Schedule, fire: datetime) -> str | None:
         key = f"{schedule.name}@{fire.isoformat()}"
         try:
-            job = self.jobs.submit_retraining(schedule.params, origin="schedule", dedupe_key=key)
+            if schedule.params is None:
+                job = self.jobs.submit_monitoring(origin="schedule", dedupe_key=key)
+            else:
+                job = self.jobs.submit_retraining(schedule.params, origin="schedule", dedupe_key=key)
         except ConflictError:
             logger.info("%s: already submitted (another scheduler)", key)
             return None
@@ -241,6 +252,13 @@ def _parser() -> argparse.ArgumentParser:
     when.add_argument("--interval", type=positive_float, metavar="MINUTES", help="retraining every N minutes")
     p.add_argument(
         "--check-interval", type=positive_float, metavar="MINUTES", help="drift / performance checks every N minutes"
+    )
+    p.add_argument(
+        "--monitor-interval",
+        type=float,
+        default=15.0,
+        metavar="MINUTES",
+        help="the outcome job of the prediction log (live monitoring) every N minutes; 0: never (default 15)",
     )
     p.add_argument("--model-name", default=DEFAULT_MODEL_NAME, help="registered model (default: hybrid_cnn_lstm)")
     p.add_argument(
@@ -295,6 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cron=args.cron,
             interval_minutes=args.interval,
             check_interval_minutes=args.check_interval,
+            monitor_interval_minutes=args.monitor_interval if args.monitor_interval > 0 else None,
         )
     except Exception as exc:  # noqa: BLE001 - bad settings or arguments: one line, exit 2
         print(f"error: {one_line(exc)}", file=sys.stderr)

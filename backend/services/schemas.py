@@ -71,9 +71,9 @@ __all__ = [
 #: The languages verdicts are rendered in (``?lang=`` of the API, the dashboard's switch).
 Lang = Literal["en", "ru"]
 JobStatus = Literal["queued", "running", "finished", "failed", "cancelled"]
-JobKind = Literal["train", "retrain", "leaderboard", "tune"]
+JobKind = Literal["train", "retrain", "leaderboard", "tune", "monitor"]
 JOB_STATUSES: tuple[str, ...] = ("queued", "running", "finished", "failed", "cancelled")
-JOB_KINDS: tuple[str, ...] = ("train", "retrain", "leaderboard", "tune")
+JOB_KINDS: tuple[str, ...] = ("train", "retrain", "leaderboard", "tune", "monitor")
 
 #: A registered-model name: letters, digits, ``_ . -``; what MLflow accepts in a ``models:/`` URI.
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
