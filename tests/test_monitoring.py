@@ -229,3 +229,26 @@ def test_old_predictions_are_pruned_and_their_days_stay_rolled_up(tmp_path, monk
     engine.dispose()
     row = live_metrics_frame(settings, "m").iloc[0]
     assert row["n_predictions"] == 10 and row["n_resolved"] == 10  # the day's live metrics outlive the rows
+
+
+def test_prometheus_exports_the_newest_live_metrics_of_each_version(tmp_path, monkeypatch) -> None:
+    from api_support import service_settings
+    from fastapi.testclient import TestClient
+
+    from backend.api.main import create_app
+
+    settings = _settings(tmp_path, monkeypatch)
+    candles = _candles()
+    _stream(settings, candles, 0.9, test_accuracy=0.9)
+    resolve_and_roll_up(
+        settings, loader=lambda *_: candles, now=candles["timestamp"].iloc[-1] + BAR * 10, log_to_mlflow=False
+    )
+    expected = live_metrics_frame(settings, "m").iloc[-1]
+    app_settings = service_settings(
+        settings.jobs_database_url.get_secret_value(), tmp_path, mlflow_tracking_uri=f"sqlite:///{tmp_path}/mlflow.db"
+    )
+    with TestClient(create_app(app_settings)) as client:
+        text = client.get("/metrics").text
+    line = next(x for x in text.splitlines() if x.startswith('ml_live_accuracy{model="m",version="1"}'))
+    assert float(line.split()[-1]) == pytest.approx(expected["accuracy"])
+    assert 'ml_live_pnl{model="m",version="1"}' in text and 'ml_live_coverage{model="m",version="1"}' in text

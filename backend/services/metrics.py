@@ -26,6 +26,14 @@ metric                                         type         meaning
                                                             process: ok, invalid, not_found,
                                                             unavailable, error
 ``ml_prediction_latency_seconds{model}``       histogram    latency of the served (ok) ones
+``ml_live_<metric>{model,version}``            gauge        live monitoring, newest rolled-up day
+                                                            of each version: accuracy, f1_macro,
+                                                            ece, pnl, hit_rate, coverage,
+                                                            latency_p50_ms, latency_p99_ms,
+                                                            n_resolved
+``ml_prediction_log_{recorded,written,         counter      this process's prediction log
+dropped}_total``
+``ml_prediction_log_pending``, ``_up``         gauge        buffered now; last write succeeded
 =============================================  ===========  ======================================
 
 The duration histogram is a snapshot of a sliding 24-hour window (at most the latest
@@ -207,12 +215,101 @@ class JobsCollector(Collector):
             logger.info("metrics: the %s answers again", what)
 
 
+class LiveCollector(Collector):
+    """Live monitoring at each scrape: the newest day of each served version's live metrics (``ml_live_metrics``,
+    rolled up by the outcome job) and this process's prediction log (recorded, written, dropped, pending)."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._engine: sa.Engine | None = None
+        self._guard = threading.Lock()
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._log_families()
+        try:
+            frame = self._latest()
+        except Exception as exc:  # noqa: BLE001 - a scrape never raises: no live series this time
+            logger.debug("metrics: live metrics not read: %s", type(exc).__name__)
+            return
+        for name, help_text in LIVE_GAUGES.items():
+            family = GaugeMetricFamily(f"ml_live_{name}", help_text, labels=["model", "version"])
+            for row in frame:
+                value = row.get(name)
+                if value is not None and value == value:  # not NaN
+                    family.add_metric([str(row["model_name"]), str(row["model_version"])], float(value))
+            yield family
+
+    def _latest(self) -> list[dict[str, object]]:
+        from backend.ml_engine.monitoring import live_metrics_table
+        from backend.ml_engine.prediction_log import create_engine, prediction_log_url
+
+        with self._guard:
+            if self._engine is None:
+                self._engine = create_engine(prediction_log_url(self._services.settings))
+            engine = self._engine
+        if not sa.inspect(engine).has_table(live_metrics_table.name):
+            return []
+        m = live_metrics_table.c
+        newest = (
+            sa.select(m.model_name, m.model_version, sa.func.max(m.day).label("day"))
+            .group_by(m.model_name, m.model_version)
+            .subquery()
+        )
+        query = sa.select(live_metrics_table).join(
+            newest,
+            sa.and_(
+                m.model_name == newest.c.model_name, m.model_version == newest.c.model_version, m.day == newest.c.day
+            ),
+        )
+        with engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def _log_families(self) -> Iterator[Metric]:
+        log = self._services.predictions.prediction_log
+        if log is None:
+            return
+        stats = log.stats()
+        for name, value, help_text in (
+            ("recorded", stats.recorded, "Predictions handed to this process's prediction log"),
+            ("written", stats.written, "Predictions written to the prediction log's database"),
+            ("dropped", stats.dropped, "Predictions dropped (buffer full while the database was down), oldest first"),
+        ):
+            counter = CounterMetricFamily(f"ml_prediction_log_{name}", help_text)
+            counter.add_metric([], value)
+            yield counter
+        pending = GaugeMetricFamily("ml_prediction_log_pending", "Predictions buffered, not written yet")
+        pending.add_metric([], stats.pending)
+        yield pending
+        up = GaugeMetricFamily("ml_prediction_log_up", "1 if the prediction log's last write succeeded")
+        up.add_metric([], 1 if stats.database_ok else 0)
+        yield up
+
+
+#: ``ml_live_<name>{model,version}``: the newest rolled-up day of each version.
+LIVE_GAUGES = {
+    "accuracy": "Live accuracy of the version's resolved predictions on its newest day",
+    "f1_macro": "Live macro F1 of the version's resolved predictions on its newest day",
+    "ece": "Live expected calibration error on the newest day",
+    "pnl": "Signal PnL after fees (sum of the trades' returns) on the newest day",
+    "hit_rate": "Share of buy/sell predictions with a positive return after fees on the newest day",
+    "coverage": "Share of the day's candles that got a prediction (newest day)",
+    "latency_p50_ms": "Prediction latency p50 in milliseconds (newest day)",
+    "latency_p99_ms": "Prediction latency p99 in milliseconds (newest day)",
+    "n_resolved": "Predictions resolved on the newest day",
+}
+
+
 class Metrics:
     """The metrics of one API app, in a registry of its own (several apps in one process never clash)."""
 
-    def __init__(self, jobs: JobService) -> None:
+    def __init__(self, jobs: JobService, services: Services | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(JobsCollector(jobs))
+        if services is not None:
+            self.registry.register(LiveCollector(services))
         self.predictions = Counter(
             "ml_predictions",
             "POST /predict calls answered by this process, by model and status "
@@ -255,5 +352,5 @@ class Metrics:
 
 
 def build_metrics(services: Services) -> Metrics:
-    """The metrics of an app over ``services`` (the jobs table and queue they use)."""
-    return Metrics(services.jobs)
+    """The metrics of an app over ``services`` (the jobs table and queue they use, the live monitoring)."""
+    return Metrics(services.jobs, services)

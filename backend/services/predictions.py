@@ -23,6 +23,7 @@ from .settings import ServiceSettings
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+    from backend.ml_engine.prediction_log import PredictionLog
     from backend.ml_engine.predictor import Predictor
 
 __all__ = ["PredictionService", "candles_frame"]
@@ -49,6 +50,13 @@ class PredictionService:
         self._predictors: dict[str, Predictor] = {}
         self._guard = threading.Lock()
         self._secrets = settings.secrets()
+        self._log: PredictionLog | None = None
+
+    @property
+    def prediction_log(self) -> PredictionLog | None:
+        """The one prediction log of this process's predictors (``ML_PREDICTION_LOG``); None before the first
+        predictor is loaded, or with recording off."""
+        return self._log
 
     def _predictor(self, model_name: str) -> Predictor:
         from backend.ml_engine.predictor import ModelNotAvailableError, PredictorError
@@ -66,7 +74,13 @@ class PredictionService:
                     else:
                         from backend.ml_engine.predictor import Predictor
 
-                        predictor = Predictor(model_name, alias="production", settings=self.settings)
+                        predictor = Predictor(
+                            model_name,
+                            alias="production",
+                            settings=self.settings,
+                            record=self._log_for_predictors(),
+                        )
+                        predictor.record_source = "api"
                 except ModelNotAvailableError as exc:
                     raise NotFoundError(redact(one_line(exc), self._secrets)) from None
                 except PredictorError as exc:
@@ -85,11 +99,24 @@ class PredictionService:
             raise InvalidDataError(one_line(exc)) from None
         return PredictionPublic.model_validate(json_safe(prediction.to_dict()))
 
+    def _log_for_predictors(self) -> PredictionLog | bool:
+        """Called under ``_guard``: the shared log, or False (recording off)."""
+        if not self.settings.prediction_log:
+            return False
+        if self._log is None:
+            from backend.ml_engine.prediction_log import PredictionLog
+
+            self._log = PredictionLog.from_settings(self.settings)
+        return self._log
+
     def close(self) -> None:
         with self._guard:
             predictors, self._predictors = list(self._predictors.values()), {}
+            log, self._log = self._log, None
         for p in predictors:
             try:
                 p.close()
             except Exception:  # closing on shutdown
                 logger.debug("predictor close failed", exc_info=True)
+        if log is not None:
+            log.close()
