@@ -30,12 +30,13 @@ from backend.services.errors import InvalidRequestError
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-PAGES = ("overview", "runs", "compare", "leaderboard", "models", "training", "retraining", "glossary")
+PAGES = ("overview", "runs", "compare", "leaderboard", "tuning", "models", "training", "retraining", "glossary")
 TITLES = {
     "overview": "overview.title",
     "runs": "runs.title",
     "compare": "compare.title",
     "leaderboard": "leaderboard.title",
+    "tuning": "tuning.title",
     "models": "models.title",
     "training": "training.title",
     "retraining": "retraining.title",

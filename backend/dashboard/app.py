@@ -32,6 +32,7 @@ NAVIGATION: tuple[tuple[str, str, str, str], ...] = (
     ("runs", "nav.runs", ":material/science:", "runs"),
     ("compare", "nav.compare", ":material/compare_arrows:", "compare"),
     ("leaderboard", "nav.leaderboard", ":material/leaderboard:", "leaderboard"),
+    ("tuning", "nav.tuning", ":material/tune:", "tuning"),
     ("models", "nav.models", ":material/inventory_2:", "models"),
     ("training", "nav.training", ":material/model_training:", "training"),
     ("retraining", "nav.retraining", ":material/autorenew:", "retraining"),

@@ -977,6 +977,326 @@ _TABLE: dict[str, tuple[str, str]] = {
     ),
     "leaderboard.recent": ("Недавние сравнения", "Recent comparisons"),
     "leaderboard.no_jobs": ("Задач сравнения ещё не было.", "No comparison jobs yet."),
+    # -- hyperparameter search (Optuna studies) -------------------------------------------------
+    "nav.tuning": ("Подбор гиперпараметров", "Hyperparameter search"),
+    "job.kind.tune": ("подбор гиперпараметров", "hyperparameter search"),
+    "job.kind.monitor": ("мониторинг прогнозов", "prediction monitoring"),
+    "tuning.title": ("Подбор гиперпараметров", "Hyperparameter search"),
+    "tuning.caption": (
+        "Поиски (studies) Optuna: каждый trial — одно обучение с набором гиперпараметров на walk-forward фолдах; "
+        "trials идут задачами на исполнителях, по несколько сразу. Когда trials кончаются, лучший trial один раз "
+        "проверяется на отложенной выборке (holdout) и считаются DSR и PBO — насколько победе можно верить.",
+        "Optuna studies: each trial is one training with a set of hyperparameters on walk-forward folds; trials "
+        "run as jobs on the workers, several at once. When the trials are done, the best trial is checked once on "
+        "the held-out data and DSR and PBO are computed — how far the win can be trusted.",
+    ),
+    "tuning.none": (
+        "Поисков гиперпараметров ещё нет. Поиск (study) — это серия trials: Optuna перебирает гиперпараметры "
+        "выбранных семейств моделей, каждый набор обучается и оценивается на одних и тех же walk-forward фолдах, "
+        "а итог — лучший набор, его проверка на отложенной выборке и оценки DSR и PBO.",
+        "No hyperparameter search yet. A study is a series of trials: Optuna tries hyperparameters of the chosen "
+        "model families, each set is trained and scored on the same walk-forward folds, and the outcome is the best "
+        "set, its check on the held-out data and the DSR and PBO estimates.",
+    ),
+    "tuning.none_cli": (
+        "Запустите первый поиск формой ниже или из командной строки (20 trials, по 2 сразу на исполнителях):",
+        "Start the first one with the form below or from the command line (20 trials, 2 at once on the workers):",
+    ),
+    "tuning.studies": ("Поиски", "Studies"),
+    "tuning.pick": ("Поиск", "Study"),
+    "tuning.pick_label": ("{name} · {family} · trials: {n} шт.", "{name} · {family} · {n} trials"),
+    "tuning.col.study": ("Поиск", "Study"),
+    "tuning.col.family": ("Семейство", "Family"),
+    "tuning.col.objective": ("Цель", "Objective"),
+    "tuning.col.trials": ("Trials по состояниям", "Trials by state"),
+    "tuning.col.target": ("Всего trials по плану", "Target trials"),
+    "tuning.col.jobs": ("Задач в очереди / выполняется", "Jobs queued / running"),
+    "tuning.col.best": ("Лучшее значение", "Best value"),
+    "tuning.col.finalized": ("Итоги подведены", "Finalized"),
+    "tuning.col.created": ("Создан", "Created"),
+    "tuning.col.number": ("Номер", "Number"),
+    "tuning.col.state": ("Состояние", "State"),
+    "tuning.col.value": ("Значение", "Value"),
+    "tuning.col.params": ("Гиперпараметры", "Hyperparameters"),
+    "tuning.col.param": ("Гиперпараметр", "Hyperparameter"),
+    "tuning.col.sharpe": ("Шарп за свечу", "Sharpe per bar"),
+    "tuning.col.seconds": ("Секунд", "Seconds"),
+    "tuning.col.host": ("Хост", "Host"),
+    "tuning.col.retry_of": ("Повтор trial", "Retry of"),
+    "tuning.col.error": ("Ошибка или причина", "Error or reason"),
+    "tuning.col.metric": ("Метрика", "Metric"),
+    "tuning.intermediate": ("{value} (промежуточное)", "{value} (intermediate)"),
+    "tuning.col.action": ("Действие", "Action"),
+    "tuning.state.COMPLETE": ("завершён", "complete"),
+    "tuning.state.PRUNED": ("остановлен досрочно (pruning)", "stopped early (pruned)"),
+    "tuning.state.FAIL": ("ошибка", "failed"),
+    "tuning.state.RUNNING": ("идёт", "running"),
+    "tuning.state.WAITING": ("ждёт (повтор)", "waiting (retry)"),
+    "tuning.objective.accuracy": ("точность", "accuracy"),
+    "tuning.objective.f1_macro": ("F1 (макро)", "macro F1"),
+    "tuning.objective.log_loss": ("лог. потери", "log loss"),
+    "tuning.objective.net_return": ("чистая доходность", "net return"),
+    "tuning.objective.n_trades": ("сделок", "trades"),
+    "tuning.objective.windows": ("окон", "windows"),
+    "tuning.direction.maximize": ("больше — лучше", "higher is better"),
+    "tuning.direction.minimize": ("меньше — лучше", "lower is better"),
+    "tuning.study": ("Поиск {name}", "Study {name}"),
+    "tuning.study_caption": (
+        "Семейство: {family} · цель: {objective} ({direction}) · trials по плану: {target} · одновременно: "
+        "{parallel} · фолдов: {folds}",
+        "Family: {family} · objective: {objective} ({direction}) · target trials: {target} · at once: {parallel} "
+        "· folds: {folds}",
+    ),
+    "tuning.best_value": ("Лучшее на валидации: {objective}", "Best on validation: {objective}"),
+    "tuning.best_value_help": (
+        "Среднее значение цели лучшего trial на walk-forward фолдах — по нему Optuna выбирает. Это значение "
+        "оптимистично: из многих попыток выбрана самая удачная.",
+        "The best trial's objective averaged over the walk-forward folds — what Optuna selects by. It is "
+        "optimistic: the luckiest of many tries was picked.",
+    ),
+    "tuning.best_trial": ("лучший trial — №{n}", "best trial: #{n}"),
+    "tuning.holdout_value": ("На отложенной выборке: {objective}", "On the held-out data: {objective}"),
+    "tuning.holdout_help": (
+        "Последний отрезок данных, который ни один trial не видел. Он читается один раз, для лучшего trial на момент "
+        "подведения итогов, и больше не перечитывается — иначе и он стал бы частью подбора.",
+        "The last stretch of data no trial has seen. It is read once, for the best trial when the study is "
+        "finalized, and never re-read — otherwise it too would become part of the search.",
+    ),
+    "tuning.no_holdout": (
+        "Ещё не прочитана: это делается один раз, когда trials закончатся.",
+        "Not read yet: that happens once, when the trials are done.",
+    ),
+    "tuning.holdout_trial": ("прочитана один раз, для trial №{n}", "read once, for trial #{n}"),
+    "tuning.holdout_stale": (
+        "Отложенная выборка прочитана для trial №{read}, а лучший теперь №{best}: повторно она не читается, "
+        "поэтому для нового лучшего trial честной проверки нет.",
+        "The held-out data was read for trial #{read}, and the best is now #{best}: it is not re-read, so the new "
+        "best trial has no honest check.",
+    ),
+    "tuning.holdout_all": ("Все метрики на отложенной выборке", "Every metric on the held-out data"),
+    "tuning.holdout_rows": ("строк", "rows"),
+    "tuning.holdout_seconds": ("секунд на проверку", "seconds to check"),
+    "tuning.best_params": ("Гиперпараметры лучшего trial", "The best trial's hyperparameters"),
+    "tuning.trials_done": ("Trials: сделано / по плану", "Trials: done / target"),
+    "tuning.trials_help": (
+        "Все trials поиска, в том числе остановленные досрочно и с ошибкой; повтор trial, чей исполнитель упал, "
+        "не засчитывается дважды.",
+        "Every trial of the study, pruned and failed ones included; the retry of a trial whose worker died is "
+        "not counted twice.",
+    ),
+    "tuning.overfitting": ("Можно ли верить победителю: DSR и PBO", "Can the winner be trusted: DSR and PBO"),
+    "tuning.dsr": ("DSR (дефлированный Шарп)", "DSR (deflated Sharpe)"),
+    "tuning.dsr_explained": (
+        "**DSR (дефлированный коэффициент Шарпа)** — вероятность того, что истинный коэффициент Шарпа лучшего trial "
+        "выше нуля, с поправкой на то, сколько trials перепробовано и насколько разбросаны их коэффициенты Шарпа "
+        "(Bailey и López de Prado, 2014): чем больше попыток, тем выше планка, которую победитель должен превзойти. "
+        "Хорошо — близко к 1 (например, не ниже 0.95); низкое значение значит, что преимущество победителя может "
+        "быть просто везением среди многих попыток.",
+        "**DSR (Deflated Sharpe Ratio)** is the probability that the best trial's true Sharpe ratio is above zero, "
+        "after accounting for how many trials were tried and how much their Sharpe ratios varied (Bailey and "
+        "López de Prado, 2014): the more tries, the higher the bar the winner has to clear. Good is close to 1 "
+        "(e.g. 0.95 or more); a low value means the winner's edge may be the luck of many tries.",
+    ),
+    "tuning.dsr_detail": (
+        "trials учтено: {n} · Шарп лучшего за свечу: {sharpe} · планка SR0 (ожидаемый лучший Шарп при нулевом "
+        "истинном): {sr0} · свечей: {obs}",
+        "trials counted: {n} · the best one's Sharpe per bar: {sharpe} · the bar SR0 (the best Sharpe expected by "
+        "luck alone): {sr0} · bars: {obs}",
+    ),
+    "tuning.dsr_none": (
+        "Ещё не посчитан: нужны завершённые trials и подведённые итоги.",
+        "Not computed yet: it needs completed trials and a finalized study.",
+    ),
+    "tuning.dsr_good": (
+        "Не ниже {floor}: преимущество лучшего trial вряд ли объясняется числом попыток.",
+        "At least {floor}: the best trial's edge is unlikely to come from the number of tries.",
+    ),
+    "tuning.dsr_low": (
+        "Ниже {floor}: преимущество лучшего trial может быть везением среди многих попыток.",
+        "Below {floor}: the best trial's edge may be the luck of many tries.",
+    ),
+    "tuning.gate_dsr": (
+        "Шлюз продвижения требует DSR не ниже {value} (ML_GATE_MIN_DSR).",
+        "The promotion gate requires a DSR of at least {value} (ML_GATE_MIN_DSR).",
+    ),
+    "tuning.gate_dsr_unset": (
+        "Шлюз продвижения DSR не проверяет (ML_GATE_MIN_DSR не задан).",
+        "The promotion gate does not check the DSR (ML_GATE_MIN_DSR is not set).",
+    ),
+    "tuning.pbo": ("PBO (переобучение бэктеста)", "PBO (backtest overfitting)"),
+    "tuning.pbo_explained": (
+        "**PBO (вероятность переобучения бэктеста)** — вероятность того, что конфигурация, лучшая на обучающих "
+        "отрезках, окажется ниже медианы на проверочных. Отрезки времени много раз делятся пополам всеми способами, "
+        "и каждый раз смотрят, где оказался победитель (комбинаторно-симметричная кросс-валидация, Bailey, "
+        "Borwein, López de Prado и Zhu, 2015). Хорошо — около 0; 0.5 и больше значит, что выбор лучшего trial "
+        "не лучше подбрасывания монеты.",
+        "**PBO (Probability of Backtest Overfitting)** is the probability that the configuration best in-sample "
+        "ranks below the median out-of-sample. The time range is split into halves in every way many times over, "
+        "and each time the winner's place is checked (combinatorially symmetric cross-validation, Bailey, "
+        "Borwein, López de Prado and Zhu, 2015). Good is near 0; 0.5 or more means the selection is no better "
+        "than a coin.",
+    ),
+    "tuning.pbo_detail": (
+        "trials: {n} · разбиений: {splits} · свечей: {obs} · вероятность убытка выбранного вне выборки: {loss}",
+        "trials: {n} · splits: {splits} · bars: {obs} · probability that the pick loses out-of-sample: {loss}",
+    ),
+    "tuning.pbo_none": (
+        "Ещё не посчитана: нужны хотя бы 2 завершённых trial и подведённые итоги.",
+        "Not computed yet: it needs at least 2 completed trials and a finalized study.",
+    ),
+    "tuning.pbo_good": (
+        "Ниже 0.5: выбор лучшего trial лучше подбрасывания монеты.",
+        "Below 0.5: picking the best trial beats a coin toss.",
+    ),
+    "tuning.pbo_coin": (
+        "0.5 или больше: выбор лучшего trial не лучше подбрасывания монеты — победитель, скорее всего, подогнан "
+        "под историю.",
+        "0.5 or more: picking the best trial is no better than a coin toss — the winner is most likely fitted to "
+        "the past.",
+    ),
+    "tuning.pbo_above_gate": (
+        "Выше порога шлюза продвижения ({value}): продвинуть эту модель шлюз не даст.",
+        "Above the promotion gate's limit ({value}): the gate will not promote this model.",
+    ),
+    "tuning.gate_pbo": (
+        "Шлюз продвижения требует PBO не выше {value} (ML_GATE_MAX_PBO).",
+        "The promotion gate requires a PBO of at most {value} (ML_GATE_MAX_PBO).",
+    ),
+    "tuning.gate_pbo_unset": (
+        "Шлюз продвижения PBO не проверяет (ML_GATE_MAX_PBO не задан).",
+        "The promotion gate does not check the PBO (ML_GATE_MAX_PBO is not set).",
+    ),
+    "tuning.not_finalized": (
+        "Итоги ещё не подведены для всех trials: DSR, PBO и отложенная выборка пересчитываются, когда закончится "
+        "последний trial.",
+        "The study is not finalized for every trial yet: DSR, PBO and the held-out check are redone when the last "
+        "trial ends.",
+    ),
+    "tuning.mlflow": ("Запуски MLflow", "MLflow runs"),
+    "tuning.no_mlflow": (
+        "Поиск шёл без записи в MLflow (--no-mlflow): запусков нет.",
+        "The study ran without MLflow tracking (--no-mlflow): there are no runs.",
+    ),
+    "tuning.parent_run": ("Родительский запуск поиска:", "The study's parent run:"),
+    "tuning.best_run": ("Дочерний запуск лучшего trial №{n}:", "The child run of the best trial #{n}:"),
+    "tuning.open_run": ("Открыть запуск {run}", "Open run {run}"),
+    "tuning.actions": ("Действия", "Actions"),
+    "tuning.promote_heading": ("**Продвинуть лучший trial**", "**Promote the best trial**"),
+    "tuning.promote_text": (
+        "Задача на исполнителе: лучший trial переобучается обычным путём обучения, регистрируется (с тегами поиска, "
+        "DSR и PBO) и проходит шлюз продвижения.",
+        "A job on a worker: the best trial is retrained through the normal training path, registered (tagged with "
+        "the study, DSR and PBO) and put through the promotion gate.",
+    ),
+    "tuning.promote_button": ("Продвинуть лучший trial", "Promote the best trial"),
+    "tuning.nothing_to_promote": ("Завершённых trials ещё нет.", "No completed trial yet."),
+    "tuning.promote_queued": (
+        "Задача {id} поставлена в очередь: переобучение, регистрация и шлюз продвижения.",
+        "Job {id} is queued: retraining, registration and the promotion gate.",
+    ),
+    "tuning.follow": (
+        "Ход задачи — здесь и в таблице задач подбора внизу страницы; в REST API — GET /api/ml-management/jobs/{id}.",
+        "Follow the job here and in the table of search jobs at the bottom of the page; in the REST API: GET "
+        "/api/ml-management/jobs/{id}.",
+    ),
+    "tuning.promoted": (
+        "Версия {name} v{version} прошла шлюз и продвинута в production.",
+        "Version {name} v{version} passed the gate and was promoted to production.",
+    ),
+    "tuning.refused": (
+        "Версия зарегистрирована, но шлюз её не пропустил:",
+        "The version was registered, but the gate refused it:",
+    ),
+    "tuning.registered": ("Зарегистрирована версия {name} v{version}.", "Registered version {name} v{version}."),
+    "tuning.stop_heading": ("**Остановить поиск**", "**Stop the study**"),
+    "tuning.stop_text": (
+        "Новые trials не начинаются, задачи в очереди отменяются, идущие trials останавливаются; итоги подводит "
+        "последняя задача.",
+        "No new trials start, queued jobs are cancelled, running trials are stopped; the last job finalizes the study.",
+    ),
+    "tuning.stop_button": ("Остановить", "Stop"),
+    "tuning.stopped": (
+        "Остановка запрошена: новые trials не начнутся.",
+        "Stop requested: no new trials will start.",
+    ),
+    "tuning.stop_requested": (
+        "Поиск остановлен: новые trials не начинаются.",
+        "The study is stopped: no new trials start.",
+    ),
+    "tuning.nothing_to_stop": (
+        "Останавливать нечего: все trials по плану уже прошли.",
+        "Nothing to stop: every planned trial has run.",
+    ),
+    "tuning.trials": ("Trials поиска", "The study's trials"),
+    "tuning.live": (
+        "Trials идут: таблица и графики обновляются каждые {s} с.",
+        "Trials are running: the table and the charts refresh every {s} s.",
+    ),
+    "tuning.progress": (
+        "**Trials:** {states} · по плану: {target} · ещё начать: {left}",
+        "**Trials:** {states} · target: {target} · still to start: {left}",
+    ),
+    "tuning.no_trials": ("Ни один trial ещё не начался.", "No trial has started yet."),
+    "tuning.trials_legend": (
+        "У остановленного досрочно trial значение промежуточное — последнее, что он сообщил перед остановкой "
+        "(после эпохи или фолда); лучший выбирается только среди завершённых. «Повтор trial» — trial, заново "
+        "запущенный вместо того, чей исполнитель упал.",
+        "A pruned trial's value is intermediate — the last one it reported before it was stopped (after an epoch "
+        'or a fold); the best is picked among the completed ones only. "Retry of" names the trial re-run in place '
+        "of one whose worker died.",
+    ),
+    "tuning.no_history": (
+        "История оптимизации появится после первого завершённого trial.",
+        "The optimization history appears after the first completed trial.",
+    ),
+    "tuning.no_importances": (
+        "Важность гиперпараметров появится, когда завершатся хотя бы 2 trials.",
+        "The hyperparameter importances appear once at least 2 trials have completed.",
+    ),
+    "tuning.importances_caption": (
+        "Насколько каждый гиперпараметр влияет на цель (fANOVA Optuna); при немногих trials — грубая оценка.",
+        "How much each hyperparameter moves the objective (Optuna's fANOVA); with few trials, a rough estimate.",
+    ),
+    "tuning.chart.history": ("История оптимизации", "Optimization history"),
+    "tuning.chart.importances": ("Важность гиперпараметров", "Hyperparameter importances"),
+    "tuning.chart.trial": ("Номер trial", "Trial number"),
+    "tuning.chart.importance": ("Важность", "Importance"),
+    "tuning.chart.param": ("Гиперпараметр", "Hyperparameter"),
+    "tuning.chart.objective_value": ("Значение цели", "Objective value"),
+    "tuning.chart.best_value": ("Лучшее на данный момент", "Best so far"),
+    "tuning.chart.infeasible": ("Недопустимый trial", "Infeasible trial"),
+    "tuning.start": ("Новый поиск", "New search"),
+    "tuning.cli": (
+        "Поиск ставит trials задачами в очередь исполнителей. То же из командной строки:",
+        "A search queues its trials as jobs for the workers. The same from the command line:",
+    ),
+    "tuning.field.family": ("Семейство моделей", "Model family"),
+    "tuning.all_families": ("все семейства", "every family"),
+    "tuning.field.trials": ("Число trials", "Number of trials"),
+    "tuning.field.parallel": ("Одновременно trials", "Trials at once"),
+    "tuning.parallel_help": (
+        "Сколько задач-trials держать в работе сразу; каждая занимает место на исполнителе.",
+        "How many trial jobs to keep in flight at once; each takes a slot on a worker.",
+    ),
+    "tuning.field.objective": ("Цель", "Objective"),
+    "tuning.field.data_source": ("Источник свечей", "Candle source"),
+    "tuning.field.date_range": ("Последние N дней данных", "Last N days of data"),
+    "tuning.field.study": ("Имя поиска", "Study name"),
+    "tuning.study_auto": ("автоматически: семейство-данные-цель", "automatic: family-data-objective"),
+    "tuning.submit": ("Начать поиск", "Start the search"),
+    "tuning.invalid": ("Поля заполнены неверно — поиск не создан:", "Invalid fields — no study was created:"),
+    "tuning.submitted": (
+        "Поиск {name} создан: trials по плану — {target}, задач в очереди — {jobs}. Он выбран в списке выше.",
+        "Study {name} created: {target} trials planned, {jobs} jobs queued. It is selected in the list above.",
+    ),
+    "tuning.recent": ("Задачи подбора", "Search jobs"),
+    "tuning.no_jobs": ("Задач подбора ещё не было.", "No search jobs yet."),
+    "tuning.recent_caption": (
+        "Каждый trial — отдельная задача; задача продвижения переобучает и регистрирует лучший trial.",
+        "Each trial is a job of its own; a promotion job retrains and registers the best trial.",
+    ),
+    "tuning.action.trial": ("один trial", "one trial"),
+    "tuning.action.register": ("продвижение лучшего", "promote the best"),
 }
 
 TEXTS: dict[str, dict[str, str]] = {

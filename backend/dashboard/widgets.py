@@ -69,6 +69,7 @@ PAGE_PATHS = {
     "runs": "views/runs.py",
     "compare": "views/compare.py",
     "leaderboard": "views/leaderboard.py",
+    "tuning": "views/tuning.py",
     "models": "views/models.py",
     "training": "views/training.py",
     "retraining": "views/retraining.py",
