@@ -129,6 +129,15 @@ class Settings(BaseSettings):
         description="Predictions buffered in memory while the database is slow or down; beyond that the oldest "
         "are dropped (counted and logged)",
     )
+    trace_sample_rate: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        validation_alias=AliasChoices("ML_TRACE_SAMPLE_RATE", "trace_sample_rate"),
+        description="Share of recorded predictions (0..1, drawn at random per prediction) also written as MLflow "
+        "traces to the experiment prediction_traces, by a background thread; 0: none",
+    )
     outcome_expiry_hours: float = Field(
         default=48.0,
         gt=0,
