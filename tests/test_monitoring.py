@@ -15,7 +15,12 @@ import pytest
 import sqlalchemy as sa
 
 from backend.ml_engine.config import Settings
-from backend.ml_engine.monitoring import live_metrics_frame, live_performance, resolve_and_roll_up
+from backend.ml_engine.monitoring import (
+    live_metrics_frame,
+    live_performance,
+    monitoring_snapshot,
+    resolve_and_roll_up,
+)
 from backend.ml_engine.prediction_log import PredictionLog, PredictionRecord, predictions_table, version_row
 
 BAR = pd.Timedelta(minutes=5)
@@ -131,6 +136,13 @@ def test_the_outcome_join_gives_exactly_the_expected_accuracy_and_pnl(tmp_path, 
     assert day["coverage"] == pytest.approx(61 / 288, abs=1e-12)  # ETH/BTC: 61 of 288 candles; XRP/BTC has none
     assert day["latency_p50_ms"] == pytest.approx(np.percentile([*range(60), 1.0, 1.0], 50))
     assert day["test_accuracy"] == 0.5  # the reference line of the version
+    snap = monitoring_snapshot(settings, "m")
+    version = snap.versions.iloc[0]
+    assert (version["pending"], version["expired"], version["test_accuracy"]) == (1, 1, 0.5)
+    assert pd.Timestamp(version["last_candle_time"]).tz_localize(None) == candles["timestamp"].iloc[286].tz_localize(
+        None
+    )
+    assert len(snap.live) == 1
 
     # the realised label and return are on each row; a second run changes nothing already resolved
     engine = sa.create_engine(url)

@@ -59,9 +59,11 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "DEFAULT_EXPIRY_HOURS",
     "LIVE_METRICS",
+    "MonitoringSnapshot",
     "MonitoringSummary",
     "live_metrics_frame",
     "live_metrics_table",
+    "monitoring_snapshot",
     "prune",
     "resolve_and_roll_up",
     "resolve_outcomes",
@@ -519,6 +521,70 @@ def live_metrics_frame(
     frame["test_accuracy"] = tests.map(lambda d: d.get("accuracy"))
     frame["test_f1_macro"] = tests.map(lambda d: d.get("f1_macro"))
     return frame
+
+
+@dataclass
+class MonitoringSnapshot:
+    """What the dashboard's monitoring page shows: the live metrics per version and day (the rolled-up table, with
+    each version's test-time reference), and per version the predictions still pending and the newest one."""
+
+    live: pd.DataFrame
+    versions: pd.DataFrame
+    """model_name, model_version, model_id, pending, expired, last_candle_time, test_accuracy, test_f1_macro."""
+
+
+def monitoring_snapshot(
+    settings: Settings | None = None, model_name: str | None = None, *, engine: sa.Engine | None = None
+) -> MonitoringSnapshot:
+    """The dashboard's one query set: index-backed per version, so it stays fast over millions of logged rows
+    (``bench/bench_monitoring.py`` times it over 10 million)."""
+    own = engine is None
+    if engine is None:
+        assert settings is not None, "settings or engine"
+        engine = _engine(settings, create=False)
+    try:
+        live = (
+            live_metrics_frame(engine=engine)
+            if model_name is None
+            else live_metrics_frame(engine=engine, model_name=model_name)
+        )
+        inspector = sa.inspect(engine)
+        if not inspector.has_table(versions_table.name):
+            return MonitoringSnapshot(live=live, versions=pd.DataFrame())
+        p, v = predictions_table.c, versions_table.c
+        query = sa.select(versions_table)
+        if model_name is not None:
+            query = query.where(v.model_name == model_name)
+        rows = []
+        with engine.connect() as conn:
+            for r in conn.execute(query.order_by(v.model_name, v.model_version)).mappings().all():
+                mine = sa.and_(p.model_name == r["model_name"], p.model_version == r["model_version"])
+                last = conn.execute(sa.select(sa.func.max(p.candle_time)).where(mine)).scalar()
+                counts = {
+                    str(status): int(n)
+                    for status, n in conn.execute(
+                        sa.select(p.outcome_status, sa.func.count())
+                        .where(p.outcome_status.in_([PENDING, EXPIRED]), mine)
+                        .group_by(p.outcome_status)
+                    )
+                }
+                test = json.loads(r["test_metrics"] or "{}")
+                rows.append(
+                    {
+                        "model_name": r["model_name"],
+                        "model_version": r["model_version"],
+                        "model_id": r["model_id"],
+                        "pending": int(counts.get(PENDING, 0)),
+                        "expired": int(counts.get(EXPIRED, 0)),
+                        "last_candle_time": last,
+                        "test_accuracy": test.get("accuracy"),
+                        "test_f1_macro": test.get("f1_macro"),
+                    }
+                )
+        return MonitoringSnapshot(live=live, versions=pd.DataFrame(rows))
+    finally:
+        if own:
+            engine.dispose()
 
 
 def live_performance(
