@@ -650,6 +650,11 @@ class TrialPublic(BaseModel):
     number: int
     state: str = Field(description="COMPLETE, PRUNED, FAIL, RUNNING or WAITING")
     value: float | None = Field(default=None, description="the objective on the validation folds")
+    value_is_final: bool = Field(
+        default=False,
+        description="True for a completed trial; a pruned trial's value is the last one it reported (an epoch "
+        "or a fold), not comparable with the completed ones",
+    )
     params: dict[str, Any] = Field(default_factory=dict)
     seconds: float | None = None
     host: str | None = Field(default=None, description="the worker host that ran it")

@@ -140,9 +140,12 @@ class TuningService:
     def _submit_trial(self, name: str, *, action: str = "trial", **extra: Any) -> JobPublic:
         return self.jobs._submit(TUNE_KIND, {"study": name, "action": action, **extra}, None, None)
 
-    def _jobs_in_flight(self, name: str, exclude_job: str | None = None) -> tuple[list[str], list[str]]:
-        """(queued, running) trial job ids of study ``name`` (dead workers' jobs reaped first)."""
-        self.jobs.reap()
+    def _jobs_in_flight(
+        self, name: str, exclude_job: str | None = None, *, reap: bool = True
+    ) -> tuple[list[str], list[str]]:
+        """(queued, running) trial job ids of study ``name`` (``reap``: dead workers' jobs failed first)."""
+        if reap:
+            self.jobs.reap()
         store = self.jobs.store
         ids: dict[str, list[str]] = {QUEUED: [], RUNNING: []}
         for status in (QUEUED, RUNNING):
@@ -228,7 +231,9 @@ class TuningService:
         return StudiesPublic(data=out, count=len(out))
 
     def _summary(self, study: optuna.Study, result: Any) -> StudySummaryPublic:
-        state = self._state(study)
+        from backend.ml_engine.tuning import study_progress
+
+        state = study_progress(study, fail_stale=False)  # a read writes nothing
         attrs = study.user_attrs
         queued, running = self._jobs_in_flight_safe(study.study_name)
         config = attrs.get("config") or {}
@@ -258,14 +263,14 @@ class TuningService:
 
     def _jobs_in_flight_safe(self, name: str) -> tuple[list[str], list[str]]:
         try:
-            return self._jobs_in_flight(name)
+            return self._jobs_in_flight(name, reap=False)
         except Exception as exc:  # noqa: BLE001 - the jobs database is down: the study is still readable
             logger.warning("jobs of study %s not read: %s", name, type(exc).__name__)
             return [], []
 
     def study(self, name: str) -> StudyPublic:
-        """One study: its summary, every trial, the best trial's params, holdout, DSR and PBO, and the
-        optimization history and parameter importances as Plotly figures (JSON)."""
+        """One study: its summary, every trial, the best trial's params, holdout, DSR and PBO (the plots:
+        :meth:`figures`)."""
         from backend.ml_engine.tuning import study_summary
 
         study = self._load(name)
@@ -359,11 +364,23 @@ class TuningService:
         (tagged with the study, the trial, DSR and PBO) and puts it through the promotion gate."""
         from optuna.trial import TrialState
 
+        from backend.ml_engine.tuning import study_progress
+
         study = self._load(name)
         if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
             raise ConflictError(f"study {name!r} has no completed trial yet")
+        if not study_progress(study, fail_stale=False).finalized:
+            raise ConflictError(
+                f"study {name!r} is not finished: its holdout, DSR and PBO are computed when its last trial ends"
+            )
+        if any(j.params.get("action") == "register" for j in self._active_jobs(name)):
+            raise ConflictError(f"the best trial of study {name!r} is being registered already")
+        best = study.best_trial
+        family = str(best.params.get("family") or (study.user_attrs.get("space") or {}).get("family", [""])[0])
         extra = {"promote": True, **({"model_name": model_name} if model_name else {})}
-        return self._submit_trial(name, action="register", **extra)
+        return self.jobs._submit(
+            TUNE_KIND, {"study": name, "action": "register", **extra}, model_name or family or None, None
+        )
 
 
 def _family_label(attrs: dict[str, Any]) -> str:
@@ -380,6 +397,7 @@ def _trial_public(t: optuna.trial.FrozenTrial) -> TrialPublic:
         number=t.number,
         state=t.state.name,
         value=None if t.value is None else float(t.value),
+        value_is_final=t.state.name == "COMPLETE",
         params=json_safe(dict(t.params)),
         seconds=attrs.get("seconds"),
         host=attrs.get("host"),

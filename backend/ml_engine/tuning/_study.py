@@ -461,16 +461,18 @@ def retried_trial_number(trial: optuna.trial.FrozenTrial) -> int | None:
         return RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
 
 
-def study_progress(study: optuna.Study) -> StudyProgress:
-    """Counts of :class:`StudyProgress` from the storage (stale trials are failed first when heartbeats are on)."""
+def study_progress(study: optuna.Study, *, fail_stale: bool = True) -> StudyProgress:
+    """Counts of :class:`StudyProgress` from the storage; ``fail_stale``: trials whose heartbeat stopped are
+    failed first (and retried) when heartbeats are on (a write; readers pass False)."""
     from optuna.exceptions import ExperimentalWarning
     from optuna.storages import fail_stale_trials
     from optuna.trial import TrialState
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            fail_stale_trials(study)
+        if fail_stale:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                fail_stale_trials(study)
     except Exception as exc:  # noqa: BLE001 - no heartbeat configured, or a storage blip: count as they are
         logger.debug("stale trials not checked: %s", exc)
     trials = study.get_trials(deepcopy=False)
