@@ -18,6 +18,7 @@ from ..config import DEFAULT_MODEL_NAME, Settings
 from ..data.candles import DEFAULT_MAX_FILL_GAP
 from ..pipeline import build_inference_windows
 from ..prediction_log import PredictionLog, PredictionRecord, input_digest, version_row
+from ..prediction_traces import PredictionTracer
 from ..registry import ALIAS_PRODUCTION, ModelRegistryError, ModelStore, ResolvedModel, parse_model_uri
 from ._bundle import ModelBundle, load_bundle
 from ._errors import PredictorError
@@ -138,6 +139,11 @@ class Predictor:
         elif record or (record is None and self.settings.prediction_log):
             self.prediction_log = PredictionLog.from_settings(self.settings)
             self._owns_log = True
+        self.tracer: PredictionTracer | None = PredictionTracer.from_settings(self.settings, self.tracking_uri)
+        """A sampled share of the recorded predictions also written as MLflow traces (``ML_TRACE_SAMPLE_RATE``;
+        None: 0). Traces are drawn from the recorded predictions: with no prediction log there are none."""
+        if self.tracer is not None and self.prediction_log is None:
+            logger.warning("ML_TRACE_SAMPLE_RATE is set but predictions are not recorded: no traces")
         self.refresh_errors = 0
         """Background refreshes that failed (logged; the current version kept serving)."""
 
@@ -393,25 +399,27 @@ class Predictor:
             log.describe_version(
                 version_row(bundle.model_name, bundle.version, bundle.model_id, bundle.metadata, bundle.class_names)
             )
-            log.record(
-                PredictionRecord(
-                    symbol=symbol or self.symbol or "unknown",
-                    timeframe=bundle.timeframe or "unknown",
-                    candle_time=prediction.candle_time,
-                    model_name=bundle.model_name,
-                    model_version=bundle.version,
-                    model_id=bundle.model_id,
-                    probabilities=prediction.probabilities,
-                    signal=prediction.signal,
-                    confidence=prediction.confidence,
-                    latency_ms=ms,
-                    input_digest=input_digest(window),
-                    horizon=int(labels.get("horizon") or 1),
-                    source=self.record_source,
-                )
+            record = PredictionRecord(
+                symbol=symbol or self.symbol or "unknown",
+                timeframe=bundle.timeframe or "unknown",
+                candle_time=prediction.candle_time,
+                model_name=bundle.model_name,
+                model_version=bundle.version,
+                model_id=bundle.model_id,
+                probabilities=prediction.probabilities,
+                signal=prediction.signal,
+                confidence=prediction.confidence,
+                latency_ms=ms,
+                input_digest=input_digest(window),
+                horizon=int(labels.get("horizon") or 1),
+                source=self.record_source,
             )
+            log.record(record)
         except Exception:
             logger.warning("prediction not recorded", exc_info=True)
+            return
+        if self.tracer is not None:  # a random share, written by a background thread (never raises)
+            self.tracer.maybe_trace(record, window.shape)
 
     record_source = "predictor"
     """What the prediction log's ``source`` column says (the API and the pyfunc set their own)."""
