@@ -11,11 +11,15 @@ promoted to ``production``; the training writes the pyfunc flavor (``serving_exa
   example = the last ``min_history_rows`` candles of the first series' test split;
 * ``mlflow models serve -m models:/pyf@production --env-manager local`` answers ``POST
   /invocations`` with the same probabilities (200), and bad candles with 400 and the Predictor's
-  message.
+  message;
+* an optional ``symbol`` column: one row per symbol from one model call, each the Predictor's answer
+  for that symbol's candles; with ``ML_PREDICTION_LOG`` on, the pyfunc (loaded or served) records
+  its predictions with source ``pyfunc``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -31,9 +35,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from conftest import SAMPLE_DATA, TINY_MODEL, make_settings
 
 from backend.ml_engine.data import DataValidationError, load_candles
+from backend.ml_engine.prediction_log import predictions_table
 from backend.ml_engine.predictor import Predictor
 from backend.ml_engine.predictor._pyfunc import LOADER_MODULE
 
@@ -84,6 +90,36 @@ def recent() -> pd.DataFrame:
     """The last 300 raw ETH/BTC candles (timestamp UTC + OHLCV), as the bot's feed gives them."""
     frame = load_candles(str(SAMPLE_DATA), symbols=["ETH/BTC"], timeframe="5m")[0].frame
     return frame[["timestamp", *OHLCV]].tail(300).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def others() -> dict[str, pd.DataFrame]:
+    """The last 300 raw candles of two more pairs (the model reads any 5m pair)."""
+    out = {}
+    for symbol in ("LTC/BTC", "XMR/BTC"):
+        frame = load_candles(str(SAMPLE_DATA), symbols=[symbol], timeframe="5m")[0].frame
+        out[symbol] = frame[["timestamp", *OHLCV]].tail(300).reset_index(drop=True)
+    return out
+
+
+def _with_symbols(frames: dict[str, pd.DataFrame], seed: int = 7) -> pd.DataFrame:
+    """Every pair's candles in one frame with a ``symbol`` column, the pairs' rows randomly interleaved
+    (each pair's own rows still in time order)."""
+    rng = np.random.default_rng(seed)
+    tagged = pd.concat([f.assign(symbol=s) for s, f in frames.items()], ignore_index=True)
+    keys = np.concatenate([np.sort(rng.random(len(f))) for f in frames.values()])
+    return tagged.iloc[np.argsort(keys, kind="stable")].reset_index(drop=True)
+
+
+def _log_rows(url: str) -> list[dict]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [
+                dict(r._mapping) for r in conn.execute(sa.select(predictions_table).order_by(predictions_table.c.id))
+            ]
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +232,84 @@ def test_bad_candles_get_the_predictors_one_line_errors(pyfunc, by_id, predictor
     assert err.value.error_code == "INVALID_PARAMETER_VALUE"
 
 
+def test_a_symbol_column_gives_one_row_per_symbol_from_one_model_call(pyfunc, predictor, recent, others):
+    from mlflow.exceptions import MlflowException
+
+    frames = {"ETH/BTC": recent, **others, "ETH/BTC-earlier": recent.iloc[:250].reset_index(drop=True)}
+    mixed = _with_symbols(frames)
+    assert mixed["symbol"].iloc[:12].nunique() > 1  # really interleaved
+    impl = pyfunc._model_impl
+    calls = []
+    bundle = impl.bundle
+    impl.bundle = dataclasses.replace(bundle, runner=lambda x: calls.append(x.shape) or bundle.runner(x))
+    try:
+        out = pyfunc.predict(mixed)  # through MLflow's schema enforcement
+    finally:
+        impl.bundle = bundle
+    assert calls == [(4, *predictor.build_window(recent)[0].shape[1:])]  # four windows, one model call
+    assert list(out.columns) == ["symbol", *CLASSES, "signal", "confidence", "candle_time"]
+    first_seen = list(dict.fromkeys(mixed["symbol"]))
+    assert list(out["symbol"]) == first_seen and set(first_seen) == set(frames)
+    many = predictor.predict_many(frames)
+    for _, row in out.iterrows():
+        served = _as_dict(row.drop("symbol"))
+        _assert_same(served, predictor.predict(frames[row["symbol"]]), row["symbol"])
+        _assert_same(served, many[row["symbol"]], row["symbol"] + " (predict_many)")
+
+    # one symbol: one row, with its symbol; no symbol column: exactly as before
+    one = pyfunc.predict(recent.assign(symbol="ETH/BTC"))
+    assert list(one["symbol"]) == ["ETH/BTC"]
+    _assert_same(_as_dict(one.iloc[0].drop("symbol")), predictor.predict(recent), "one symbol")
+    assert list(pyfunc.predict(recent).columns) == [*CLASSES, "signal", "confidence", "candle_time"]
+
+    # bad candles of one symbol: the request fails naming it; a row without a symbol is refused
+    short = _with_symbols({"ETH/BTC": recent, "LTC/BTC": others["LTC/BTC"].tail(20).reset_index(drop=True)})
+    with pytest.raises(MlflowException, match=r"candles LTC/BTC: too_few_rows") as err:
+        pyfunc.predict(short)
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+    nameless = mixed.copy()
+    nameless.loc[5, "symbol"] = None
+    with pytest.raises(MlflowException, match="no_symbol") as err:
+        pyfunc.predict(nameless)
+    assert err.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def test_the_pyfunc_records_its_predictions_when_the_log_is_on(store, predictor, recent, others, tmp_path, monkeypatch):
+    import mlflow.pyfunc
+
+    url = f"sqlite:///{tmp_path}/log.db"
+    monkeypatch.setenv("ML_PREDICTION_LOG", "1")
+    monkeypatch.setenv("ML_PREDICTION_LOG_URL", url)
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}@production")  # Settings() read at load
+    log = model._model_impl.prediction_log
+    assert log is not None
+    try:
+        single = model.predict(recent)
+        several = model.predict(_with_symbols({"ETH/BTC": recent, **others}))
+        from mlflow.exceptions import MlflowException
+
+        with pytest.raises(MlflowException):
+            model.predict(recent.tail(5))  # refused: nothing recorded
+        assert log.flush(30)
+    finally:
+        log.close()
+    rows = _log_rows(url)
+    assert [r["source"] for r in rows] == ["pyfunc"] * 4
+    assert [r["symbol"] for r in rows] == ["unknown", *several["symbol"]]
+    by_id = predictor.bundle.model_id
+    assert {(r["model_name"], r["model_version"], r["model_id"]) for r in rows} == {(NAME, by_id, by_id)}
+    assert all(r["timeframe"] == "5m" and r["horizon"] == TRAINING["horizon"] and r["latency_ms"] > 0 for r in rows)
+    answers = [single.iloc[0], *(row for _, row in several.iterrows())]
+    for row, answer in zip(rows, answers):
+        assert row["signal"] == answer["signal"]
+        assert json.loads(row["probabilities"]) == pytest.approx({c: float(answer[c]) for c in CLASSES}, abs=1e-6)
+        assert pd.Timestamp(row["candle_time"]).tz_localize("UTC") == pd.Timestamp(answer["candle_time"])
+    # the digest is the Predictor's: the same window as a Predictor's logged prediction of those candles
+    from backend.ml_engine.prediction_log import input_digest
+
+    assert rows[0]["input_digest"] == input_digest(predictor.build_window(recent)[0][0])
+
+
 # ------------------------------------------------------------------------------------------------
 # (b) no torch in a process that loads and runs the pyfunc
 # ------------------------------------------------------------------------------------------------
@@ -240,8 +354,10 @@ def test_registered_version_has_the_candle_signature_and_example(store, predicto
     assert mlmodel.signature.inputs.to_dict() == [
         {"type": "any", "name": "timestamp", "required": True},
         *({"type": "double", "name": c, "required": True} for c in OHLCV),
+        {"type": "string", "name": "symbol", "required": False},  # optional: old clients still validate
     ]
     assert mlmodel.signature.outputs.to_dict() == [
+        {"type": "string", "name": "symbol", "required": False},
         *({"type": "double", "name": c, "required": True} for c in CLASSES),
         {"type": "string", "name": "signal", "required": True},
         {"type": "double", "name": "confidence", "required": True},
@@ -339,22 +455,30 @@ def _http(url: str, body: bytes | None = None) -> tuple[int, Any]:
 
 
 def _split_json(frame: pd.DataFrame) -> bytes:
-    """``{"dataframe_split": ...}`` with ISO 8601 UTC times, as a client writes candles."""
+    """``{"dataframe_split": ...}`` with ISO 8601 UTC times, as a client writes candles (and the
+    ``symbol`` column when the frame has one)."""
     data = [
         [t.isoformat(), *(None if np.isnan(v) else float(v) for v in row)]
         for t, row in zip(frame["timestamp"], frame[OHLCV].to_numpy())
     ]
-    return json.dumps({"dataframe_split": {"columns": ["timestamp", *OHLCV], "data": data}}).encode()
+    columns = ["timestamp", *OHLCV]
+    if "symbol" in frame.columns:
+        columns.append("symbol")
+        data = [[*row, str(s)] for row, s in zip(data, frame["symbol"])]
+    return json.dumps({"dataframe_split": {"columns": columns, "data": data}}).encode()
 
 
-def test_mlflow_models_serve_answers_candles(store, predictor, by_id, recent, tmp_path):
+def test_mlflow_models_serve_answers_candles(store, predictor, by_id, recent, others, tmp_path):
     port = _free_port()
     venv_bin = Path(sys.executable).parent
+    recorded = f"sqlite:///{tmp_path}/served_log.db"
     env = {
         **os.environ,
         "MLFLOW_TRACKING_URI": store["uri"],
         "MLFLOW_REGISTRY_URI": store["uri"],
         "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+        "ML_PREDICTION_LOG": "1",  # the serving process records what it serves
+        "ML_PREDICTION_LOG_URL": recorded,
     }
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen(
@@ -408,6 +532,14 @@ def test_mlflow_models_serve_answers_candles(store, predictor, by_id, recent, tm
         status, body = _http(f"{base}/invocations", _split_json(shuffled))
         assert status == 200, body
         _assert_same(body["predictions"][0], predictor.predict(shuffled), "served, unsorted")
+        # several symbols in one request: one row each, with its symbol
+        frames = {"ETH/BTC": recent, "LTC/BTC": others["LTC/BTC"]}
+        status, body = _http(f"{base}/invocations", _split_json(_with_symbols(frames)))
+        assert status == 200, body
+        assert sorted(row["symbol"] for row in body["predictions"]) == sorted(frames)
+        for row in body["predictions"]:
+            symbol = row.pop("symbol")
+            _assert_same(row, predictor.predict(frames[symbol]), f"served, {symbol}")
 
         need = predictor.pipeline["min_history_rows"]
         for label, frame in _bad_frames(recent, need).items():
@@ -422,6 +554,18 @@ def test_mlflow_models_serve_answers_candles(store, predictor, by_id, recent, tm
             ),
         )
         assert status == 400 and "bad_timestamp" in body["message"], body
+
+        # the five answered predictions were recorded by the server (source pyfunc), the refused ones not
+        deadline = time.monotonic() + 30
+        rows: list[dict] = []
+        while len(rows) < 5 and time.monotonic() < deadline:
+            time.sleep(0.5)
+            try:
+                rows = _log_rows(recorded)
+            except sa.exc.OperationalError:  # the table is created with the first write
+                rows = []
+        assert len(rows) == 5 and {r["source"] for r in rows} == {"pyfunc"}, rows
+        assert sorted(r["symbol"] for r in rows) == ["ETH/BTC", "LTC/BTC", "unknown", "unknown", "unknown"]
     finally:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
