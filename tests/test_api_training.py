@@ -13,11 +13,14 @@ import time
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from api_support import AUTH, PREFIX, TINY_TRAINING, database, service_settings
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from backend.api.main import create_app
 from backend.ml_engine.config import SAMPLE_DATA_DIR
+from backend.ml_engine.prediction_log import predictions_table
 from backend.services.job_runner import JobRunner
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -105,8 +108,10 @@ def test_the_trained_version_has_its_input_and_output_schema(env):
     assert detail["signature"]["inputs"] == [
         {"type": "any", "name": "timestamp", "required": True},
         *({"type": "double", "name": c, "required": True} for c in ("open", "high", "low", "close", "volume")),
+        {"type": "string", "name": "symbol", "required": False},
     ]
     assert detail["signature"]["outputs"] == [
+        {"type": "string", "name": "symbol", "required": False},
         *({"type": "double", "name": c, "required": True} for c in ("down", "flat", "up")),
         {"type": "string", "name": "signal", "required": True},
         {"type": "double", "name": "confidence", "required": True},
@@ -163,6 +168,77 @@ def test_predict_from_raw_candles(env):
         {"candles": [{**candles(1)[0], "volume": "lots"}]},
     ):
         assert client.post(f"{PREFIX}/predict", json=body).status_code == 422
+
+
+def test_predict_several_symbols_in_one_model_call(env, tmp_path):
+    import dataclasses
+
+    client = env["client"]
+    series = {"ETH/BTC": candles(300), "LTC/BTC": candles(300, end=-700), "BTC/USDT:USDT": candles(250, end=-2000)}
+    predictor = env["services"].predictions._predictor("hybrid_cnn_lstm")
+    bundle, calls = predictor._bundle, []
+    predictor._bundle = dataclasses.replace(bundle, runner=lambda x: calls.append(x.shape[0]) or bundle.runner(x))
+    try:
+        r = client.post(f"{PREFIX}/predict", json={"model_name": "hybrid_cnn_lstm", "symbols": series})
+    finally:
+        predictor._bundle = bundle
+    assert r.status_code == 200, r.text
+    assert calls == [3]  # three windows, one model call
+    answers = r.json()["predictions"]
+    assert list(answers) == list(series)  # in the order sent
+    for symbol, body in series.items():
+        alone = client.post(f"{PREFIX}/predict", json={"candles": body, "symbol": symbol}).json()
+        # a batch of windows may differ from one window in the last bits (ONNX Runtime kernels)
+        assert answers[symbol]["probabilities"] == pytest.approx(alone["probabilities"], abs=1e-6), symbol
+        assert answers[symbol]["confidence"] == pytest.approx(alone["confidence"], abs=1e-6), symbol
+        exact = ("signal", "model_name", "model_version", "backend", "candle_time")
+        assert {k: answers[symbol][k] for k in exact} == {k: alone[k] for k in exact}, symbol
+
+    # bad candles of one symbol: 422 naming it, nothing predicted
+    bad = {**series, "LTC/BTC": candles(5)}
+    r = client.post(f"{PREFIX}/predict", json={"symbols": bad})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_data"
+    assert "LTC/BTC" in r.json()["detail"] and "too_few_rows" in r.json()["detail"]
+    one = {"ETH/BTC": candles(300)}
+    for body in (
+        {"candles": candles(300), "symbols": one},  # both forms
+        {"model_name": "hybrid_cnn_lstm"},  # neither
+        {"symbols": {}},
+        {"symbols": {f"S{i}/BTC": candles(1) for i in range(201)}},  # over 200 symbols
+        {"symbols": one, "symbol": "ETH/BTC"},  # symbol goes with candles
+        {"symbols": {"not a symbol": candles(300)}},
+        {"symbols": {"ETH/BTC": []}},
+        {"candles": candles(300), "symbol": "x" * 65},
+    ):
+        r = client.post(f"{PREFIX}/predict", json=body)
+        assert r.status_code == 422 and r.json()["code"] == "validation_error", (list(body), r.text[:300])
+    assert client.post(f"{PREFIX}/predict", json={"symbols": one, "model_name": "nobody"}).status_code == 404
+
+    # the symbol reaches the prediction log (source api), one row per symbol of a batch
+    from backend.services.predictions import PredictionService
+
+    url = f"sqlite:///{tmp_path}/log.db"
+    settings = env["settings"].model_copy(update={"prediction_log": True, "prediction_log_url": SecretStr(url)})
+    service = PredictionService(settings)
+    try:
+        from backend.services.schemas import CandleIn
+
+        typed = {s: [CandleIn.model_validate(c) for c in body] for s, body in series.items()}
+        service.predict("hybrid_cnn_lstm", typed["ETH/BTC"], symbol="ETH/BTC")
+        service.predict("hybrid_cnn_lstm", typed["ETH/BTC"])
+        many = service.predict_many("hybrid_cnn_lstm", typed)
+        assert list(many.predictions) == list(series)
+        assert service.prediction_log is not None and service.prediction_log.flush(30)
+    finally:
+        service.close()
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(predictions_table).order_by(predictions_table.c.id)).mappings().all()
+    finally:
+        engine.dispose()
+    assert [r["symbol"] for r in rows] == ["ETH/BTC", "unknown", *series]
+    assert {r["source"] for r in rows} == {"api"}
 
 
 def test_drift_against_the_production_training_data(env):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from backend.ml_engine.config import DEFAULT_MODEL_NAME
@@ -25,6 +25,7 @@ from backend.services.schemas import (
     ModelsPublic,
     ModelVersionDetail,
     PredictionPublic,
+    PredictionsPublic,
     PromotionDecisionPublic,
     PromotionHistoryPublic,
     RetrainParams,
@@ -48,6 +49,7 @@ __all__ = [
     "ModelsPublic",
     "PredictCreate",
     "PredictionPublic",
+    "PredictionsPublic",
     "PromoteCreate",
     "PromotionDecisionPublic",
     "PromotionHistoryPublic",
@@ -158,10 +160,38 @@ class RollbackCreate(BaseModel):
     actor: str = Field(default="api", pattern=ACTOR_PATTERN)
 
 
+#: A symbol as the prediction log keeps it (``ETH/BTC``, ``BTC/USDT:USDT``; at most 64 characters).
+SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$"
+#: Symbols in one ``POST /predict`` (``symbols``): their windows go through the model in one call.
+MAX_PREDICT_SYMBOLS = 200
+#: Candles of one series in ``POST /predict``.
+MAX_PREDICT_CANDLES = 20_000
+
+Symbol = Annotated[str, Field(pattern=SYMBOL_PATTERN)]
+CandleSeries = Annotated[list[CandleIn], Field(min_length=1, max_length=MAX_PREDICT_CANDLES)]
+
+
 class PredictCreate(BaseModel):
-    """Body of ``POST /predict``: the latest candles, oldest first (at least the model's history)."""
+    """Body of ``POST /predict``, one of two forms: ``candles`` (the latest candles of one series, oldest
+    first, at least the model's history; ``symbol`` optional, recorded in the prediction log) or
+    ``symbols`` (``{symbol: candles}``, up to 200 series predicted in one model call). Both or neither: 422."""
 
     model_config = ConfigDict(extra="forbid")
 
     model_name: str = Field(default=DEFAULT_MODEL_NAME, pattern=MODEL_NAME_PATTERN)
-    candles: list[CandleIn] = Field(min_length=1, max_length=20_000)
+    candles: CandleSeries | None = Field(default=None, description="one series, oldest first")
+    symbol: Symbol | None = Field(default=None, description="the series' symbol, recorded with the prediction")
+    symbols: dict[Symbol, CandleSeries] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_PREDICT_SYMBOLS,
+        description="several series by symbol, answered as {predictions: {symbol: prediction}} from one model call",
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> PredictCreate:
+        if (self.candles is None) == (self.symbols is None):
+            raise ValueError("give either candles (one series) or symbols ({symbol: candles}), not both")
+        if self.symbol is not None and self.symbols is not None:
+            raise ValueError("symbol goes with candles; with symbols each series is named by its key")
+        return self

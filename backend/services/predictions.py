@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from backend.ml_engine.errors import one_line
@@ -17,7 +17,7 @@ from backend.ml_engine.errors import one_line
 from ._mlflow import ensure_store_reachable
 from .errors import InvalidDataError, NotFoundError, UnavailableError
 from .redaction import redact
-from .schemas import CandleIn, PredictionPublic, json_safe
+from .schemas import CandleIn, PredictionPublic, PredictionsPublic, json_safe
 from .settings import ServiceSettings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -88,16 +88,36 @@ class PredictionService:
                 self._predictors[model_name] = predictor
         return predictor
 
-    def predict(self, model_name: str, candles: Sequence[CandleIn]) -> PredictionPublic:
-        """Probabilities (down, flat, up) and signal for the window ending at the last candle."""
+    def predict(self, model_name: str, candles: Sequence[CandleIn], symbol: str | None = None) -> PredictionPublic:
+        """Probabilities (down, flat, up) and signal for the window ending at the last candle; ``symbol`` is
+        what the prediction log records (None: ``unknown``)."""
         from backend.ml_engine.data import DataValidationError
 
         predictor = self._predictor(model_name)
+        named = {"symbol": symbol} if symbol is not None else {}  # a stand-in predictor may not take it
         try:
-            prediction = predictor.predict(candles_frame(candles), source="request")
+            prediction = predictor.predict(candles_frame(candles), source="request", **named)
         except DataValidationError as exc:
             raise InvalidDataError(one_line(exc)) from None
         return PredictionPublic.model_validate(json_safe(prediction.to_dict()))
+
+    def predict_many(self, model_name: str, candles_by_symbol: Mapping[str, Sequence[CandleIn]]) -> PredictionsPublic:
+        """One prediction per symbol, every window in ONE model call (`Predictor.predict_many`), in the order
+        given. Bad candles of one symbol: `InvalidDataError` naming it (``request ETH/BTC: ...``), nothing
+        predicted."""
+        from backend.ml_engine.data import DataValidationError
+
+        predictor = self._predictor(model_name)
+        frames = {symbol: candles_frame(candles) for symbol, candles in candles_by_symbol.items()}
+        try:
+            predictions = predictor.predict_many(frames, source="request")
+        except DataValidationError as exc:
+            raise InvalidDataError(one_line(exc)) from None
+        return PredictionsPublic(
+            predictions={
+                symbol: PredictionPublic.model_validate(json_safe(p.to_dict())) for symbol, p in predictions.items()
+            }
+        )
 
     def _log_for_predictors(self) -> PredictionLog | bool:
         """Called under ``_guard``: the shared log, or False (recording off)."""

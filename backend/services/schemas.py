@@ -51,6 +51,7 @@ __all__ = [
     "ModelsPublic",
     "PairedTestPublic",
     "PredictionPublic",
+    "PredictionsPublic",
     "ProductionModel",
     "PromotionDecisionPublic",
     "PromotionEventPublic",
@@ -850,6 +851,12 @@ class PredictionPublic(BaseModel):
     model_version: int | str | None = None
     backend: str | None = None
     candle_time: datetime | str | None = None
+
+
+class PredictionsPublic(BaseModel):
+    """One prediction per symbol (``POST /predict`` with ``symbols``), every window in one model call."""
+
+    predictions: dict[str, PredictionPublic] = Field(description="by symbol, in the order they were sent")
 
 
 class DriftPublic(BaseModel):
