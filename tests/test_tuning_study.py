@@ -226,7 +226,7 @@ def test_parallel_run_queues_trial_jobs_and_stop_resume_follow_the_study(
         assert main(["resume", "--study", "par", "--trials", "1", "--no-wait"]) == 0
         assert "par: 6 trial(s) to run" in capsys.readouterr().out
         again = [j for j in jobs.list_jobs(kind="tune", status="queued").data if j.params.get("study") == "par"]
-        assert sorted(j.params["action"] for j in again) == ["finalize", "trial", "trial"]  # stop queued an end
+        assert sorted(j.params["action"] for j in again) == ["trial", "trial"]  # no trial ended: nothing to finalize
     finally:
         jobs.close()
 

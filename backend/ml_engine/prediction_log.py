@@ -274,6 +274,9 @@ class PredictionLog:
         row = record.row() if isinstance(record, PredictionRecord) else dict(record)
         with self._lock:
             self._recorded += 1
+            if self._stop.is_set():  # closed: nothing would write it
+                self._dropped += 1
+                return
             if len(self._buffer) >= self.capacity:
                 self._buffer.popleft()
                 self._dropped += 1

@@ -328,6 +328,8 @@ class TuningService:
         state = self._state(study)
         if running or queued or state.finalized or (state.remaining > 0 and not state.stop_requested):
             return None
+        if state.counted == 0:  # no trial ever ended: nothing to finalize
+            return None
         if any(j.params.get("action") == "finalize" for j in self._active_jobs(name)):
             return None
         return self._submit_trial(name, action="finalize")
@@ -356,6 +358,10 @@ class TuningService:
                 state = self._state(study)
                 study.set_user_attr("target_trials", max(state.target, state.counted) + int(more_trials))
             self._top_up_locked(study, None)
+        for job in self._active_jobs(name):  # a queued end of the stopped study is not needed any more
+            if job.params.get("action") == "finalize" and job.status == QUEUED:
+                with contextlib.suppress(ConflictError):
+                    self.jobs.cancel_job(job.id)
         self._finalize_if_idle(name)
         return self.study(name)
 

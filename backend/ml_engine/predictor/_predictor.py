@@ -144,6 +144,7 @@ class Predictor:
         None: 0). Traces are drawn from the recorded predictions: with no prediction log there are none."""
         if self.tracer is not None and self.prediction_log is None:
             logger.warning("ML_TRACE_SAMPLE_RATE is set but predictions are not recorded: no traces")
+        self._described: ModelBundle | None = None
         self.refresh_errors = 0
         """Background refreshes that failed (logged; the current version kept serving)."""
 
@@ -396,9 +397,11 @@ class Predictor:
             return
         try:
             labels = bundle.metadata.get("label_definition") or bundle.metadata.get("label_config") or {}
-            log.describe_version(
-                version_row(bundle.model_name, bundle.version, bundle.model_id, bundle.metadata, bundle.class_names)
-            )
+            if self._described is not bundle:  # once per loaded version, not per prediction
+                log.describe_version(
+                    version_row(bundle.model_name, bundle.version, bundle.model_id, bundle.metadata, bundle.class_names)
+                )
+                self._described = bundle
             record = PredictionRecord(
                 symbol=symbol or self.symbol or "unknown",
                 timeframe=bundle.timeframe or "unknown",

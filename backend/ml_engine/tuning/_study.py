@@ -597,7 +597,7 @@ class StudyHandle:
             if attrs.get("space_fingerprint") != fingerprint:
                 raise TuningInputError(
                     f"study {name!r} exists with a different search space (fingerprint "
-                    f"{str(attrs.get('space_fingerprint'))[:12]}, this one {fingerprint[:12]}): choose another --study name"
+                    f"{str(attrs.get('space_fingerprint'))[:12]}, this one {fingerprint[:12]}): choose another study name"
                 )
             if attrs.get("objective") != config.objective:
                 raise TuningInputError(
