@@ -58,6 +58,9 @@ NOT_RUN: dict[str, str] = {
     "and by tests/test_api_e2e.py)",
     "make worker": "runs until stopped (tests/test_logging_console.py and tests/test_api_e2e.py start it)",
     "make up": "tests/test_make_up.py runs the Procfile",
+    "python -m backend.ml_engine.tuning run --trials 20 --parallel 2 --family lightgbm --no-wait": "queues trial "
+    "jobs for workers that this test does not start (tests/test_tuning_study.py queues, stops and resumes them; "
+    "tests/test_tuning_workers.py runs them on two workers)",
     "python -m backend.services.scheduler --cron '0 3 * * *'": "runs until stopped (tests/test_scheduler.py "
     "starts two and kills the leader)",
     "make dashboard": "a Streamlit server that runs until stopped (tests/test_dashboard_e2e.py starts it)",
