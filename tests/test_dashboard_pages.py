@@ -30,7 +30,18 @@ from backend.services.errors import InvalidRequestError
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-PAGES = ("overview", "runs", "compare", "leaderboard", "tuning", "models", "training", "retraining", "glossary")
+PAGES = (
+    "overview",
+    "runs",
+    "compare",
+    "leaderboard",
+    "tuning",
+    "models",
+    "training",
+    "retraining",
+    "monitoring",
+    "glossary",
+)
 TITLES = {
     "overview": "overview.title",
     "runs": "runs.title",
@@ -40,6 +51,7 @@ TITLES = {
     "models": "models.title",
     "training": "training.title",
     "retraining": "retraining.title",
+    "monitoring": "monitoring.title",
     "glossary": "glossary.title",
 }
 PAGING_EXPERIMENT = "dashboard_paging"

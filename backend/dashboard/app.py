@@ -36,6 +36,7 @@ NAVIGATION: tuple[tuple[str, str, str, str], ...] = (
     ("models", "nav.models", ":material/inventory_2:", "models"),
     ("training", "nav.training", ":material/model_training:", "training"),
     ("retraining", "nav.retraining", ":material/autorenew:", "retraining"),
+    ("monitoring", "nav.monitoring", ":material/monitor_heart:", "monitoring"),
     ("glossary", "nav.glossary", ":material/menu_book:", "help"),
 )
 

@@ -1297,6 +1297,251 @@ _TABLE: dict[str, tuple[str, str]] = {
     ),
     "tuning.action.trial": ("один trial", "one trial"),
     "tuning.action.register": ("продвижение лучшего", "promote the best"),
+    # -- monitoring --------------------------------------------------------------------------
+    "nav.monitoring": ("Мониторинг", "Monitoring"),
+    "monitoring.title": ("Мониторинг", "Monitoring"),
+    "monitoring.caption": (
+        "Как работают обслуживаемые версии на живых прогнозах: исходы записанных прогнозов по дням (UTC) рядом "
+        "с тем, что версия показала на тесте.",
+        "How the served versions do on live predictions: the outcomes of recorded predictions per day (UTC) beside "
+        "what the version scored on its test set.",
+    ),
+    "monitoring.unavailable": (
+        "Журнал прогнозов не прочитан: база данных недоступна. Сообщение:",
+        "The prediction log could not be read: the database is not available. The error says:",
+    ),
+    "monitoring.none": ("Записанных прогнозов пока нет.", "No recorded predictions yet."),
+    "monitoring.none_what": (
+        "Когда они появятся, здесь будет видно по каждой версии модели и по дням: точность и макро-F1 рядом с "
+        "тестовыми значениями, PnL сигналов после комиссий (за день и накопленный), доля прибыльных сделок, "
+        "покрытие свечей, ошибка калибровки (ECE) и задержка ответа p50/p95/p99, а ещё — сколько прогнозов ждут "
+        "исхода, сколько просрочено и на какой свече сделан последний.",
+        "Once there are some, this page shows per model version and per day: accuracy and macro F1 beside their "
+        "test-time values, signal PnL after fees (per day and cumulative), hit rate, candle coverage, calibration "
+        "error (ECE) and response latency p50/p95/p99, plus how many predictions wait for their outcome, how "
+        "many expired and which candle the newest one was made on.",
+    ),
+    "monitoring.none_recording": (
+        "Запись включена по умолчанию (`ML_PREDICTION_LOG=1`): записываются прогнозы `POST /predict` REST API, "
+        "обслуживаемой pyfunc-модели (`mlflow models serve`) и класса `Predictor`. Они попадают в таблицу "
+        "`ml_predictions` базы задач (`ML_JOBS_DATABASE_URL`) или базы `ML_PREDICTION_LOG_URL`, если она задана.",
+        "Recording is on by default (`ML_PREDICTION_LOG=1`): predictions of the REST API's `POST /predict`, of "
+        "the served pyfunc model (`mlflow models serve`) and of the `Predictor` class are recorded. They go to "
+        "the table `ml_predictions` of the jobs database (`ML_JOBS_DATABASE_URL`), or of `ML_PREDICTION_LOG_URL` "
+        "when that is set.",
+    ),
+    "monitoring.recording_off": (
+        "В настройках этой панели запись прогнозов выключена (`ML_PREDICTION_LOG=0`): если так же настроены API "
+        "и модели, новых прогнозов здесь не появится.",
+        "Recording is off in this dashboard's settings (`ML_PREDICTION_LOG=0`): if the API and the models are "
+        "set the same way, no new predictions will appear here.",
+    ),
+    "monitoring.none_job": (
+        "Исходы и метрики считает задача мониторинга: планировщик ставит её каждые {minutes} минут; чтобы "
+        "посчитать сейчас, нажмите «Пересчитать сейчас» внизу страницы.",
+        "Outcomes and metrics are computed by the monitoring job: the scheduler queues it every {minutes} minutes; "
+        'to compute them now, press "Recompute now" at the bottom of the page.',
+    ),
+    "monitoring.model": ("Модель", "Model"),
+    "monitoring.version": ("Версия", "Version"),
+    "monitoring.version_help": (
+        "Все версии, чьи прогнозы есть в журнале, в том числе удалённые из реестра: их история хранится в журнале.",
+        "Every version with predictions in the log, those deleted from the registry included: their history "
+        "lives in the log.",
+    ),
+    "monitoring.version_production": ("v{version} · production (в работе)", "v{version} · production (serving)"),
+    "monitoring.version_deleted": ("v{version} · нет в реестре", "v{version} · not in the registry"),
+    "monitoring.version_heading": ("{name}, версия {version}", "{name}, version {version}"),
+    "monitoring.is_production": (
+        "Эта версия сейчас в production.",
+        "This version is in production now.",
+    ),
+    "monitoring.deleted_caption": (
+        "Этой версии нет в реестре моделей (удалена или не регистрировалась); её прогнозы и метрики хранятся в "
+        "журнале прогнозов.",
+        "This version is not in the model registry (deleted, or never registered); its predictions and metrics "
+        "are kept in the prediction log.",
+    ),
+    "monitoring.no_days": (
+        "По этой версии метрики ещё не подсчитаны: задача мониторинга после записи прогнозов ещё не запускалась.",
+        "No metrics for this version yet: the monitoring job has not run since its predictions were recorded.",
+    ),
+    "monitoring.newest_day": ("Последний день: {day}", "Newest day: {day}"),
+    "monitoring.newest_day_caption": (
+        "Прогнозов: {predictions} · с известным исходом: {resolved} · пересчитано: {updated}",
+        "Predictions: {predictions} · with a known outcome: {resolved} · recomputed: {updated}",
+    ),
+    "monitoring.tile.accuracy": ("Точность", "Accuracy"),
+    "monitoring.tile.accuracy_help": (
+        "Доля прогнозов дня с известным исходом, у которых класс совпал с фактической меткой.",
+        "The share of the day's predictions with a known outcome whose class matched the realised label.",
+    ),
+    "monitoring.tile.f1": ("Макро-F1", "Macro F1"),
+    "monitoring.tile.f1_help": (
+        "Среднее F1 по трём классам (вниз, флэт, вверх) на прогнозах дня с известным исходом.",
+        "The mean F1 over the three classes (down, flat, up) on the day's predictions with a known outcome.",
+    ),
+    "monitoring.test_value": ("на тесте: {value}", "on the test set: {value}"),
+    "monitoring.pp": ("{pp} п.п.", "{pp} pp"),
+    "monitoring.verdict.below": (
+        "ниже тестовой на {pp} п.п. (на тесте {test})",
+        "below the test value by {pp} pp (test: {test})",
+    ),
+    "monitoring.verdict.above": (
+        "выше тестовой на {pp} п.п. (на тесте {test})",
+        "above the test value by {pp} pp (test: {test})",
+    ),
+    "monitoring.verdict.level": ("на уровне теста ({test})", "at the test's level ({test})"),
+    "monitoring.verdict.no_test": (
+        "тестовое значение у версии не записано",
+        "the version has no recorded test value",
+    ),
+    "monitoring.verdict.no_live": (
+        "исходов за этот день ещё нет",
+        "no outcomes for this day yet",
+    ),
+    "monitoring.tile.pnl": ("PnL сигналов", "Signal PnL"),
+    "monitoring.tile.pnl_help": (
+        "Сумма доходностей сделок дня: каждая покупка или продажа — отдельная сделка на горизонт модели, "
+        "за вычетом комиссии и проскальзывания туда и обратно.",
+        "The sum of the day's trade returns: each buy or sell is a trade of its own over the model's horizon, "
+        "minus the round-trip fee and slippage.",
+    ),
+    "monitoring.after_fees": ("после комиссий", "after fees"),
+    "monitoring.tile.hit_rate": ("Доля прибыльных сделок", "Hit rate"),
+    "monitoring.tile.hit_rate_help": (
+        "Доля сделок (buy и sell с известным исходом) с положительной доходностью после комиссий.",
+        "The share of trades (buy and sell with a known outcome) with a positive return after fees.",
+    ),
+    "monitoring.trades": ("сделок: {n}", "trades: {n}"),
+    "monitoring.tile.coverage": ("Покрытие свечей", "Candle coverage"),
+    "monitoring.tile.coverage_help": (
+        "Сколько свечей дня получили прогноз: разные свечи с прогнозом / свечи в источнике за день по тем же символам.",
+        "How many of the day's candles got a prediction: distinct predicted candles / candles in the source that "
+        "day for the same symbols.",
+    ),
+    "monitoring.tile.pending": ("Ждут исхода", "Pending"),
+    "monitoring.tile.pending_help": (
+        "Прогнозы версии, чей горизонт ещё не прошёл или чьей свечи выхода ещё нет в источнике.",
+        "The version's predictions whose horizon has not passed yet or whose exit candle the source lacks so far.",
+    ),
+    "monitoring.tile.expired": ("Просрочены", "Expired"),
+    "monitoring.tile.expired_help": (
+        "Прогнозы, чьей свечи выхода нет в источнике и через ML_OUTCOME_EXPIRY_HOURS после её времени: "
+        "учитываются, но не оцениваются.",
+        "Predictions whose exit candle the source still lacks ML_OUTCOME_EXPIRY_HOURS after its time: counted, "
+        "never scored.",
+    ),
+    "monitoring.tile.last_candle": ("Свеча последнего прогноза, UTC", "Newest prediction's candle, UTC"),
+    "monitoring.tile.last_candle_help": (
+        "Время открытия последней свечи окна у самого нового записанного прогноза версии.",
+        "The open time of the window's last candle of the version's newest recorded prediction.",
+    ),
+    "monitoring.charts": ("По дням", "Per day"),
+    "monitoring.charts_caption": (
+        "Дни — по времени свечи прогноза (UTC). Пунктир — значение версии на тесте при обучении.",
+        "Days by the prediction's candle time (UTC). Dashed: the version's value on its test set at training.",
+    ),
+    "monitoring.chart.quality": ("Точность и макро-F1 против теста", "Accuracy and macro F1 against the test"),
+    "monitoring.series.accuracy": ("Точность", "Accuracy"),
+    "monitoring.series.f1": ("Макро-F1", "Macro F1"),
+    "monitoring.series.test_accuracy": ("Точность на тесте", "Test accuracy"),
+    "monitoring.series.test_f1": ("Макро-F1 на тесте", "Test macro F1"),
+    "monitoring.axis.share": ("Доля", "Share"),
+    "monitoring.chart.pnl": ("PnL сигналов после комиссий", "Signal PnL after fees"),
+    "monitoring.axis.return": ("Доходность", "Return"),
+    "monitoring.series.pnl_day": ("За день", "Per day"),
+    "monitoring.series.pnl_total": ("Накопленный", "Cumulative"),
+    "monitoring.chart.rates": ("Доля прибыльных сделок и покрытие", "Hit rate and coverage"),
+    "monitoring.series.hit_rate": ("Доля прибыльных сделок", "Hit rate"),
+    "monitoring.series.coverage": ("Покрытие свечей", "Candle coverage"),
+    "monitoring.chart.ece": ("Ошибка калибровки (ECE)", "Calibration error (ECE)"),
+    "monitoring.series.ece": ("Ошибка калибровки", "Calibration error"),
+    "monitoring.axis.ece": ("ECE, меньше — лучше", "ECE, lower is better"),
+    "monitoring.chart.latency": ("Задержка ответа", "Response latency"),
+    "monitoring.axis.ms": ("мс", "ms"),
+    "monitoring.ece_caption": (
+        "ECE — насколько уверенность модели расходится с тем, как часто она права: 0 — уверенность честная.",
+        "ECE is how far the model's confidence is from how often it is right: 0 means honest confidence.",
+    ),
+    "monitoring.pnl_caption": (
+        "PnL — простая сумма доходностей сделок (без реинвестирования); сделки по соседним свечам перекрываются.",
+        "PnL is the plain sum of trade returns (no compounding); trades on neighbouring candles overlap.",
+    ),
+    "monitoring.days_table": ("Таблица по дням", "Table per day"),
+    "monitoring.col.day": ("День", "Day"),
+    "monitoring.col.predictions": ("Прогнозов", "Predictions"),
+    "monitoring.col.resolved": ("С исходом", "Resolved"),
+    "monitoring.col.expired": ("Просрочено", "Expired"),
+    "monitoring.col.trades": ("Сделок", "Trades"),
+    "monitoring.col.accuracy": ("Точность", "Accuracy"),
+    "monitoring.col.f1": ("Макро-F1", "Macro F1"),
+    "monitoring.col.ece": ("Ошибка калибровки", "Calibration error"),
+    "monitoring.col.pnl": ("PnL после комиссий", "PnL after fees"),
+    "monitoring.col.hit_rate": ("Доля прибыльных", "Hit rate"),
+    "monitoring.col.coverage": ("Покрытие", "Coverage"),
+    "monitoring.col.p50": ("Задержка p50, мс", "Latency p50, ms"),
+    "monitoring.col.p95": ("Задержка p95, мс", "Latency p95, ms"),
+    "monitoring.col.p99": ("Задержка p99, мс", "Latency p99, ms"),
+    "monitoring.col.updated": ("Пересчитано", "Recomputed"),
+    "monitoring.how": ("Как считаются исходы", "How outcomes are computed"),
+    "monitoring.how_outcomes": (
+        "Каждый прогноз привязан к свече, на которой закончилось его окно (ко времени свечи, а не к часам "
+        "сервера), поэтому бот с неточными часами сопоставляется верно. Когда проходит горизонт модели, "
+        "фактическая метка считается так же, как при обучении: направление доходности от этой свечи до свечи "
+        "через горизонт относительно «плоской» полосы версии. Доходность сигнала — сделка, открытая по цене "
+        "открытия следующей свечи и закрытая через горизонт, за вычетом комиссии и проскальзывания туда и "
+        "обратно (buy — покупка, sell — продажа, hold — без сделки). Пока свечи выхода нет в источнике, прогноз "
+        "ждёт исхода; если её нет и через ML_OUTCOME_EXPIRY_HOURS (по умолчанию 48 ч), прогноз просрочен: он "
+        "учитывается, но не оценивается. Задача мониторинга запускается планировщиком каждые {minutes} минут и "
+        "пересчитывает метрики по версиям и дням UTC.",
+        "Each prediction is tied to the candle its window ended on (the candle's time, not the server's clock), "
+        "so a bot whose clock is off is still joined correctly. Once the model's horizon has passed, the realised "
+        "label is computed as in training: the direction of the return from that candle to the candle one "
+        "horizon later, against the version's flat band. The signal's return is a trade entered at the next "
+        "candle's open and closed one horizon later, minus the round-trip fee and slippage (buy goes long, sell "
+        "goes short, hold makes no trade). While the source lacks the exit candle the prediction is pending; "
+        "if it is still missing ML_OUTCOME_EXPIRY_HOURS later (48 h by default), the prediction expires: counted, "
+        "never scored. The scheduler runs the monitoring job every {minutes} minutes; it recomputes the metrics "
+        "per version and UTC day.",
+    ),
+    "monitoring.how_drop": (
+        "**Триггер переобучения performance_drop** теперь сначала смотрит на живые исходы: если у версии в "
+        "production за последние {days} дн. (по времени свечи) не меньше {samples} прогнозов с известным исходом, "
+        "их точность и макро-F1 сравниваются с тестовыми, и переобучение начинается, когда любая из них ниже "
+        "тестовой больше чем на {margin} п.п. Если таких исходов меньше или запись выключена, версия, как и "
+        "раньше, заново оценивается на последних свечах.",
+        "**The performance_drop retraining trigger** now looks at live outcomes first: when the production "
+        "version has at least {samples} predictions with a known outcome over the last {days} days (by candle "
+        "time), their accuracy and macro F1 are compared with the test-time values, and a retraining starts when "
+        "either is below its test value by more than {margin} pp. With fewer outcomes, or recording off, the "
+        "version is re-scored on the recent candles as before.",
+    ),
+    "monitoring.recompute": ("Пересчитать исходы", "Recompute the outcomes"),
+    "monitoring.recompute_text": (
+        "Задача мониторинга на исполнителе: находит исходы прогнозов, чей горизонт прошёл, и пересчитывает "
+        "метрики по дням. Планировщик и так ставит её каждые {minutes} минут.",
+        "The monitoring job on a worker: finds the outcomes of predictions whose horizon has passed and "
+        "recomputes the metrics per day. The scheduler queues it every {minutes} minutes anyway.",
+    ),
+    "monitoring.recompute_button": ("Пересчитать сейчас", "Recompute now"),
+    "monitoring.queued": (
+        "Задача {id} поставлена в очередь: исходы и метрики по дням.",
+        "Job {id} is queued: outcomes and the metrics per day.",
+    ),
+    "monitoring.follow": (
+        "Ход задачи — здесь; в REST API — GET /api/ml-management/jobs/{id}.",
+        "Follow the job here; in the REST API: GET /api/ml-management/jobs/{id}.",
+    ),
+    "monitoring.job_done": (
+        "Готово: исходов найдено — {resolved}, просрочено — {expired}, ещё ждут — {pending}; дней пересчитано — "
+        "{days}.",
+        "Done: {resolved} outcomes found, {expired} expired, {pending} still pending; {days} days recomputed.",
+    ),
+    "monitoring.cli": (
+        "То же без очереди задач, из командной строки (та же функция, что выполняет задача):",
+        "The same without the job queue, from the command line (the function the job runs):",
+    ),
 }
 
 TEXTS: dict[str, dict[str, str]] = {

@@ -73,6 +73,7 @@ PAGE_PATHS = {
     "models": "views/models.py",
     "training": "views/training.py",
     "retraining": "views/retraining.py",
+    "monitoring": "views/monitoring.py",
     "glossary": "views/glossary.py",
 }
 TERMINAL_JOB_STATUSES = frozenset({"finished", "failed", "cancelled"})
