@@ -239,12 +239,12 @@ def test_models_page_shows_versions_schema_aliases_and_history(seed: Seed) -> No
     schemas = [(list(f.value["Имя"]), list(f.value["Тип"])) for f in at.dataframe if "Форма" in f.value.columns]
     assert schemas == [
         (
-            ["timestamp", "open", "high", "low", "close", "volume"],
-            ["any", "double", "double", "double", "double", "double"],
+            ["timestamp", "open", "high", "low", "close", "volume", "symbol"],  # symbol: optional (several at once)
+            ["any", "double", "double", "double", "double", "double", "string"],
         ),
         (
-            ["down", "flat", "up", "signal", "confidence", "candle_time"],
-            ["double", "double", "double", "string", "double", "string"],
+            ["symbol", "down", "flat", "up", "signal", "confidence", "candle_time"],
+            ["string", "double", "double", "double", "string", "double", "string"],
         ),
     ]
     versions = next(f.value for f in at.dataframe if "Алиасы" in f.value.columns)
