@@ -34,6 +34,7 @@ import datetime as dt
 import json
 import logging
 import math
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -68,6 +69,7 @@ __all__ = [
     "resolve_and_roll_up",
     "resolve_outcomes",
     "roll_up",
+    "shared_engine",
 ]
 
 logger = logging.getLogger("backend.ml_engine.monitoring")
@@ -260,6 +262,10 @@ def candle_loader(settings: Settings) -> CandleLoader:
     return load
 
 
+_ENGINES: dict[str, sa.Engine] = {}
+_ENGINES_GUARD = threading.Lock()
+
+
 def _engine(settings: Settings, *, create: bool = True) -> sa.Engine:
     """An engine on the prediction log's database; ``create``: its tables made when missing (the writers)."""
     from .prediction_log import prediction_log_url
@@ -268,6 +274,24 @@ def _engine(settings: Settings, *, create: bool = True) -> sa.Engine:
     if create:
         ensure_schema(engine)
     return engine
+
+
+def shared_engine(settings: Settings) -> sa.Engine:
+    """One engine per prediction-log URL for the life of the process (readers that run often: the dashboard,
+    ``/metrics``); never disposed by the callers."""
+    from .prediction_log import prediction_log_url
+
+    url = prediction_log_url(settings)
+    with _ENGINES_GUARD:
+        if url not in _ENGINES:
+            _ENGINES[url] = create_engine(url)
+        return _ENGINES[url]
+
+
+def _utc_column(frame: pd.DataFrame, column: str) -> None:
+    """SQLite hands back naive datetimes, PostgreSQL aware ones: always UTC-aware here."""
+    if column in frame.columns and not frame.empty:
+        frame[column] = pd.to_datetime(frame[column], utc=True)
 
 
 def resolve_and_roll_up(
@@ -517,6 +541,7 @@ def live_metrics_frame(
             engine.dispose()
     if frame.empty:
         return frame
+    _utc_column(frame, "updated_at")
     tests = frame.pop("test_metrics").map(lambda s: json.loads(s) if s else {})
     frame["test_accuracy"] = tests.map(lambda d: d.get("accuracy"))
     frame["test_f1_macro"] = tests.map(lambda d: d.get("f1_macro"))
@@ -538,10 +563,10 @@ def monitoring_snapshot(
 ) -> MonitoringSnapshot:
     """The dashboard's one query set: index-backed per version, so it stays fast over millions of logged rows
     (``bench/bench_monitoring.py`` times it over 10 million)."""
-    own = engine is None
+    own = False
     if engine is None:
         assert settings is not None, "settings or engine"
-        engine = _engine(settings, create=False)
+        engine = shared_engine(settings)
     try:
         live = (
             live_metrics_frame(engine=engine)
@@ -581,22 +606,30 @@ def monitoring_snapshot(
                         "test_f1_macro": test.get("f1_macro"),
                     }
                 )
-        return MonitoringSnapshot(live=live, versions=pd.DataFrame(rows))
+        versions = pd.DataFrame(rows)
+        _utc_column(versions, "last_candle_time")
+        return MonitoringSnapshot(live=live, versions=versions)
     finally:
         if own:
             engine.dispose()
 
 
 def live_performance(
-    settings: Settings, model_name: str, version: str, *, days: float, engine: sa.Engine | None = None
+    settings: Settings,
+    model_name: str,
+    version: str,
+    *,
+    days: float,
+    engine: sa.Engine | None = None,
+    now: pd.Timestamp | None = None,
 ) -> dict[str, float] | None:
-    """Accuracy and macro F1 of a version's resolved predictions over the last ``days`` (by candle time),
-    weighted by day; None when it has no resolved prediction there."""
+    """Accuracy and macro F1 of a version's resolved predictions over the ``days`` before ``now`` (by candle
+    time), weighted by day; None when it has no resolved prediction there."""
     frame = live_metrics_frame(settings, model_name, engine=engine)
     if frame.empty:
         return None
     frame = frame[frame["model_version"] == str(version)]
-    start = (pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=float(days))).date()
+    start = ((now if now is not None else pd.Timestamp.now(tz="UTC")) - pd.Timedelta(days=float(days))).date()
     frame = frame[(frame["day"] >= start) & (frame["n_resolved"] > 0)]
     if frame.empty:
         return None
