@@ -298,29 +298,30 @@ def check_token(key: str, action: str) -> None:
 # -- jobs ----------------------------------------------------------------------------------
 
 
-def job_panel(job_id: str) -> None:
-    """A job's state; while it is queued or running, refreshed every :data:`JOB_POLL_S` seconds."""
+def job_panel(job_id: str, view: Callable[[JobPublic], None] | None = None) -> None:
+    """A job's state (``view``: how a page shows it; default: progress and metrics of a training); while it is
+    queued or running, refreshed every :data:`JOB_POLL_S` seconds, and the whole page reruns when it ends."""
     try:
         job = context.services().jobs.get_job(job_id)
     except ServiceError as exc:
         show_error(exc)
         return
     if job.status in TERMINAL_JOB_STATUSES:
-        _job_view(job)
+        (view or _job_view)(job)
     else:
-        _live_job(job_id)
+        _live_job(job_id, view)
 
 
 @st.fragment(run_every=JOB_POLL_S)
-def _live_job(job_id: str) -> None:
+def _live_job(job_id: str, view: Callable[[JobPublic], None] | None = None) -> None:
     try:
         job = context.services().jobs.get_job(job_id)
     except ServiceError as exc:
         show_error(exc)
         return
-    _job_view(job)
+    (view or _job_view)(job)
     if job.status in TERMINAL_JOB_STATUSES:
-        st.rerun()  # the whole page: tables of runs and versions now include the result
+        st.rerun()  # the whole page: its tables and charts now include the result
 
 
 def _job_view(job: JobPublic) -> None:

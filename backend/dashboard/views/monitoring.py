@@ -22,10 +22,9 @@ import streamlit as st
 from backend.dashboard import charts, context
 from backend.dashboard.i18n import t
 from backend.dashboard.widgets import (
-    JOB_POLL_S,
-    TERMINAL_JOB_STATUSES,
     check_token,
     fmt_time,
+    job_panel,
     recorded,
     show_error,
     token_input,
@@ -584,7 +583,7 @@ def _recompute() -> None:
         _recompute_outcome()
         job_id = st.session_state.get(JOB_KEY)
         if job_id:
-            _job(job_id)
+            job_panel(job_id, view=_job_view)
     with cli:
         st.markdown(t("monitoring.cli"))
         st.code(CLI_RUN, language="bash")
@@ -610,30 +609,6 @@ def _recompute_outcome() -> None:
         show_error(payload)
     else:
         st.success(t("monitoring.queued", id=payload.id[:12]))
-
-
-def _job(job_id: str) -> None:
-    try:
-        job = context.services().jobs.get_job(job_id)
-    except ServiceError as exc:
-        show_error(exc)
-        return
-    if job.status in TERMINAL_JOB_STATUSES:
-        _job_view(job)
-    else:
-        _live_job(job_id)
-
-
-@st.fragment(run_every=JOB_POLL_S)
-def _live_job(job_id: str) -> None:
-    try:
-        job = context.services().jobs.get_job(job_id)
-    except ServiceError as exc:
-        show_error(exc)
-        return
-    _job_view(job)
-    if job.status in TERMINAL_JOB_STATUSES:
-        st.rerun()  # the whole page: the new outcomes are in the tiles and charts
 
 
 def _job_view(job: JobPublic) -> None:

@@ -18,12 +18,11 @@ from backend.dashboard import charts, context
 from backend.dashboard.i18n import current_language, has_text, t
 from backend.dashboard.views.leaderboard import mlflow_run_url
 from backend.dashboard.widgets import (
-    JOB_POLL_S,
     PAGE_PATHS,
-    TERMINAL_JOB_STATUSES,
     check_token,
     fmt_num,
     form_body,
+    job_panel,
     jobs_frame,
     recorded,
     show_error,
@@ -508,7 +507,7 @@ def _actions(service: TuningService, study: StudyPublic) -> None:
         _outcome(PROMOTE_KEY, study.name)
         job_id = (st.session_state.get(PROMOTE_JOBS_KEY) or {}).get(study.name)
         if job_id:
-            _promote_job(job_id)
+            job_panel(job_id, view=_promote_view)
     with stop, st.container(border=True):
         st.markdown(t("tuning.stop_heading"))
         st.caption(t("tuning.stop_text"))
@@ -568,30 +567,6 @@ def _outcome(key: str, name: str) -> bool:
     else:
         st.success(t("tuning.stopped"))
     return True
-
-
-def _promote_job(job_id: str) -> None:
-    try:
-        job = context.services().jobs.get_job(job_id)
-    except ServiceError as exc:
-        show_error(exc)
-        return
-    if job.status in TERMINAL_JOB_STATUSES:
-        _promote_view(job)
-    else:
-        _live_promote(job_id)
-
-
-@st.fragment(run_every=JOB_POLL_S)
-def _live_promote(job_id: str) -> None:
-    try:
-        job = context.services().jobs.get_job(job_id)
-    except ServiceError as exc:
-        show_error(exc)
-        return
-    _promote_view(job)
-    if job.status in TERMINAL_JOB_STATUSES:
-        st.rerun()
 
 
 def _promote_view(job: JobPublic) -> None:
