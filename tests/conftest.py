@@ -70,6 +70,28 @@ TINY_TRAINING = {
 }
 
 
+def tiny_production_model(settings, model_name: str) -> dict:
+    """A tiny HybridCNN-LSTM (window 16, horizon 4, 1 epoch on 3 days of ETH/BTC) trained into ``settings`` and
+    promoted to ``production``; the orchestrator's result."""
+    from backend.ml_engine.training_orchestrator import TrainingOrchestrator
+
+    result = TrainingOrchestrator(settings).train_model_sync(
+        model_name=model_name,
+        run_name="v1",
+        window=16,
+        epochs=1,
+        date_range=3,
+        horizon=4,
+        symbols=["ETH/BTC"],
+        model_kwargs=TINY_MODEL,
+        data=str(SAMPLE_DATA),
+        auto_promote=True,
+        min_accuracy_for_promotion=0.0,
+    )
+    assert result["success"] and result["promoted"], result.get("error") or result.get("promotion_reason")
+    return result
+
+
 def make_settings(tmp_path: Path, tracking_uri: str | None = None, **overrides):
     """Settings with every path inside tmp_path; the tracking store is SQLite there unless given."""
     from backend.ml_engine.config import Settings

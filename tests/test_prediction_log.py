@@ -14,12 +14,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import SAMPLE_DATA, TINY_MODEL, make_settings
+from conftest import SAMPLE_DATA, make_settings, tiny_production_model
 
 from backend.ml_engine.data import load_candles
 from backend.ml_engine.prediction_log import PredictionLog, PredictionRecord, predictions_table
 from backend.ml_engine.predictor import Predictor
-from backend.ml_engine.training_orchestrator import TrainingOrchestrator
 
 OHLCV = ["open", "high", "low", "close", "volume"]
 
@@ -99,20 +98,7 @@ def _pg_ready() -> bool:
 def model(tmp_path_factory):
     root = tmp_path_factory.mktemp("predlog")
     settings = make_settings(root)
-    result = TrainingOrchestrator(settings).train_model_sync(
-        model_name="logged",
-        run_name="v1",
-        window=16,
-        epochs=1,
-        date_range=3,
-        horizon=4,
-        symbols=["ETH/BTC"],
-        model_kwargs=TINY_MODEL,
-        data=str(SAMPLE_DATA),
-        auto_promote=True,
-        min_accuracy_for_promotion=0.0,
-    )
-    assert result["success"] and result["promoted"], result.get("error") or result.get("promotion_reason")
+    tiny_production_model(settings, "logged")
     candles = load_candles(str(SAMPLE_DATA), symbols=["ETH/BTC"], timeframe="5m")[0].frame[["timestamp", *OHLCV]]
     return {"settings": settings, "candles": candles.reset_index(drop=True)}
 

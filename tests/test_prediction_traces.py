@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import SAMPLE_DATA, TINY_MODEL, make_settings
+from conftest import SAMPLE_DATA, make_settings, tiny_production_model
 from pydantic import ValidationError
 
 from backend.ml_engine.config import Settings
@@ -33,24 +33,10 @@ NAME = "traced"
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     from backend.ml_engine.mlflow_integration.stores import resolve_tracking_uri
-    from backend.ml_engine.training_orchestrator import TrainingOrchestrator
 
     root = tmp_path_factory.mktemp("traces")
     settings = make_settings(root)
-    result = TrainingOrchestrator(settings).train_model_sync(
-        model_name=NAME,
-        run_name="v1",
-        window=16,
-        epochs=1,
-        date_range=3,
-        horizon=4,
-        symbols=["ETH/BTC"],
-        model_kwargs=TINY_MODEL,
-        data=str(SAMPLE_DATA),
-        auto_promote=True,
-        min_accuracy_for_promotion=0.0,
-    )
-    assert result["success"] and result["promoted"], result.get("error") or result.get("promotion_reason")
+    result = tiny_production_model(settings, NAME)
     candles = load_candles(str(SAMPLE_DATA), symbols=["ETH/BTC"], timeframe="5m")[0].frame[["timestamp", *OHLCV]]
     return {
         "root": root,
