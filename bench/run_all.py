@@ -33,6 +33,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("api_load", ["bench/bench_api_load.py"]),
     ("dashboard", ["bench/bench_dashboard.py"]),
     ("workers", ["bench/bench_workers.py"]),
+    ("tuning", ["bench/bench_tuning.py"]),
 ]
 
 
