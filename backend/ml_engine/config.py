@@ -153,6 +153,14 @@ class Settings(BaseSettings):
         description="Logged predictions older than this (by candle time) are deleted by the outcome job; their "
         "day's live metrics stay (rolled up in ml_live_metrics)",
     )
+    tuning_trials_per_job: int = Field(
+        default=10,
+        ge=1,
+        le=10_000,
+        validation_alias=AliasChoices("ML_TUNING_TRIALS_PER_JOB", "tuning_trials_per_job"),
+        description="Trials one trial job runs one after another while its study has trials left (the job process's "
+        "start, ~5 s of imports, is paid once for them); then the job ends and the study queues the next",
+    )
     tuning_heartbeat_s: int = Field(
         default=30,
         ge=1,

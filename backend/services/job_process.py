@@ -485,11 +485,14 @@ class JobExecution:
             return
         progress = _LeaderboardProgress(self.store, job, cancel, self.pid, self.settings)
         progress.attach = False
-        ran = handle.run_trials(
-            1,
+        from backend.ml_engine.locks import Locks
+
+        locks = Locks.from_settings(self.settings)
+        ran = handle.run_trials(  # the study's next trials while it has any (at most ML_TUNING_TRIALS_PER_JOB)
+            self.settings.tuning_trials_per_job,
             callbacks=[_CancelCheck(cancel, f"a trial of study {name}")],
             progress=lambda message, fraction: progress(message, 0.0),
-            respect_target=True,
+            claim=lambda: locks.hold("tuning", name, timeout_s=120.0),
         )
         trials = {t.number: t for t in handle.study.get_trials(deepcopy=False)}
         done = [

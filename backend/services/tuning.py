@@ -11,10 +11,11 @@
 The study is prepared in the caller (bad input is refused before anything is queued: a bad search
 space, an unknown family, a study that exists with another space); then ``parallel`` trial jobs
 (kind ``tune``, params ``{"study": name}``) go on the queue. Each trial job, in a worker's job
-process, runs ONE trial of the study (Optuna storage ``ML_TUNING_STORAGE``, heartbeats on), then
-under the study's lock (:meth:`TuningService.after_trial`) tops the study up to ``parallel`` jobs in
-flight while trials remain, or, when it was the last one, finalizes the study (the holdout read once,
-DSR, PBO, plots). A worker killed mid-trial: its job is reaped, its trial fails on a missed heartbeat
+process, runs the study's next trials one after another (Optuna storage ``ML_TUNING_STORAGE``,
+heartbeats on), each taken under the study's lock only while the target is not reached, at most
+``ML_TUNING_TRIALS_PER_JOB`` of them (the process start is paid once for them); then, under the lock
+(:meth:`TuningService.after_trial`), it tops the study up to ``parallel`` jobs in flight while trials
+remain, or, when it was the last one, finalizes the study (the holdout read once, DSR, PBO, plots). A worker killed mid-trial: its job is reaped, its trial fails on a missed heartbeat
 and is retried once by the next trial to start; the other jobs go on.
 """
 

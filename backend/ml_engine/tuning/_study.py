@@ -26,6 +26,7 @@ import time
 import warnings
 import zlib
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -357,9 +358,20 @@ def _pruner(name: str, folds: int) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
+_STORAGES: dict[tuple[str, int | None], optuna.storages.BaseStorage] = {}
+
+
 def _open_storage(url: str, settings: Settings | None = None) -> optuna.storages.BaseStorage:
-    """RDB storage; with ``settings``, trial heartbeats every ``ML_TUNING_HEARTBEAT_S`` seconds: a trial whose
-    process died (a SIGKILLed worker) ends FAIL after two missed beats and is retried once with its params."""
+    """RDB storage (one per URL and heartbeat for the process: its engine and schema check are paid once);
+    with ``settings``, trial heartbeats every ``ML_TUNING_HEARTBEAT_S`` seconds: a trial whose process died (a
+    SIGKILLed worker) ends FAIL after two missed beats and is retried once with its params."""
+    key = (url, None if settings is None else max(1, int(settings.tuning_heartbeat_s)))
+    if key not in _STORAGES:
+        _STORAGES[key] = _new_storage(url, settings)
+    return _STORAGES[key]
+
+
+def _new_storage(url: str, settings: Settings | None) -> optuna.storages.BaseStorage:
     import optuna
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
@@ -687,29 +699,58 @@ class StudyHandle:
         *,
         callbacks: Sequence[Any] = (),
         progress: Progress | None = None,
-        respect_target: bool = False,
+        claim: Callable[[], AbstractContextManager[Any]] | None = None,
     ) -> list[int]:
-        """Run up to ``n`` trials here, one after another; stop early when a stop is requested (or, with
-        ``respect_target``, when the study's target is reached). Returns the numbers of the trials run."""
+        """Run up to ``n`` trials here, one after another; stop early when a stop is requested. Returns the
+        numbers of the trials run.
 
+        ``claim`` (a trial job among several processes): a context manager (the study's lock) under which each
+        next trial is taken only while the study's target is not reached, so N runners never start more trials
+        than asked; without it (one process) ``n`` trials run."""
         report = progress or (lambda message, fraction: None)
         done: list[int] = []
         for i in range(n):
-            state = study_progress(self.study)
-            if state.stop_requested:
-                report("stop requested: no more trials", i / max(n, 1))
-                break
-            if respect_target and state.remaining <= 0:
-                break
             ran: list[int] = []
-            self.study.optimize(
-                self._objective(callbacks, report, i, n, ran),
-                n_trials=1,
-                catch=(Exception,),
-                gc_after_trial=False,
-            )
+            objective = self._objective(callbacks, report, i, n, ran)
+            if claim is not None:
+                if not self._run_claimed(objective, claim):
+                    break
+            else:
+                if study_progress(self.study).stop_requested:
+                    report("stop requested: no more trials", i / max(n, 1))
+                    break
+                self.study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
             done.extend(ran)
         return done
+
+    def _run_claimed(
+        self, objective: Callable[[optuna.Trial], float], claim: Callable[[], AbstractContextManager[Any]]
+    ) -> bool:
+        """One trial taken under ``claim`` while the target allows it, run like ``Study.optimize`` runs one (trial
+        heartbeats on; pruned -> PRUNED, an exception -> FAIL). False when nothing is left to run."""
+        import optuna
+        from optuna.storages._heartbeat import get_heartbeat_thread  # what Study.optimize itself uses
+        from optuna.trial import TrialState
+
+        with claim():
+            state = study_progress(self.study)  # stale trials failed first: their retries come out of ask() first
+            if state.stop_requested or state.remaining <= 0:
+                return False
+            trial = self.study.ask()
+        with get_heartbeat_thread(trial._trial_id, self.study._storage):
+            try:
+                value = objective(trial)
+            except optuna.TrialPruned:
+                self.study.tell(trial, state=TrialState.PRUNED)
+                return True
+            except Exception:  # noqa: BLE001 - logged by the objective; one failed trial does not end the study
+                self.study.tell(trial, state=TrialState.FAIL)
+                return True
+            except BaseException:
+                self.study.tell(trial, state=TrialState.FAIL)
+                raise
+        self.study.tell(trial, value)
+        return True
 
     def _objective(
         self, callbacks: Sequence[Any], report: Progress, index: int, total: int, ran: list[int]
