@@ -34,6 +34,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("dashboard", ["bench/bench_dashboard.py"]),
     ("workers", ["bench/bench_workers.py"]),
     ("tuning", ["bench/bench_tuning.py"]),
+    ("monitoring", ["bench/bench_monitoring.py"]),
 ]
 
 
