@@ -5,6 +5,7 @@ stream."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from pathlib import Path
@@ -264,3 +265,42 @@ def test_prometheus_exports_the_newest_live_metrics_of_each_version(tmp_path, mo
     line = next(x for x in text.splitlines() if x.startswith('ml_live_accuracy{model="m",version="1"}'))
     assert float(line.split()[-1]) == pytest.approx(expected["accuracy"])
     assert 'ml_live_pnl{model="m",version="1"}' in text and 'ml_live_coverage{model="m",version="1"}' in text
+
+
+def test_live_metrics_are_logged_against_the_versions_logged_model_and_skewed_clocks_join(
+    tmp_path, monkeypatch
+) -> None:
+    """Each rolled-up day goes to the version's training run as ``live_*`` metrics linked to its logged model
+    (so the MLflow model page shows live beside test quality); a bot clock 5 hours off changes nothing: rows
+    are joined by candle time."""
+    from mlflow import MlflowClient
+
+    settings = _settings(tmp_path, monkeypatch)
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    exp = client.create_experiment("model_training")
+    run = client.create_run(exp)
+    model = client.create_logged_model(exp, name="m", source_run_id=run.info.run_id)
+    candles = _candles()
+    records = [_record(candles["timestamp"].iloc[t], [0.1, 0.1, 0.8]) for t in range(10, 40)]
+    skewed = [dataclasses.replace(r, predicted_at=r.predicted_at + dt.timedelta(hours=5)) for r in records]
+    metadata = {
+        "label_config": LABELS,
+        "signal_policy": {"fee": FEE},
+        "test_metrics": {"accuracy": 0.5},
+        "run_id": run.info.run_id,
+    }
+    with PredictionLog(settings.jobs_database_url.get_secret_value(), flush_interval_s=0.05) as log:
+        log.describe_version(version_row("m", "1", model.model_id, metadata, CLASSES))
+        for r in skewed:
+            log.record(r)
+        assert log.flush(30)
+    summary = resolve_and_roll_up(settings, loader=lambda *_: candles, now=candles["timestamp"].iloc[-1])
+    assert summary.resolved == 30 and summary.logged_to_mlflow > 0, summary
+    day = live_metrics_frame(settings, "m").iloc[0]
+    expected = np.mean([_truth(candles, t)[0] == 2 for t in range(10, 40)])
+    assert day["accuracy"] == pytest.approx(expected, abs=1e-12)
+    history = client.get_metric_history(run.info.run_id, "live_accuracy")
+    assert [m.value for m in history] == pytest.approx([day["accuracy"]])
+    assert history[0].step == START.date().toordinal()
+    linked = client.get_logged_model(model.model_id).metrics or []
+    assert any(m.key == "live_accuracy" for m in linked)
