@@ -16,18 +16,26 @@ databases per study group, dropped afterwards.
 2. Trials per hour: the same study as trial jobs (``TuningService.submit``, pruner "none" so that both
    layouts do the same work) on real workers (``python -m backend.services.worker --slots 1``): one
    worker pinned to one core (``sched_setaffinity``: 1 thread per job), then a fresh study with
-   ``parallel=2`` on two workers pinned to core 0 / core 1. Trials per hour from the submit to the
-   study's finalization (the last job's end), and from the trials' own start/complete timestamps.
-3. Coordination overhead per trial job, from the jobs table, the Optuna trial timestamps, the trial's
+   ``parallel=2`` on two workers pinned to core 0 / core 1; each pair once per ``--trials-per-job``
+   value, set as ``ML_TUNING_TRIALS_PER_JOB`` in the workers' environment (1: one trial per job, the
+   layout before the trial runners; 10, the default: a job runs the study's next trials one after
+   another). Trials per hour from the submit to the study's finalization (the last job's end), and
+   from the trials' own start/complete timestamps.
+3. Coordination overhead per trial, from the jobs table, the Optuna trial timestamps, the trial's
    ``seconds`` user attribute (``evaluate_trial``'s own wall time) and probes: a ``sitecustomize`` in
-   a temporary folder on the workers' ``PYTHONPATH`` wraps, in each job process only, the Optuna
+   a temporary folder on the workers' ``PYTHONPATH`` wraps, in each job process, the Optuna
    storage / sampler / pruner, the study's MLflow calls (``_Tracking``, ``_EpochLog``), the jobs
    table (``JobStore``) and marks ``StudyHandle.attach``, the data load, ``evaluate_trial``, the
-   feature table build and ``after_trial``; each job process writes its calls to a JSON file at exit.
+   feature table build, ``after_trial`` and the locks (``Locks.hold``); each job process writes
+   its calls to a JSON file at exit. In the worker itself it notes when each job process exits
+   (``JobRunner._wait`` returns): the job's teardown after its ``finished_at``. With one trial per job,
+   the per-trial breakdown of a job (claim, process start, trial, after); for every layout, per job:
+   its trials (``result["trials"]``), the gaps between them, its fixed cost over the trials it ran, its
+   teardown and the queue's dispatch, so a worker's time per trial in one formula for both layouts.
    Nothing under ``backend/`` is changed.
 
     .venv/bin/python bench/bench_tuning.py
-    .venv/bin/python bench/bench_tuning.py --trials 8 --job-trials 4 --parts jobs
+    .venv/bin/python bench/bench_tuning.py --trials 8 --job-trials 4 --parts jobs --trials-per-job 1,10
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ import atexit
 import contextlib
 import functools
 import importlib.abc
+import itertools
 import json
 import logging
 import os
@@ -153,6 +162,38 @@ class Probe:
         wrapper.__bench_probe__ = True  # type: ignore[attr-defined]
         return wrapper
 
+    def cm_span(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """A method that returns a context manager (``Locks.hold(namespace, name)``): spans
+        ``<name>:enter:<namespace>/<name>`` (waiting for and taking it) and ``<name>:exit:<namespace>/<name>``
+        (releasing it), the block itself left out."""
+        probe = self
+
+        class _Timed:
+            def __init__(self, inner: Any, key: str) -> None:
+                self.inner, self.key = inner, key
+
+            def __enter__(self) -> Any:
+                start = time.time()
+                try:
+                    return self.inner.__enter__()
+                finally:
+                    probe.spans.append((f"{name}:enter:{self.key}", start, time.time()))
+
+            def __exit__(self, *exc: Any) -> Any:
+                start = time.time()
+                try:
+                    return self.inner.__exit__(*exc)
+                finally:
+                    probe.spans.append((f"{name}:exit:{self.key}", start, time.time()))
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            key = "/".join(str(a) for a in args[1:3])  # (self, namespace, name)
+            return _Timed(fn(*args, **kwargs), key)
+
+        wrapper.__bench_probe__ = True  # type: ignore[attr-defined]
+        return wrapper
+
     def dump(self) -> dict[str, Any]:
         return {
             "proc_start": self.proc_start,
@@ -175,9 +216,11 @@ OPTUNA_ALGO = "optuna sampler/pruner"
 MLFLOW = "mlflow"
 JOBS = "jobs table"
 IMPORTS = "imports"
+#: the coordination calls: the Optuna storage and sampler / pruner, MLflow, the jobs table
+CALLS = (OPTUNA_STORE, OPTUNA_ALGO, MLFLOW, JOBS)
 
 #: module -> [(class or None for the module itself, attribute names or "*" for the public methods, kind)]
-#: kind: a cost category, or "span:<name>" for a mark.
+#: kind: a cost category, "span:<name>" for a mark, or "cm:<name>" for a context manager's enter / exit marks.
 PATCHES: dict[str, list[tuple[str | None, Iterable[str] | str, str]]] = {
     "optuna.storages._rdb.storage": [("RDBStorage", "*", OPTUNA_STORE)],
     "optuna.storages._cached_storage": [("_CachedStorage", "*", OPTUNA_STORE)],
@@ -200,11 +243,16 @@ PATCHES: dict[str, list[tuple[str | None, Iterable[str] | str, str]]] = {
         ("StudyHandle", ["finalize"], "span:finalize"),
     ],
     "backend.services.job_store": [("JobStore", "*", JOBS)],
+    # the job process runs this module as `__main__` (`python -m`): these two wrap nothing there; the tracking
+    # store's first open shows through its lock (jobs/tracking-store-schema) below
     "backend.services.job_process": [
         (None, ["_prepare_tracking_store"], MLFLOW),
         ("JobExecution", ["__call__"], "span:job"),
     ],
     "backend.services.tuning": [("TuningService", ["after_trial"], "span:after_trial")],
+    # the locks: the study's (a trial runner takes each next trial under it), the tracking store's (a job process's
+    # first open); marks only, no cost category: the one-trial-per-job figures are what they were
+    "backend.ml_engine.locks": [("Locks", ["hold"], "cm:lock")],
 }
 
 
@@ -232,7 +280,12 @@ def patch_module(probe: Probe, name: str, module: Any) -> None:
             fn = raw.__func__ if is_cm else raw
             if getattr(fn, "__bench_probe__", False):
                 continue
-            wrapped = probe.span(kind[5:], fn) if kind.startswith("span:") else probe.cost(kind, fn)
+            if kind.startswith("span:"):
+                wrapped = probe.span(kind[5:], fn)
+            elif kind.startswith("cm:"):
+                wrapped = probe.cm_span(kind[3:], fn)
+            else:
+                wrapped = probe.cost(kind, fn)
             setattr(owner, attr, classmethod(wrapped) if is_cm else wrapped)
 
 
@@ -270,18 +323,18 @@ class _PatchingLoader(importlib.abc.Loader):
 class _PatchAfterImport(importlib.abc.MetaPathFinder):
     """Wrap a target module's functions right after it is first imported (nothing imported early)."""
 
-    def __init__(self, probe: Probe) -> None:
-        self.probe = probe
+    def __init__(self, patchers: dict[str, Callable[[Any], None]]) -> None:
+        self.patchers = patchers  # module name -> patch(module)
 
     def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
-        if name not in PATCHES:
+        if name not in self.patchers:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
                 continue
             spec = finder.find_spec(name, path, target)
             if spec is not None and spec.loader is not None:
-                spec.loader = _PatchingLoader(spec.loader, lambda m, n=name: patch_module(self.probe, n, m))
+                spec.loader = _PatchingLoader(spec.loader, self.patchers[name])
                 return spec
         return None
 
@@ -289,7 +342,7 @@ class _PatchAfterImport(importlib.abc.MetaPathFinder):
 def install_lazy(out_dir: str) -> None:
     """Called by the temporary ``sitecustomize`` in a job process: probes, and their dump at exit."""
     probe = Probe()
-    sys.meta_path.insert(0, _PatchAfterImport(probe))
+    sys.meta_path.insert(0, _PatchAfterImport({n: functools.partial(patch_module, probe, n) for n in PATCHES}))
     probe.time_imports()
 
     def dump() -> None:  # registered first, so it runs after the other atexit handlers
@@ -302,21 +355,52 @@ def install_lazy(out_dir: str) -> None:
     atexit.register(dump)
 
 
-#: The worker's env carries it; the worker itself only marks itself as the parent, its job processes
-#: (which inherit the mark) install the probes.
+def install_worker(out_dir: str) -> None:
+    """Called by the temporary ``sitecustomize`` in a worker: each job process's exit as the worker sees it
+    (``JobRunner._wait`` returns), one JSON line per job in ``worker-<pid>.jsonl`` at once (the worker is
+    stopped by a signal: nothing waits for its exit). The job's ``finished_at`` -> this = the job process's
+    teardown; this -> the worker's next claim = the queue's dispatch."""
+
+    def patch(module: Any) -> None:
+        runner = module.JobRunner
+        fn = vars(runner).get("_wait")
+        if fn is None or getattr(fn, "__bench_probe__", False):
+            return
+
+        @functools.wraps(fn)
+        def wrapper(self: Any, proc: Any, job_id: str, *args: Any, **kwargs: Any) -> Any:
+            start = time.time()
+            try:
+                return fn(self, proc, job_id, *args, **kwargs)
+            finally:
+                rec = {"job": job_id, "pid": getattr(proc, "pid", None), "wait_start": start, "exit": time.time()}
+                with contextlib.suppress(OSError), open(Path(out_dir, f"worker-{os.getpid()}.jsonl"), "a") as fh:
+                    fh.write(json.dumps(rec) + "\n")
+
+        wrapper.__bench_probe__ = True  # type: ignore[attr-defined]
+        runner._wait = wrapper
+
+    sys.meta_path.insert(0, _PatchAfterImport({"backend.services.job_runner": patch}))
+
+
+#: The worker's env carries it; the worker marks itself as the parent and notes its job processes' exits,
+#: its job processes (which inherit the mark) install the probes.
 SITECUSTOMIZE = """\
 import os
 if os.environ.get("BENCH_TUNING_PROBE_DIR"):
-    if os.environ.get("BENCH_TUNING_PROBE_PARENT"):
-        import sys
-        sys.path.insert(0, {bench!r})
-        try:
-            import bench_tuning
-            bench_tuning.install_lazy(os.environ["BENCH_TUNING_PROBE_DIR"])
-        finally:
-            sys.path.remove({bench!r})
-    else:
+    import sys
+    job = bool(os.environ.get("BENCH_TUNING_PROBE_PARENT"))
+    if not job:
         os.environ["BENCH_TUNING_PROBE_PARENT"] = str(os.getpid())
+    sys.path.insert(0, {bench!r})
+    try:
+        import bench_tuning
+        if job:
+            bench_tuning.install_lazy(os.environ["BENCH_TUNING_PROBE_DIR"])
+        else:
+            bench_tuning.install_worker(os.environ["BENCH_TUNING_PROBE_DIR"])
+    finally:
+        sys.path.remove({bench!r})
 """
 
 
@@ -542,11 +626,11 @@ class Workers:
     """Worker processes over PostgreSQL (jobs, queue, locks and Optuna in one database, MLflow in another),
     probes in their job processes."""
 
-    def __init__(self, url: str, mlflow_url: str, root: Path) -> None:
+    def __init__(self, url: str, mlflow_url: str, root: Path, trials_per_job: int) -> None:
         from backend.services.jobs import JobService
         from backend.services.tuning import TuningService
 
-        self.url, self.root = url, root
+        self.url, self.root, self.trials_per_job = url, root, trials_per_job
         self.huey_name = f"bench_tuning_{uuid.uuid4().hex[:8]}"
         self.settings = service_settings(url, mlflow_url, root, self.huey_name)
         prepare_tracking(self.settings, root)
@@ -578,6 +662,7 @@ class Workers:
             ML_CACHE_DIR=s.cache_dir,
             ML_DEVICE="cpu",
             ML_LOG_LEVEL="INFO",
+            ML_TUNING_TRIALS_PER_JOB=str(self.trials_per_job),
         )
         return env
 
@@ -632,6 +717,7 @@ class JobRun:
     name: str
     layout: str
     workers: int
+    trials_per_job: int  # ML_TUNING_TRIALS_PER_JOB in the workers' environment
     threads: list[int]
     submit_s: float  # the submit call (prepare the study + queue the first jobs)
     wall_s: float  # submit start -> the last job's finished_at (the study finalized)
@@ -639,8 +725,9 @@ class JobRun:
     states: dict[str, int]
     best_value: float | None
     trials: list[dict[str, Any]]
-    jobs: list[dict[str, Any]]
+    jobs: list[dict[str, Any]]  # job_breakdown rows (the per-trial breakdown only with one trial per job)
     finalize_s: float
+    runner: list[dict[str, Any]] = field(default_factory=list)  # runner_breakdown rows, every layout
 
     @property
     def counted(self) -> int:
@@ -718,23 +805,182 @@ def job_breakdown(job: Any, probe: dict[str, Any] | None, trial: dict[str, Any] 
     return row
 
 
+def events_in(
+    events: list[Any],
+    windows: list[tuple[float, float]],
+    skip: list[tuple[float, float]] = (),
+    categories: Iterable[str] = CALLS,
+) -> dict[str, float]:
+    """Seconds per category of the main thread's probed calls that start in one of ``windows`` and in none of
+    ``skip``."""
+    wanted = set(categories)
+    out = dict.fromkeys(wanted, 0.0)
+    for cat, _name, main, start, dur in events:
+        if (
+            main
+            and cat in wanted
+            and any(lo <= start < hi for lo, hi in windows)
+            and not any(lo <= start < hi for lo, hi in skip)
+        ):
+            out[cat] += dur
+    return out
+
+
+def job_trials(job: Any, probe: dict[str, Any] | None, trials: list[dict[str, Any]]) -> tuple[list[dict], str]:
+    """The trials a job ran, in order, and how they were found: the job's ``result["trials"]`` numbers; else the
+    trials that hold one of the job process's ``evaluate_trial`` calls; else those inside the job's
+    ``started_at`` .. ``finished_at`` (ambiguous with two workers: said in the row)."""
+    by_number = {t["number"]: t for t in trials}
+    numbers = [x["number"] for x in (job.result or {}).get("trials", []) if x.get("number") in by_number]
+    if numbers:
+        found, how = [by_number[n] for n in numbers], "result"
+    elif job.started_at is None or job.finished_at is None:
+        return [], "none"
+    elif probe is not None and any(n == "compute" for n, _s, _e in probe["spans"]):
+        starts = [s for n, s, _e in probe["spans"] if n == "compute"]
+        found = [
+            t for t in trials if t["start"] and t["complete"] and any(t["start"] <= s < t["complete"] for s in starts)
+        ]
+        how = "probe"
+    else:
+        lo, hi = ts(job.started_at), ts(job.finished_at)
+        found = [t for t in trials if t["start"] and t["complete"] and lo <= t["start"] and t["complete"] <= hi]
+        how = "window"
+    return sorted(found, key=lambda t: t["start"] or 0.0), how
+
+
+def runner_breakdown(
+    job: Any, probe: dict[str, Any] | None, ran: tuple[list[dict[str, Any]], str], wait: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A trial job that runs the study's next trials one after another (any ``ML_TUNING_TRIALS_PER_JOB``):
+    claim -> process start -> trial, gap, trial, ... -> after_trial -> finish -> process exit (the worker's
+    ``JobRunner._wait``). Trial and gap windows from the Optuna timestamps, their contents from the probes."""
+    trials, how = ran
+    row: dict[str, Any] = {
+        "job": job.id,
+        "worker": job.worker_id,
+        "status": job.status,
+        "created": ts(job.created_at),
+        "started": ts(job.started_at) if job.started_at else None,
+        "finished": ts(job.finished_at) if job.finished_at else None,
+        "then": (job.result or {}).get("then"),
+        "trials": [t["number"] for t in trials],
+        "attributed_by": how,
+        "n": len(trials),
+        # the job process's exit as its worker saw it (None: the worker's note is missing)
+        "exit": wait["exit"] if wait else None,
+    }
+    started, finished = row["started"], row["finished"]
+    if started is None or finished is None:
+        return row
+    row["teardown_s"] = None if wait is None else wait["exit"] - finished
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for n, s, e in (probe or {}).get("spans", []):
+        spans.setdefault(n, []).append((s, e))
+    events = [tuple(e) for e in (probe or {}).get("events", [])]
+    fin = spans.get("finalize", [])
+    after = spans.get("after_trial", [])
+    fin_s = sum(e - s for s, e in fin)
+    after_s = sum(e - s for s, e in after) - fin_s  # the study's lock, the progress, the top-up
+    computes = spans.get("compute", [])
+    done = [t for t in trials if t["start"] is not None and t["complete"] is not None and t["seconds"] is not None]
+    first = done[0]["start"] if done else finished
+    last = done[-1]["complete"] if done else finished
+    proc_start = (probe or {}).get("proc_start", started)
+    proc_end = max(finished, (probe or {}).get("exit", finished)) + 1
+    # locks taken outside after_trial (counted whole) and outside a probed call: the study's lock ("tuning/<study>")
+    # where a runner takes each next trial; others, e.g. the tracking store's first open in the job process's
+    # `_prepare_tracking_store` ("jobs/tracking-store-schema", run by the `__main__` module: not probed)
+    calls = [(s, s + d) for c, _n, m, s, d in events if m and c in CALLS]
+    held: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for n, s, e in (probe or {}).get("spans", []):
+        kind, _, key = n.partition(":")[2].partition(":")
+        if n.startswith("lock:") and not any(lo <= s < hi for lo, hi in [*calls, *after]):
+            held.setdefault(key, {}).setdefault(kind, []).append((s, e))
+    locks = [x for key, v in held.items() if key.startswith("tuning/") for x in v.get("enter", []) + v.get("exit", [])]
+
+    def lock_in(windows: list[tuple[float, float]]) -> float:
+        return sum(e - s for s, e in locks if any(lo <= s < hi for lo, hi in windows))
+
+    # another lock: the wait for it and the release, plus the work under it but the first-use imports in it
+    # (MLflow's, under the tracking store's lock: another job process waits for them)
+    other_locks: dict[str, float] = {}
+    for key, v in held.items():
+        if key.startswith("tuning/"):
+            continue
+        enters, exits = sorted(v.get("enter", [])), sorted(v.get("exit", []))
+        work = [(a[1], b[0]) for a, b in zip(enters, exits, strict=False)]
+        imports = events_in(events, work, (), (IMPORTS,))[IMPORTS]
+        other_locks[key] = sum(e - s for s, e in enters + exits) + sum(e - s for s, e in work) - imports
+
+    skip = [*after, *fin]
+    fixed = [(started, first), (last, proc_end)]
+    gap_w = [(a["complete"], b["start"]) for a, b in itertools.pairwise(done)]
+    trial_w = [(t["start"], t["complete"]) for t in done]
+    row.update(
+        {
+            "finalize_s": fin_s,
+            "busy_s": finished - started - fin_s,  # the worker's claim -> the job's end, finalization excluded
+            "lead_s": first - started,  # claim -> the first trial's start
+            "tail_s": finished - last - fin_s,  # the last trial's end -> the job's end, finalization excluded
+            "compute_s": sum(t["seconds"] for t in done),
+            "a_s": sum(t["span_s"] - t["seconds"] for t in done),
+            "gaps": [b - a for a, b in gap_w],
+            "has_probe": probe is not None,
+        }
+    )
+    row["fixed_s"] = row["lead_s"] + row["tail_s"]
+    if probe is None:
+        return row
+    attach = spans.get("attach", [(first, first)])[0]
+    data = spans.get("data", [(attach[0], attach[0])])[0]
+    row.update(
+        {
+            "spawn_s": proc_start - started,
+            "boot_s": attach[0] - proc_start,
+            "attach_s": attach[1] - attach[0],
+            "data_s": data[1] - data[0],
+            "pre_trial_s": first - attach[1],
+            "exit_s": probe.get("exit", finished) - finished,
+            "after_trial_s": after_s,
+            # Optuna + MLflow + jobs-table calls (main thread) by where they start
+            "calls_trial": events_in(events, trial_w, [*skip, *computes]),  # (a): outside evaluate_trial
+            "calls_compute": events_in(events, computes, skip),  # per epoch, inside evaluate_trial
+            "calls_gaps": events_in(events, gap_w, skip),
+            "calls_fixed": events_in(events, fixed, skip),  # process start, attach, the job's end, atexit
+            "imports_trial": events_in(events, trial_w, computes, (IMPORTS,))[IMPORTS],
+            "imports_compute": events_in(events, computes, (), (IMPORTS,))[IMPORTS],
+            "algo_gaps": events_in(events, gap_w, skip, (OPTUNA_ALGO,))[OPTUNA_ALGO],
+            "lock_gaps_s": lock_in(gap_w),
+            "lock_fixed_s": lock_in(fixed),
+            "lock_trial_s": lock_in(trial_w),  # the claim's release right after ask(): inside the next trial
+            "other_locks": other_locks,  # in the job's start
+            "features_s": sum(e - s for s, e in spans.get("features", []) if first <= s < last),
+        }
+    )
+    return row
+
+
 KEEP = False  # --keep: leave the workers' logs and probe files in /tmp
 
 
-def job_study(n_trials: int, layout: str, cpu_sets: list[set[int]]) -> JobRun:
+def job_study(n_trials: int, layout: str, cpu_sets: list[set[int]], per_job: int) -> JobRun:
+    """The study as trial jobs on ``len(cpu_sets)`` workers, ``ML_TUNING_TRIALS_PER_JOB=per_job``."""
     from backend.services.schemas import TuneParams
 
     root = Path(tempfile.mkdtemp(prefix="bench_tuning_jobs_"))
-    name = f"jobs-{len(cpu_sets)}w"
+    name = f"jobs-{len(cpu_sets)}w-{per_job}pj"
     try:
         with databases() as (url, mlflow_url):
-            w = Workers(url, mlflow_url, root)
+            w = Workers(url, mlflow_url, root, per_job)
             try:
-                for cpus in cpu_sets:
-                    w.start(cpus)
-                w.wait_registered()
+                for cpus in cpu_sets:  # one after another: two workers creating the queue's tables on a fresh
+                    w.start(cpus)  # database at once collide (huey's PostgresStorage: "pg_type ... already exists")
+                    w.wait_registered()
                 store = w.jobs.store
-                logger.info("%s: %d trials as jobs, parallel %d", layout, n_trials, len(cpu_sets))
+                logger.info(
+                    "%s: %d trials as jobs, parallel %d, %d trial(s) per job", layout, n_trials, len(cpu_sets), per_job
+                )
                 t_submit = time.time()
                 w.service.submit(
                     TuneParams(**STUDY, trials=n_trials, parallel=len(cpu_sets), pruner="none", study=name)
@@ -768,11 +1014,24 @@ def job_study(n_trials: int, layout: str, cpu_sets: list[set[int]]) -> JobRun:
                     argv = d.get("argv") or []
                     if argv and argv[0].endswith("job_process.py") and len(argv) > 1:
                         probes[argv[1]] = d
+                waits: dict[str, dict[str, Any]] = {}  # job id -> the worker's note of its process's exit
+                for f in w.probes.glob("worker-*.jsonl"):
+                    for line in f.read_text().splitlines():
+                        with contextlib.suppress(ValueError):
+                            rec = json.loads(line)
+                            waits[rec["job"]] = rec
                 by_number = {t["number"]: t for t in trials}
-                jobs = []
+                jobs, runner = [], []
                 for r in sorted(rows, key=lambda r: r.started_at or r.created_at):
                     ran = [x["number"] for x in (r.result or {}).get("trials", [])]
-                    jobs.append(job_breakdown(r, probes.get(r.id), by_number.get(ran[0]) if ran else None))
+                    if per_job == 1:  # the one-trial-per-job breakdown, as before the trial runners
+                        jobs.append(job_breakdown(r, probes.get(r.id), by_number.get(ran[0]) if ran else None))
+                    else:
+                        jobs.append(job_breakdown(r, None, None))  # the job's own fields only
+                    found = job_trials(r, probes.get(r.id), trials)
+                    runner.append(runner_breakdown(r, probes.get(r.id), found, waits.get(r.id)))
+                if not waits:
+                    logger.warning("%s: no worker noted its job processes' exits (see %s)", layout, w.probes)
                 for r in rows:
                     if r.status != "finished":
                         logger.warning("job %s %s: %s", r.id, r.status, r.error)
@@ -781,6 +1040,7 @@ def job_study(n_trials: int, layout: str, cpu_sets: list[set[int]]) -> JobRun:
                     name=name,
                     layout=layout,
                     workers=len(cpu_sets),
+                    trials_per_job=per_job,
                     threads=sorted({r.threads for r in rows if r.threads}),
                     submit_s=submit_s,
                     wall_s=last_end - t_submit,
@@ -789,7 +1049,8 @@ def job_study(n_trials: int, layout: str, cpu_sets: list[set[int]]) -> JobRun:
                     best_value=summary.best_value,
                     trials=trials,
                     jobs=jobs,
-                    finalize_s=sum(j.get("finalize_s", 0.0) for j in jobs),
+                    finalize_s=sum(j.get("finalize_s", 0.0) for j in runner),
+                    runner=runner,
                 )
             finally:
                 w.close()
@@ -872,9 +1133,6 @@ on the trials alone; best validation value {fmt(med.best_value, ".4f")} with pru
 without ({"the same best" if med.best_value == none.best_value else "a different best"}).{fate}
 """
     return body
-
-
-CALLS = (OPTUNA_STORE, OPTUNA_ALGO, MLFLOW, JOBS)
 
 
 def overhead_facts(r: JobRun) -> dict[str, Any]:
@@ -984,30 +1242,167 @@ def cats(d: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.3f}" for k, v in d.items() if v >= 0.0005) or "none"
 
 
+def observed_teardowns(runs: list[JobRun]) -> list[float]:
+    return [j["teardown_s"] for r in runs for j in r.runner if j.get("teardown_s") is not None]
+
+
+def runner_facts(r: JobRun, teardown_ref: float | None) -> dict[str, Any]:
+    """Per trial of one run, every layout alike: a worker's time = compute + (a) + the gaps between a job's trials
+    + the job's fixed cost (claim -> first trial, last trial -> the job's end, finalization excluded) + the job
+    process's teardown (its end -> its exit, seen by the worker) + the queue's dispatch (the job is queued and the
+    worker free -> its claim), all summed over the run's jobs and divided by its trials."""
+    rows = [j for j in r.runner if "busy_s" in j]
+    n = sum(j["n"] for j in rows)
+    if not rows or n == 0:
+        return {"n_trials": 0}
+    observed = [j["teardown_s"] for j in rows if j.get("teardown_s") is not None]
+    est = mean(observed) if observed else teardown_ref
+    if len(observed) == len(rows):
+        source = "seen by the worker"
+    elif est is not None:
+        source = f"{len(rows) - len(observed)} of {len(rows)} estimated at {est:.2f} s (mean seen elsewhere)"
+    else:
+        source, est = "NOT seen (counted as 0)", 0.0
+    teardown = {j["job"]: j["teardown_s"] if j.get("teardown_s") is not None else est for j in rows}
+    queue: dict[str, float] = {}
+    for worker in {j["worker"] for j in rows}:
+        prev_end = None  # the previous job's process exit on this worker
+        for j in sorted((j for j in rows if j["worker"] == worker), key=lambda j: j["started"]):
+            ready = j["created"] if prev_end is None else max(j["created"], prev_end)
+            queue[j["job"]] = max(0.0, j["started"] - ready)
+            prev_end = j["finished"] + teardown[j["job"]]
+    compute = sum(j["compute_s"] for j in rows)
+    a = sum(j["a_s"] for j in rows)
+    gaps = [g for j in rows for g in j["gaps"]]
+    fixed = sum(j["fixed_s"] for j in rows)
+    td, q = sum(teardown.values()), sum(queue.values())
+    busy = sum(j["busy_s"] for j in rows)
+    worker_total = busy + td + q
+    w = worker_total / n
+    f: dict[str, Any] = {
+        "n_trials": n,
+        "n_jobs": len(rows),
+        "trials_per_job": [j["n"] for j in rows],
+        "attributed_by": sorted({j["attributed_by"] for j in rows}),
+        "compute_s": compute / n,
+        "span_s": (compute + a) / n,
+        "a_s": a / n,
+        "a_share_of_span": a / (compute + a) if compute + a else float("nan"),
+        "fixed_per_job_s": [j["fixed_s"] for j in rows],
+        "fixed_s": fixed / n,  # each job's fixed cost over the trials it ran, per trial
+        "lead_job_s": mean(j["lead_s"] for j in rows),
+        "tail_job_s": mean(j["tail_s"] for j in rows),
+        "gap_n": len(gaps),
+        "gap_mean_s": mean(gaps) if gaps else None,
+        "gaps_s": sum(gaps) / n,  # per trial
+        "teardown_job_s": td / len(rows),
+        "teardown_s": td / n,
+        "teardown_source": source,
+        "queue_job_s": q / len(rows),
+        "queue_s": q / n,
+        "worker_time_s": w,
+        "total_s": (worker_total - compute) / n,
+        "total_share": (worker_total - compute) / worker_total,
+        "per_hour": r.per_hour,
+        "per_hour_trials": r.per_hour_trials,
+        "wall_s": r.wall_s,
+    }
+    if not all(j.get("has_probe") for j in rows):
+        f["probed"] = False
+        return f
+    f["probed"] = True
+
+    def total(key: str) -> float:
+        return sum(sum(j[key].values()) if isinstance(j[key], dict) else j[key] for j in rows)
+
+    def by_cat(key: str) -> dict[str, float]:
+        return {k: sum(j[key].get(k, 0.0) for j in rows) for k in CALLS}
+
+    calls_out = total("calls_trial") + total("calls_gaps") + total("calls_fixed")
+    lock = total("lock_gaps_s") + total("lock_fixed_s") + total("lock_trial_s")
+    other_locks: dict[str, float] = {}
+    for j in rows:
+        for key, v in j["other_locks"].items():
+            other_locks[key] = other_locks.get(key, 0.0) + v
+    other_lock = sum(other_locks.values())
+    after = total("after_trial_s")
+    coord_out = calls_out + lock + other_lock + after + q
+    coord_in = total("calls_compute")
+    coord_fixed = total("calls_fixed") + total("lock_fixed_s") + other_lock + after
+    start_teardown = fixed + td - coord_fixed
+    f.update(
+        {
+            "calls_out_s": calls_out / n,
+            "calls_costs": {
+                k: (by_cat("calls_trial")[k] + by_cat("calls_gaps")[k] + by_cat("calls_fixed")[k]) / n for k in CALLS
+            },
+            "calls_compute_s": coord_in / n,
+            "lock_s": lock / n,
+            "other_locks": {k: v / n for k, v in other_locks.items()},
+            "other_lock_s": other_lock / n,
+            "other_lock_job_s": other_lock / len(rows),
+            "after_trial_s": after / n,
+            "coord_out_s": coord_out / n,
+            "coord_s": (coord_out + coord_in) / n,
+            "coord_share": (coord_out + coord_in) / worker_total,
+            "coord_out_share": coord_out / worker_total,
+            "start_teardown_s": start_teardown / n,
+            "start_teardown_job_s": start_teardown / len(rows),
+            "start_teardown_share": start_teardown / worker_total,
+            "other_s": (worker_total - compute - coord_out - start_teardown) / n,
+            "a_calls_s": total("calls_trial") / n,
+            "a_imports_s": total("imports_trial") / n,
+            "imports_compute_s": total("imports_compute") / n,
+            "features_s": total("features_s") / n,
+            "gap_lock_s": total("lock_gaps_s") / len(gaps) if gaps else None,
+            "gap_costs": {k: v / len(gaps) for k, v in by_cat("calls_gaps").items()} if gaps else {},
+            "spawn_s": mean(j["spawn_s"] for j in rows),
+            "boot_s": mean(j["boot_s"] for j in rows),
+            "attach_s": mean(j["attach_s"] for j in rows),
+            "data_s": mean(j["data_s"] for j in rows),
+            "pre_trial_s": mean(j["pre_trial_s"] for j in rows),
+            "after_trial_job_s": after / len(rows),
+            "exit_s": mean(j["exit_s"] for j in rows),
+        }
+    )
+    if gaps:
+        f["gap_rest_s"] = f["gap_mean_s"] - f["gap_lock_s"] - sum(f["gap_costs"].values())
+    # trials per job at which the process start/teardown would be 2 % of a worker's time: P/k <= 2/98 of the rest
+    rest = w - f["start_teardown_s"]
+    f["break_even_trials_per_job"] = 49 * f["start_teardown_job_s"] / rest if rest > 0 else None
+    return f
+
+
 def report_jobs(runs: list[JobRun], inproc: InProcess | None, n_trials: int) -> tuple[str, dict[str, Any]]:
-    base = runs[0]
+    one = [r for r in runs if r.trials_per_job == 1]  # the per-trial breakdown below assumes one trial per job
     rows = []
     for r in runs:
-        trials = [j for j in r.jobs if j.get("seconds") is not None]
+        base = next((b for b in runs if b.workers == 1 and b.trials_per_job == r.trials_per_job), None)
+        ref = next((b for b in one if b.workers == r.workers), None)
+        ran = [j for j in r.runner if j.get("n")]
+        per_job = str(r.trials_per_job)
+        if r.trials_per_job != 1:
+            per_job += f" (ran {', '.join(str(j['n']) for j in ran)})"
         rows.append(
-            f"| {r.layout} | {','.join(map(str, r.threads))} | {r.counted}/{n_trials} | {r.wall_s:.1f} | "
-            f"{r.per_hour:.0f} | {r.per_hour_trials:.0f} | {base.wall_s / r.wall_s:.2f}x | "
-            f"{fmt(mean(j['seconds'] for j in trials), '.1f')} | "
-            f"{fmt(mean(j['finished'] - j['started'] for j in trials), '.1f')} | {r.finalize_s:.1f} | "
+            f"| {r.layout} | {per_job} | {','.join(map(str, r.threads))} | {r.counted}/{n_trials} | {r.wall_s:.1f} | "
+            f"{r.per_hour:.0f} | {r.per_hour_trials:.0f} | {f'{base.wall_s / r.wall_s:.2f}x' if base else 'n/a'} | "
+            f"{'' if ref is None or ref is r else f'{r.per_hour / ref.per_hour:.2f}x'} | "
+            f"{fmt(mean(t['seconds'] for t in r.trials if t['seconds'] is not None), '.1f')} | "
+            f"{fmt(mean(j['finished'] - j['started'] for j in ran), '.1f')} | {r.finalize_s:.1f} | "
             f"{'yes' if r.finalized else 'NO'} |"
         )
     anchor = ""
     if inproc is not None:
         n = sum(1 for t in inproc.trials if t["state"] in ("COMPLETE", "PRUNED"))
         anchor = (
-            f"| anchor: in process (part 1, pruner none) | 1 | {n}/{n} | {inproc.wall_s:.1f} | "
-            f"{n / inproc.wall_s * 3600:.0f} | {n / inproc.trials_s * 3600:.0f} | | "
+            f"| anchor: in process (part 1, pruner none) | all, one process | 1 | {n}/{n} | {inproc.wall_s:.1f} | "
+            f"{n / inproc.wall_s * 3600:.0f} | {n / inproc.trials_s * 3600:.0f} | | | "
             f"{fmt(mean(t['seconds'] for t in inproc.trials if t['seconds']), '.1f')} | | {inproc.finalize_s:.1f} | yes |"
         )
 
-    facts = {r.name: overhead_facts(r) for r in runs}
+    facts: dict[str, Any] = {r.name: overhead_facts(r) for r in one}
     orows = []
-    for r in runs:
+    for r in one:
         f = facts[r.name]
         turn = f["c_turnaround_s"]
         orows.append(
@@ -1029,7 +1424,7 @@ def report_jobs(runs: list[JobRun], inproc: InProcess | None, n_trials: int) -> 
         )
 
     detail = []
-    for r in runs:
+    for r in one:
         f = facts[r.name]
         slow = ", ".join(f"`{n}` {s:.2f}" for n, s in f["slow_imports_in_trial"]) or "none over 50 ms"
         detail.append(
@@ -1056,26 +1451,64 @@ def report_jobs(runs: list[JobRun], inproc: InProcess | None, n_trials: int) -> 
             f"{cats(g['in_compute_costs'])} s. The costliest probed functions per trial (its span; calls, seconds): "
             f"{calls_text(g['top_calls'])}."
         )
-    study = ", ".join(f"{k}={v}" for k, v in STUDY.items() if k != "space")
-    body = f"""
-### 2. Trials per hour: one worker vs two
-
-The same study as trial jobs: `TuningService.submit(TuneParams({study}, trials={n_trials},
-parallel=1|2, pruner="none"))` (pruner off so that both layouts do the same work), each trial job in
-its own process on real workers `python -m backend.services.worker --slots 1`; PostgreSQL holds the
-jobs table, the queue (PostgresHuey), the locks and the Optuna storage in one database, the MLflow
-store in another (fresh ones per row). The one worker is pinned to one core, the two to core 0 / core 1
-(`sched_setaffinity`), so every job has 1 thread, like the in-process anchor; PostgreSQL, this script
-and other users of the machine share the same two cores. Heartbeats at their defaults (trial 30 s,
-job 5 s). Study wall = the submit to the last job's end (the study finalized: the holdout read once,
-DSR, PBO, plots); "trial timestamps" = first trial start to last trial end.
-
-| layout | threads per job | trials | study wall s | trials/hour (study) | trials/hour (trial timestamps) | speed-up | mean trial compute s | mean job wall s | finalize s | finalized |
-|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|
-{chr(10).join(rows)}
-{anchor}
-
-### 3. Coordination overhead per trial (target: at most 2 % of trial time)
+    ref_teardown = observed_teardowns(runs)
+    rfacts = {r.name: runner_facts(r, mean(ref_teardown) if ref_teardown else None) for r in runs}
+    facts["runner"] = rfacts
+    rrows, rdetail = [], []
+    for r in runs:
+        f = rfacts[r.name]
+        if not f["n_trials"]:
+            continue
+        gap = "none" if f["gap_mean_s"] is None else f"{f['gaps_s']:.2f} ({f['gap_mean_s']:.2f} x {f['gap_n']})"
+        w = f["worker_time_s"]
+        coord = f"**{f['coord_s']:.2f} ({pct(f['coord_s'], w)})**" if f["probed"] else "n/a"
+        start = f"**{f['start_teardown_s']:.2f} ({pct(f['start_teardown_s'], w)})**" if f["probed"] else "n/a"
+        rrows.append(
+            f"| {r.layout} | {r.trials_per_job} | {', '.join(map(str, f['trials_per_job']))} | {f['compute_s']:.2f} | "
+            f"{f['a_s']:.3f} ({pct(f['a_s'], f['span_s'])}) | {f['fixed_s']:.2f} | {gap} | {f['teardown_s']:.2f} | "
+            f"{f['queue_s']:.2f} | {w:.2f} | **{f['total_s']:.2f} ({pct(f['total_s'], w)})** | {coord} | {start} |"
+        )
+        if not f["probed"]:
+            rdetail.append(f"- **{r.layout}, {r.trials_per_job} per job**: a job process left no probe file.")
+            continue
+        per_job = ", ".join(f"{x:.1f}/{k}" for x, k in zip(f["fixed_per_job_s"], f["trials_per_job"], strict=False))
+        gaps = (
+            "no gaps (one trial per job)"
+            if f["gap_mean_s"] is None
+            else f"between two trials of a job {f['gap_mean_s']:.3f} s (n={f['gap_n']}): the study's lock "
+            f"{f['gap_lock_s']:.3f}, {cats(f['gap_costs'])} (the progress check, `ask`), the rest "
+            f"{f['gap_rest_s']:.3f} s (the heartbeat thread, Python)"
+        )
+        be = f["break_even_trials_per_job"]
+        other_locks = (
+            "the lock " + ", ".join(f"`{k}` {v:.3f}" for k, v in f["other_locks"].items()) + " (waiting, the work "
+            "under it but its first-use imports)"
+            if f["other_locks"]
+            else "no other lock"
+        )
+        rdetail.append(
+            f"- **{r.layout}, {r.trials_per_job} per job** (trials attributed by {'/'.join(f['attributed_by'])}): "
+            f"fixed cost per job {per_job} (s / trials) = claim to the first trial {f['lead_job_s']:.2f} s (the new "
+            f"interpreter {f['spawn_s']:.2f}, imports, settings, tracking-store check, study load {f['boot_s']:.2f}, "
+            f"`StudyHandle.attach` {f['attach_s']:.2f} with the candles {f['data_s']:.2f}, `run_trials` up to the "
+            f"first trial {f['pre_trial_s']:.2f}) + the last trial's end to the job's end {f['tail_job_s']:.2f} s "
+            f"(`after_trial` {f['after_trial_job_s']:.2f}: the study's lock, the top-up). Teardown: the job's end to "
+            f"its process's exit {f['teardown_job_s']:.2f} s per job ({f['teardown_source']}; "
+            f"{f['exit_s']:.2f} s of it until the last atexit handler). Queue dispatch {f['queue_job_s']:.2f} s per "
+            f"job. Gaps: {gaps}. Coordination per trial {f['coord_s']:.3f} s = Optuna + MLflow + jobs-table calls "
+            f"outside compute {f['calls_out_s']:.3f} ({cats(f['calls_costs'])}; in (a) {f['a_calls_s']:.3f}) + "
+            f"per-epoch calls inside compute {f['calls_compute_s']:.3f} + the study's lock (the claims) "
+            f"{f['lock_s']:.3f} + {other_locks} + `after_trial` {f['after_trial_s']:.3f} + queue dispatch "
+            f"{f['queue_s']:.3f}. Process start/teardown per trial {f['start_teardown_s']:.2f} s "
+            f"({f['start_teardown_job_s']:.2f} s per job, its coordination left out; 2 % of a worker's time from "
+            f"{fmt(be, '.0f')} trials per job on). Other {f['other_s']:.2f} s per trial (first-use imports in (a) "
+            f"{f['a_imports_s']:.2f}, Python). Inside compute, paid by a process's first trial: first-use imports "
+            f"{f['imports_compute_s']:.2f} s and the feature table {f['features_s']:.2f} s per trial."
+        )
+    old = ""
+    if one:
+        old = f"""
+#### One trial per job (`ML_TUNING_TRIALS_PER_JOB=1`, the layout before the trial runners)
 
 Means per trial, in seconds. Compute = the trial's `seconds` user attribute (`evaluate_trial`'s own
 wall time). (a) = the Optuna trial's `datetime_start` -> `datetime_complete` minus compute, as a share
@@ -1097,33 +1530,101 @@ time; "strict" also counts the per-epoch calls and first-use imports inside comp
 
 {chr(10).join(detail)}
 """
+    study = ", ".join(f"{k}={v}" for k, v in STUDY.items() if k != "space")
+    settings = ", ".join(str(k) for k in sorted({r.trials_per_job for r in runs}))
+    body = f"""
+### 2. Trials per hour: one worker vs two, one trial per job vs trial runners
+
+The same study as trial jobs: `TuningService.submit(TuneParams({study}, trials={n_trials},
+parallel=1|2, pruner="none"))` (pruner off so that both layouts do the same work) on real workers
+`python -m backend.services.worker --slots 1`, each trial job in its own process; a job runs the
+study's next trials one after another, each taken under the study's lock while the target allows, at
+most `ML_TUNING_TRIALS_PER_JOB` of them (set in the workers' environment: {settings}; 1 = one trial per
+job, the layout before the trial runners; 10 = the default), then tops the study up or finalizes it.
+PostgreSQL holds the jobs table, the queue (PostgresHuey), the locks and the Optuna storage in one
+database, the MLflow store in another (fresh ones per row). The one worker is pinned to one core, the
+two to core 0 / core 1 (`sched_setaffinity`), so every job has 1 thread, like the in-process anchor;
+PostgreSQL, this script and other users of the machine share the same two cores. Heartbeats at their
+defaults (trial 30 s, job 5 s). Study wall = the submit to the last job's end (the study finalized:
+the holdout read once, DSR, PBO, plots); "trial timestamps" = first trial start to last trial end;
+speed-up = against one worker with the same trials per job; "vs one per job" = trials/hour (study)
+against one trial per job with as many workers.
+
+| layout | trials per job | threads per job | trials | study wall s | trials/hour (study) | trials/hour (trial timestamps) | speed-up | vs one per job | mean trial compute s | mean job wall s | finalize s | finalized |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|
+{chr(10).join(rows)}
+{anchor}
+
+### 3. Coordination overhead per trial (target: at most 2 % of trial time)
+{old}
+#### Trials per job: one vs {max(r.trials_per_job for r in runs)} (the trial runners)
+
+Every job-based study above, one formula: a worker's time per trial = compute + (a) + the gaps between
+two trials of a job (`datetime_complete` -> the next `datetime_start`: the study's lock, the progress
+check, `ask`) + the job's fixed cost (its `started_at` -> the first trial's `datetime_start`, plus the
+last trial's `datetime_complete` -> its `finished_at`, the study's one finalization excluded) + the job
+process's teardown (`finished_at` -> the process's exit, seen by the worker's `JobRunner._wait`) + the
+queue's dispatch (the job queued and its worker free -> the claim), summed over the run's jobs and
+divided by its trials (a job's trials: its `result["trials"]`). Total overhead = worker time minus
+compute. Coordination (the issue's "Optuna storage, MLflow, queue") = the probed Optuna storage /
+sampler, MLflow and jobs-table calls of the job process (outside compute, plus the per-epoch calls
+inside it), the study's lock where a runner takes each next trial, the tracking store's lock at a job
+process's start (`jobs/tracking-store-schema`: waiting for it, and the store check under it; the
+MLflow imports made under it count as process start, though a second job process waits for them),
+`after_trial` (the lock, the progress, the top-up) and the queue's dispatch. Process start/teardown =
+the fixed cost plus the teardown, their coordination left out (the interpreter, imports, settings,
+the study attach and candles, the job's end and exit). Shares of the worker time per trial. The
+one-trial-per-job rows use the worker's actual sequence of jobs (the table above charges each job the
+mean turnaround instead): they differ a little.
+
+| layout | trials per job | trials each job ran | compute s | (a) span - compute | fixed cost per trial s | gaps per trial s (mean x n) | teardown per trial s | queue per trial s | worker time per trial s | total overhead | coordination: Optuna + MLflow + queue | process start/teardown |
+|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+{chr(10).join(rrows)}
+
+{chr(10).join(rdetail)}
+"""
     return body, facts
 
 
-def verdict(facts: dict[str, Any]) -> str:
-    lines = ["### Against the 2 % target", ""]
-    for name, f in facts.items():
-        if name == "in_process_none":
+def verdict(facts: dict[str, Any], runs: list[JobRun]) -> str:
+    def met(share: float) -> str:
+        return "met" if share <= 0.02 else "NOT met"
+
+    lines = [
+        "### Against the 2 % target",
+        "",
+        "Per trial, as shares of a worker's time per trial (section 3's last table, one formula for both layouts).",
+        "",
+    ]
+    for r in runs:
+        f = facts["runner"].get(r.name, {})
+        if not f.get("n_trials"):
             continue
-        a_share, calls_share = f["a_share_of_span"], f["a_calls_s"] / f["span_s"]
-        parts = {
-            "the job process's start (b)": f["b_s"],
-            "the process's teardown and the next claim (c)": f["c_turnaround_s"] or f["c_idle_s"],
-            "after the trial": f["post_s"],
-            "(a)": f["a_s"],
-        }
-        worst = max(parts, key=lambda k: parts[k])
+        what = "one trial per job" if r.trials_per_job == 1 else f"trial runners, at most {r.trials_per_job} per job"
+        head = f"- {what}, {r.workers} worker{'s' if r.workers > 1 else ''} (`ML_TUNING_TRIALS_PER_JOB={r.trials_per_job}`)"
+        total = (
+            f"Total overhead {f['total_s']:.2f} s = **{100 * f['total_share']:.1f} %** of {f['worker_time_s']:.2f} s "
+            f"({met(f['total_share'])}); (a) {f['a_s']:.2f} s = {100 * f['a_share_of_span']:.1f} % of the trial's span "
+            f"({met(f['a_share_of_span'])})."
+        )
+        if not f["probed"]:
+            lines.append(f"{head}: {total} (No probe file: coordination not split.)")
+            continue
+        amortised = (
+            f"{f['start_teardown_job_s']:.1f} s per job, paid for each trial"
+            if r.trials_per_job == 1
+            else f"{f['start_teardown_job_s']:.1f} s per job amortised over {mean(f['trials_per_job']):.1f} trials"
+        )
         lines.append(
-            f"- {name}: (a) = {f['a_s']:.2f} s = **{100 * a_share:.1f} %** of the trial's span "
-            f"({'met' if a_share <= 0.02 else 'NOT met'}), {f['a_imports_s']:.2f} s of it first-use imports; the "
-            f"Optuna + MLflow calls alone {f['a_calls_s']:.3f} s = {100 * calls_share:.1f} % "
-            f"({'met' if calls_share <= 0.02 else 'NOT met'}), plus {f['in_calls_s']:.3f} s of per-epoch calls inside "
-            f"compute ({100 * f['in_calls_s'] / f['compute_s']:.1f} %). Total = {f['total_s']:.1f} s = "
-            f"**{100 * f['total_share']:.1f} %** of a worker's time per trial "
-            f"({'met' if f['total_share'] <= 0.02 else 'NOT met'}; strict {100 * f['total_strict_share']:.1f} %); "
-            f"the largest part: {worst}, {parts[worst]:.1f} s. This fixed cost per trial job would be 2 % of a "
-            f"worker's time only for trials of at least {49 * f['total_s']:.0f} s of compute "
-            f"({49 * f['total_s'] / 60:.0f} min); the calls of (a) alone for trials of {49 * f['a_calls_s']:.0f} s."
+            f"{head}: Optuna + MLflow + queue coordination {f['coord_s']:.3f} s = "
+            f"**{100 * f['coord_share']:.1f} %** ({met(f['coord_share'])}; outside compute "
+            f"{100 * f['coord_out_share']:.1f} %, {met(f['coord_out_share'])}): calls {f['calls_out_s']:.3f} outside "
+            f"compute + {f['calls_compute_s']:.3f} per-epoch inside, the study's lock {f['lock_s']:.3f}, the tracking "
+            f"store's lock {f['other_lock_s']:.3f}, `after_trial` {f['after_trial_s']:.3f}, queue dispatch "
+            f"{f['queue_s']:.3f}. Process start/teardown "
+            f"{f['start_teardown_s']:.2f} s = **{100 * f['start_teardown_share']:.1f} %** "
+            f"({met(f['start_teardown_share'])}; {amortised}; 2 % from "
+            f"{fmt(f['break_even_trials_per_job'], '.0f')} trials per job of this size on). {total}"
         )
     g = facts.get("in_process_none")
     if g:
@@ -1144,6 +1645,12 @@ def main() -> int:
     ap.add_argument("--job-trials", type=int, default=8, help="trials per job-based study (default 8)")
     ap.add_argument("--parts", default="inprocess,jobs", help="comma-separated: inprocess, jobs (default both)")
     ap.add_argument("--keep", action="store_true", help="keep the workers' logs and probe files (in /tmp)")
+    ap.add_argument(
+        "--trials-per-job",
+        default="1,10",
+        help="comma-separated ML_TUNING_TRIALS_PER_JOB values for the job-based studies (default 1,10: one trial "
+        "per job, then the default trial runners)",
+    )
     args = ap.parse_args()
     global KEEP
     KEEP = args.keep
@@ -1154,6 +1661,12 @@ def main() -> int:
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
     if parts - {"inprocess", "jobs"}:
         ap.error(f"unknown part in {args.parts!r}")
+    try:
+        per_job = list(dict.fromkeys(int(x) for x in args.trials_per_job.split(",") if x.strip()))
+    except ValueError:
+        ap.error(f"--trials-per-job: not a comma-separated list of integers: {args.trials_per_job!r}")
+    if not per_job or min(per_job) < 1:
+        ap.error("--trials-per-job: at least one value, each at least 1")
     cores = sorted(os.sched_getaffinity(0))
     if "jobs" in parts and len(cores) < 2:
         ap.error("the job part needs at least 2 cores")
@@ -1168,8 +1681,12 @@ def main() -> int:
     if "jobs" in parts:
         one = "1 worker `--slots 1`, pinned to core 0"
         two = "2 workers `--slots 1`, pinned to core 0 / core 1"
-        runs.append(with_retry(one, lambda: job_study(args.job_trials, one, [{cores[0]}])))
-        runs.append(with_retry(two, lambda: job_study(args.job_trials, two, [{cores[0]}, {cores[1]}])))
+        for k in per_job:
+            what = f"{k} trial(s) per job"
+            runs.append(with_retry(f"{one}, {what}", lambda k=k: job_study(args.job_trials, one, [{cores[0]}], k)))
+            runs.append(
+                with_retry(f"{two}, {what}", lambda k=k: job_study(args.job_trials, two, [{cores[0]}, {cores[1]}], k))
+            )
     elapsed = time.perf_counter() - started
 
     sections = [
@@ -1191,7 +1708,7 @@ on the bundled candles (data source `sample`: ETH, LTC, XMR, ADA / BTC, 5 m), th
         none = next((r for r in inproc if r.pruner == "none"), None)
         body, facts = report_jobs(runs, none, args.job_trials)
         sections.append(body)
-        sections.append(verdict(facts))
+        sections.append(verdict(facts, runs))
     if RETRIES:
         sections.append("Measured again after an error: " + "; ".join(RETRIES) + ".\n")
     sections.append(
