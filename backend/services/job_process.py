@@ -562,6 +562,8 @@ def _prepare_tracking_store(settings: ServiceSettings) -> None:
     uri = settings.mlflow_tracking_uri
     if store_kind(uri) not in ("sqlite", "database"):
         return
+    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401 - ~3 s of imports outside the cluster-wide lock
+
     with Locks.from_settings(settings).hold("jobs", "tracking-store-schema", timeout_s=300.0):
         make_client(uri).search_experiments(max_results=1)
 
