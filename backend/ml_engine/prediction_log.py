@@ -85,6 +85,8 @@ predictions_table = sa.Table(
     sa.Index("ix_ml_predictions_status_candle", "outcome_status", "candle_time"),
     sa.Index("ix_ml_predictions_version_candle", "model_name", "model_version", "candle_time"),
     sa.Index("ix_ml_predictions_symbol_candle", "symbol", "timeframe", "candle_time"),
+    # the dashboard: a version's pending / expired counts without reading its resolved rows
+    sa.Index("ix_ml_predictions_version_status", "model_name", "model_version", "outcome_status"),
 )
 
 
@@ -220,11 +222,20 @@ def create_engine(url: str) -> sa.Engine:
 
 
 def ensure_schema(engine: sa.Engine) -> None:
-    """Create ``ml_predictions`` and its indexes when missing (idempotent; safe from several processes)."""
+    """Create the tables and their indexes when missing, an index added since a table was created included
+    (idempotent; safe from several processes)."""
     try:
         metadata.create_all(engine, checkfirst=True)
     except (sa.exc.IntegrityError, sa.exc.ProgrammingError):  # another process created it at the same moment
         metadata.create_all(engine, checkfirst=True)
+    for table in metadata.sorted_tables:
+        have = {ix["name"] for ix in sa.inspect(engine).get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name not in have:
+                try:
+                    index.create(engine, checkfirst=True)
+                except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError):
+                    logger.info("index %s: created by another process meanwhile", index.name)
 
 
 class PredictionLog:
