@@ -233,3 +233,11 @@ def test_parallel_run_queues_trial_jobs_and_stop_resume_follow_the_study(
     assert main(["stop", "--study", "nosuch"]) == 2
     err = capsys.readouterr().err.strip()
     assert "nosuch" in err and "\n" not in err
+
+
+def test_the_mlflow_database_is_refused_as_the_optuna_storage(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["run", "--trials", "1", "--study", "same", "--space", str(env / "space.toml"), "--no-mlflow"]
+    argv += ["--storage", f"sqlite:///{env}/mlflow.db", "--data", str(SAMPLE_DATA), "--symbol", "ETH/BTC"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "alembic_version" in err and "\n" not in err

@@ -358,6 +358,17 @@ def _pruner(name: str, folds: int) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
+def _same_database(a: str, b: str) -> bool:
+    """Whether two SQLAlchemy URLs name the same database (driver suffixes and passwords ignored)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        x, y = make_url(a), make_url(b)
+    except Exception:  # noqa: BLE001 - not a database URL (a file store): not the same
+        return False
+    return (x.get_backend_name(), x.host, x.port, x.database) == (y.get_backend_name(), y.host, y.port, y.database)
+
+
 _STORAGES: dict[tuple[str, int | None], optuna.storages.BaseStorage] = {}
 
 
@@ -600,6 +611,11 @@ class StudyHandle:
         families = "+".join(space.families)
         name = config.study_name or f"{families}-{digest[:10]}-{config.objective}"
         storage_url = config.storage or default_storage(settings)
+        if _same_database(storage_url, settings.mlflow_tracking_uri):
+            raise TuningInputError(
+                "the Optuna storage is the MLflow tracking database: both keep their schema version in a table "
+                "named alembic_version; give ML_TUNING_STORAGE a database of its own"
+            )
         store = _open_storage(storage_url, settings)
 
         # an existing study must have the same space and objective: refused before anything runs
