@@ -63,7 +63,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import REPO, RESULTS, temp_postgres_database, write_report
+from common import REPO, RESULTS, RETRIES, temp_postgres_database, with_retry, write_report
 
 logger = logging.getLogger("bench_tuning")
 
@@ -405,19 +405,6 @@ if os.environ.get("BENCH_TUNING_PROBE_DIR"):
 
 
 # ============================================================================================ helpers
-RETRIES: list[str] = []
-
-
-def with_retry(what: str, measure: Callable[[], Any]) -> Any:
-    """``measure()``, once more after an error (a shared machine: another user's test may restart PostgreSQL)."""
-    try:
-        return measure()
-    except Exception as exc:  # noqa: BLE001 - retried once, and said in the report
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
-        logger.warning("%s failed (%s); once more in 20 s", what, reason)
-        RETRIES.append(f"{what} ({reason})")
-        time.sleep(20)
-        return measure()
 
 
 def ts(value: Any) -> float:

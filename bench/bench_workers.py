@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import REPO, temp_postgres_database, write_report
+from common import REPO, RETRIES, temp_postgres_database, with_retry, write_report
 
 from backend.services import ServiceSettings
 from backend.services.jobs import JobService
@@ -157,21 +157,6 @@ class Stack:
                 proc.wait(timeout=10)
         self.service.close()
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-RETRIES: list[str] = []
-
-
-def with_retry(what: str, measure: Callable[[], Any]) -> Any:
-    """``measure()``, once more after an error (a shared machine: another user's test may restart PostgreSQL)."""
-    try:
-        return measure()
-    except Exception as exc:  # noqa: BLE001 - retried once, and said in the report
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
-        logger.warning("%s failed (%s); once more in 15 s", what, reason)
-        RETRIES.append(f"{what} ({reason})")
-        time.sleep(15)
-        return measure()
 
 
 def wait_until(probe: Callable[[], Any], timeout: float, what: str) -> Any:

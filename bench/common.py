@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import os
 import platform
 import shlex
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -100,3 +103,19 @@ def temp_postgres_database(prefix: str = "bench") -> Iterator[str]:
         yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     finally:
         drop_database(name)
+
+
+#: What a benchmark measured again after an error (its report says so).
+RETRIES: list[str] = []
+
+
+def with_retry(what: str, measure: Callable[[], Any], wait_s: float = 15.0) -> Any:
+    """``measure()``, once more after an error (a shared machine: another user's test may restart PostgreSQL)."""
+    try:
+        return measure()
+    except Exception as exc:  # noqa: BLE001 - retried once, and said in the report
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
+        logging.getLogger("bench").warning("%s failed (%s); once more in %g s", what, reason, wait_s)
+        RETRIES.append(f"{what} ({reason})")
+        time.sleep(wait_s)
+        return measure()
