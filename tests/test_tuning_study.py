@@ -241,3 +241,38 @@ def test_the_mlflow_database_is_refused_as_the_optuna_storage(env: Path, capsys:
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "alembic_version" in err and "\n" not in err
+
+
+def test_per_epoch_metrics_reach_the_trial_run_in_one_call_per_fold(tmp_path: Path) -> None:
+    """A trial's per-epoch metrics are kept in memory and written with its fold's scores: one tracking call
+    per fold, and every epoch ends up in the run's history at its own step."""
+    from mlflow import MlflowClient
+
+    from backend.ml_engine.tuning._study import _EpochLog, _Tracking
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.create_experiment("t", artifact_location=str(tmp_path / "a"))
+    run = client.create_run(exp).info.run_id
+    calls: list[int] = []
+    original = client.log_batch
+
+    def counted(*a: object, **k: object) -> None:
+        calls.append(1)
+        original(*a, **k)  # type: ignore[arg-type]
+
+    client.log_batch = counted  # type: ignore[method-assign]
+    tracking = _Tracking(client, exp, parent=run)
+    log = _EpochLog()
+    for fold in (0, 1):
+        callback = log.fold(fold)
+        for epoch in (1, 2, 3):
+            callback.on_epoch_end(epoch, {"val_loss": 1.0 / epoch + fold, "val_accuracy": 0.3, "lr": 0.1})
+        assert calls == [1] * fold  # nothing written during the fold's epochs
+        tracking.metrics(run, {"val_accuracy": 0.4}, step=fold, extra=log.take())
+    tracking.end_trial(run, "PRUNED", {"seconds": 1.0}, note="pruned at epoch 3", extra=log.take())
+    assert len(calls) == 3
+    history = client.get_metric_history(run, "fold1_val_loss")
+    assert [(m.step, round(m.value, 6)) for m in history] == [(1, 2.0), (2, 1.5), (3, round(1 + 1 / 3, 6))]
+    data = client.get_run(run).data
+    assert "fold0_lr" not in data.metrics and data.tags["state"] == "PRUNED" and data.tags["note"].startswith("pruned")
+    assert client.get_run(run).info.status == "FINISHED"

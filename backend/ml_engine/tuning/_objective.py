@@ -99,6 +99,14 @@ class EpochPruning:
             raise optuna.TrialPruned(f"pruned at epoch {epoch} of fold {self.fold_index + 1}")
 
 
+def _can_prune(trial: optuna.Trial) -> bool:
+    """Whether the study's pruner can stop a trial: with ``NopPruner`` (pruner "none") the per-epoch
+    reports would only cost a storage write each (~4.5 ms on PostgreSQL); the fold-level report stays."""
+    import optuna
+
+    return not isinstance(getattr(getattr(trial, "study", None), "pruner", None), optuna.pruners.NopPruner)
+
+
 class HoldoutAlreadyRead(RuntimeError):
     """The final holdout of a study is evaluated once; a second read would be peeking."""
 
@@ -242,7 +250,7 @@ def evaluate_trial(
     rows_all, net_all = [], []
     for fold in folds:
         extra = list(fold_callbacks(fold.index)) if fold_callbacks is not None else []
-        if trial is not None:
+        if trial is not None and _can_prune(trial):
             extra.append(EpochPruning(trial, objective, fold.index))
         scores, rows, net = _fit_and_score(
             params, {**(trainer or {}), **params.trainer}, policy, table, fold, [*callbacks, *extra]

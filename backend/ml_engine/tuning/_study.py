@@ -785,14 +785,15 @@ class StudyHandle:
             if child:
                 trial.set_user_attr("mlflow_run_id", child)
             folds: list[dict[str, float]] = []
+            epochs = _EpochLog()  # per-epoch metrics, written with the fold's scores (one call per fold)
 
             def on_fold(index: int, scores: dict[str, float]) -> None:
                 folds.append(scores)
                 if mlflow is not None and child is not None:
-                    mlflow.metrics(child, {f"val_{k}": v for k, v in scores.items()}, step=index)
+                    mlflow.metrics(child, {f"val_{k}": v for k, v in scores.items()}, step=index, extra=epochs.take())
 
             def fold_callbacks(k: int) -> list[Any]:
-                return [_EpochLog(mlflow, child, k)] if mlflow is not None and child is not None else []
+                return [epochs.fold(k)] if mlflow is not None and child is not None else []
 
             t0 = time.perf_counter()
             try:
@@ -813,7 +814,9 @@ class StudyHandle:
                 trial.set_user_attr("seconds", time.perf_counter() - t0)
                 trial.set_user_attr("note", str(exc))
                 if mlflow is not None and child is not None:
-                    mlflow.end_trial(child, "PRUNED", {"seconds": time.perf_counter() - t0}, note=str(exc))
+                    mlflow.end_trial(
+                        child, "PRUNED", {"seconds": time.perf_counter() - t0}, note=str(exc), extra=epochs.take()
+                    )
                 raise
             except BaseException as exc:  # a failed trial does not end the study (Optuna marks it FAIL)
                 line = one_line(exc, typed=True)[:500]
@@ -821,7 +824,7 @@ class StudyHandle:
                 trial.set_user_attr("error", line)
                 trial.set_user_attr("seconds", time.perf_counter() - t0)
                 if mlflow is not None and child is not None:
-                    mlflow.end_trial(child, "FAIL", {}, note=line)
+                    mlflow.end_trial(child, "FAIL", {}, note=line, extra=epochs.take())
                 raise
             trial.set_user_attr("folds", score.folds)
             trial.set_user_attr("seconds", score.seconds)
@@ -830,7 +833,10 @@ class StudyHandle:
             trial.set_user_attr("sharpe", _sharpe(score.net))
             if mlflow is not None and child is not None:
                 mlflow.end_trial(
-                    child, "COMPLETE", {"value": score.value, "seconds": score.seconds, "sharpe": _sharpe(score.net)}
+                    child,
+                    "COMPLETE",
+                    {"value": score.value, "seconds": score.seconds, "sharpe": _sharpe(score.net)},
+                    extra=epochs.take(),
                 )
             return score.value
 
@@ -879,18 +885,38 @@ class StudyHandle:
 
 
 class _EpochLog:
-    """Trainer callback: a trial's per-epoch metrics into its MLflow run as ``fold<k>_<metric>`` by epoch."""
+    """A trial's per-epoch metrics as ``fold<k>_<metric>`` by epoch, kept in memory and written to its
+    MLflow run with the fold's scores (`take`): one tracking-store call per fold instead of one per
+    epoch (~13 ms each on PostgreSQL, 2-3 % of a short trial)."""
 
-    def __init__(self, mlflow: _Tracking, run_id: str, fold: int) -> None:
-        self.mlflow, self.run_id, self.fold = mlflow, run_id, fold
+    KEEP = ("train_loss", "val_loss", "val_accuracy", "val_f1")
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[str, float, int, int]] = []
+
+    def fold(self, fold: int) -> _EpochCallback:
+        return _EpochCallback(self, fold)
+
+    def add(self, fold: int, epoch: int, metrics: Mapping[str, Any]) -> None:
+        now = int(time.time() * 1000)
+        for k, v in metrics.items():
+            if k in self.KEEP and v is not None and math.isfinite(float(v)):
+                self._pending.append((f"fold{fold}_{k}", float(v), now, int(epoch)))
+
+    def take(self) -> list[tuple[str, float, int, int]]:
+        """The metrics not written yet, as (key, value, timestamp ms, step); the buffer empties."""
+        out, self._pending = self._pending, []
+        return out
+
+
+class _EpochCallback:
+    """Trainer callback of one fold: each epoch's metrics into the trial's `_EpochLog`."""
+
+    def __init__(self, log: _EpochLog, fold: int) -> None:
+        self.log, self.fold_index = log, fold
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, Any]) -> None:
-        keep = ("train_loss", "val_loss", "val_accuracy", "val_f1")
-        values = {f"fold{self.fold}_{k}": float(v) for k, v in metrics.items() if k in keep and v is not None}
-        try:
-            self.mlflow.metrics(self.run_id, values, step=int(epoch))
-        except Exception as exc:  # noqa: BLE001 - logging must not end a trial
-            logger.debug("epoch metrics not logged: %s", exc)
+        self.log.add(self.fold_index, epoch, metrics)
 
 
 def _load_search_data(config: TuningConfig, settings: Settings) -> tuple[SearchData, str]:
@@ -1202,18 +1228,37 @@ class _Tracking:
         self.client.log_batch(run.info.run_id, params=[Param(k, str(v)[:500]) for k, v in values.items()])
         return str(run.info.run_id)
 
-    def metrics(self, run_id: str, values: Mapping[str, float], step: int = 0) -> None:
-        from mlflow.entities import Metric
+    def metrics(
+        self,
+        run_id: str,
+        values: Mapping[str, float],
+        step: int = 0,
+        *,
+        extra: Sequence[tuple[str, float, int, int]] = (),
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """``values`` at ``step``, the buffered ``extra`` (key, value, ms, step) and ``tags`` in one
+        `log_batch` (chunks of MLflow's 1000 metrics per call)."""
+        from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, step) for k, v in values.items() if math.isfinite(float(v))]
-        self.client.log_batch(run_id, metrics=batch)
+        batch = [Metric(k, v, ms, st) for k, v, ms, st in extra]
+        batch += [Metric(k, float(v), now, step) for k, v in values.items() if math.isfinite(float(v))]
+        tag_list = [RunTag(k, v) for k, v in (tags or {}).items()]
+        for i in range(0, max(len(batch), 1), 1000):
+            self.client.log_batch(run_id, metrics=batch[i : i + 1000], tags=tag_list if i == 0 else [])
 
-    def end_trial(self, run_id: str, state: str, values: Mapping[str, float], note: str | None = None) -> None:
-        self.metrics(run_id, values)
-        self.client.set_tag(run_id, "state", state)
-        if note:
-            self.client.set_tag(run_id, "note", note[:500])
+    def end_trial(
+        self,
+        run_id: str,
+        state: str,
+        values: Mapping[str, float],
+        note: str | None = None,
+        *,
+        extra: Sequence[tuple[str, float, int, int]] = (),
+    ) -> None:
+        tags = {"state": state, **({"note": note[:500]} if note else {})}
+        self.metrics(run_id, values, extra=extra, tags=tags)
         self.client.set_terminated(run_id, status="FAILED" if state == "FAIL" else "FINISHED")
 
     def finish(self, study: optuna.Study, result: StudyResult) -> dict[str, str]:
