@@ -1638,7 +1638,15 @@ def main() -> int:
         help="comma-separated ML_TUNING_TRIALS_PER_JOB values for the job-based studies (default 1,10: one trial "
         "per job, then the default trial runners)",
     )
+    ap.add_argument("--days", type=float, default=STUDY["date_range"], help="days of candles (default 10)")
+    ap.add_argument("--epochs", type=int, default=STUDY["epochs"], help="epochs per fold (default 3)")
+    ap.add_argument(
+        "--name",
+        default="tuning",
+        help="results file under bench/results/ (default tuning; e.g. tuning-long for a run at longer trials)",
+    )
     args = ap.parse_args()
+    STUDY.update(date_range=float(args.days), epochs=int(args.epochs))
     global KEEP
     KEEP = args.keep
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -1684,8 +1692,9 @@ Study: family `hybrid_cnn_lstm`, search space (TOML, laid over the bundled defau
 {SPACE.strip()}
 ```
 
-on the bundled candles (data source `sample`: ETH, LTC, XMR, ADA / BTC, 5 m), the last 10 days,
-2 walk-forward validation folds, 3 epochs, objective validation accuracy, holdout 20 %, seed 7.
+on the bundled candles (data source `sample`: ETH, LTC, XMR, ADA / BTC, 5 m), the last {STUDY["date_range"]:g} days,
+{STUDY["folds"]} walk-forward validation folds, {STUDY["epochs"]} epochs, objective validation accuracy, holdout 20 %,
+seed {STUDY["seed"]}.
 """
     ]
     facts: dict[str, Any] = {}
@@ -1700,10 +1709,10 @@ on the bundled candles (data source `sample`: ETH, LTC, XMR, ADA / BTC, 5 m), th
         sections.append("Measured again after an error: " + "; ".join(RETRIES) + ".\n")
     sections.append(
         f"Whole benchmark: {elapsed:.0f} s. Two CPU cores run the trials, PostgreSQL and this script at once; "
-        "other users of the machine add noise. Raw per-trial and per-job figures: `bench/results/tuning.json`.\n"
+        f"other users of the machine add noise. Raw per-trial and per-job figures: `bench/results/{args.name}.json`.\n"
     )
     path = write_report(
-        "tuning", "Hyperparameter search: pruning, trials per hour, coordination overhead", "\n".join(sections)
+        args.name, "Hyperparameter search: pruning, trials per hour, coordination overhead", "\n".join(sections)
     )
     raw = {
         "command": " ".join([".venv/bin/python", *sys.argv]),
@@ -1712,7 +1721,7 @@ on the bundled candles (data source `sample`: ETH, LTC, XMR, ADA / BTC, 5 m), th
         "jobs": [{**r.__dict__, "per_hour": r.per_hour, "per_hour_trials": r.per_hour_trials} for r in runs],
         "overhead": facts,
     }
-    (RESULTS / "tuning.json").write_text(json.dumps(raw, indent=1, default=str))
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(raw, indent=1, default=str))
     print(path.read_text())
     ok = all(r.finalized and r.counted == args.job_trials for r in runs)
     return 0 if ok else 1

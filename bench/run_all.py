@@ -34,6 +34,14 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("dashboard", ["bench/bench_dashboard.py"]),
     ("workers", ["bench/bench_workers.py"]),
     ("tuning", ["bench/bench_tuning.py"]),
+    (
+        "tuning-long",  # the coordination overhead at trials of ~30 s (20 days, 8 epochs) instead of ~5 s
+        [
+            "bench/bench_tuning.py",
+            *("--parts", "jobs", "--trials-per-job", "10", "--job-trials", "6"),
+            *("--days", "20", "--epochs", "8", "--name", "tuning-long"),
+        ],
+    ),
     ("monitoring", ["bench/bench_monitoring.py"]),
 ]
 
