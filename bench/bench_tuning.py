@@ -499,7 +499,11 @@ def trial_row(t: Any) -> dict[str, Any]:
         "seconds": t.user_attrs.get("seconds"),
         "note": t.user_attrs.get("note") or t.user_attrs.get("error"),
         # epochs trained: the epoch reports (a fold's running mean is reported at its last step)
-        "epochs": sum(1 for step in t.intermediate_values if step % STEP_STRIDE != STEP_STRIDE - 1),
+        # (each finished fold also records its epochs: with pruner "none" there are no per-epoch reports)
+        "epochs": max(
+            sum(1 for step in t.intermediate_values if step % STEP_STRIDE != STEP_STRIDE - 1),
+            int(sum(f.get("epochs", 0) for f in t.user_attrs.get("folds") or [])),
+        ),
     }
 
 

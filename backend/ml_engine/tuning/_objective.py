@@ -296,7 +296,8 @@ def _fit_and_score(
     config = family.make_config(dict(params.model_options), n_features=len(table.feature_names), window=table.window)
     tcfg = dataclasses.replace(TrainerConfig(), checkpoint_dir=None, **trainer)
     train_ds, val_ds, test_ds, _ = fold_datasets(table, fold)
-    fitted = family.fit(config, train_ds, val_ds, tcfg, callbacks=list(callbacks))
+    counter = _EpochCount()
+    fitted = family.fit(config, train_ds, val_ds, tcfg, callbacks=[*callbacks, counter])
     proba = fitted.predict_proba(test_ds)
     rows = fold.test
     y = table.y[rows]
@@ -322,5 +323,16 @@ def _fit_and_score(
         "net_return": float(net.mean()) if net.size else 0.0,
         "n_trades": float(bt["n_trades"]),
         "windows": float(rows.size),
+        "epochs": float(counter.epochs),
     }
     return scores, np.asarray(rows, dtype=np.int64), net
+
+
+class _EpochCount:
+    """Trainer callback: how many epochs a fit ran (0 for the tabular families, which have none)."""
+
+    def __init__(self) -> None:
+        self.epochs = 0
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, Any]) -> None:
+        self.epochs += 1
