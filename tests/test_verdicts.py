@@ -27,15 +27,17 @@ EXPECTED: dict[str, tuple[str, str]] = {
     ),
     "champion_metric_missing": (
         "production v3 has no finite test_f1_macro to compare against (use force=True)",
-        "у production v3 нет конечного значения test_f1_macro для сравнения (нужен force=True)",
+        "у версии из production (v3) нет конечного значения test_f1_macro для сравнения (нужен force=True)",
     ),
     "beats_production": (
         "test_f1_macro 0.6000 > production v3 0.5000 (gain +0.1000, needs > 0) on the same recent holdout",
-        "test_f1_macro 0.6000 > production v3 0.5000 (прирост +0.1000, нужно > 0) на одной и той же свежей отложенной выборке",
+        "лучше версии из production (v3): test_f1_macro 0.6000 > 0.5000 (прирост +0.1000, нужно > 0) на одной и той же "
+        "свежей отложенной выборке",
     ),
     "not_better": (
         "not better than production: test_f1_macro 0.5000 vs production v3 0.9000 (gain -0.4000, needs > 0.05) on recorded test metrics",
-        "не лучше production: test_f1_macro 0.5000 vs production v3 0.9000 (прирост -0.4000, нужно > 0.05) на записанных тестовых метриках",
+        "не лучше версии из production (v3): test_f1_macro 0.5000 против 0.9000 (прирост -0.4000, нужно > 0.05) на "
+        "записанных тестовых метриках",
     ),
     "signature_unchecked": ("signature not checked", "сигнатура не проверена"),
     "signature_missing": (
@@ -82,7 +84,7 @@ EXPECTED: dict[str, tuple[str, str]] = {
     ),
     "no_evaluator": (
         "compared recorded test metrics from version tags (no holdout evaluator)",
-        "сравнивались тестовые метрики из тегов версий (оценщика на отложенной выборке нет)",
+        "сравнивались метрики, записанные при обучении: общей свежей выборки не было, данные у версий могут различаться",
     ),
     "forced": ("forced: promotion gate skipped", "принудительно: проверки пропущены"),
     "already_in_production": ("v3 is already in production", "v3 уже в production"),
@@ -95,7 +97,7 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "auto_after_training": ("automatic promotion after training", "автоматическое продвижение после обучения"),
     "auto_retraining": (
         "auto retraining (drift); walk-forward over 5 folds; production v2 scored on 4 folds",
-        "автоматическое переобучение (триггер drift); walk-forward по 5 фолдам; production v2 scored on 4 folds",
+        "автоматическое переобучение (из-за дрейфа данных); walk-forward по 5 фолдам; production v2 scored on 4 folds",
     ),
 }
 
@@ -128,7 +130,7 @@ def test_variants_of_codes_with_optional_parameters() -> None:
     assert both("archived_version", version=4, was_production=False) == ("archived v4", "v4 в архиве")
     assert both("auto_retraining", trigger="scheduled", folds=3) == (
         "auto retraining (scheduled); walk-forward over 3 folds",
-        "автоматическое переобучение (триггер scheduled); walk-forward по 3 фолдам",
+        "автоматическое переобучение (по расписанию); walk-forward по 3 фолдам",
     )
     lower = dict(SAMPLE_PARAMS["beats_production"], greater_is_better=False, value=0.4, champion_value=0.5)
     assert render(Check("beats_production", True, lower)).startswith("test_f1_macro 0.4000 < production v3 0.5000")
@@ -169,7 +171,7 @@ def test_render_reason_introduces_the_gates_checks_and_appends_notes() -> None:
     assert render_reason([ok, low, archived], "ru") == "отказано: test_accuracy 0.4812 < минимума 0.5; версия в архиве"
     assert render_reason([ok], "ru", notes=[note]) == (
         "проверки пройдены: test_accuracy 0.6100 ≥ минимума 0.5; "
-        "сравнивались тестовые метрики из тегов версий (оценщика на отложенной выборке нет)"
+        "сравнивались метрики, записанные при обучении: общей свежей выборки не было, данные у версий могут различаться"
     )
     assert render_reason([ok.to_dict(), archived.to_dict()], "en", gate=False) == (
         "test_accuracy 0.6100 >= min 0.5; version is archived"
@@ -203,8 +205,8 @@ def test_verdict_round_trip_and_its_words() -> None:
     )
     assert again.render("ru") == (
         "отказано: оценка на отложенной выборке не удалась: ValueError: no candles; "
-        "сигнатура не проверена; сравнивались тестовые метрики из тегов версий "
-        "(оценщика на отложенной выборке нет)"
+        "сигнатура не проверена; сравнивались метрики, записанные при обучении: общей свежей выборки не было, "
+        "данные у версий могут различаться"
     )
     one = Verdict.of("rolled_back", from_version=3, to_version=2)
     assert one.passed and not one.gate and Verdict.from_dict(one.to_dict()) == one
@@ -250,7 +252,8 @@ def test_history_entry_json_round_trip_keeps_the_verdict() -> None:
         == "refused: version is archived; compared recorded test metrics from version tags (no holdout evaluator)"
     )
     assert again.detail_text("ru") == (
-        "отказано: версия в архиве; сравнивались тестовые метрики из тегов версий (оценщика на отложенной выборке нет)"
+        "отказано: версия в архиве; сравнивались метрики, записанные при обучении: общей свежей выборки не было, "
+        "данные у версий могут различаться"
     )
     assert again.reason_text("ru") == "автоматическое продвижение после обучения"
     assert again.reason_text("en") == "automatic promotion after training"

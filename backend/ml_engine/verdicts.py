@@ -20,6 +20,7 @@ end renders them in its own language.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -33,6 +34,7 @@ __all__ = [
     "render",
     "render_reason",
     "verdict_tag",
+    "walk_forward_name",
 ]
 
 #: Run tag holding a decision's verdict as JSON, beside its English ``promotion_reason``.
@@ -76,26 +78,85 @@ _SOURCES: dict[str, tuple[str, str]] = {
     "recorded": ("recorded test metrics", "записанных тестовых метриках"),
     "recorded_no_evaluator": (
         "recorded test metrics (no evaluator: not the same holdout)",
-        "записанных тестовых метриках (без оценщика: не на одной выборке)",
+        "записанных тестовых метриках",
     ),
     "same_holdout": ("the same recent holdout", "одной и той же свежей отложенной выборке"),
+}
+#: The same sources when the candidate's numbers are walk-forward means (a retraining's verdict).
+_SOURCES_WALK_FORWARD: dict[str, tuple[str, str]] = {
+    "same_holdout": ("the same walk-forward folds", "тех же фолдах walk-forward"),
+    "recorded_no_evaluator": ("the candidate's walk-forward folds", "фолдах walk-forward кандидата"),
 }
 
 
 def _source(p: Mapping[str, Any], ru: bool) -> str:
     key = str(p.get("source", "recorded"))
-    words = _SOURCES.get(key)
+    words = (_SOURCES_WALK_FORWARD if p.get(_WALK_FORWARD) else {}).get(key) or _SOURCES.get(key)
     return key if words is None else words[ru]
 
 
+#: Parameter :func:`render` adds when the candidate's numbers are walk-forward means.
+_WALK_FORWARD = "_walk_forward"
+
+
+def walk_forward_name(metric: str) -> str:
+    """The name of the walk-forward mean behind a gate metric: ``test_accuracy`` ->
+    ``walk_forward_accuracy_mean`` (the run metric and version tag a retraining records)."""
+    base = metric[len("test_") :] if metric.startswith("test_") else metric
+    return f"walk_forward_{base}_mean"
+
+
+def _relabel(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` of a check on walk-forward means: the candidate's metric named as what it is; the
+    champion's too when it was scored on the same folds, else its recorded test metric keeps its name."""
+    p = dict(params)
+    p[_WALK_FORWARD] = True
+    metric = p.get("metric")
+    if isinstance(metric, str) and metric.startswith("test_"):
+        p["metric"] = walk_forward_name(metric)
+        p["champion_metric"] = p["metric"] if p.get("source") == "same_holdout" else metric
+    return p
+
+
 def _comparison(p: Mapping[str, Any], ru: bool, sign: str) -> str:
-    gain, needs = "прирост" if ru else "gain", "нужно" if ru else "needs"
-    on = "на" if ru else "on"
+    champion_metric = p.get("champion_metric", p["metric"])
+    champion = f"{champion_metric} " if champion_metric != p["metric"] else ""
+    if ru:
+        return (
+            f"{p['metric']} {_num(p['value'], '.4f')} {sign} {champion}{_num(p['champion_value'], '.4f')} "
+            f"(прирост {_num(p['gain'], '+.4f')}, нужно > {_num(p['min_improvement'], 'g')}) на {_source(p, ru)}"
+        )
     return (
         f"{p['metric']} {_num(p['value'], '.4f')} {sign} production v{p['champion_version']} "
-        f"{_num(p['champion_value'], '.4f')} ({gain} {_num(p['gain'], '+.4f')}, {needs} > "
-        f"{_num(p['min_improvement'], 'g')}) {on} {_source(p, ru)}"
+        f"{champion}{_num(p['champion_value'], '.4f')} (gain {_num(p['gain'], '+.4f')}, needs > "
+        f"{_num(p['min_improvement'], 'g')}) on {_source(p, ru)}"
     )
+
+
+def _production_ru(p: Mapping[str, Any]) -> str:
+    return f"версии из production (v{p['champion_version']})"
+
+
+#: What started a retraining, in Russian (the pipeline's trigger codes).
+_TRIGGERS_RU = {
+    "manual": "вручную",
+    "scheduled": "по расписанию",
+    "drift": "из-за дрейфа данных",
+    "performance_drop": "из-за падения качества",
+}
+
+
+def _retraining_note(note: str, ru: bool) -> str:
+    """The walk-forward note of a retraining (free text the pipeline writes) in Russian where it is known."""
+    if not ru:
+        return note
+    m = re.fullmatch(r"production v(\d+) scored none of the test windows", note)
+    if m:
+        return f"версия из production (v{m[1]}) не дала прогнозов ни на одном тестовом окне"
+    m = re.fullmatch(r"production v(\d+) could not score the walk-forward data: (.*)", note, flags=re.S)
+    if m:
+        return f"версия из production (v{m[1]}) не смогла оценить данные walk-forward: {m[2]}"
+    return note
 
 
 def _signature_missing(p: Mapping[str, Any], ru: bool) -> str:
@@ -135,13 +196,19 @@ _CATALOGUE: dict[str, Renderer] = {
         f"{'в production ещё нет версии' if ru else 'no production version yet'} "
         f"({p['metric']} {_num(p['value'], '.4f')})"
     ),
-    "champion_metric_missing": _fixed(
-        "production v{champion_version} has no finite {metric} to compare against (use force=True)",
-        "у production v{champion_version} нет конечного значения {metric} для сравнения (нужен force=True)",
+    "champion_metric_missing": lambda p, ru: (
+        f"у {_production_ru(p)} нет конечного значения {p['metric']} для сравнения (нужен force=True)"
+        if ru
+        else f"production v{p['champion_version']} has no finite {p['metric']} to compare against (use force=True)"
     ),
-    "beats_production": lambda p, ru: _comparison(p, ru, ">" if p.get("greater_is_better", True) else "<"),
+    "beats_production": lambda p, ru: (
+        (f"лучше {_production_ru(p)}: " if ru else "")
+        + _comparison(p, ru, ">" if p.get("greater_is_better", True) else "<")
+    ),
     "not_better": lambda p, ru: (
-        ("не лучше production: " if ru else "not better than production: ") + _comparison(p, ru, "vs")
+        f"не лучше {_production_ru(p)}: " + _comparison(p, ru, "против")
+        if ru
+        else "not better than production: " + _comparison(p, ru, "vs")
     ),
     "signature_unchecked": _fixed("signature not checked", "сигнатура не проверена"),
     "signature_missing": _signature_missing,
@@ -188,9 +255,19 @@ _CATALOGUE: dict[str, Renderer] = {
     "evaluation_failed": _fixed(
         "holdout evaluation failed: {error}", "оценка на отложенной выборке не удалась: {error}"
     ),
-    "no_evaluator": _fixed(
-        "compared recorded test metrics from version tags (no holdout evaluator)",
-        "сравнивались тестовые метрики из тегов версий (оценщика на отложенной выборке нет)",
+    "no_evaluator": lambda p, ru: (
+        (
+            "число версии из production — её тестовая метрика, записанная при обучении (на фолдах она не оценивалась)"
+            if ru
+            else "production's number is its recorded test metric (not scored on the folds)"
+        )
+        if p.get(_WALK_FORWARD)
+        else (
+            "сравнивались метрики, записанные при обучении: общей свежей выборки не было, данные у версий могут "
+            "различаться"
+            if ru
+            else "compared recorded test metrics from version tags (no holdout evaluator)"
+        )
     ),
     # decisions of the registry
     "forced": _fixed("forced: promotion gate skipped", "принудительно: проверки пропущены"),
@@ -211,11 +288,12 @@ _CATALOGUE: dict[str, Renderer] = {
     "auto_after_training": _fixed("automatic promotion after training", "автоматическое продвижение после обучения"),
     "auto_retraining": lambda p, ru: (
         (
-            f"автоматическое переобучение (триггер {p['trigger']}); walk-forward по {p['folds']} фолдам"
+            f"автоматическое переобучение ({_TRIGGERS_RU.get(str(p['trigger']), p['trigger'])}); "
+            f"walk-forward по {p['folds']} фолдам"
             if ru
             else f"auto retraining ({p['trigger']}); walk-forward over {p['folds']} folds"
         )
-        + (f"; {p['note']}" if p.get("note") else "")
+        + (f"; {_retraining_note(str(p['note']), ru)}" if p.get("note") else "")
     ),
 }
 
@@ -231,16 +309,19 @@ def catalogue() -> tuple[str, ...]:
     return tuple(_CATALOGUE)
 
 
-def render(check: Check | Mapping[str, Any], lang: str = "en") -> str:
+def render(check: Check | Mapping[str, Any], lang: str = "en", *, walk_forward: bool = False) -> str:
     """The words of one check in ``lang`` (``en`` or ``ru``). Unknown codes are shown as
-    ``code: params`` rather than failing (an entry written by a newer version, say)."""
+    ``code: params`` rather than failing (an entry written by a newer version, say).
+
+    ``walk_forward``: the candidate's numbers are walk-forward means (a retraining's verdict), so
+    the gate's ``test_accuracy`` is named ``walk_forward_accuracy_mean``, what it is."""
     c = check if isinstance(check, Check) else Check.from_dict(check)
     renderer = _CATALOGUE.get(c.code)
     if renderer is None:
         args = ", ".join(f"{k}={v}" for k, v in c.params.items())
         return f"{c.code}: {args}" if args else c.code
     try:
-        return renderer(c.params, lang == "ru")
+        return renderer(_relabel(c.params) if walk_forward else c.params, lang == "ru")
     except (KeyError, IndexError, ValueError):  # a parameter missing: still say what is known
         return f"{c.code}: {dict(c.params)}"
 
@@ -251,18 +332,20 @@ def render_reason(
     *,
     gate: bool = True,
     notes: Sequence[Check | Mapping[str, Any]] = (),
+    walk_forward: bool = False,
 ) -> str:
     """A gate verdict as one line: ``"refused: <failed checks>"`` or ``"gate passed: <checks>"``
-    (``gate=True``), or the checks joined with ``"; "`` (``gate=False``); ``notes`` are appended."""
+    (``gate=True``), or the checks joined with ``"; "`` (``gate=False``); ``notes`` are appended.
+    ``walk_forward``: see :func:`render`."""
     items = [c if isinstance(c, Check) else Check.from_dict(c) for c in checks]
     ru = lang == "ru"
     if gate:
         passed = all(c.passed for c in items)
         shown = items if passed else [c for c in items if not c.passed]
-        text = _PREFIX[passed][ru] + "; ".join(render(c, lang) for c in shown)
+        text = _PREFIX[passed][ru] + "; ".join(render(c, lang, walk_forward=walk_forward) for c in shown)
     else:
-        text = "; ".join(render(c, lang) for c in items)
-    extra = [render(n, lang) for n in notes]
+        text = "; ".join(render(c, lang, walk_forward=walk_forward) for c in items)
+    extra = [render(n, lang, walk_forward=walk_forward) for n in notes]
     return "; ".join([text, *extra]) if extra and text else (text or "; ".join(extra))
 
 
@@ -283,8 +366,9 @@ class Verdict:
     def failures(self) -> tuple[Check, ...]:
         return tuple(c for c in self.checks if not c.passed)
 
-    def render(self, lang: str = "en") -> str:
-        return render_reason(self.checks, lang, gate=self.gate, notes=self.notes)
+    def render(self, lang: str = "en", *, walk_forward: bool = False) -> str:
+        """The verdict as one line in ``lang``; ``walk_forward``: see :func:`render`."""
+        return render_reason(self.checks, lang, gate=self.gate, notes=self.notes, walk_forward=walk_forward)
 
     def to_dict(self) -> dict[str, Any]:
         return {

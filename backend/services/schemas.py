@@ -215,9 +215,15 @@ class VerdictRecord(VerdictFields):
     reason_check: CheckPublic | None = None
 
     def detail_text(self, lang: str = "en") -> str:
-        """``detail`` in ``lang`` (rendered from the codes; entries older than verdicts as recorded)."""
+        """``detail`` in ``lang`` (rendered from the codes; entries older than verdicts as recorded).
+        A retraining's verdict names its numbers as the walk-forward means they are."""
         verdict = self.verdict()
-        return verdict.render(lang) if verdict is not None else self.detail
+        return verdict.render(lang, walk_forward=self.walk_forward) if verdict is not None else self.detail
+
+    @property
+    def walk_forward(self) -> bool:
+        """Was the candidate judged on walk-forward means (the retraining pipeline asked)?"""
+        return self.reason_check is not None and self.reason_check.code == "auto_retraining"
 
     def reason_text(self, lang: str = "en") -> str:
         """``reason`` in ``lang`` when the engine gave it (a code), else as the person wrote it."""
