@@ -9,12 +9,15 @@ own), so the dashboard's overview reads exactly what the REST API serves::
         print(p.name, p.version, p.promoted_at, p.reason)
     overview.retraining_runs("hybrid_cnn_lstm").data[0].trigger      # "drift"
     overview.latest_drift("hybrid_cnn_lstm")                         # DriftStatus or None
+    p.yardstick.beats_baselines("test_accuracy")                     # False: no better than a naive rule
+    overview.yardsticks([v.run_id for v in model.versions])          # run id -> Yardstick
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from backend.ml_engine.config import EXPERIMENT_RETRAINING
 from backend.ml_engine.errors import one_line
+from backend.ml_engine.evaluation import MIN_TRADES
 
 from ._mlflow import translate_errors
 from .errors import NotFoundError
@@ -39,6 +43,7 @@ __all__ = [
     "ProductionSummary",
     "RetrainingRunPublic",
     "RetrainingRunsPublic",
+    "Yardstick",
 ]
 
 logger = logging.getLogger(__name__)
@@ -56,6 +61,73 @@ KEY_METRICS: tuple[str, ...] = (
 )
 RUN_KIND_RETRAINING = "retraining"
 DRIFT_REPORT_ARTIFACT = "drift_report.json"
+#: The naive baselines every training scores on its own test windows (run metrics ``baseline_<name>_<metric>``).
+BASELINES: tuple[str, ...] = ("majority", "previous_direction")
+#: Run metrics that give a version's headline numbers their yardsticks: the baselines of accuracy and
+#: macro F1, buy-and-hold beside the backtest, the trades and bars behind a Sharpe.
+YARDSTICK_METRICS: tuple[str, ...] = (
+    "test_accuracy",
+    "test_f1_macro",
+    *(f"baseline_{b}_{m}" for b in BASELINES for m in ("accuracy", "f1_macro")),
+    "backtest_sharpe",
+    "backtest_total_return",
+    "backtest_buy_and_hold_sharpe",
+    "backtest_buy_and_hold_total_return",
+    "backtest_n_trades",
+    "backtest_n_bars",
+)
+#: Run ids asked for in one search (MLflow's ``run_id IN (...)``).
+_RUN_IDS_PER_SEARCH = 100
+
+
+class Yardstick(BaseModel):
+    """A run's headline numbers with what they are measured against: the naive baselines on the same
+    test windows, buy-and-hold on the same bars, the trades and bars behind the Sharpe, and the data
+    (hash, test rows) it was tested on, so versions tested on different data can be told apart."""
+
+    run_id: str
+    metrics: dict[str, float | None] = Field(default_factory=dict, description="YARDSTICK_METRICS the run logged")
+    data_hash: str | None = Field(default=None, description="param data_hash: the candles it was trained and tested on")
+    test_rows: int | None = Field(default=None, description="param data_rows_test (else backtest_n_bars)")
+
+    def value(self, key: str) -> float | None:
+        v = self.metrics.get(key)
+        return None if v is None or not math.isfinite(v) else float(v)
+
+    def baselines(self, metric: str) -> dict[str, float]:
+        """``test_accuracy`` -> ``{"majority": 0.40, "previous_direction": 0.35}`` (those recorded)."""
+        base = metric[len("test_") :] if metric.startswith("test_") else metric
+        out = {b: self.value(f"baseline_{b}_{base}") for b in BASELINES}
+        return {b: v for b, v in out.items() if v is not None}
+
+    def beats_baselines(self, metric: str, value: float | None = None) -> bool | None:
+        """Is ``metric`` (or ``value``) above every recorded baseline? None when either is unknown."""
+        value = self.value(metric) if value is None else value
+        baselines = self.baselines(metric)
+        if value is None or not math.isfinite(value) or not baselines:
+            return None
+        return value > max(baselines.values())
+
+    @property
+    def n_trades(self) -> int | None:
+        v = self.value("backtest_n_trades")
+        return None if v is None else int(v)
+
+    @property
+    def n_bars(self) -> int | None:
+        v = self.value("backtest_n_bars")
+        return None if v is None else int(v)
+
+    @property
+    def too_few_trades(self) -> bool | None:
+        """Fewer trades than ``evaluation.MIN_TRADES``: its return and Sharpe say nothing."""
+        return None if self.n_trades is None else self.n_trades < MIN_TRADES
+
+    def same_data(self, other: Yardstick | None) -> bool | None:
+        """Tested on the same data as ``other`` (same data hash and test rows)? None when unknown."""
+        if other is None or self.data_hash is None or other.data_hash is None:
+            return None
+        return self.data_hash == other.data_hash and self.test_rows == other.test_rows
 
 
 class ProductionSummary(VerdictRecord):
@@ -76,6 +148,10 @@ class ProductionSummary(VerdictRecord):
     )
     decision: str | None = Field(default=None, description="promoted or rolled_back: how production got here")
     forced: bool = False
+    yardstick: Yardstick | None = Field(default=None, description="the version's run: baselines, buy-and-hold, data")
+    newer_passed_version: int | None = Field(
+        default=None, description="the newest later version that passed the gate (None: no better candidate)"
+    )
 
 
 class DriftStatus(BaseModel):
@@ -109,8 +185,8 @@ class RetrainingRunPublic(RunPublic):
         """The gate's decision in ``lang``, rendered from its codes (as recorded for older runs)."""
         from backend.ml_engine.verdicts import Verdict
 
-        if self.decision_verdict:
-            return Verdict.from_dict(self.decision_verdict).render(lang)
+        if self.decision_verdict:  # the candidate's numbers are its walk-forward means: named so
+            return Verdict.from_dict(self.decision_verdict).render(lang, walk_forward=True)
         return self.decision_reason
 
 
@@ -140,6 +216,10 @@ def _int(value: Any) -> int | None:
         return int(str(value))
     except (TypeError, ValueError):
         return None
+
+
+def _count(value: float | None) -> int | None:
+    return int(value) if value is not None and math.isfinite(value) else None
 
 
 def _bool(value: Any) -> bool | None:
@@ -173,7 +253,18 @@ class OverviewService:
                 summary.run_id = version.run_id
                 summary.metrics = {k: version.metrics[k] for k in KEY_METRICS if k in version.metrics}
             if model.production_version is not None:
-                for event in self.models.history(model.name, limit=history_limit, lang=lang).data:
+                history = self.models.history(model.name, limit=history_limit, lang=lang).data
+                archived = {v.version for v in model.versions if v.archived}
+                passed = [  # later versions the gate let through (a forced promotion skipped it)
+                    e.to_version
+                    for e in history
+                    if e.decision == "promoted" and not e.forced and e.to_version is not None
+                    if e.to_version > model.production_version and e.to_version not in archived
+                ]
+                summary.newer_passed_version = max(passed, default=None)
+                if version is not None and version.run_id:
+                    summary.yardstick = self.yardsticks([version.run_id]).get(version.run_id)
+                for event in history:
                     if event.decision in ("promoted", "rolled_back") and event.to_version == model.production_version:
                         verdict = {k: getattr(event, k) for k in VerdictRecord.model_fields}
                         summary = summary.model_copy(
@@ -187,6 +278,30 @@ class OverviewService:
                         )
                         break
             out.append(summary)
+        return out
+
+    # -- yardsticks ------------------------------------------------------------------------
+
+    def yardsticks(self, run_ids: list[str | None] | list[str]) -> dict[str, Yardstick]:
+        """The :class:`Yardstick` of each run (run id -> yardstick; runs not found are left out), in
+        one search per hundred runs."""
+        wanted = sorted({r for r in run_ids if r and all(c.isalnum() or c in "-_" for c in r)})
+        out: dict[str, Yardstick] = {}
+        for i in range(0, len(wanted), _RUN_IDS_PER_SEARCH):
+            chunk = wanted[i : i + _RUN_IDS_PER_SEARCH]
+            where = "attributes.run_id IN (" + ", ".join(_quoted(r) for r in chunk) + ")"
+            try:
+                page = self.runs.search_runs(None, where, max_results=len(chunk))
+            except NotFoundError:
+                continue
+            for run in page.data:
+                rows = _int(run.params.get("data_rows_test"))
+                out[run.run_id] = Yardstick(
+                    run_id=run.run_id,
+                    metrics={k: run.metrics[k] for k in YARDSTICK_METRICS if k in run.metrics},
+                    data_hash=run.params.get("data_hash") or None,
+                    test_rows=rows if rows is not None else _count(run.metrics.get("backtest_n_bars")),
+                )
         return out
 
     # -- runs and jobs ---------------------------------------------------------------------

@@ -7,21 +7,36 @@ read one run with metric histories and artifacts.
     more = service.search_runs(["model_training"], "metrics.val_accuracy > 0.7", page_token=page.next_page_token)
 
 Reads only: nothing here creates an experiment. A filter MLflow cannot parse raises
-:class:`~backend.services.errors.InvalidRequestError` with MLflow's own message.
+:class:`FilterError` (an :class:`~backend.services.errors.InvalidRequestError`) with MLflow's own
+message, a hint and a structured :class:`FilterHint` (``code``, the key, the prefix it lacks, the
+corrected filter) that front ends render in their own language::
+
+    try:
+        service.search_runs(["model_training"], "val_accuracy > 0.3")
+    except FilterError as exc:
+        exc.hint.code, exc.hint.prefix, exc.hint.fix   # 'missing_prefix', 'metrics', 'metrics.val_accuracy > 0.3'
+
+:meth:`RunService.filter_examples` runs the guide's filters on the store and, where a literal threshold
+or value matches no run (a tiny training has neither 50 epochs nor accuracy 0.85), a variant with the
+values of a run that carries the same names; :meth:`RunService.unknown_filter_keys` names the keys of
+a filter that no run of the experiments carries.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ._mlflow import ensure_store_reachable, make_client, ms_to_dt, translate_errors
-from .errors import InvalidRequestError, NotFoundError
+from .errors import InvalidRequestError, NotFoundError, ServiceError
 from .redaction import mask_uri, redact, redact_mapping
 from .schemas import (
     ArtifactPublic,
@@ -40,7 +55,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
     from mlflow.entities import Experiment, Run
 
-__all__ = ["RunService"]
+__all__ = [
+    "FilterError",
+    "FilterExample",
+    "FilterHint",
+    "RunService",
+    "diagnose_filter",
+    "filter_variant",
+    "presence_filter",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +110,317 @@ def _check_page_token(token: str) -> None:
         or (isinstance(offset, str) and offset.isdigit())
     ):
         raise InvalidRequestError(message)
+
+
+# -- filters: MLflow's parser errors as a hint with the fix; the guide's examples on this store -------
+
+#: Where a key may live, in the order a bare key is looked up (MLflow's own prefixes).
+FILTER_PREFIXES: tuple[str, ...] = ("metrics", "params", "tags")
+#: Run attributes MLflow filters on (``attributes.<name>``).
+FILTER_ATTRIBUTES: tuple[str, ...] = (
+    "run_name",
+    "status",
+    "start_time",
+    "end_time",
+    "run_id",
+    "artifact_uri",
+    "user_id",
+)
+#: Tags the project sets on runs: a bare one of these compared with a quoted value is a tag, not a param.
+RUN_TAGS = frozenset(
+    {
+        "training_mode",
+        "trigger",
+        "model_name",
+        "model_family",
+        "run_kind",
+        "symbol",
+        "timeframe",
+        "code_version",
+        "fold",
+        "drift_detected",
+        "performance_drop",
+    }
+)
+#: MLflow's comparators, in the order a hint lists them.
+_COMPARATORS = ("=", "!=", ">", ">=", "<", "<=", "LIKE", "ILIKE", "IS NULL", "IS NOT NULL", "IN", "NOT IN")
+_PREFIX_OF_TYPE = {"metric": "metrics", "parameter": "params", "tag": "tags", "attribute": "attributes"}
+_ENTITY = r"(?:metrics?|params?|parameters?|tags?|attributes?|attr|run)"
+_KEY = r"(?:`[^`]+`|[\w.\-]+)"
+_OP = r"(?:!=|>=|<=|=|<|>|(?i:NOT\s+IN|IN|ILIKE|LIKE|IS\s+NOT|IS))"
+_VALUE = r"""(?:'[^']*'|"[^"]*"|[^\s()]+)"""
+#: How many corrections in a row :func:`diagnose_filter` applies (one bare key each).
+_MAX_FIXES = 8
+
+
+@dataclass(frozen=True)
+class FilterHint:
+    """What is wrong with a filter, as data each front end renders in its own language.
+
+    ``code``: ``missing_prefix`` (the bare ``key`` lacks ``prefix.``), ``quote_value`` (the value of a
+    param or tag is not quoted), ``number_expected`` (a metric compared with text or a quoted number),
+    ``comparator`` (operator ``value`` is not one of ``allowed`` for ``prefix.key``), ``no_or`` (MLflow
+    filters have no OR), ``attribute`` (``attributes.key`` does not exist; ``allowed`` lists those that
+    do), ``clause`` (the condition ``value`` was not parsed), ``other`` (nothing to add to MLflow's
+    message). ``fix``: the filter corrected where the correction is certain and parses, else None.
+    """
+
+    code: str
+    key: str = ""
+    prefix: str = ""
+    value: str = ""
+    allowed: str = ""
+    fix: str | None = None
+
+    def english(self) -> str:
+        """The hint in one English sentence (the REST API's message carries it after MLflow's)."""
+        text = {
+            "missing_prefix": f"a key needs its kind: add the prefix {self.prefix}. ({self.prefix}.{self.key})",
+            "quote_value": "param and tag values are strings: put them in single quotes",
+            "number_expected": "metric values are numbers: write them without quotes",
+            "comparator": f"{self.prefix}.{self.key} takes one of {self.allowed}".replace(".. ", " "),
+            "no_or": "MLflow filters have no OR: join conditions with AND, or search twice",
+            "attribute": f"run attributes are {self.allowed}",
+            "clause": "each condition is <metrics|params|tags|attributes>.<name> <operator> <value>, joined by AND",
+        }.get(self.code, "")
+        if text and self.fix:
+            text += f"; corrected: {self.fix}"
+        return text
+
+
+class FilterError(InvalidRequestError):
+    """A filter MLflow refused: ``str()`` is MLflow's message and an English hint; ``hint`` is the
+    :class:`FilterHint`, ``mlflow_message`` MLflow's message alone."""
+
+    def __init__(self, mlflow_message: str, hint: FilterHint) -> None:
+        english = hint.english()
+        super().__init__(f"{mlflow_message} (hint: {english})" if english else mlflow_message)
+        self.mlflow_message = mlflow_message
+        self.hint = hint
+
+
+def _conditions(filter_string: str) -> list[dict[str, Any]]:
+    """MLflow's parse of a filter: one dict per condition (``type``, ``key``, ``comparator``, ``value``)."""
+    from mlflow.utils.search_utils import SearchUtils
+
+    return list(SearchUtils.parse_search_filter(filter_string))
+
+
+def _parse_error(filter_string: str) -> str | None:
+    """MLflow's parser message for ``filter_string`` (no store involved), None when it parses."""
+    try:
+        _conditions(filter_string)
+    except Exception as exc:  # noqa: BLE001 - MlflowException or a sqlparse error: both mean "does not parse"
+        return str(getattr(exc, "message", None) or exc)
+    return None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _guess_prefix(key: str, value: str, known: Mapping[str, Any] | None) -> str:
+    """The prefix a bare ``key`` compared with ``value`` needs: where the store's runs carry the key,
+    else by the value (a bare number: a metric; a quoted string: a param, or a tag the project sets)."""
+    numeric = _is_number(value)
+    holders = [p for p in FILTER_PREFIXES if known and key in known.get(p, ())]
+    if holders:
+        if numeric and "metrics" in holders:
+            return "metrics"
+        strings = [p for p in holders if p != "metrics"]
+        return strings[0] if strings and not numeric else holders[0]
+    if numeric:
+        return "metrics"
+    return "tags" if key in RUN_TAGS else "params"
+
+
+def _diagnose_once(filter_string: str, message: str, known: Mapping[str, Any] | None) -> FilterHint:
+    m = re.search(r"Invalid attribute key '([^']*)'", message)
+    if m:
+        key = m.group(1)
+        if re.search(rf"(?i)\b(?:attributes?|attr|run)\.`?{re.escape(key)}", filter_string):
+            return FilterHint("attribute", key=key, prefix="attributes", allowed=", ".join(FILTER_ATTRIBUTES))
+        bare = re.compile(rf"(?<![\w.`'\"]){re.escape(key)}(?=\s*{_OP}\s*(?P<value>{_VALUE}))")
+        found = bare.search(filter_string)
+        value = found.group("value") if found else ""
+        prefix = _guess_prefix(key, value, known)
+        fix = bare.sub(f"{prefix}.{key}", filter_string, count=1) if found else None
+        return FilterHint("missing_prefix", key=key, prefix=prefix, value=value, fix=fix)
+    m = re.search(r"Got value (.+)$", message) or re.search(r"for string value (.+?)\. Use either", message)
+    if m or "quoted" in message:
+        value = m.group(1).strip() if m else ""
+        clause = re.compile(
+            rf"(?P<head>(?P<entity>{_ENTITY})\.(?P<key>{_KEY})\s*(?:!=|=|(?i:ILIKE|LIKE))\s*)"
+            rf"(?P<value>{re.escape(value) if value else _VALUE})(?![\w.\-])"
+        )
+        found = next((c for c in clause.finditer(filter_string) if c.group("value")[:1] not in "'\""), None)
+        if found is None:
+            return FilterHint("quote_value", value=value)
+        fix = filter_string[: found.start("value")] + f"'{found.group('value')}'" + filter_string[found.end("value") :]
+        prefix = "tags" if found.group("entity").lower().startswith("tag") else "params"
+        return FilterHint("quote_value", key=found.group("key"), prefix=prefix, value=found.group("value"), fix=fix)
+    m = re.search(r"Expected numeric value type for metric\. Found (.+)$", message)
+    if m:
+        value = m.group(1).strip()
+        clause = re.compile(rf"(?P<entity>metrics?)\.(?P<key>{_KEY})\s*{_OP}\s*(?P<value>{re.escape(value)})")
+        found = clause.search(filter_string)
+        inner = value[1:-1] if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"" else None
+        fix = None
+        if found and inner is not None and _is_number(inner):
+            fix = filter_string[: found.start("value")] + inner + filter_string[found.end("value") :]
+        return FilterHint(
+            "number_expected", key=found.group("key") if found else "", prefix="metrics", value=value, fix=fix
+        )
+    m = re.search(r"Invalid comparator '([^']*)' not one of '?\{([^}]*)\}", message)
+    if m:
+        op = m.group(1)
+        offered = set(re.findall(r"'([^']*)'", m.group(2)))
+        allowed = ", ".join(c for c in _COMPARATORS if c in offered) or m.group(2)
+        found = re.search(rf"(?P<entity>{_ENTITY})\.(?P<key>{_KEY})\s*{re.escape(op)}", filter_string)
+        entity = found.group("entity").lower() if found else ""
+        prefix = next((p for p in (*FILTER_PREFIXES, "attributes") if p.startswith(entity[:3])), "") if entity else ""
+        return FilterHint(
+            "comparator", key=found.group("key") if found else "", prefix=prefix, value=op, allowed=allowed
+        )
+    m = re.search(r"Invalid clause\(s\) in filter string: (.+)$", message)
+    if m:
+        if re.search(r"(?i)(?<![\w'\"])OR(?![\w'\"])", filter_string):
+            return FilterHint("no_or", value="OR")
+        return FilterHint("clause", value=m.group(1).strip())
+    return FilterHint("other")
+
+
+def diagnose_filter(filter_string: str, message: str, known: Mapping[str, Any] | None = None) -> FilterHint:
+    """What MLflow's ``message`` about ``filter_string`` means and how to fix it (:class:`FilterHint`).
+
+    ``known``: the keys the store's runs carry, ``{"metrics": {...}, "params": {...}, "tags": {...}}``,
+    so that a bare key gets the prefix it has there. Corrections are applied one after another (every
+    bare key of ``val_accuracy > 0.3 AND trainer_epochs = '3'``); ``fix`` is given only when the corrected
+    filter parses.
+    """
+    hint = _diagnose_once(filter_string, message, known)
+    fix = hint.fix
+    for _ in range(_MAX_FIXES):
+        if fix is None:
+            break
+        error = _parse_error(fix)
+        if error is None:
+            return replace(hint, fix=fix)
+        fix = _diagnose_once(fix, error, known).fix
+    return replace(hint, fix=None)
+
+
+@dataclass(frozen=True)
+class FilterExample:
+    """One of the guide's filters on this store: how many runs it finds as written and, when none, a
+    variant with the same names and the values of a run here (its experiment names too)."""
+
+    guide: str
+    found: int
+    experiments: tuple[str, ...]
+    """The experiments of the runs found (by the guide's filter, else by the variant)."""
+    variant: str | None = None
+    variant_found: int = 0
+
+    @property
+    def working(self) -> str | None:
+        """The filter that finds runs here: the guide's own, else the variant (None: neither does)."""
+        if self.found:
+            return self.guide
+        return self.variant if self.variant_found else None
+
+
+def _quote_key(key: str) -> str:
+    return key if re.fullmatch(r"[\w.]+", key) else f"`{key}`"
+
+
+def _variant_value(kind: str, comparator: str, actual: Any) -> str | None:
+    """A value for which ``actual`` satisfies ``<comparator> value`` (two decimals for metrics)."""
+    if kind == "metric":
+        if actual is None or not math.isfinite(float(actual)):
+            return None
+        x = float(actual)
+        if comparator in (">", ">="):
+            v = math.floor(x * 100) / 100
+            if comparator == ">" and not v < x:
+                v -= 0.01
+        elif comparator in ("<", "<="):
+            v = math.ceil(x * 100) / 100
+            if comparator == "<" and not v > x:
+                v += 0.01
+        else:
+            return None
+        return f"{v:.2f}"
+    if comparator != "=" or actual is None or "'" in str(actual):
+        return None
+    return f"'{actual}'"
+
+
+def _satisfies(kind: str, comparator: str, actual: Any, value: str) -> bool:
+    if actual is None:
+        return False
+    if kind == "metric":
+        x, v = float(actual), float(value)
+        return {">": x > v, ">=": x >= v, "<": x < v, "<=": x <= v, "=": x == v, "!=": x != v}.get(comparator, False)
+    return {"=": str(actual) == value, "!=": str(actual) != value}.get(comparator, False)
+
+
+def _presence(cond: Mapping[str, Any]) -> str | None:
+    """A condition true of every run that carries the name of parsed condition ``cond`` (None: an
+    attribute or a dataset, which every run has or none)."""
+    prefix = _PREFIX_OF_TYPE.get(cond["type"])
+    if prefix not in FILTER_PREFIXES:
+        return None
+    name = f"{prefix}.{_quote_key(cond['key'])}"
+    return f"{name} >= -1e308" if prefix == "metrics" else f"{name} IS NOT NULL"
+
+
+def presence_filter(filter_string: str) -> str | None:
+    """A filter matching the runs that carry every metric, param and tag name of ``filter_string``,
+    whatever their values (``metrics.accuracy >= -1e308 AND params.trainer_epochs IS NOT NULL``); None
+    when it names none or does not parse."""
+    try:
+        conds = _conditions(filter_string)
+    except Exception:  # noqa: BLE001 - MlflowException or sqlparse's: not a filter
+        return None
+    parts = list(dict.fromkeys(p for p in (_presence(c) for c in conds) if p))
+    return " AND ".join(parts) or None
+
+
+def filter_variant(filter_string: str, runs: Sequence[RunPublic]) -> str | None:
+    """``filter_string`` with the values of the first of ``runs`` that carries all its metric, param and
+    tag names, so that the variant finds that run: a threshold moves to the run's value rounded to two
+    decimals (``metrics.accuracy > 0.85`` -> ``metrics.accuracy > 0.43``), an equality takes the run's
+    value; conditions the run already meets stay as written. None: no run carries the names, or a
+    condition has no such rewrite (LIKE, IS NULL, attributes)."""
+    try:
+        conds = _conditions(filter_string)
+    except Exception:  # noqa: BLE001 - MlflowException or sqlparse's: not a filter, no variant
+        return None
+    if not conds or any(c["type"] not in ("metric", "parameter", "tag") for c in conds):
+        return None
+    fields = {"metric": "metrics", "parameter": "params", "tag": "tags"}
+    for run in runs:
+        values = [getattr(run, fields[c["type"]]).get(c["key"]) for c in conds]
+        if any(v is None for v in values):
+            continue
+        clauses = []
+        for c, actual in zip(conds, values):
+            prefix = _PREFIX_OF_TYPE[c["type"]]
+            if _satisfies(c["type"], c["comparator"], actual, c["value"]):
+                value = c["value"] if c["type"] == "metric" else f"'{c['value']}'"
+            else:
+                value = _variant_value(c["type"], c["comparator"], actual)
+                if value is None:
+                    break
+            clauses.append(f"{prefix}.{_quote_key(c['key'])} {c['comparator']} {value}")
+        else:
+            return " AND ".join(clauses)
+    return None
 
 
 class RunService:
@@ -226,15 +560,20 @@ class RunService:
             return RunsPublic(data=[], count=0, next_page_token=None)
 
         def search() -> RunsPublic:
-            with self._errors():
-                found = self.client.search_runs(
-                    experiment_ids=ids,
-                    filter_string=filter_string or "",
-                    run_view_type=ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY,
-                    max_results=max_results,
-                    order_by=list(order_by) if order_by else None,
-                    page_token=page_token or None,
-                )
+            try:
+                with self._errors():
+                    found = self.client.search_runs(
+                        experiment_ids=ids,
+                        filter_string=filter_string or "",
+                        run_view_type=ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY,
+                        max_results=max_results,
+                        order_by=list(order_by) if order_by else None,
+                        page_token=page_token or None,
+                    )
+            except InvalidRequestError as exc:
+                if filter_string and filter_string.strip():
+                    self._raise_filter_error(ids, filter_string, exc)
+                raise
             data = [RunPublic.model_validate(self._run_public(r)) for r in found]
             return RunsPublic(data=data, count=len(data), next_page_token=found.token or None)
 
@@ -242,6 +581,88 @@ class RunService:
             return search()
         key = (tuple(ids), filter_string or "", tuple(order_by or ()), max_results, page_token or "", include_deleted)
         return self._single_flight(key, search)
+
+    def _raise_filter_error(self, ids: list[str], filter_string: str, exc: InvalidRequestError) -> None:
+        """Raise :class:`FilterError` for a refused filter (nothing when the message is not about it)."""
+        message = str(exc)
+        try:
+            hint = diagnose_filter(filter_string, message)
+        except Exception:  # a hint is a courtesy: MLflow's own message stands without one
+            logger.warning("no hint for the refused filter %r", filter_string, exc_info=True)
+            return
+        if hint.code == "other":
+            return
+        if hint.code == "missing_prefix":  # the prefix the key has on this store's runs
+            with contextlib.suppress(ServiceError):
+                hint = diagnose_filter(filter_string, message, self._known_keys(ids))
+        raise FilterError(message, hint) from None
+
+    def _known_keys(self, ids: list[str], sample: int = 200) -> dict[str, set[str]]:
+        """The metric, param and tag names of the latest ``sample`` runs of experiments ``ids``."""
+        runs = self._search_ids(ids, "", sample)
+        return {
+            "metrics": {k for r in runs for k in r.metrics},
+            "params": {k for r in runs for k in r.params},
+            "tags": {k for r in runs for k in r.tags},
+        }
+
+    def _search_ids(self, ids: list[str], filter_string: str, max_results: int) -> list[RunPublic]:
+        """The latest active runs of experiments ``ids`` matching ``filter_string`` (one page)."""
+        from mlflow.entities import ViewType
+
+        if not ids:
+            return []
+        with self._errors():
+            found = self.client.search_runs(
+                experiment_ids=ids,
+                filter_string=filter_string,
+                run_view_type=ViewType.ACTIVE_ONLY,
+                max_results=max_results,
+                order_by=["attributes.start_time DESC"],
+            )
+        return [RunPublic.model_validate(self._run_public(r)) for r in found]
+
+    def unknown_filter_keys(self, experiments: Sequence[str] | None, filter_string: str) -> list[str]:
+        """The ``metrics.``/``params.``/``tags.`` names of a (valid) filter that no active run of
+        ``experiments`` carries: why a filter that parses finds nothing (``metrics.accuracy`` asked of
+        runs that log only ``test_accuracy``). One query per name, one run each."""
+        try:
+            conds = _conditions(filter_string)
+        except Exception:  # noqa: BLE001 - a filter that does not parse has its own message
+            return []
+        ids = self.resolve_experiment_ids(experiments)
+        missing: list[str] = []
+        for c in conds:
+            probe = _presence(c)
+            name = probe.split(" ", 1)[0] if probe else ""
+            if probe and name not in missing and not self._search_ids(ids, probe, 1):
+                missing.append(name)
+        return missing
+
+    def filter_examples(
+        self, filters: Sequence[str], experiments: Sequence[str] | None = None, limit: int = 25
+    ) -> list[FilterExample]:
+        """Each of ``filters`` (the guide's) run on the store as written and, when it finds nothing, as
+        :func:`filter_variant` of the latest run that carries all its names: how many runs each finds (at
+        most ``limit``) and in which experiments. At most three searches per filter."""
+        ids = self.resolve_experiment_ids(experiments)
+        names = {e.experiment_id: e.name for e in self.list_experiments().data}
+
+        def where(runs: list[RunPublic]) -> tuple[str, ...]:
+            return tuple(dict.fromkeys(names.get(r.experiment_id, r.experiment_id) for r in runs))
+
+        out: list[FilterExample] = []
+        for guide in filters:
+            found = self._search_ids(ids, guide, limit)
+            if found:
+                out.append(FilterExample(guide, len(found), where(found)))
+                continue
+            probe = presence_filter(guide)
+            carriers = self._search_ids(ids, probe, 1) if probe else []
+            variant = filter_variant(guide, carriers)
+            by_variant = self._search_ids(ids, variant, limit) if variant else []
+            out.append(FilterExample(guide, 0, where(by_variant), variant, len(by_variant)))
+        return out
 
     def _single_flight(self, key: tuple[Any, ...], compute: Callable[[], RunsPublic]) -> RunsPublic:
         """Identical searches in flight at the same moment share one query: a dashboard polled by

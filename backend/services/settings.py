@@ -20,6 +20,7 @@ variable                           meaning
 ``ML_JOB_HEARTBEAT_TIMEOUT_S``     a running job silent this long is failed ("worker died")
 ``ML_JOB_RETRY_DELAY_S``           with the cluster cap reached, a worker asks again after this
 ``ML_COALESCE_RUN_SEARCHES``       identical run searches in flight at once share one query
+``ML_MLFLOW_UI_URL``               the MLflow UI the dashboard links runs and models to
 =================================  ==============================================================
 """
 
@@ -126,6 +127,27 @@ class ServiceSettings(Settings):
         validation_alias=AliasChoices("ML_COALESCE_RUN_SEARCHES", "coalesce_run_searches"),
         description="Identical run searches in flight at once share one query (no caching beyond that)",
     )
+    mlflow_ui_url: str = Field(
+        default="http://127.0.0.1:5000",
+        validation_alias=AliasChoices("ML_MLFLOW_UI_URL", "mlflow_ui_url"),
+        description="Address of the MLflow UI (python start_mlflow_ui.py, or the tracking server) the dashboard "
+        "links runs and registered models to",
+    )
+
+    @field_validator("mlflow_ui_url", mode="before")
+    @classmethod
+    def _ui_url_default(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return "http://127.0.0.1:5000"
+        return value
+
+    @field_validator("mlflow_ui_url")
+    @classmethod
+    def _ui_url_is_http(cls, value: str) -> str:
+        value = value.strip()
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"ML_MLFLOW_UI_URL {value!r} must start with http:// or https://")
+        return value.rstrip("/")
 
     @field_validator("cors_origins", mode="before")
     @classmethod
