@@ -32,6 +32,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("api", ["bench/bench_api.py"]),
     ("api_load", ["bench/bench_api_load.py"]),
     ("dashboard", ["bench/bench_dashboard.py"]),
+    ("dashboard_overview", ["bench/bench_dashboard_overview.py"]),
     ("workers", ["bench/bench_workers.py"]),
     ("tuning", ["bench/bench_tuning.py"]),
     (

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from dashboard_support import REPO, Seed, chromium_path, free_port, session_seed
+from dashboard_support import REPO, Seed, chromium_path, running_dashboard, session_seed
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -58,37 +55,9 @@ def dashboard_env(seed: Seed) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def server(seed: Seed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
     log = tmp_path_factory.mktemp("dashboard_server") / "streamlit.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "backend.dashboard", "--port", str(port), "--address", "127.0.0.1"],
-            cwd=REPO,
-            env=dashboard_env(seed),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.25)
+    with running_dashboard(dashboard_env(seed), log) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +118,7 @@ def pages(seed: Seed) -> list[tuple[str, str, list[tuple[str, str | None]]]]:
             "Сравнение запусков",
             [("compare", "Параметры"), ("compare_charts", "Истории метрик")],
         ),
-        ("/models", "Модели", [("models", None), ("models_schema", "Схема входа и выхода")]),
+        ("/models", "Модели", [("models", None), ("models_bot", "Для бота")]),
         ("/training", "Обучение модели", [("training_form", None)]),
         ("/retraining", "Переобучение и дрейф", [("retraining", None), ("drift", "Отчёт о дрейфе")]),
         (
@@ -157,7 +126,7 @@ def pages(seed: Seed) -> list[tuple[str, str, list[tuple[str, str | None]]]]:
             "Сравнение моделей",
             [("leaderboard", None), ("leaderboard_tests", "Парные тесты против базовых стратегий")],
         ),
-        ("/help", "Справка", [("help", None)]),
+        ("/help", "Справка", [("help", None), ("help_filters", "Фильтры запусков")]),
     ]
 
 

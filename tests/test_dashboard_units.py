@@ -5,6 +5,7 @@ difference test, the charts, validation messages in Russian."""
 from __future__ import annotations
 
 import ast
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -143,7 +144,9 @@ def test_charts() -> None:
     )
     assert list(psi.data[0].marker.color) == ["#d62728", "#1f77b4"] and list(psi.data[1].y) == [0.3, 0.3]
     ks = charts.drift_ks_figure(features, 0.01, title="KS", pvalue_name="p", threshold_name="порог")
-    assert ks.layout.yaxis.type == "log" and list(ks.data[1].y) == [0.01, 0.01]
+    # -log10 p on a linear axis (taller = more drift, like PSI), the 0.01 threshold as a line at 2
+    assert ks.layout.yaxis.type != "log" and [round(y, 6) for y in ks.data[0].y] == [5.0, round(-math.log10(0.4), 6)]
+    assert [(s.y0, s.y1) for s in ks.layout.shapes] == [(2.0, 2.0)]
 
 
 def test_durations_in_the_pages_language() -> None:

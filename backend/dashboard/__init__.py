@@ -16,3 +16,10 @@ module             role
 The dashboard reads and acts only through :mod:`backend.services` (the REST API's functions); it
 never opens a store of its own.
 """
+
+import os
+
+# MLflow draws a tqdm "Downloading artifacts" bar on the server's console for every artifact a page
+# reads (a drift report, a model's metadata): noise in the dashboard's log on every render. An explicit
+# MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR in the environment still wins (MLflow 3 reads it per download).
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

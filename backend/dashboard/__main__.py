@@ -54,6 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     setup_logging()  # backend.* records of the pages reach the console (ML_LOG_LEVEL, default INFO)
     logger.info("dashboard on http://%s:%d", args.address or "localhost", args.port)
+    import threading
+
+    from backend.dashboard.context import warm_up
+
+    threading.Thread(target=warm_up, name="dashboard-warm-up", daemon=True).start()
     sys.argv = ["streamlit", *streamlit_args(args.port, args.address)]
     return int(stcli.main() or 0)
 

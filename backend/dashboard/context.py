@@ -17,7 +17,7 @@ import streamlit as st
 from backend.services import Services, ServiceSettings
 from backend.services.overview import OverviewService
 
-__all__ = ["SERVICES_KEY", "overview", "services", "settings"]
+__all__ = ["SERVICES_KEY", "overview", "services", "settings", "warm_up"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,19 @@ def _services_from_environment() -> Services:
         "read-only (no ML_API_TOKEN)" if settings.read_only else "token required for changes",
     )
     return Services.from_settings(settings)
+
+
+def warm_up() -> None:
+    """Build the process-wide services and open the stores once, before the first browser session:
+    MLflow's modules (about 2 s of imports) and its SQL store (about 1 s) load lazily, so without this
+    the first Обзор after a server start takes 3 s longer than every later one. Run in a background
+    thread by ``python -m backend.dashboard``; a store that is down only leaves the pages to say so."""
+    try:
+        built = _services_from_environment()
+        built.runs.list_experiments()
+        built.models.list_models()
+    except Exception as exc:  # noqa: BLE001 - the pages report a store that is down, in the user's language
+        logger.info("dashboard: warm-up skipped: %s", type(exc).__name__)
 
 
 def services() -> Services:

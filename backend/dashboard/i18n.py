@@ -289,6 +289,508 @@ _TABLE: dict[str, tuple[str, str]] = {
         "(PSI and the Kolmogorov–Smirnov test per feature).",
     ),
     "glossary.drift.where": ("«Переобучение и дрейф»", "“Retraining and drift”"),
+    # -- metrics: what each measures, on which data, what a good value is (metric_help.py) -------
+    "metric.help": (
+        "**{name}** — {what}\n\n**Данные:** {split}\n\n**Хорошее значение:** {good}",
+        "**{name}** — {what}\n\n**Data:** {split}\n\n**A good value:** {good}",
+    ),
+    "metric.alias": (
+        "Имя из руководства: то же значение, что `{target}`.",
+        "The guide's name: the same value as `{target}`.",
+    ),
+    "metric.stat.mean": ("Среднее по фолдам.", "The mean over the folds."),
+    "metric.stat.std": (
+        "Разброс (стандартное отклонение) по фолдам.",
+        "The spread (standard deviation) over the folds.",
+    ),
+    "metric.good.std": (
+        "чем меньше, тем стабильнее модель от отрезка к отрезку; разброс, сравнимый со средним, значит, что "
+        "среднему верить нельзя.",
+        "the smaller, the steadier the model from one period to the next; a spread as large as the mean means "
+        "the mean cannot be trusted.",
+    ),
+    "metric.stat.delta": (
+        "Разница «новая модель минус версия в production» на одних и тех же фолдах, среднее.",
+        "The difference “new model minus the production version” on the same folds, the mean.",
+    ),
+    "metric.good.delta": (
+        "больше 0 — новая модель лучше версии в production на тех же данных; около 0 — не лучше.",
+        "above 0 the new model beats the production version on the same data; about 0 it does not.",
+    ),
+    "metric.what.coverage": (
+        "доля окон фолда, для которых у версии в production нашёлся прогноз; её метрики посчитаны только на них.",
+        "the share of a fold's windows the production version has a prediction for; its metrics use only those.",
+    ),
+    "metric.good.coverage": (
+        "близко к 1 — сравнение с production честное; заметно меньше — сравнение только на части окон.",
+        "close to 1 the comparison with production is fair; well below, it covers only part of the windows.",
+    ),
+    "metric.class.up": ("рост", "up"),
+    "metric.class.down": ("падение", "down"),
+    "metric.class.flat": ("флэт", "flat"),
+    "metric.what.accuracy": (
+        "доля окон, где направление цены (падение, флэт, рост) предсказано верно.",
+        "the share of windows whose price direction (down, flat, up) is predicted right.",
+    ),
+    "metric.good.accuracy": (
+        "выше обоих базовых уровней на тех же окнах: «всегда самый частый класс» "
+        "(`baseline_majority_accuracy`) и «повторить прошлое направление» (`baseline_previous_direction_accuracy`). "
+        "Ниже них модель хуже простого правила. Случайный выбор из трёх классов даёт около 0,33.",
+        "above both baselines on the same windows: “always the most frequent class” "
+        "(`baseline_majority_accuracy`) and “repeat the last direction” (`baseline_previous_direction_accuracy`). "
+        "Below them the model is worse than a plain rule. Guessing among three classes gives about 0.33.",
+    ),
+    "metric.what.f1_macro": (
+        "макро-F1: среднее F1 трёх классов, каждый класс весит одинаково. Модель, которая всегда отвечает "
+        "«флэт», получает низкий балл, даже если её точность высока.",
+        "macro F1: the mean F1 of the three classes, each class weighing the same. A model that always answers "
+        "“flat” scores low even when its accuracy is high.",
+    ),
+    "metric.good.f1_macro": (
+        "выше макро-F1 базовых уровней (`baseline_*_f1_macro`); 1 — идеально, около 0,33 и ниже — не лучше угадывания.",
+        "above the baselines' macro F1 (`baseline_*_f1_macro`); 1 is perfect, about 0.33 or less is no better "
+        "than guessing.",
+    ),
+    "metric.what.f1_class": (
+        "F1 класса «{cls}»: гармоническое среднее точности и полноты этого класса.",
+        "the F1 of class “{cls}”: the harmonic mean of its precision and recall.",
+    ),
+    "metric.good.f1_class": (
+        "выше, чем у базовых уровней для того же класса; 0 — класс ни разу не угадан.",
+        "above the baselines' for the same class; 0 means the class is never hit.",
+    ),
+    "metric.what.precision_class": (
+        "точность класса «{cls}»: какая доля ответов «{cls}» оказалась верной.",
+        "the precision of class “{cls}”: the share of “{cls}” answers that were right.",
+    ),
+    "metric.good.precision_class": (
+        "чем выше, тем меньше ложных сигналов; для сигналов на сделку это важнее полноты.",
+        "the higher, the fewer false signals; for trade signals it matters more than recall.",
+    ),
+    "metric.what.recall_class": (
+        "полнота класса «{cls}»: какую долю настоящих случаев «{cls}» модель нашла.",
+        "the recall of class “{cls}”: the share of real “{cls}” cases the model found.",
+    ),
+    "metric.good.recall_class": (
+        "чем выше, тем меньше пропущенных движений; 0 — модель этот класс не предсказывает.",
+        "the higher, the fewer moves missed; 0 means the model never predicts the class.",
+    ),
+    "metric.what.support_class": (
+        "число окон класса «{cls}» в выборке.",
+        "the number of windows of class “{cls}” in the data.",
+    ),
+    "metric.good.support_class": (
+        "не оценка качества: показывает баланс классов; при малом числе метрики класса шумные.",
+        "not a quality score: it shows the class balance; with few windows the class's metrics are noisy.",
+    ),
+    "metric.what.n": (
+        "число окон (примеров), на которых посчитаны метрики.",
+        "the number of windows (examples) scored.",
+    ),
+    "metric.good.n": (
+        "не оценка качества; чем больше, тем надёжнее остальные числа. Модели честно сравнимы только на одних и "
+        "тех же окнах.",
+        "not a quality score; the more, the more reliable the other numbers. Models compare fairly only on the "
+        "same windows.",
+    ),
+    "metric.what.loss": (
+        "функция потерь: перекрёстная энтропия предсказанных вероятностей (насколько модель уверена в верном ответе).",
+        "the loss: cross-entropy of the predicted probabilities (how sure the model is of the right answer).",
+    ),
+    "metric.good.loss": (
+        "чем ниже, тем лучше; равные вероятности трёх классов дают около 1,10 (ln 3). Если `train_loss` падает, "
+        "а `val_loss` растёт, модель переобучается.",
+        "the lower, the better; equal probabilities of three classes give about 1.10 (ln 3). When `train_loss` "
+        "falls while `val_loss` rises, the model overfits.",
+    ),
+    "metric.what.brier": (
+        "оценка Брайера: средний квадрат ошибки предсказанных вероятностей.",
+        "the Brier score: the mean squared error of the predicted probabilities.",
+    ),
+    "metric.good.brier": (
+        "чем ниже, тем лучше; 0 — идеально, равные вероятности трёх классов дают около 0,67.",
+        "the lower, the better; 0 is perfect, equal probabilities of three classes give about 0.67.",
+    ),
+    "metric.what.ece": (
+        "ожидаемая ошибка калибровки: насколько уверенность модели расходится с долей её верных ответов.",
+        "the expected calibration error: how far the model's confidence is from its share of right answers.",
+    ),
+    "metric.good.ece": (
+        "чем ниже, тем лучше; до 0,05 вероятностям модели можно доверять как вероятностям (порог по "
+        "уверенности тогда осмыслен).",
+        "the lower, the better; under 0.05 the model's probabilities can be read as probabilities (a "
+        "confidence threshold then makes sense).",
+    ),
+    "metric.what.sharpe": (
+        "годовой коэффициент Шарпа стратегии, торгующей по сигналам модели, после комиссий и проскальзывания: "
+        "доходность на единицу риска.",
+        "the annualised Sharpe ratio of a strategy trading the model's signals, after fees and slippage: return "
+        "per unit of risk.",
+    ),
+    "metric.good.sharpe": (
+        "выше 1 — хорошо, выше 2 — отлично, ниже 0 — стратегия теряет деньги; сравнивайте с «купить и "
+        "держать». При числе сделок меньше {min_trades} число ничего не значит.",
+        "above 1 is good, above 2 excellent, below 0 the strategy loses money; compare it with buy-and-hold. "
+        "With fewer than {min_trades} trades the number means nothing.",
+    ),
+    "metric.what.sharpe_low": (
+        "нижняя граница 95%-интервала коэффициента Шарпа (блочный бутстреп).",
+        "the lower bound of the Sharpe ratio's 95% interval (block bootstrap).",
+    ),
+    "metric.good.sharpe_low": (
+        "выше 0 — прибыльность вряд ли случайна; широкий интервал — мало данных.",
+        "above 0 the profit is unlikely to be luck; a wide interval means little data.",
+    ),
+    "metric.what.sharpe_high": (
+        "верхняя граница 95%-интервала коэффициента Шарпа (блочный бутстреп).",
+        "the upper bound of the Sharpe ratio's 95% interval (block bootstrap).",
+    ),
+    "metric.good.sharpe_high": (
+        "ниже 0 — стратегия почти наверняка убыточна; широкий интервал — мало данных.",
+        "below 0 the strategy almost surely loses; a wide interval means little data.",
+    ),
+    "metric.what.total_return": (
+        "доходность за весь проверочный период после комиссий (0,05 = +5 %).",
+        "the return over the whole tested period after fees (0.05 = +5%).",
+    ),
+    "metric.good.total_return": (
+        "выше 0 и выше доходности «купить и держать» (`backtest_buy_and_hold_total_return`) за тот же период.",
+        "above 0 and above buy-and-hold (`backtest_buy_and_hold_total_return`) over the same period.",
+    ),
+    "metric.what.max_drawdown": (
+        "максимальная просадка: наибольшее падение капитала от пика до дна (0,10 = −10 %).",
+        "the maximum drawdown: the largest fall of equity from a peak to a trough (0.10 = −10%).",
+    ),
+    "metric.good.max_drawdown": (
+        "чем меньше, тем лучше; сравнивайте с просадкой «купить и держать».",
+        "the smaller, the better; compare it with buy-and-hold's.",
+    ),
+    "metric.what.n_trades": ("число сделок в бэктесте.", "the number of trades in the backtest."),
+    "metric.good.n_trades": (
+        "не меньше {min_trades}: при меньшем числе Шарп и доходность — дело случая.",
+        "at least {min_trades}: with fewer, Sharpe and return are down to chance.",
+    ),
+    "metric.what.win_rate": ("доля прибыльных сделок.", "the share of profitable trades."),
+    "metric.good.win_rate": (
+        "сама по себе мало значит — важны и размеры прибылей и убытков; выше 0,5 при положительной доходности — "
+        "хороший знак.",
+        "means little alone — the sizes of gains and losses matter too; above 0.5 with a positive return is a "
+        "good sign.",
+    ),
+    "metric.what.exposure": (
+        "доля баров, когда стратегия в позиции.",
+        "the share of bars the strategy holds a position.",
+    ),
+    "metric.good.exposure": (
+        "не оценка качества: показывает, как часто модель торгует.",
+        "not a quality score: it shows how often the model trades.",
+    ),
+    "metric.what.fee": (
+        "комиссия за сделку, заложенная в бэктест (0,001 = 0,1 %).",
+        "the fee per trade the backtest charges (0.001 = 0.1%).",
+    ),
+    "metric.good.fee": (
+        "условие проверки: не ниже комиссии вашей биржи, иначе бэктест слишком оптимистичен.",
+        "a setting of the test: at least your exchange's fee, or the backtest is too optimistic.",
+    ),
+    "metric.what.slippage": (
+        "проскальзывание за сделку, заложенное в бэктест.",
+        "the slippage per trade the backtest charges.",
+    ),
+    "metric.good.slippage": (
+        "условие проверки: чем реалистичнее, тем честнее бэктест.",
+        "a setting of the test: the more realistic, the more honest the backtest.",
+    ),
+    "metric.what.n_bars": ("число баров (свечей) бэктеста.", "the number of bars (candles) in the backtest."),
+    "metric.good.n_bars": (
+        "не оценка качества; бэктесты на разном числе баров напрямую не сравнимы.",
+        "not a quality score; backtests over different numbers of bars do not compare directly.",
+    ),
+    "metric.what.n_series": ("число рядов (символов) в бэктесте.", "the number of series (symbols) in the backtest."),
+    "metric.good.n_series": ("не оценка качества.", "not a quality score."),
+    "metric.what.periods_per_year": (
+        "число баров в году, по которому Шарп переводится в годовой.",
+        "bars per year, used to annualise the Sharpe ratio.",
+    ),
+    "metric.good.periods_per_year": (
+        "не оценка качества: следует из таймфрейма.",
+        "not a quality score: set by the timeframe.",
+    ),
+    "metric.what.best_epoch": (
+        "эпоха, на которой метрика ранней остановки на валидации была лучшей; сохранены веса этой эпохи.",
+        "the epoch with the best early-stopping metric on validation; the model keeps that epoch's weights.",
+    ),
+    "metric.good.best_epoch": (
+        "не оценка качества; если это последняя эпоха, обучение, возможно, стоит продлить.",
+        "not a quality score; when it is the last epoch, a longer training may help.",
+    ),
+    "metric.what.best": (
+        "лучшее значение {monitor} за обучение; по нему выбраны сохранённые веса.",
+        "the best {monitor} of the training; the kept weights were chosen by it.",
+    ),
+    "metric.good.best": (
+        "оптимистично: по этой же выборке выбиралась эпоха; честная оценка — метрики `test_*`.",
+        "optimistic: the epoch was chosen on the same data; the honest score is `test_*`.",
+    ),
+    "metric.what.learning_rate": (
+        "шаг обучения оптимизатора (планировщик его уменьшает по ходу обучения).",
+        "the optimiser's learning rate (the scheduler lowers it as training goes).",
+    ),
+    "metric.good.learning_rate": ("не оценка качества.", "not a quality score."),
+    "metric.what.seconds": ("время в секундах.", "time in seconds."),
+    "metric.good.seconds": ("не оценка качества.", "not a quality score."),
+    "metric.what.folds": ("число фолдов скользящей проверки.", "the number of walk-forward folds."),
+    "metric.good.folds": (
+        "не оценка качества; чем больше фолдов, тем надёжнее средние.",
+        "not a quality score; the more folds, the more reliable the means.",
+    ),
+    "metric.what.rows": ("число строк (свечей) в проверке дрейфа.", "the number of rows (candles) in the drift check."),
+    "metric.good.rows": (
+        "не оценка качества; на малом числе строк дрейф не различить.",
+        "not a quality score; with few rows drift cannot be told.",
+    ),
+    "metric.what.psi": (
+        "индекс стабильности популяции (PSI): насколько распределение признака на свежих свечах отличается от "
+        "данных обучения.",
+        "the population stability index (PSI): how far a feature's distribution on recent candles is from the "
+        "training data's.",
+    ),
+    "metric.good.psi": (
+        "меньше 0,1 — без изменений, 0,1–0,2 — умеренный сдвиг, больше 0,2 — дрейф (порог по умолчанию; "
+        "признак дрейфует, когда и PSI выше порога, и p-значение KS ниже своего).",
+        "under 0.1 no change, 0.1–0.2 a moderate shift, above 0.2 drift (the default threshold; a feature "
+        "drifts when PSI is above its threshold and the KS p-value below its own).",
+    ),
+    "metric.what.ks_statistic": (
+        "статистика Колмогорова–Смирнова (KS): наибольшее расхождение функций распределения признака, от 0 до 1.",
+        "the Kolmogorov–Smirnov (KS) statistic: the largest gap between a feature's distribution functions, 0 to 1.",
+    ),
+    "metric.good.ks_statistic": (
+        "чем меньше, тем ближе распределения; читайте вместе с p-значением.",
+        "the smaller, the closer the distributions; read it with the p-value.",
+    ),
+    "metric.what.ks_pvalue": (
+        "p-значение теста KS: вероятность увидеть такое расхождение, если распределение не менялось.",
+        "the KS test's p-value: the chance of such a gap if the distribution had not changed.",
+    ),
+    "metric.good.ks_pvalue": (
+        "выше 0,01 (порог по умолчанию) — сдвига не видно. На тысячах свечей p-значения бывают крошечными и при "
+        "малом сдвиге, поэтому дрейф засчитывается только вместе с PSI.",
+        "above 0.01 (the default threshold) no shift is seen. Over thousands of candles p-values get tiny even "
+        "for small shifts, so drift counts only together with PSI.",
+    ),
+    "metric.what.drift_share": ("доля признаков с дрейфом.", "the share of features that drift."),
+    "metric.good.drift_share": (
+        "ниже порога доли (0,25 по умолчанию) — дрейфа нет и переобучение из-за него не запускается.",
+        "below the share threshold (0.25 by default) there is no drift and no retraining for it.",
+    ),
+    "metric.what.drift_features": ("число признаков с дрейфом.", "the number of features that drift."),
+    "metric.good.drift_features": ("чем меньше, тем лучше; 0 — дрейфа нет.", "the fewer, the better; 0 is no drift."),
+    "metric.what.dsr": (
+        "дефлированный коэффициент Шарпа (DSR): вероятность, что настоящий Шарп лучшей попытки выше нуля, с "
+        "поправкой на число испробованных попыток.",
+        "the deflated Sharpe ratio (DSR): the probability that the best trial's true Sharpe is above zero, "
+        "corrected for the number of trials tried.",
+    ),
+    "metric.good.dsr": (
+        "0,95 и выше — преимущество вряд ли случайно; ниже 0,5 — скорее удача перебора.",
+        "0.95 or more: the edge is unlikely to be luck; under 0.5 it is more likely the luck of the search.",
+    ),
+    "metric.what.psr": (
+        "вероятностный коэффициент Шарпа (PSR): вероятность, что настоящий Шарп выше нуля, без поправки на "
+        "число попыток.",
+        "the probabilistic Sharpe ratio (PSR): the probability that the true Sharpe is above zero, not "
+        "corrected for the number of trials.",
+    ),
+    "metric.good.psr": ("0,95 и выше; DSR строже.", "0.95 or more; DSR is the stricter one."),
+    "metric.what.pbo": (
+        "вероятность переобучения бэктеста (PBO): как часто попытка, лучшая на одной половине данных, "
+        "оказывается ниже медианы на другой.",
+        "the probability of backtest overfitting (PBO): how often the trial best on one half of the data "
+        "falls below the median on the other.",
+    ),
+    "metric.good.pbo": (
+        "чем ниже, тем лучше; 0,5 и выше — выбор лучшей попытки не лучше монетки.",
+        "the lower, the better; 0.5 or more: picking the best trial is no better than a coin.",
+    ),
+    "metric.split.test": (
+        "тестовая выборка — последние по времени окна, которые модель не видела ни при обучении, ни при выборе "
+        "эпохи. Честная оценка.",
+        "the test split — the latest windows, seen neither in training nor when the epoch was chosen. The "
+        "honest score.",
+    ),
+    "metric.split.val": (
+        "валидационная выборка — окна между обучающими и тестовыми; по ней выбираются лучшая эпоха и ранняя "
+        "остановка, поэтому оценка немного оптимистична.",
+        "the validation split — the windows between train and test; the best epoch and early stopping are "
+        "chosen on it, so the score is a little optimistic.",
+    ),
+    "metric.split.train": (
+        "обучающая выборка (по эпохам).",
+        "the training split (per epoch).",
+    ),
+    "metric.split.batch": (
+        "один шаг оптимизатора на пакете обучающих окон.",
+        "one optimiser step on a batch of training windows.",
+    ),
+    "metric.split.baseline_majority": (
+        "тестовая выборка, правило без модели «всегда самый частый класс обучающей выборки» — мерило для модели.",
+        "the test split, scored by the rule “always the training split's most frequent class” — the model's yardstick.",
+    ),
+    "metric.split.baseline_previous_direction": (
+        "тестовая выборка, правило без модели «повторить направление последнего движения» — мерило для модели.",
+        "the test split, scored by the rule “repeat the last move's direction” — the model's yardstick.",
+    ),
+    "metric.split.backtest": (
+        "бэктест на тестовой выборке: сделки по сигналам модели с комиссией и проскальзыванием, исполнение по "
+        "открытию следующей свечи.",
+        "the backtest on the test split: trades on the model's signals with fees and slippage, filled at the "
+        "next candle's open.",
+    ),
+    "metric.split.buy_and_hold": (
+        "те же тестовые бары, стратегия «купить и держать» — мерило для бэктеста модели.",
+        "the same test bars, a buy-and-hold strategy — the yardstick for the model's backtest.",
+    ),
+    "metric.split.walk_forward": (
+        "скользящая проверка при переобучении: модель заново обучается на нескольких последовательных "
+        "отрезках и проверяется на следующем за каждым. Это не тестовая выборка одного обучения.",
+        "walk-forward validation in a retraining: the model is retrained on several consecutive periods and "
+        "tested on the one after each. It is not one training's test split.",
+    ),
+    "metric.split.recent": (
+        "свежие свечи после обучения, исход которых уже известен (проверка падения качества).",
+        "recent candles after the training whose outcome is known (the performance-drop check).",
+    ),
+    "metric.split.production": (
+        "те же фолды скользящей проверки, текущая версия в production.",
+        "the same walk-forward folds, scored by the version now in production.",
+    ),
+    "metric.split.drift": (
+        "свежие свечи против данных, на которых обучена версия в production, по каждому признаку.",
+        "recent candles against the data the production version was trained on, feature by feature.",
+    ),
+    "metric.split.tuning": (
+        "все попытки подбора гиперпараметров одного исследования.",
+        "all trials of one hyperparameter study.",
+    ),
+    "metric.split.none": ("не относится к выборке.", "not tied to a split."),
+    # -- help page: the metrics glossary and the guide's filters on this store --------------------
+    "glossary.metrics": ("Метрики: что значит каждое число", "Metrics: what each number means"),
+    "glossary.metrics_intro": (
+        "Те же пояснения — в подсказке «?» у каждой метрики на страницах. Модель хороша, только если её "
+        "тестовые метрики выше базовых уровней на тех же окнах, а бэктест — выше «купить и держать» при "
+        "достаточном числе сделок.",
+        "The same explanations are in each metric's “?” tooltip on the pages. A model is good only when its "
+        "test metrics beat the baselines on the same windows and its backtest beats buy-and-hold with enough "
+        "trades.",
+    ),
+    "glossary.col.metric": ("Метрика", "Metric"),
+    "glossary.col.what": ("Что измеряет", "What it measures"),
+    "glossary.col.split": ("На каких данных", "On which data"),
+    "glossary.col.good": ("Хорошее значение", "A good value"),
+    "glossary.names": ("Имена из руководства", "The guide's names"),
+    "glossary.names_intro": (
+        "Руководство называет метрики и параметры по-своему. Каждый запуск обучения записывает и эти имена — "
+        "с теми же значениями, что имена проекта, — поэтому фильтры и примеры руководства работают как "
+        "написаны.",
+        "The guide names some metrics and params its own way. Every training run logs those names too — with "
+        "the same values as the project's names — so the guide's filters and examples work as written.",
+    ),
+    "glossary.col.guide_name": ("Имя в руководстве", "The guide's name"),
+    "glossary.col.project_name": ("Имя в проекте", "The project's name"),
+    "glossary.guide_examples": ("Примеры из руководства на ваших запусках", "The guide's examples on your runs"),
+    "glossary.guide_examples_intro": (
+        "Каждый пример выполнен на этом хранилище. Пороги руководства (accuracy 0,85, 50 эпох, hidden_size "
+        "128) рассчитаны на полноценное обучение; если пример в записанном виде ничего не находит, рядом — "
+        "вариант с теми же именами и значениями последнего запуска, где они есть (пороги округлены до сотых). "
+        "Скопируйте рабочий фильтр в поле «Фильтр» на странице «Эксперименты и запуски» и выберите "
+        "эксперимент из последнего столбца.",
+        "Each example was run on this store. The guide's thresholds (accuracy 0.85, 50 epochs, hidden_size "
+        "128) are meant for a full training; when an example as written finds nothing, a variant beside it has "
+        "the same names and the values of the latest run that carries them (thresholds rounded to hundredths). "
+        "Copy the working filter into “Filter” on “Experiments and runs” and choose an experiment from the last "
+        "column.",
+    ),
+    "glossary.col.as_written": ("Как в руководстве", "As the guide writes it"),
+    "glossary.col.found": ("Находит", "Finds"),
+    "glossary.col.variant": ("Рабочий вариант", "Working variant"),
+    "glossary.col.variant_found": ("Вариант находит", "The variant finds"),
+    "glossary.col.experiments": ("Эксперименты", "Experiments"),
+    "glossary.same_as_guide": ("как написано", "as written"),
+    "glossary.no_variant": (
+        "нет запуска с этими именами",
+        "no run carries these names",
+    ),
+    "glossary.examples_empty": (
+        "Запусков пока нет: примеры можно будет проверить после первого обучения (страница «Обучение»).",
+        "No runs yet: the examples can be tried after the first training (the “Training” page).",
+    ),
+    "glossary.working_filters": (
+        "Рабочие фильтры для копирования:",
+        "The working filters, to copy:",
+    ),
+    # -- runs: filter errors from structured hints (services.runs.FilterHint) ---------------------
+    "runs.filter_error.missing_prefix": (
+        "MLflow не знает ключа `{name}` без префикса: добавьте префикс {prefix}. — `{prefix}.{name}`. "
+        "Метрики пишутся как metrics.<имя>, параметры — params.<имя>, теги — tags.<имя>.",
+        "MLflow does not know the key `{name}` without a prefix: add the prefix {prefix}. — `{prefix}.{name}`. "
+        "Metrics are metrics.<name>, params params.<name>, tags tags.<name>.",
+    ),
+    "runs.filter_error.quote_value": (
+        "Значение параметра или тега — строка: возьмите его в одинарные кавычки, например "
+        "`params.trainer_epochs = '50'`.",
+        "A param or tag value is a string: put it in single quotes, e.g. `params.trainer_epochs = '50'`.",
+    ),
+    "runs.filter_error.number_expected": (
+        "Значение метрики — число без кавычек, например `metrics.val_accuracy > 0.7` (получено: `{value}`).",
+        "A metric value is a number without quotes, e.g. `metrics.val_accuracy > 0.7` (got: `{value}`).",
+    ),
+    "runs.filter_error.comparator": (
+        "Оператор `{value}` здесь не подходит: для `{prefix}.{name}` допустимы {allowed}. Параметры и теги — "
+        "строки: их сравнивают на равенство или по шаблону (LIKE), а «больше/меньше» — только у метрик.",
+        "The operator `{value}` does not fit here: `{prefix}.{name}` takes {allowed}. Params and tags are "
+        "strings: compare them for equality or with a pattern (LIKE); greater/less is for metrics only.",
+    ),
+    "runs.filter_error.no_or": (
+        "В фильтрах MLflow нет OR: соединяйте условия через AND или выполните два поиска.",
+        "MLflow filters have no OR: join conditions with AND, or search twice.",
+    ),
+    "runs.filter_error.attribute": (
+        "У запуска нет атрибута `{name}`. Атрибуты: {allowed}. Метрики, параметры и теги пишутся с префиксами "
+        "metrics., params., tags.",
+        "A run has no attribute `{name}`. The attributes are {allowed}. Metrics, params and tags take the "
+        "prefixes metrics., params., tags.",
+    ),
+    "runs.filter_error.clause": (
+        "Условие не разобрано ({value}). Каждое условие — <тип>.<имя> <оператор> <значение>, например "
+        "`metrics.val_accuracy > 0.7`; между условиями — AND; имя с пробелом или дефисом — в обратных "
+        "кавычках.",
+        "A condition was not parsed ({value}). Each condition is <kind>.<name> <operator> <value>, e.g. "
+        "`metrics.val_accuracy > 0.7`; AND between conditions; a name with a space or a hyphen in backticks.",
+    ),
+    "runs.filter_error.other": (
+        "MLflow не принял фильтр. Проверьте: метрики — metrics.<имя> и число, параметры и теги — "
+        "params.<имя> / tags.<имя> и значение в одинарных кавычках, между условиями — AND.",
+        "MLflow refused the filter. Check: metrics are metrics.<name> with a number, params and tags "
+        "params.<name> / tags.<name> with a value in single quotes, AND between conditions.",
+    ),
+    "runs.filter_fix": ("Исправленный фильтр:", "The corrected filter:"),
+    "runs.filter_examples_link": (
+        "Примеры руководства, проверенные на ваших запусках, — «Справка»",
+        "The guide's examples tried on your runs — “Help”",
+    ),
+    "runs.filter_fix_apply": ("Подставить исправленный фильтр", "Use the corrected filter"),
+    "runs.filter_mlflow_message": ("Сообщение MLflow (как есть)", "MLflow's message (as it is)"),
+    "runs.empty_experiment": (
+        "В этом эксперименте пока нет запусков.",
+        "This experiment has no runs yet.",
+    ),
+    "runs.filter_unknown_keys": (
+        "Ни у одного запуска эксперимента {experiment} нет {keys}: проверьте имя (список — на странице "
+        "«Справка») или выберите другой эксперимент.",
+        "No run of experiment {experiment} carries {keys}: check the name (the list is on “Help”) or choose "
+        "another experiment.",
+    ),
     # -- help page -----------------------------------------------------------------------------
     "glossary.title": ("Справка", "Help"),
     "glossary.intro": (
@@ -378,12 +880,11 @@ _TABLE: dict[str, tuple[str, str]] = {
         "No version is in production (latest version: {latest}).",
     ),
     "overview.version": ("Версия в production", "Production version"),
-    "overview.promoted": ("**{how}** {when}, кто: `{actor}`", "**{how}** {when} by `{actor}`"),
+    "overview.promoted": ("**{how}** {when}, кто: {actor}", "**{how}** {when} by {actor}"),
     "overview.forced": ("Продвинута без проверки (принудительно).", "Promoted past the gate (forced)."),
     "overview.reason": ("Причина, как она записана в истории:", "The reason, as the history records it:"),
     "overview.gate": ("Заключение проверки качества", "The quality gate's verdict"),
     "overview.no_history": ("История продвижения не найдена.", "No promotion history found."),
-    "overview.newer": ("Есть более новая версия: v{latest}.", "A newer version exists: v{latest}."),
     "overview.open_model": ("Открыть модель", "Open the model"),
     "overview.latest_runs": ("Последние запуски", "Latest runs"),
     "overview.all_runs": ("Все запуски", "All runs"),
@@ -431,9 +932,10 @@ _TABLE: dict[str, tuple[str, str]] = {
     ),
     "runs.filter_guide_more": (
         "Имя с пробелом или дефисом берут в обратные кавычки: ``metrics.`val-acc` > 0.7``. Если MLflow не "
-        "разобрал фильтр, вместо таблицы появится его сообщение: в нём сказано, что именно неверно.",
-        "Quote a name with a space or a hyphen in backticks: ``metrics.`val-acc` > 0.7``. If MLflow cannot "
-        "parse the filter, its message replaces the table and says what is wrong.",
+        "примет фильтр, вместо таблицы появится объяснение, что неверно, и, где это возможно, исправленный "
+        "фильтр.",
+        "Quote a name with a space or a hyphen in backticks: ``metrics.`val-acc` > 0.7``. If MLflow refuses "
+        "the filter, the table gives way to what is wrong and, where possible, the corrected filter.",
     ),
     "runs.sort": ("Сортировка", "Sort by"),
     "runs.sort.start_time": ("время начала", "start time"),
@@ -499,11 +1001,64 @@ _TABLE: dict[str, tuple[str, str]] = {
     "compare.params": ("Параметры", "Parameters"),
     "compare.metrics": ("Итоговые метрики", "Final metrics"),
     "compare.curves": ("Истории метрик", "Metric histories"),
-    "compare.only_diff": ("Только различающиеся", "Differences only"),
     "compare.no_diff": ("Различий нет.", "No differences."),
-    "compare.legend": (
-        "Подсвечены строки с различающимися значениями: {n} из {total}.",
-        "Rows whose values differ are highlighted: {n} of {total}.",
+    # -- tables and drift charts (runs, a run's metrics, comparison, drift) ---------------------
+    "tables.more_columns": ("Другие столбцы", "More columns"),
+    "tables.more_columns_help": (
+        "Главные столбцы видны всегда: запуск, статус, точность и F1 на тесте, Sharpe бэктеста, начало. "
+        "Остальные метрики и параметры, длительность и ID запуска добавьте здесь: они встанут после главных.",
+        "The key columns are always shown: run, status, test accuracy and F1, backtest Sharpe, start. Add other "
+        "metrics and parameters, the duration and the run ID here: they go after the key ones.",
+    ),
+    "tables.show_details": ("Длительность и ID запуска", "Duration and run ID"),
+    "tables.no_metrics": ("Запуск не записал метрик.", "The run logged no metrics."),
+    "tables.metrics_caption": (
+        "Метрики по группам: модель на тесте рядом с наивными стратегиями, бэктест рядом с buy-and-hold. "
+        "Счётчики (окна, сделки, бары, эпохи) — целыми числами; «—» — такая метрика не записана.",
+        "Metrics in groups: the model on the test set beside the naive baselines, the backtest beside "
+        "buy-and-hold. Counts (windows, trades, bars, epochs) are integers; '—': no such metric was logged.",
+    ),
+    "tables.group.test": ("Тест и наивные стратегии ({n})", "Test and naive baselines ({n})"),
+    "tables.group.backtest": ("Бэктест и buy-and-hold ({n})", "Backtest and buy-and-hold ({n})"),
+    "tables.group.validation": ("Обучение и валидация ({n})", "Training and validation ({n})"),
+    "tables.group.walk_forward": ("Скользящая проверка, walk-forward ({n})", "Walk-forward validation ({n})"),
+    "tables.group.other": ("Прочие ({n})", "Other ({n})"),
+    "tables.only_meaningful": ("Только значимые различия", "Meaningful differences only"),
+    "tables.legend": (
+        "Подсвечены строки, где значения различаются больше чем на {pct} % (от большего по модулю); строки, "
+        "которые есть не у всех запусков, и время выполнения не подсвечиваются: {n} из {total}.",
+        "Highlighted: rows whose values differ by more than {pct} % (of the larger magnitude); rows that not "
+        "every run has and run times are not: {n} of {total}.",
+    ),
+    "tables.data_heading": ("На каких данных проверены", "What data they were tested on"),
+    "tables.data_key": ("Данные", "Data"),
+    "tables.different_data": (
+        "Запуски обучены и проверены на разных данных (различаются: {what}): их метрики нельзя сравнивать напрямую.",
+        "The runs were trained and tested on different data (differing: {what}): their metrics are not "
+        "directly comparable.",
+    ),
+    "tables.same_data": (
+        "Все запуски проверены на одних и тех же данных: хеш данных и число строк совпадают.",
+        "All runs were tested on the same data: the data hash and the row counts match.",
+    ),
+    "drift.psi_chart": (
+        "PSI по признакам: чем выше столбец, тем сильнее сдвиг",
+        "PSI per feature: the taller the bar, the larger the shift",
+    ),
+    "drift.ks_chart": (
+        "Тест Колмогорова–Смирнова, −log10 p: чем выше столбец, тем сильнее сдвиг",
+        "Kolmogorov–Smirnov test, −log10 p: the taller the bar, the larger the shift",
+    ),
+    "drift.neg_log10_p": ("−log10 p-значения KS", "−log10 of the KS p-value"),
+    "drift.psi_line": ("порог PSI {value}", "PSI threshold {value}"),
+    "drift.ks_line": ("порог p = {p}, то есть −log10 p = {height}", "threshold p = {p}, i.e. −log10 p = {height}"),
+    "drift.charts_caption": (
+        "Оба графика читаются одинаково: выше — сильнее сдвиг, пунктир — порог, красный столбец — признак "
+        "сместился (выше своего порога PSI и выше порога KS). p-значения меньше {floor} нарисованы на высоте "
+        "{cap}; точные — при наведении и в таблице по признакам.",
+        "Both charts read the same way: taller is a larger shift, the dashed line is the threshold, a red bar "
+        "is a feature that drifted (above its PSI limit and above the KS line). p-values below {floor} are "
+        "drawn at {cap}; the exact ones are in the hover and the per-feature table.",
     ),
     # -- models --------------------------------------------------------------------------------
     "models.title": ("Модели", "Models"),
@@ -573,6 +1128,103 @@ _TABLE: dict[str, tuple[str, str]] = {
         "The gate refused; production unchanged. Its verdict:",
     ),
     "models.rolled_back": ("Готово: откат с v{frm} на v{to}.", "Done: rolled back from v{frm} to v{to}."),
+    # -- models: the "for the bot" panel ---------------------------------------------------------
+    "models.tab.bot": ("Для бота", "For the bot"),
+    "models.bot.intro": (
+        "Что загрузить боту, чтобы получать прогнозы этой версии, и что ей подать на вход.",
+        "What the bot loads to get this version's predictions, and what it feeds it.",
+    ),
+    "models.bot.uris": ("Адрес модели (URI)", "Model address (URI)"),
+    "models.bot.uri_production": (
+        "Версия в production — бот следует за алиасом и подхватывает новую версию после продвижения "
+        "(сейчас это v{production}):",
+        "The production version — the bot follows the alias and picks up a new version after a promotion "
+        "(now v{production}):",
+    ),
+    "models.bot.uri_pinned": (
+        "Ровно эта версия (v{version}), без подмены:",
+        "Exactly this version (v{version}), pinned:",
+    ),
+    "models.bot.not_production": (
+        'Эта версия не в production: `Predictor("{name}")` и REST `/predict` отвечают версией v{production}, '
+        "для этой версии используйте закреплённый URI.",
+        'This version is not in production: `Predictor("{name}")` and REST `/predict` answer with v{production}; '
+        "use the pinned URI for this version.",
+    ),
+    "models.bot.no_production": (
+        'У модели нет версии в production: `Predictor("{name}")` и REST `/predict` пока не ответят, '
+        "используйте закреплённый URI.",
+        'The model has no production version: `Predictor("{name}")` and REST `/predict` will not answer yet; '
+        "use the pinned URI.",
+    ),
+    "models.bot.predictor": (
+        "Predictor проекта (Python, ONNX Runtime)",
+        "The project's Predictor (Python, ONNX Runtime)",
+    ),
+    "models.bot.pyfunc": ("Модель MLflow (pyfunc)", "MLflow model (pyfunc)"),
+    "models.bot.rest": ("REST API: запрос POST /predict", "REST API: a POST /predict request"),
+    "models.bot.rest_text": (
+        "Сервер API запускается командой `make api` (порт 8000); `/predict` всегда отвечает версией в production, "
+        "поле `model_version` ответа говорит, какой именно. Токен не нужен.",
+        "The API server starts with `make api` (port 8000); `/predict` always answers with the production version, "
+        "the answer's `model_version` field says which. No token is needed.",
+    ),
+    "models.bot.code.production": (
+        "версия в production, следит за алиасом (горячая замена)",
+        "the production version, follows the alias (hot reload)",
+    ),
+    "models.bot.code.pinned": ("ровно эта версия", "exactly this version"),
+    "models.bot.code.candles": (
+        "candles: DataFrame со столбцами {columns}, от старых к новым, не меньше {rows} свечей {timeframe}",
+        "candles: a DataFrame with columns {columns}, oldest first, at least {rows} candles of {timeframe}",
+    ),
+    "models.bot.code.answer": ("сигнал, уверенность, вероятности", "signal, confidence, probabilities"),
+    "models.bot.code.tracking": ("хранилище MLflow проекта", "the project's MLflow store"),
+    "models.bot.code.pyfunc_out": ("столбцы ответа: {columns}", "answer columns: {columns}"),
+    "models.bot.code.serve": (
+        "та же модель как сервер MLflow (POST /invocations)",
+        "the same model as an MLflow server (POST /invocations)",
+    ),
+    "models.bot.code.body": (
+        'candles.json: {{"model_name": "{name}", "symbol": "ETH/BTC", "candles": [не меньше {rows} свечей]}}',
+        'candles.json: {{"model_name": "{name}", "symbol": "ETH/BTC", "candles": [at least {rows} candles]}}',
+    ),
+    "models.bot.schema": ("Вход модели", "Model input"),
+    "models.bot.schema_text": (
+        "Бот подаёт сырые свечи (таблица ниже); признаки модель считает сама кодом обучения — по последним "
+        "{rows} свечам. Внутри модели — окно из {window} свечей × {n} признаков (тензор `[-1, {window}, {n}]` "
+        "в ONNX) в таком порядке:",
+        "The bot sends raw candles (the table below); the model computes its features itself with the training "
+        "code, from the last {rows} candles. Inside, the model sees a window of {window} candles × {n} features "
+        "(the ONNX tensor `[-1, {window}, {n}]`) in this order:",
+    ),
+    "models.bot.no_metadata": (
+        "Метаданные версии (artifacts/metadata.json) не прочитаны: признаки и окно неизвестны.",
+        "The version's metadata (artifacts/metadata.json) could not be read: its features and window are unknown.",
+    ),
+    "models.bot.candle_columns": ("Свечи на входе", "Candles in"),
+    "models.bot.features": ("Признаки модели по порядку", "The model's features, in order"),
+    "models.bot.links": ("В MLflow UI", "In the MLflow UI"),
+    "models.bot.link_run": ("Запуск {run}", "Run {run}"),
+    "models.bot.link_model": ("Модель {name}, версия {version}", "Model {name}, version {version}"),
+    "models.bot.links_help": (
+        "Адрес MLflow UI задаёт ML_MLFLOW_UI_URL (сейчас {url}); запуск UI: `python start_mlflow_ui.py`.",
+        "The MLflow UI address is ML_MLFLOW_UI_URL (now {url}); start the UI with `python start_mlflow_ui.py`.",
+    ),
+    "models.bot.plots": ("Графики версии", "The version's plots"),
+    "models.bot.plots_help": (
+        "Кнопка в углу картинки открывает её во весь экран; «Скачать» сохраняет PNG.",
+        'The button in the image\'s corner opens it full screen; "Download" saves the PNG.',
+    ),
+    "models.bot.no_plots": ("У запуска версии нет графиков.", "The version's run has no plots."),
+    "models.bot.download": ("Скачать {file}", "Download {file}"),
+    "models.bot.plot.confusion_matrix": ("Матрица ошибок (тест)", "Confusion matrix (test)"),
+    "models.bot.plot.equity_curve": (
+        "Кривая капитала на тесте с комиссиями: модель и «купи и держи»",
+        "Test equity curve with fees: the model and buy & hold",
+    ),
+    "models.bot.plot.learning_curves": ("Кривые обучения", "Learning curves"),
+    "models.bot.plot.reliability": ("Калибровка вероятностей", "Probability calibration"),
     # -- training ------------------------------------------------------------------------------
     "training.title": ("Обучение модели", "Model training"),
     "training.caption": (
@@ -693,6 +1345,70 @@ _TABLE: dict[str, tuple[str, str]] = {
     "training.cancel": ("Отменить задачу", "Cancel the job"),
     "training.cancel_button": ("Отменить", "Cancel"),
     "training.cancel_sent": ("Отмена запрошена.", "Cancellation requested."),
+    # -- yardsticks: headline numbers beside baselines, buy-and-hold, data (dashboard/yardsticks.py) --
+    "yard.baselines": ("Базовые линии: {items}", "Baselines: {items}"),
+    "yard.baseline.majority": ("самый частый класс", "majority class"),
+    "yard.baseline.previous_direction": ("прежнее направление", "previous direction"),
+    "yard.better": (":green[Лучше базовых линий.]", ":green[Better than the baselines.]"),
+    "yard.not_better": (
+        ":red[Не лучше базовой линии: простое правило угадывает не хуже.]",
+        ":red[No better than a baseline: a naive rule does as well.]",
+    ),
+    "yard.no_baselines": ("Базовые линии не записаны.", "No baselines recorded."),
+    "yard.delta": ("{diff} к базовой", "{diff} to baseline"),
+    "yard.delta_hold": ("{diff} к «купить и держать»", "{diff} to buy and hold"),
+    "yard.delta_hold_pp": ("{diff} п. п. к «купить и держать»", "{diff} pp to buy and hold"),
+    "yard.hold": ("«Купить и держать» на тех же свечах: {value}", "Buy and hold on the same candles: {value}"),
+    "yard.trades_bars": ("Сделок: {trades}, свечей в тесте: {bars}", "Trades: {trades}, test candles: {bars}"),
+    "yard.too_few": (
+        ":orange[Слишком мало сделок ({n} < {min}): доходность и коэффициент Шарпа ничего не доказывают.]",
+        ":orange[Too few trades ({n} < {min}): the return and the Sharpe ratio prove nothing.]",
+    ),
+    "yard.return_help": (
+        "Доходность стратегии бэктеста на тестовой выборке после комиссий; рядом — доходность стратегии "
+        "«купить и держать» на тех же свечах.",
+        "The backtest strategy's return on the test split after fees; beside it, buy and hold's return on "
+        "the same candles.",
+    ),
+    "yard.no_run": (
+        "Запуск этой версии не найден: сравнить её числа не с чем.",
+        "This version's run was not found: its numbers have nothing to be compared with.",
+    ),
+    "yard.data.reference": ("тестовых строк: {rows} (эталон)", "test rows: {rows} (reference)"),
+    "yard.data.same": ("те же, что у v{ref}", "the same as v{ref}"),
+    "yard.data.other": ("другие данные (строк: {rows}), не как у v{ref}", "other data ({rows} rows), not v{ref}'s"),
+    "yard.data_caption": (
+        "Столбец «Тестовые данные» сравнивает данные каждой версии с данными v{ref}: метрики версий, "
+        "проверенных на других данных, напрямую не сравнимы.",
+        "The Test data column compares each version's data with v{ref}'s: the metrics of versions tested on "
+        "other data cannot be compared directly.",
+    ),
+    "yard.description": ("{family} на {data}, {how}", "{family} on {data}, {how}"),
+    "yard.mode.manual": ("обучение", "training"),
+    "yard.mode.auto_retraining": ("автоматическое переобучение", "automatic retraining"),
+    "yard.mode.tuning": ("подбор гиперпараметров", "hyperparameter search"),
+    "yard.actor.auto": ("система, сразу после обучения", "the system, right after training"),
+    "yard.actor.api": ("запрос к REST API", "a REST API request"),
+    "yard.actor.dashboard": ("пользователь панели", "a dashboard user"),
+    "yard.actor.manual": ("пользователь вручную", "a user, by hand"),
+    "yard.actor.retraining": ("система, переобучение ({trigger})", "the system, retraining ({trigger})"),
+    "yard.recorded_description": ("Описание, как оно записано в MLflow", "The description as MLflow records it"),
+    "yard.newer": (
+        "Есть более новая версия, прошедшая проверку качества: v{version}.",
+        "A newer version passed the quality gate: v{version}.",
+    ),
+    "col.vs_baseline": ("Против базовых линий", "Against the baselines"),
+    "col.test_data": ("Тестовые данные", "Test data"),
+    "yard.short.better": ("лучше", "better"),
+    "yard.short.not_better": ("не лучше", "no better"),
+    "yard.reason_tag": (
+        "записана до появления кодов проверки: текст — в теге promotion_reason запуска",
+        "recorded before the gate's codes: the text is in the run's promotion_reason tag",
+    ),
+    "yard.failed_tag": (
+        "переобучение не удалось: сообщение — в теге failure_reason запуска",
+        "the retraining failed: the message is in the run's failure_reason tag",
+    ),
     # -- jobs ----------------------------------------------------------------------------------
     "job.heading": ("**Задача: {kind}** `{id}` — {status}", "**Job: {kind}** `{id}` — {status}"),
     "job.progress": ("Эпоха {epoch} из {epochs}", "Epoch {epoch} of {epochs}"),
@@ -731,6 +1447,10 @@ _TABLE: dict[str, tuple[str, str]] = {
     "retraining.pipeline_default": ("как в настройках конвейера", "the pipeline's default"),
     "retraining.check_now": ("Проверить дрейф сейчас", "Check drift now"),
     "retraining.checking": ("Считаю дрейф…", "Computing drift…"),
+    "retraining.checked": (
+        "Готово: дрейф проверен, отчёт выше обновлён.",
+        "Done: drift checked, the report above is updated.",
+    ),
     "retraining.verdict_yes": (
         "Дрейф: сместились {n} из {total} признаков (доля {share}).",
         "Drift: {n} of {total} features moved (share {share}).",
@@ -739,15 +1459,12 @@ _TABLE: dict[str, tuple[str, str]] = {
         "Дрейфа нет: сместились {n} из {total} признаков (доля {share}).",
         "No drift: {n} of {total} features moved (share {share}).",
     ),
-    "retraining.psi_chart": ("PSI по признакам и порог", "PSI per feature and its limit"),
     "retraining.psi": ("PSI", "PSI"),
     "retraining.ks_stat": ("Статистика KS", "KS statistic"),
     "retraining.psi_limit": ("Порог PSI", "PSI limit"),
     "retraining.feature_drifted": ("сместился", "drifted"),
     "retraining.feature_stable": ("стабилен", "stable"),
-    "retraining.ks_chart": ("Тест Колмогорова–Смирнова: p-значение", "Kolmogorov–Smirnov test: p-value"),
     "retraining.ks_pvalue": ("p-значение KS", "KS p-value"),
-    "retraining.ks_threshold": ("Порог p-значения", "p-value threshold"),
     "retraining.drift_rule": (
         "Признак смещён, если PSI выше его порога (не ниже {psi}) и p-значение KS меньше {ks}; дрейф данных — "
         "если смещено не меньше {share} признаков.",

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,7 @@ from backend.services.schemas import JobPublic
 
 from . import context
 from .i18n import current_language, has_text, in_language, t
+from .metric_help import metric_help
 
 if TYPE_CHECKING:  # pragma: no cover
     from pydantic import ValidationError
@@ -50,6 +53,7 @@ __all__ = [
     "inject_css",
     "job_panel",
     "jobs_frame",
+    "metric_help",
     "recorded",
     "run_action",
     "show_error",
@@ -84,6 +88,8 @@ _CSS = """
 <style>
 /* Streamlit's own input hints are not translated: hide them, every form has its button. */
 [data-testid="InputInstructions"] { display: none; }
+/* An action's result (widgets.feedback) is brought into view with a margin around it. */
+[class*="st-key-feedback-"] { scroll-margin: 2rem; }
 </style>
 """
 
@@ -225,7 +231,8 @@ def escape_markdown(text: str) -> str:
 
 
 def term(name: str) -> str:
-    """A glossary entry as a tooltip: ``st.selectbox(..., help=term("experiment"))``."""
+    """A glossary entry as a tooltip: ``st.selectbox(..., help=term("experiment"))``; a metric's own
+    tooltip (what it measures, on which data, what a good value is) is ``metric_help(key)``."""
     return f"**{t(f'glossary.{name}.term')}**: {t(f'glossary.{name}.desc')}"
 
 
@@ -331,7 +338,7 @@ def _job_view(job: JobPublic) -> None:
     shown = [k for k in ("train_loss", "val_loss", "val_accuracy", "val_f1") if k in job.metrics]
     if shown:
         for col, key in zip(st.columns(len(shown)), shown):
-            col.metric(key, fmt_num(job.metrics.get(key)))
+            col.metric(key, fmt_num(job.metrics.get(key)), help=metric_help(key))
     if job.status == "queued":
         st.info(t("job.queued_hint"))
     elif job.status == "running" and job.cancel_requested:
@@ -360,6 +367,8 @@ def _job_view(job: JobPublic) -> None:
 
 
 def jobs_frame(jobs: Iterable[JobPublic]) -> pd.DataFrame:
+    """Jobs as a table of text columns only: a column mixing numbers and "—" (the version of a job that
+    registered none) would make pyarrow refuse it and Streamlit log a traceback on every render."""
     rows = [
         {
             t("col.job"): j.id[:12],
@@ -371,7 +380,7 @@ def jobs_frame(jobs: Iterable[JobPublic]) -> pd.DataFrame:
             t("col.created"): fmt_time(j.created_at),
             t("col.worker"): j.worker or "—",
             t("col.run"): (j.run_id or "")[:12] or "—",
-            t("col.version"): j.version if j.version is not None else "—",
+            t("col.version"): f"v{j.version}" if j.version is not None else "—",
         }
         for j in jobs
     ]
@@ -396,19 +405,29 @@ def follow_job(jobs: list[JobPublic], state_key: str, key: str | None = None) ->
 
 
 def cancel_box(job: JobPublic | None, prefix: str) -> None:
-    """Cancel ``job`` (token asked for, as the API does); nothing when it has ended or writes are off."""
-    if job is None or job.status in TERMINAL_JOB_STATUSES or not write_allowed():
+    """Cancel ``job`` (token asked for, as the API does); nothing when writes are off, only the answer to
+    the cancel (:func:`feedback`) when it has ended."""
+    if job is None or not write_allowed():
+        return
+    if job.status in TERMINAL_JOB_STATUSES:
+        feedback(prefix, "cancel", _cancel_sent, scope=job.id)
         return
     with st.expander(t("training.cancel")):
         st.text_input(t("access.token"), type="password", key=prefix + "cancel_token", help=t("access.token_help"))
         if st.button(t("training.cancel_button"), key=prefix + "cancel_button"):
-            try:
-                check_token(prefix + "cancel_token", "cancel")
-                context.services().jobs.cancel_job(job.id)
-            except ServiceError as exc:
-                show_error(exc)
-            else:
-                st.success(t("training.cancel_sent"))
+            act(
+                prefix,
+                "cancel",
+                lambda: context.services().jobs.cancel_job(job.id),
+                token_key=prefix + "cancel_token",
+                action_name="cancel",
+                scope=job.id,
+            )
+        feedback(prefix, "cancel", _cancel_sent, scope=job.id)
+
+
+def _cancel_sent(_job: Any) -> None:
+    st.success(t("training.cancel_sent"))
 
 
 def run_action(action: Callable[[], Any], result_key: str) -> None:
@@ -418,6 +437,120 @@ def run_action(action: Callable[[], Any], result_key: str) -> None:
     except ServiceError as exc:
         logger.info("dashboard action refused: %s: %s", type(exc).__name__, exc)
         st.session_state[result_key] = ("error", exc)
+
+
+# -- action feedback -----------------------------------------------------------------------
+#
+# The result of an action (done, refused with the gate's checks, a wrong token, an invalid form)
+# is shown where the eye is: right under the control that caused it, in the same container, and it
+# stays there until the next action on the page. ``act`` (or ``keep``) records it in the session;
+# ``feedback``, called just below the control, shows it.
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an action gave: ``status`` "ok" (``payload``: the service's answer), "error" (a
+    :class:`ServiceError`) or "invalid" (form lines); ``slot``: which control on the page caused it;
+    ``scope``: what it acted on (a model, a study), shown only while that one is on screen."""
+
+    slot: str
+    status: str
+    payload: Any
+    scope: str | None = None
+    fresh: bool = True
+
+
+def outcome_key(page: str) -> str:
+    """The session key of a page's last action (``page``: the page's state prefix, e.g. ``"models."``)."""
+    return f"{page}outcome"
+
+
+def feedback_key(page: str, slot: str) -> str:
+    """The key of the container showing ``slot``'s outcome; in the browser, CSS class ``st-key-<key>``."""
+    return "feedback-" + re.sub(r"[^A-Za-z0-9_-]+", "-", f"{page}{slot}").strip("-")
+
+
+def keep(page: str, slot: str, status: str, payload: Any, scope: str | None = None) -> Outcome:
+    """Record an action's outcome: it replaces the page's previous one (of whichever control)."""
+    outcome = Outcome(slot, status, payload, scope)
+    st.session_state[outcome_key(page)] = outcome
+    return outcome
+
+
+def act(
+    page: str,
+    slot: str,
+    action: Callable[[], Any],
+    *,
+    token_key: str | None = None,
+    action_name: str | None = None,
+    scope: str | None = None,
+) -> Outcome:
+    """Run ``action`` (a service call) after the token check of field ``token_key`` (when given), and
+    record its answer or its error for :func:`feedback`. Usable as a button's ``on_click``."""
+    try:
+        if token_key is not None:
+            check_token(token_key, action_name or slot)
+        result = action()
+    except ServiceError as exc:
+        logger.info("dashboard action %s refused: %s: %s", slot, type(exc).__name__, exc)
+        return keep(page, slot, "error", exc, scope)
+    return keep(page, slot, "ok", result, scope)
+
+
+def last_outcome(page: str, slot: str | None = None, scope: str | None = None) -> Outcome | None:
+    """The page's last action outcome, if it came from ``slot`` (any when None) on ``scope``."""
+    outcome = st.session_state.get(outcome_key(page))
+    if not isinstance(outcome, Outcome):
+        return None
+    if slot is not None and outcome.slot != slot:
+        return None
+    if outcome.scope is not None and scope is not None and outcome.scope != scope:
+        return None
+    return outcome
+
+
+def feedback(
+    page: str,
+    slot: str,
+    show_ok: Callable[[Any], None] | None = None,
+    scope: str | None = None,
+    invalid_key: str = "training.invalid",
+) -> bool:
+    """Show the outcome of control ``slot`` right here (call it just below the control), in a container
+    keyed :func:`feedback_key`: an error as :func:`show_error` does (the token error says nothing more),
+    invalid form lines as a list under ``invalid_key``'s sentence, an answer through ``show_ok``. Right after the action the browser
+    brings it into view if it is not. True when something was shown."""
+    outcome = last_outcome(page, slot, scope)
+    if outcome is None:
+        return False
+    key = feedback_key(page, slot)
+    with st.container(key=key):
+        if outcome.status == "error":
+            show_error(outcome.payload)
+        elif outcome.status == "invalid":
+            st.error(t(invalid_key))
+            for line in outcome.payload:
+                st.markdown(f"- {line}")
+        elif show_ok is not None:
+            show_ok(outcome.payload)
+        if outcome.fresh:
+            st.html(_SCROLL_INTO_VIEW.replace("__KEY__", key), unsafe_allow_javascript=True)
+    if outcome.fresh:
+        st.session_state[outcome_key(page)] = replace(outcome, fresh=False)
+    return True
+
+
+#: Brings the feedback into view once, after the action (``nearest``: no scrolling when it is visible;
+#: again a little later, when the page below and above it has settled).
+_SCROLL_INTO_VIEW = """<script>
+for (const ms of [50, 400]) {
+  setTimeout(() => {
+    const box = document.querySelector(".st-key-__KEY__");
+    if (box) box.scrollIntoView({block: "nearest", behavior: "instant"});
+  }, ms);
+}
+</script>"""
 
 
 def validation_messages(exc: ValidationError, field_prefix: str) -> list[str]:

@@ -1,5 +1,6 @@
-"""Сравнение: two to five runs side by side, differing params highlighted, metric histories overlaid
-in interactive charts."""
+"""Сравнение: two to five runs side by side: what data each was tested on (a warning when it differs),
+params and metrics with only meaningful differences highlighted (``tables.REL_DIFF_THRESHOLD``),
+metric histories overlaid in interactive charts."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from backend.dashboard import charts, context
+from backend.dashboard import charts, context, tables
 from backend.dashboard.i18n import t
-from backend.dashboard.widgets import fmt_duration, fmt_num, fmt_time, show_error, term
+from backend.dashboard.widgets import fmt_duration, fmt_time, show_error, term
 from backend.services.errors import ServiceError
 from backend.services.schemas import RunDetailPublic
 
@@ -19,6 +20,8 @@ MIN_RUNS, MAX_RUNS = 2, 5
 POOL_SIZE = 200
 CURVE_METRICS: tuple[str, ...] = ("train_loss", "val_loss", "val_accuracy", "val_f1")
 HIGHLIGHT = "background-color: rgba(255, 196, 0, 0.35)"
+#: Rows of a side-by-side table shown without scrolling inside it.
+ROWS_SHOWN = 20
 _STATE = "compare."
 
 
@@ -86,13 +89,14 @@ def render() -> None:
             }
         )
     )
+    _data_check(columns, runs)
 
     st.header(t("compare.params"), help=term("parameter"))
-    only_diff = st.checkbox(t("compare.only_diff"), key=_STATE + "only_diff")
+    only_diff = st.checkbox(t("tables.only_meaningful"), key=_STATE + "only_diff")
     _side_by_side({col: r.params for col, r in zip(columns, runs)}, only_diff, t("col.param"))
 
     st.header(t("compare.metrics"), help=term("metric"))
-    _side_by_side({col: r.metrics for col, r in zip(columns, runs)}, only_diff, t("col.metric"), fmt=fmt_num)
+    _side_by_side({col: r.metrics for col, r in zip(columns, runs)}, only_diff, t("col.metric"), fmt=tables.fmt_metric)
 
     st.header(t("compare.curves"))
     stepwise = sorted({k for r in runs for k, pts in r.metric_history.items() if len(pts) >= 2})
@@ -123,28 +127,61 @@ def _column_names(runs: list[RunDetailPublic]) -> list[str]:
     return out
 
 
+def _data_check(columns: list[str], runs: list[RunDetailPublic]) -> None:
+    """What each run was tested on (data hash, rows, bars), and a warning when the runs differ there:
+    their metrics then measure different things."""
+    fingerprints = {col: tables.data_fingerprint(r) for col, r in zip(columns, runs)}
+    names = [name for _, name in tables.DATA_KEYS if any(name in fp for fp in fingerprints.values())]
+    if not names:
+        return
+    differ = tables.different_data(fingerprints)
+    st.subheader(t("tables.data_heading"))
+    if differ:
+        st.warning(t("tables.different_data", what=", ".join(differ)))
+    else:
+        st.success(t("tables.same_data"))
+    frame = pd.DataFrame(
+        {col: [fp.get(name, "—") for name in names] for col, fp in fingerprints.items()},
+        index=pd.Index(names, name=t("tables.data_key")),
+    )
+    st.dataframe(frame.style.apply(lambda row: [HIGHLIGHT if row.name in differ else "" for _ in row], axis=1))
+
+
 def differing(values: dict[str, dict[str, object]]) -> dict[str, bool]:
-    """For each key of any run: do the runs disagree on it (a missing value counts as a value)?"""
+    """For each key of any run: do the runs disagree on it at all (a missing value counts as a value)?
+    The page highlights :func:`tables.meaningful_differences` only."""
     keys = sorted({k for v in values.values() for k in v})
     return {k: len({repr(v.get(k)) for v in values.values()}) > 1 for k in keys}
 
 
 def _side_by_side(
-    values: dict[str, dict[str, object]], only_diff: bool, key_title: str, fmt: Callable[[object], str] = str
+    values: dict[str, dict[str, object]],
+    only_diff: bool,
+    key_title: str,
+    fmt: Callable[[str, object], str] = lambda _key, value: str(value),
 ) -> None:
-    diff = differing(values)
-    # Differences first: they are what a comparison is for.
-    keys = sorted((k for k in diff if diff[k] or not only_diff), key=lambda k: (not diff[k], k))
+    diff = tables.meaningful_differences(values)
+    # Meaningful differences first (they are what a comparison is for), then what every run has, then
+    # what only some recorded.
+    partial = {k for k in diff if any(k not in v for v in values.values())}
+    keys = sorted((k for k in diff if diff[k] or not only_diff), key=lambda k: (not diff[k], k in partial, k))
     if not keys:
         st.info(t("compare.no_diff"))
         return
     frame = pd.DataFrame(
-        {col: [fmt(v[k]) if k in v else "—" for k in keys] for col, v in values.items()},
+        {col: [fmt(k, v[k]) if k in v else "—" for k in keys] for col, v in values.items()},
         index=pd.Index(keys, name=key_title),
     )
     styled = frame.style.apply(lambda row: [HIGHLIGHT if diff[row.name] else "" for _ in row], axis=1)
-    st.caption(t("compare.legend", n=sum(diff[k] for k in keys), total=len(keys)))
-    st.dataframe(styled)
+    st.caption(
+        t(
+            "tables.legend",
+            pct=f"{tables.REL_DIFF_THRESHOLD * 100:g}",
+            n=sum(diff[k] for k in keys),
+            total=len(keys),
+        )
+    )
+    st.dataframe(styled, height=35 * (min(len(keys), ROWS_SHOWN) + 1) + 3)
 
 
 if __name__ == "__main__":

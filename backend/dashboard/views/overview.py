@@ -1,5 +1,5 @@
-"""Обзор: the production model of each name (version, key metrics, when and why promoted), the
-latest runs, the running jobs and the drift status."""
+"""Обзор: the production model of each name (version, key metrics beside their yardsticks, when and
+why promoted), the latest runs, the running jobs and the drift status."""
 
 from __future__ import annotations
 
@@ -12,14 +12,13 @@ from backend.dashboard.widgets import (
     PAGE_PATHS,
     fmt_duration,
     fmt_num,
-    fmt_sharpe,
     fmt_time,
     jobs_frame,
     recorded,
-    sharpe_value,
     show_error,
     term,
 )
+from backend.dashboard.yardsticks import fmt_actor, headline_tiles
 from backend.services.errors import ServiceError
 from backend.services.overview import DriftStatus, ProductionSummary
 
@@ -60,8 +59,8 @@ def render() -> None:
                         t("col.status"): t(f"run.status.{r.status}"),
                         t("col.started"): fmt_time(r.start_time),
                         t("col.duration"): fmt_duration(r.start_time, r.end_time),
-                        "val_accuracy": r.metrics.get("val_accuracy"),
-                        "test_accuracy": r.metrics.get("test_accuracy"),
+                        "val_accuracy": fmt_num(r.metrics.get("val_accuracy")),
+                        "test_accuracy": fmt_num(r.metrics.get("test_accuracy")),
                         t("col.run_id"): r.run_id,
                     }
                     for r in runs
@@ -104,16 +103,17 @@ def _production_card(summary: ProductionSummary) -> None:
         if summary.version is None:
             st.warning(t("overview.no_production", latest=summary.latest_version or "—"))
             return
-        cols = st.columns(4)
-        cols[0].metric(t("overview.version"), f"v{summary.version}", help=term("version"))
-        for col, key in zip(cols[1:], ("test_accuracy", "test_f1_macro")):
-            col.metric(key, fmt_num(summary.metrics.get(key)), help=term("metric"))
-        cols[3].metric("backtest_sharpe", sharpe_value(summary.metrics), help=t("sharpe.help"))
-        st.caption(f"backtest_sharpe: {fmt_sharpe(summary.metrics)}")
+        st.metric(t("overview.version"), f"v{summary.version}", help=term("version"))
+        headline_tiles(summary.metrics, summary.yardstick)
         if summary.promoted_at is not None:
             how = t(f"decision.{summary.decision}") if summary.decision else "—"
             st.markdown(
-                t("overview.promoted", how=how, when=fmt_time(summary.promoted_at), actor=summary.promoted_by or "—")
+                t(
+                    "overview.promoted",
+                    how=how,
+                    when=fmt_time(summary.promoted_at),
+                    actor=fmt_actor(summary.promoted_by),
+                )
             )
             if summary.forced:
                 st.warning(t("overview.forced"))
@@ -125,8 +125,8 @@ def _production_card(summary: ProductionSummary) -> None:
                     recorded(summary.detail_text(current_language()))
         else:
             st.caption(t("overview.no_history"))
-        if summary.latest_version and summary.latest_version != summary.version:
-            st.caption(t("overview.newer", latest=summary.latest_version))
+        if summary.newer_passed_version:  # only a version the gate let through is worth a hint
+            st.caption(t("yard.newer", version=summary.newer_passed_version))
         st.page_link(
             PAGE_PATHS["models"],
             label=t("overview.open_model"),

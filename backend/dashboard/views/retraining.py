@@ -10,15 +10,17 @@ import streamlit as st
 from pydantic import ValidationError
 
 from backend.dashboard import charts, context
-from backend.dashboard.i18n import current_language, t
+from backend.dashboard.i18n import current_language, in_language, t
 from backend.dashboard.widgets import (
+    act,
     cancel_box,
-    check_token,
+    feedback,
     fmt_num,
     fmt_time,
     follow_job,
     job_panel,
     jobs_frame,
+    keep,
     show_error,
     term,
     validation_messages,
@@ -105,8 +107,8 @@ def _runs_table(runs: list[RetrainingRunPublic]) -> None:
                     t("col.candidate"): f"v{r.candidate_version}" if r.candidate_version else "—",
                     t("col.production_before"): f"v{r.production_before}" if r.production_before else "—",
                     t("col.drift"): yes_no(r.drift_detected),
-                    "walk_forward_accuracy_mean": r.metrics.get("walk_forward_accuracy_mean"),
-                    t("col.reason"): r.decision_text(current_language()) or r.failure_reason or "—",
+                    "walk_forward_accuracy_mean": fmt_num(r.metrics.get("walk_forward_accuracy_mean")),
+                    t("col.reason"): _reason(r),
                     t("col.run_id"): r.run_id,
                 }
                 for r in runs
@@ -114,6 +116,17 @@ def _runs_table(runs: list[RetrainingRunPublic]) -> None:
         ),
         hide_index=True,
     )
+
+
+def _reason(run: RetrainingRunPublic) -> str:
+    """The gate's verdict rendered from its codes in the page's language (the candidate's numbers named
+    as the walk-forward means they are); a failure, or a reason recorded only in English, as a pointer."""
+    text = run.decision_text(current_language())
+    if text and in_language(text):
+        return text
+    if text:
+        return t("yard.reason_tag")
+    return t("yard.failed_tag") if run.failure_reason else "—"
 
 
 def _runs_chart(runs: list[RetrainingRunPublic]) -> None:
@@ -161,7 +174,13 @@ def _drift(name: str) -> None:
     if report:
         _drift_report(report, source)
 
-    with st.expander(t("retraining.recheck")), st.form(_STATE + "drift_form"):
+    with st.expander(t("retraining.recheck")):
+        _drift_form(name, fresh)
+
+
+def _drift_form(name: str, fresh: dict[str, Any]) -> None:
+    """Check drift now; an error stays under the button, a fresh report replaces the one above."""
+    with st.form(_STATE + "drift_form"):
         c1, c2 = st.columns(2)
         recent_days = c1.number_input(
             t("retraining.recent_days"),
@@ -178,17 +197,21 @@ def _drift(name: str) -> None:
             key=_STATE + "drift_source",
             format_func=lambda s: t(f"training.source.{s}"),
         )
-        if st.form_submit_button(t("retraining.check_now"), key=_STATE + "check_now"):
-            with st.spinner(t("retraining.checking")):
-                try:
-                    result = context.services().retraining.check_drift(
-                        name, recent_days=recent_days, data_source=data_source
-                    )
-                except ServiceError as exc:
-                    show_error(exc)
-                else:
-                    st.session_state[DRIFT_KEY] = {**fresh, name: result.report}
-                    st.rerun()
+        checked = st.form_submit_button(t("retraining.check_now"), key=_STATE + "check_now")
+    if checked:
+        with st.spinner(t("retraining.checking")):
+            outcome = act(
+                _STATE,
+                "check",
+                lambda: context.services().retraining.check_drift(
+                    name, recent_days=recent_days, data_source=data_source
+                ),
+                scope=name,
+            )
+        if outcome.status == "ok":
+            st.session_state[DRIFT_KEY] = {**fresh, name: outcome.payload.report}
+            st.rerun()
+    feedback(_STATE, "check", lambda _result: st.success(t("retraining.checked")), scope=name)
 
 
 def _drift_report(report: dict[str, Any], source: str | None) -> None:
@@ -211,29 +234,7 @@ def _drift_report(report: dict[str, Any], source: str | None) -> None:
     if not features:
         return
     config = report.get("config") or {}
-    st.plotly_chart(
-        charts.drift_psi_figure(
-            features,
-            title=t("retraining.psi_chart"),
-            psi_name=t("retraining.psi"),
-            limit_name=t("retraining.psi_limit"),
-            drifted_name=t("retraining.feature_drifted"),
-            stable_name=t("retraining.feature_stable"),
-        ),
-        config=charts.CONFIG,
-        key=_STATE + "psi",
-    )
-    st.plotly_chart(
-        charts.drift_ks_figure(
-            features,
-            config.get("ks_pvalue_threshold"),
-            title=t("retraining.ks_chart"),
-            pvalue_name=t("retraining.ks_pvalue"),
-            threshold_name=t("retraining.ks_threshold"),
-        ),
-        config=charts.CONFIG,
-        key=_STATE + "ks",
-    )
+    _drift_charts(features, config)
     st.caption(
         t(
             "retraining.drift_rule",
@@ -252,13 +253,61 @@ def _drift_report(report: dict[str, Any], source: str | None) -> None:
                         t("retraining.psi_limit"): f.get("psi_limit"),
                         t("retraining.ks_stat"): f.get("ks_statistic"),
                         t("retraining.ks_pvalue"): f.get("ks_pvalue"),
+                        t("drift.neg_log10_p"): charts.neg_log10_pvalue(f.get("ks_pvalue"), floor=1e-300),
                         t("col.drift"): t("common.yes") if f.get("drifted") else t("common.no"),
                     }
                     for f in features
                 ]
             ),
             hide_index=True,
+            column_config={  # p-values as 1.2e-09, not 0.0000
+                t("retraining.ks_pvalue"): st.column_config.NumberColumn(format="%.2e"),
+                t("drift.neg_log10_p"): st.column_config.NumberColumn(format="%.1f"),
+            },
         )
+
+
+def _drift_charts(features: list[dict[str, Any]], config: dict[str, Any]) -> None:
+    """PSI and the KS test's -log10 p per feature, read the same way: taller = more drift, the
+    thresholds (PSI 0.2, p 0.01 -> 2) as dashed lines, drifted features in red."""
+    psi_threshold = config.get("psi_threshold")
+    ks_threshold = config.get("ks_pvalue_threshold")
+    st.plotly_chart(
+        charts.drift_psi_figure(
+            features,
+            title=t("drift.psi_chart"),
+            psi_name=t("retraining.psi"),
+            limit_name=t("retraining.psi_limit"),
+            drifted_name=t("retraining.feature_drifted"),
+            stable_name=t("retraining.feature_stable"),
+            threshold=psi_threshold,
+            threshold_name=t("drift.psi_line", value=fmt_num(psi_threshold, 2)),
+        ),
+        config=charts.CONFIG,
+        key=_STATE + "psi",
+    )
+    height = charts.neg_log10_pvalue(ks_threshold)
+    st.plotly_chart(
+        charts.drift_ks_figure(
+            features,
+            ks_threshold,
+            title=t("drift.ks_chart"),
+            pvalue_name=t("retraining.ks_pvalue"),
+            threshold_name=t("drift.ks_line", p=fmt_num(ks_threshold, 3), height=fmt_num(height, 1)),
+            value_name=t("drift.neg_log10_p"),
+            drifted_name=t("retraining.feature_drifted"),
+            stable_name=t("retraining.feature_stable"),
+        ),
+        config=charts.CONFIG,
+        key=_STATE + "ks",
+    )
+    st.caption(
+        t(
+            "drift.charts_caption",
+            floor=f"{charts.KS_PVALUE_FLOOR:.0e}",
+            cap=f"{charts.neg_log10_pvalue(charts.KS_PVALUE_FLOOR):g}",
+        )
+    )
 
 
 def _start_form(name: str) -> None:
@@ -316,18 +365,19 @@ def _start_form(name: str) -> None:
         try:
             params = RetrainParams.model_validate(body)
         except ValidationError as exc:
-            st.error(t("training.invalid"))
-            for line in validation_messages(exc, "retraining.field"):
-                st.markdown(f"- {line}")
-            return
-        try:
-            check_token(_STATE + "token", "retrain")
-            job = context.services().retraining.submit(params)
-        except ServiceError as exc:
-            show_error(exc)
-            return
-        st.session_state[JOB_KEY] = job.id
-        st.success(t("training.queued", id=job.id[:12]))
+            keep(_STATE, "submit", "invalid", validation_messages(exc, "retraining.field"), scope=name)
+        else:
+            outcome = act(
+                _STATE,
+                "submit",
+                lambda: context.services().retraining.submit(params),
+                token_key=_STATE + "token",
+                action_name="retrain",
+                scope=name,
+            )
+            if outcome.status == "ok":
+                st.session_state[JOB_KEY] = outcome.payload.id
+    feedback(_STATE, "submit", lambda job: st.success(t("training.queued", id=job.id[:12])), scope=name)
     if st.session_state.get(JOB_KEY):
         job_panel(st.session_state[JOB_KEY])
 

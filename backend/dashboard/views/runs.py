@@ -9,19 +9,19 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from backend.dashboard import charts, context
+from backend.dashboard import charts, context, tables
 from backend.dashboard.i18n import has_text, pick_language, t
 from backend.dashboard.widgets import (
     PAGE_PATHS,
     escape_markdown,
     fmt_duration,
-    fmt_sharpe,
     fmt_time,
     recorded,
     show_error,
     term,
 )
 from backend.services.errors import InvalidRequestError, ServiceError
+from backend.services.runs import FilterError
 from backend.services.schemas import ExperimentPublic, RunDetailPublic, RunPublic
 
 #: Sort keys offered; attributes get a translated label, metrics keep their MLflow name.
@@ -37,14 +37,6 @@ SORT_KEYS: tuple[str, ...] = (
     "metrics.backtest_sharpe",
 )
 PAGE_SIZES: tuple[int, ...] = (25, 50, 100, 200)
-DEFAULT_METRIC_COLUMNS: tuple[str, ...] = (
-    "val_accuracy",
-    "val_f1",
-    "test_accuracy",
-    "test_f1_macro",
-    "backtest_sharpe",
-)
-DEFAULT_PARAM_COLUMNS: tuple[str, ...] = ("trainer_epochs", "trainer_learning_rate")
 #: The guide's examples of MLflow filters ("Фильтры поиска MLflow").
 FILTER_EXAMPLES: tuple[str, ...] = (
     "metrics.accuracy > 0.85",
@@ -58,6 +50,8 @@ FILTER_EXAMPLES: tuple[str, ...] = (
 #: Epoch-wise metrics plotted by default.
 CURVE_METRICS: tuple[str, ...] = ("train_loss", "val_loss", "val_accuracy", "val_f1")
 NOTE_TAG = "mlflow.note.content"
+#: Metric groups shown open on a run's page (the rest are folded).
+OPEN_GROUPS: frozenset[str] = frozenset({"test", "backtest"})
 _STATE = "runs."
 
 
@@ -107,6 +101,7 @@ def render() -> None:
         st.markdown(t("runs.filter_guide_text"))
         st.code("\n".join(FILTER_EXAMPLES), language="sql")
         st.markdown(t("runs.filter_guide_more"))
+        st.page_link(PAGE_PATHS["glossary"], label=t("runs.filter_examples_link"), icon=":material/help:")
 
     order_by = [f"{sort_key} {direction}"]
     tokens, page_no = _pages((experiment, filter_string.strip(), order_by[0], size))
@@ -114,6 +109,9 @@ def render() -> None:
         page = services.runs.search_runs(
             [experiment], filter_string.strip(), order_by=order_by, max_results=size, page_token=tokens[page_no]
         )
+    except FilterError as exc:
+        _filter_error(exc)
+        return
     except InvalidRequestError as exc:
         show_error(exc, "runs.bad_filter")
         return
@@ -123,7 +121,8 @@ def render() -> None:
 
     st.subheader(t("runs.table", experiment=experiment))
     st.caption(escape_markdown(experiment_purpose(by_name[experiment])))
-    selected = _runs_table(page.data)
+    # An empty page says why: no runs yet, nothing matches, or names no run here carries.
+    selected = _runs_table(page.data) if page.data else _no_runs(experiment, filter_string.strip(), page_no)
     _pager(page_no, len(page.data), page.next_page_token)
 
     if 2 <= len(selected) <= 5:
@@ -140,6 +139,49 @@ def render() -> None:
     run_id = _run_picker(page.data)
     if run_id:
         render_run(run_id, {e.experiment_id: e.name for e in experiments})
+
+
+def _filter_error(exc: FilterError) -> None:
+    """A refused filter in the page's language (:class:`~backend.services.runs.FilterHint`), the corrected
+    filter when there is one (with a button that puts it into the field), MLflow's own message folded."""
+    hint = exc.hint
+    key = f"runs.filter_error.{hint.code}"
+    st.error(
+        t(
+            key if has_text(key) else "runs.filter_error.other",
+            name=hint.key,
+            prefix=hint.prefix,
+            value=hint.value,
+            allowed=hint.allowed,
+        )
+    )
+    if hint.fix:
+        st.markdown(t("runs.filter_fix"))
+        st.code(hint.fix, language="sql")
+        st.button(t("runs.filter_fix_apply"), key=_STATE + "apply_fix", on_click=_set_filter, args=(hint.fix,))
+    with st.expander(t("runs.filter_mlflow_message")):
+        st.code(exc.mlflow_message, language=None, wrap_lines=True)
+
+
+def _set_filter(value: str) -> None:
+    st.session_state[_STATE + "filter"] = value
+
+
+def _no_runs(experiment: str, filter_string: str, page_no: int) -> list[str]:
+    """Why the page of runs is empty (returns no selection): the experiment has no runs, nothing matches
+    the filter, or the filter asks for names no run of the experiment carries."""
+    if not filter_string:
+        if page_no == 0:
+            st.info(t("runs.empty_experiment"))
+        return []
+    st.info(t("runs.empty"))
+    try:
+        missing = context.services().runs.unknown_filter_keys([experiment], filter_string)
+    except ServiceError:
+        missing = []
+    if missing:
+        st.warning(t("runs.filter_unknown_keys", experiment=experiment, keys=", ".join(missing)))
+    return []
 
 
 def _short(text: str, limit: int = 90) -> str:
@@ -187,49 +229,54 @@ def _pager(page_no: int, count: int, next_token: str | None) -> None:
 
 
 def _runs_table(runs: list[RunPublic]) -> list[str]:
-    """The page of runs as a table with row selection; returns the selected run ids."""
+    """The page of runs as a table with row selection; returns the selected run ids. The key columns
+    (:func:`tables.runs_frame`) fit a 1400 px window; more metrics, params, the duration and the run id
+    are picked in an expander and go after them."""
     if not runs:
         st.info(t("runs.empty"))
         return []
-    metric_keys = sorted({k for r in runs for k in r.metrics})
+    keys = set(tables.key_metric_columns(runs))
+    metric_keys = sorted({k for r in runs for k in r.metrics} - keys)
     param_keys = sorted({k for r in runs for k in r.params})
-    c1, c2 = st.columns(2)
-    metric_cols = c1.multiselect(
-        t("runs.metric_columns"),
-        metric_keys,
-        key=_STATE + "metric_cols",
-        default=[k for k in DEFAULT_METRIC_COLUMNS if k in metric_keys],
-        placeholder=t("common.choose"),
-        help=term("metric"),
-    )
-    param_cols = c2.multiselect(
-        t("runs.param_columns"),
-        param_keys,
-        key=_STATE + "param_cols",
-        default=[k for k in DEFAULT_PARAM_COLUMNS if k in param_keys],
-        placeholder=t("common.choose"),
-        help=term("parameter"),
-    )
-    rows = []
-    for r in runs:
-        row: dict[str, Any] = {
-            t("col.run_name"): r.run_name or r.run_id[:12],
-            t("col.status"): t(f"run.status.{r.status}"),
-            t("col.started"): fmt_time(r.start_time),
-            t("col.duration"): fmt_duration(r.start_time, r.end_time),
-        }
-        row.update({f"metrics.{k}": r.metrics.get(k) for k in metric_cols})
-        if "backtest_sharpe" in metric_cols:  # with its trades and interval, or "too few trades"
-            row["metrics.backtest_sharpe"] = fmt_sharpe(r.metrics) if "backtest_sharpe" in r.metrics else None
-        row.update({f"params.{k}": r.params.get(k) for k in param_cols})
-        row[t("col.run_id")] = r.run_id
-        rows.append(row)
+    with st.expander(t("tables.more_columns")):
+        st.caption(t("tables.more_columns_help"))
+        c1, c2 = st.columns(2)
+        metric_cols = c1.multiselect(
+            t("runs.metric_columns"),
+            metric_keys,
+            key=_STATE + "metric_cols",
+            placeholder=t("common.choose"),
+            help=term("metric"),
+        )
+        param_cols = c2.multiselect(
+            t("runs.param_columns"),
+            param_keys,
+            key=_STATE + "param_cols",
+            placeholder=t("common.choose"),
+            help=term("parameter"),
+        )
+        details = st.checkbox(t("tables.show_details"), key=_STATE + "details")
+    frame = tables.runs_frame(runs, metric_cols, param_cols, details=details)
     st.caption(t("runs.select_hint"))
     event = st.dataframe(
-        pd.DataFrame(rows), hide_index=True, on_select="rerun", selection_mode="multi-row", key=_STATE + "table"
+        frame,
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="multi-row",
+        key=_STATE + "table",
+        column_config=_number_formats(frame),
     )
     chosen = getattr(getattr(event, "selection", None), "rows", None) or []
     return [runs[i].run_id for i in chosen if 0 <= i < len(runs)]
+
+
+def _number_formats(frame: pd.DataFrame) -> dict[str, Any]:
+    """Four decimals for metric columns of floats (counts are integers already)."""
+    return {
+        col: st.column_config.NumberColumn(format="%.4f")
+        for col in frame.columns
+        if pd.api.types.is_float_dtype(frame[col].dtype)
+    }
 
 
 def _run_picker(runs: list[RunPublic]) -> str | None:
@@ -288,19 +335,7 @@ def render_run(run_id: str, experiment_names: dict[str, str]) -> None:
         _curves(run)
     with metrics:
         st.caption(term("metric"))
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        t("col.metric"): k,
-                        t("col.value"): v,
-                        t("col.points"): len(run.metric_history.get(k, [])),
-                    }
-                    for k, v in sorted(run.metrics.items())
-                ]
-            ),
-            hide_index=True,
-        )
+        _metric_groups(run)
     with params:
         st.caption(term("parameter"))
         st.dataframe(
@@ -323,7 +358,7 @@ def render_run(run_id: str, experiment_names: dict[str, str]) -> None:
                         {
                             t("col.path"): a.path,
                             t("col.kind"): t("run.folder") if a.is_dir else t("run.file"),
-                            t("col.size"): a.file_size,
+                            t("col.size"): str(a.file_size) if a.file_size is not None else "—",
                         }
                         for a in run.artifacts
                     ]
@@ -349,6 +384,24 @@ def render_run(run_id: str, experiment_names: dict[str, str]) -> None:
                 ),
                 hide_index=True,
             )
+
+
+def _metric_groups(run: RunDetailPublic) -> None:
+    """The run's metrics in groups (:func:`tables.metric_groups`), each table as tall as its rows: the
+    test beside the naive baselines and the backtest beside buy-and-hold open, the rest folded."""
+    if not run.metrics:
+        st.info(t("tables.no_metrics"))
+        return
+    st.caption(t("tables.metrics_caption"))
+    points = {k: len(v) for k, v in run.metric_history.items()}
+    for group, frame in tables.metric_groups(run.metrics, points):
+        with st.expander(t(f"tables.group.{group.id}", n=len(frame)), expanded=group.id in OPEN_GROUPS):
+            st.dataframe(frame, hide_index=True, height=_height(len(frame)))
+
+
+def _height(rows: int) -> int:
+    """Pixels of a table showing ``rows`` rows without its own scroll bar (Streamlit's 35 px rows)."""
+    return 35 * (rows + 1) + 3
 
 
 def _curves(run: RunDetailPublic) -> None:

@@ -11,12 +11,14 @@ from pydantic import ValidationError
 from backend.dashboard import context
 from backend.dashboard.i18n import t
 from backend.dashboard.widgets import (
+    act,
     cancel_box,
-    check_token,
+    feedback,
     follow_job,
     form_body,
     job_panel,
     jobs_frame,
+    keep,
     policy_body,
     policy_fields,
     show_error,
@@ -27,7 +29,7 @@ from backend.ml_engine.config import DEFAULT_MODEL_NAME
 from backend.ml_engine.families import DEFAULT_FAMILY, family_names, get_family
 from backend.services.data_sources import DATA_SOURCES
 from backend.services.errors import ServiceError
-from backend.services.schemas import TrainingParams
+from backend.services.schemas import JobPublic, TrainingParams
 
 _STATE = "training."
 JOB_KEY = _STATE + "job"
@@ -163,6 +165,7 @@ def render() -> None:
         )
     if submitted:
         _submit(values, network, family, policy)
+    feedback(_STATE, "submit", _show_queued)
 
     job_id = st.session_state.get(JOB_KEY)
     st.header(t("training.progress"))
@@ -250,17 +253,21 @@ def _submit(values: dict[str, Any], network: dict[str, Any], family: str, policy
     try:
         params = TrainingParams.model_validate(body)
     except ValidationError as exc:
-        st.error(t("training.invalid"))
-        for line in validation_messages(exc, "training.field"):
-            st.markdown(f"- {line}")
+        keep(_STATE, "submit", "invalid", validation_messages(exc, "training.field"))
         return
-    try:
-        check_token(_STATE + "token", "train")
-        job = context.services().jobs.submit_training(params)
-    except ServiceError as exc:
-        show_error(exc)
-        return
-    st.session_state[JOB_KEY] = job.id
+    outcome = act(
+        _STATE,
+        "submit",
+        lambda: context.services().jobs.submit_training(params),
+        token_key=_STATE + "token",
+        action_name="train",
+    )
+    if outcome.status == "ok":
+        st.session_state[JOB_KEY] = outcome.payload.id
+
+
+def _show_queued(job: JobPublic) -> None:
+    """A started training, under the form's button (it stays until the next action)."""
     st.success(t("training.queued", id=job.id[:12]))
 
 

@@ -19,11 +19,13 @@ from backend.dashboard.i18n import current_language, has_text, t
 from backend.dashboard.views.leaderboard import mlflow_run_url
 from backend.dashboard.widgets import (
     PAGE_PATHS,
-    check_token,
+    act,
+    feedback,
     fmt_num,
     form_body,
     job_panel,
     jobs_frame,
+    keep,
     recorded,
     show_error,
     token_input,
@@ -45,10 +47,6 @@ from backend.services.tuning import TUNE_KIND, TuningService
 _STATE = "tuning."
 TOKEN_KEY = _STATE + "token"
 FORM_TOKEN_KEY = _STATE + "form_token"
-#: Session keys of the outcome of each action, shown next to its control on the next render.
-PROMOTE_KEY = _STATE + "promote_result"
-STOP_KEY = _STATE + "stop_result"
-SUBMIT_KEY = _STATE + "submit_result"
 #: The promote job of each study (study name -> job id), followed next to the button.
 PROMOTE_JOBS_KEY = _STATE + "promote_jobs"
 #: Seconds between two looks at a study whose trials run.
@@ -504,7 +502,7 @@ def _actions(service: TuningService, study: StudyPublic) -> None:
             on_click=_promote,
             args=(study.name,),
         )
-        _outcome(PROMOTE_KEY, study.name)
+        feedback(_STATE, "promote", _promote_queued, scope=study.name)
         job_id = (st.session_state.get(PROMOTE_JOBS_KEY) or {}).get(study.name)
         if job_id:
             job_panel(job_id, view=_promote_view)
@@ -519,20 +517,9 @@ def _actions(service: TuningService, study: StudyPublic) -> None:
             on_click=_stop,
             args=(study.name,),
         )
-        shown = _outcome(STOP_KEY, study.name)
+        shown = feedback(_STATE, "stop", _stopped, scope=study.name)
         if not shown and not can_stop:
             st.caption(t("tuning.stop_requested") if study.stop_requested else t("tuning.nothing_to_stop"))
-
-
-def _act(key: str, name: str, action: str, call: Any) -> None:
-    """Run ``call`` with the token check; its outcome (or error) kept for the control that caused it."""
-    try:
-        check_token(TOKEN_KEY, action)
-        result = call()
-    except ServiceError as exc:
-        st.session_state[key] = (name, "error", exc)
-    else:
-        st.session_state[key] = (name, "ok", result)
 
 
 def _promote(name: str) -> None:
@@ -542,7 +529,7 @@ def _promote(name: str) -> None:
         st.session_state[PROMOTE_JOBS_KEY] = {**(st.session_state.get(PROMOTE_JOBS_KEY) or {}), name: job.id}
         return job
 
-    _act(PROMOTE_KEY, name, "tune-promote", call)
+    act(_STATE, "promote", call, token_key=TOKEN_KEY, action_name="tune-promote", scope=name)
 
 
 def _stop(name: str) -> None:
@@ -550,23 +537,15 @@ def _stop(name: str) -> None:
         services = context.services()
         return TuningService(services.settings, services.jobs).stop(name)
 
-    _act(STOP_KEY, name, "tune-stop", call)
+    act(_STATE, "stop", call, token_key=TOKEN_KEY, action_name="tune-stop", scope=name)
 
 
-def _outcome(key: str, name: str) -> bool:
-    """The outcome of the action kept under ``key`` for study ``name`` (shown once); True when there was one."""
-    outcome = st.session_state.get(key)
-    if outcome is None or outcome[0] != name:
-        return False
-    del st.session_state[key]
-    _, status, payload = outcome
-    if status == "error":
-        show_error(payload)
-    elif key == PROMOTE_KEY:
-        st.success(t("tuning.promote_queued", id=payload.id[:12]))
-    else:
-        st.success(t("tuning.stopped"))
-    return True
+def _promote_queued(job: JobPublic) -> None:
+    st.success(t("tuning.promote_queued", id=job.id[:12]))
+
+
+def _stopped(_study: StudyPublic) -> None:
+    st.success(t("tuning.stopped"))
 
 
 def _promote_view(job: JobPublic) -> None:
@@ -682,39 +661,31 @@ def _submit() -> None:
     try:
         params = TuneParams.model_validate(tune_request(values))
     except ValidationError as exc:
-        state[SUBMIT_KEY] = ("invalid", validation_messages(exc, "tuning.field"))
+        keep(_STATE, "submit", "invalid", validation_messages(exc, "tuning.field"))
         return
-    try:
-        check_token(FORM_TOKEN_KEY, "tune")
+
+    def call() -> StudyPublic:
         services = context.services()
-        study = TuningService(services.settings, services.jobs).submit(params)
-    except ServiceError as exc:
-        state[SUBMIT_KEY] = ("error", exc)
-        return
-    state[SUBMIT_KEY] = ("ok", study)
-    st.query_params["study"] = study.name
+        return TuningService(services.settings, services.jobs).submit(params)
+
+    outcome = act(_STATE, "submit", call, token_key=FORM_TOKEN_KEY, action_name="tune")
+    if outcome.status == "ok":
+        st.query_params["study"] = outcome.payload.name
 
 
 def _submit_outcome() -> None:
-    outcome = st.session_state.pop(SUBMIT_KEY, None)
-    if outcome is None:
-        return
-    status, payload = outcome
-    if status == "invalid":
-        st.error(t("tuning.invalid"))
-        for line in payload:
-            st.markdown(f"- {line}")
-    elif status == "error":
-        show_error(payload)
-    else:
-        st.success(
-            t(
-                "tuning.submitted",
-                name=payload.name,
-                jobs=payload.jobs_queued + payload.jobs_running,
-                target=payload.target,
-            )
+    feedback(_STATE, "submit", _submitted, invalid_key="tuning.invalid")
+
+
+def _submitted(study: StudyPublic) -> None:
+    st.success(
+        t(
+            "tuning.submitted",
+            name=study.name,
+            jobs=study.jobs_queued + study.jobs_running,
+            target=study.target,
         )
+    )
 
 
 def _recent_jobs() -> None:
