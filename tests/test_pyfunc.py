@@ -433,6 +433,48 @@ def test_log_model_refuses_a_serving_example_it_cannot_serve(store, predictor, r
     assert [str(m.status) for m in models] == ["FAILED"]  # marked failed, never READY
 
 
+def test_logging_a_model_records_nothing_in_the_prediction_log(store, predictor, recent, tmp_path, monkeypatch):
+    """Logging checks the pyfunc through MLflow's serving path (a load and a prediction of its own example):
+    a check, not a served prediction, so nothing reaches the prediction log even with recording on; a
+    pyfunc loaded afterwards records again."""
+    import mlflow.pyfunc
+    import mlflow.pytorch
+
+    from backend.ml_engine.mlflow_integration import get_mlflow_tracker
+    from backend.ml_engine.prediction_log import PredictionLog
+
+    recorded: list[str] = []
+    original = PredictionLog.record
+
+    def spy(self: PredictionLog, record: Any) -> None:
+        recorded.append(record.source)
+        original(self, record)
+
+    monkeypatch.setattr(PredictionLog, "record", spy)
+    url = f"sqlite:///{tmp_path}/log.db"
+    monkeypatch.setenv("ML_PREDICTION_LOG", "1")
+    monkeypatch.setenv("ML_PREDICTION_LOG_URL", url)
+    folder = predictor.bundle.model_dir
+    module = mlflow.pytorch.load_model(str(folder))
+    x = np.zeros((2, predictor.pipeline["window"], len(predictor.pipeline["feature_names"])), dtype=np.float32)
+    meta = {"metadata.json": str(folder / "artifacts" / "metadata.json")}
+    tracker = get_mlflow_tracker(experiment_name="model_training", settings=store["settings"])
+    with tracker.run(run_name="logged_while_recording_is_on"):
+        uri = tracker.log_model(
+            module, "model", input_example=x, onnx_path=folder / "model.onnx", artifacts=meta, serving_example=recent
+        )
+    assert recorded == []  # the example MLflow predicted while logging was not recorded
+    model = mlflow.pyfunc.load_model(uri)
+    log = model._model_impl.prediction_log
+    assert log is not None  # the check's flag does not outlive it
+    try:
+        model.predict(recent)
+        assert log.flush(30)
+    finally:
+        log.close()
+    assert recorded == ["pyfunc"] and [r["source"] for r in _log_rows(url)] == ["pyfunc"]
+
+
 # ------------------------------------------------------------------------------------------------
 # (d) mlflow models serve
 # ------------------------------------------------------------------------------------------------

@@ -79,6 +79,7 @@ Serving needs this package importable (``pip install '.[serve]'``), as the Predi
 from __future__ import annotations
 
 import atexit
+import contextvars
 import logging
 import time
 from pathlib import Path
@@ -331,9 +332,17 @@ def load_model_folder(path: str | Path, *, onnx_threads: int = 1, direct_feature
     )
 
 
+#: Set while `add_pyfunc_flavor` checks a model folder through MLflow's serving path: that load and
+#: prediction of the stored example is a check at logging time, not a served prediction, so it records
+#: nothing (and starts no prediction-log writer in a training process).
+_CHECKING: contextvars.ContextVar[bool] = contextvars.ContextVar("pyfunc_checking_example", default=False)
+
+
 def _recording() -> tuple[PredictionLog | None, PredictionTracer | None]:
     """The prediction log and tracer of this serving process, from ``Settings()`` (``ML_PREDICTION_LOG``,
     ``ML_TRACE_SAMPLE_RATE``); (None, None) when off or when they cannot be set up (logged: serving goes on)."""
+    if _CHECKING.get():
+        return None, None
     try:
         from ..config import Settings
 
@@ -428,6 +437,7 @@ def add_pyfunc_flavor(model_dir: Path, serving_example: pd.DataFrame) -> None:
     serving_input = model.get_serving_input(str(model_dir))
     if serving_input is None:  # pragma: no cover - _save_example always writes it for a frame
         raise ValueError(f"{model_dir}: no serving input example was written")
+    checking = _CHECKING.set(True)
     try:
         result = _validate_serving_input(str(model_dir), serving_input)
     except Exception as exc:
@@ -436,6 +446,8 @@ def add_pyfunc_flavor(model_dir: Path, serving_example: pd.DataFrame) -> None:
             f"{example['timestamp'].iloc[-1] if len(example) else 'none'}): "
             f"{' '.join(str(exc).split())[-1000:]}"
         ) from exc
+    finally:
+        _CHECKING.reset(checking)
     if not isinstance(result, pd.DataFrame) or list(result.columns) != output_columns(classes) or len(result) != 1:
         got = (
             f"{len(result)} rows of {list(result.columns)}"
