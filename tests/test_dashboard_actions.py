@@ -6,11 +6,15 @@
   form's token error — must lie inside the viewport, in the feedback container under that button.
 * Under AppTest: the result stays until the next action (another widget's rerun keeps it, the next
   action replaces it), and the "Для бота" panel shows the real model name and version in its URIs and
-  code, the version's feature names in order, links into the MLflow UI and the version's plots.
+  code, the version's feature names in order, links into the MLflow UI and the version's plots. On
+  Мониторинг (recompute) and Сравнение моделей (the form, the job's cancel) the token error, the invalid
+  form and the queued job each show in that button's feedback container and replace one another.
+* The leaderboard's and tuning's run links go to ``ML_MLFLOW_UI_URL``, whatever the tracking store is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -297,3 +301,138 @@ def test_the_mlflow_ui_address_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("ML_MLFLOW_UI_URL", "mlflow.example.org")
     with pytest.raises(ValidationError):
         ServiceSettings(_env_file=None)  # type: ignore[call-arg]
+
+
+# -- Мониторинг and Сравнение моделей: the same feedback under their buttons --------------------
+
+
+def _jobs(services: Any, kind: str) -> set[str]:
+    return {j.id for j in services.jobs.list_jobs(kind=kind, limit=500).data}
+
+
+def _cancel_quietly(services: Any, job_id: str) -> None:
+    from backend.services.errors import ConflictError
+
+    with contextlib.suppress(ConflictError):
+        services.jobs.cancel_job(job_id)  # leave no queued job behind
+
+
+def test_recompute_on_monitoring_answers_under_its_button_until_the_next_action(seed: Seed) -> None:
+    from backend.dashboard.views import monitoring as view
+
+    services = seed.services
+    before = _jobs(services, "monitor")
+    at = open_page(services, "monitoring")
+    assert feedback_block(at, "monitoring.", "recompute") is None  # nothing before an action
+    at.button(key=view.RECOMPUTE_BUTTON).click().run()
+    assert_ok(at)
+    box = feedback_block(at, "monitoring.", "recompute")
+    assert box is not None and BAD_TOKEN in texts_in(box)
+    assert [e.value for e in at.error].count(BAD_TOKEN) == 1  # nowhere else on the page
+    assert _jobs(services, "monitor") == before
+
+    at.run()  # a rerun, not an action: the answer stays
+    box = feedback_block(at, "monitoring.", "recompute")
+    assert box is not None and BAD_TOKEN in texts_in(box)
+
+    at.text_input(key=view.TOKEN_KEY).input(TOKEN)
+    at.button(key=view.RECOMPUTE_BUTTON).click().run()  # the next action replaces it
+    assert_ok(at)
+    [job] = [j for j in _jobs(services, "monitor") if j not in before]
+    try:
+        box = feedback_block(at, "monitoring.", "recompute")
+        assert box is not None
+        shown = texts_in(box)
+        assert t("monitoring.queued", "ru", id=job[:12]) in shown and BAD_TOKEN not in shown
+        assert BAD_TOKEN not in [e.value for e in at.error]
+        at.run()
+        box = feedback_block(at, "monitoring.", "recompute")
+        assert box is not None and t("monitoring.queued", "ru", id=job[:12]) in texts_in(box)
+    finally:
+        _cancel_quietly(services, job)
+
+
+def test_the_comparison_form_answers_under_its_button_until_the_next_action(seed: Seed) -> None:
+    services = seed.services
+    before = _jobs(services, "leaderboard")
+    at = open_page(services, "leaderboard")
+    assert feedback_block(at, "leaderboard.", "submit") is None
+    at.button(key="leaderboard.submit").click().run()  # no token
+    assert_ok(at)
+    box = feedback_block(at, "leaderboard.", "submit")
+    assert box is not None and BAD_TOKEN in texts_in(box)
+    assert [e.value for e in at.error].count(BAD_TOKEN) == 1
+    assert _jobs(services, "leaderboard") == before
+
+    at.multiselect(key="leaderboard.families").set_value([])
+    at.button(key="leaderboard.submit").click().run()  # an invalid form: its lines replace the token error
+    assert_ok(at)
+    box = feedback_block(at, "leaderboard.", "submit")
+    assert box is not None
+    shown = texts_in(box)
+    assert t("leaderboard.invalid", "ru") in shown and f"- {t('leaderboard.pick_family', 'ru')}" in shown
+    assert BAD_TOKEN not in shown and BAD_TOKEN not in [e.value for e in at.error]
+    assert _jobs(services, "leaderboard") == before
+
+    at.multiselect(key="leaderboard.families").set_value(["logreg"])
+    at.text_input(key="leaderboard.token").input(TOKEN)
+    at.button(key="leaderboard.submit").click().run()  # queued: said under the button
+    assert_ok(at)
+    [job] = [j for j in _jobs(services, "leaderboard") if j not in before]
+    try:
+        assert at.session_state["leaderboard.job"] == job
+        box = feedback_block(at, "leaderboard.", "submit")
+        assert box is not None
+        shown = texts_in(box)
+        assert t("leaderboard.queued", "ru", id=job[:12]) in shown and t("leaderboard.invalid", "ru") not in shown
+
+        at.button(key="leaderboard.cancel_button").click().run()  # the next action, another button
+        assert_ok(at)
+        assert feedback_block(at, "leaderboard.", "submit") is None
+        cancel = feedback_block(at, "leaderboard.", "cancel")
+        assert cancel is not None and BAD_TOKEN in texts_in(cancel)
+        assert [e.value for e in at.error].count(BAD_TOKEN) == 1
+        assert services.jobs.get_job(job).status == "queued"
+
+        at.text_input(key="leaderboard.cancel_token").input(TOKEN)
+        at.button(key="leaderboard.cancel_button").click().run()
+        assert_ok(at)
+        assert services.jobs.get_job(job).status == "cancelled"
+        cancel = feedback_block(at, "leaderboard.", "cancel")
+        assert cancel is not None and t("training.cancel_sent", "ru") in texts_in(cancel)
+        assert BAD_TOKEN not in [e.value for e in at.error]
+        assert_one_language(at, "ru")
+    finally:
+        _cancel_quietly(services, job)
+
+
+def test_leaderboard_and_tuning_link_runs_to_the_mlflow_ui_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from backend.dashboard import context, widgets
+    from backend.dashboard.views import leaderboard, models, tuning
+
+    ui = "https://mlflow.example.org:5443"
+
+    def fake(store: str, get_run: Any) -> Any:
+        settings = SimpleNamespace(mlflow_ui_url=ui, mlflow_tracking_uri=store)
+        return SimpleNamespace(settings=settings, runs=SimpleNamespace(client=SimpleNamespace(get_run=get_run)))
+
+    def found(run_id: str) -> Any:
+        return SimpleNamespace(info=SimpleNamespace(experiment_id="7", run_id=run_id))
+
+    def gone(run_id: str) -> Any:
+        raise RuntimeError(f"run {run_id} not found")
+
+    # a database as the tracking store (no http): the pages still link, to ML_MLFLOW_UI_URL
+    for n, (page, store) in enumerate(
+        [(leaderboard, "postgresql://u@h/db"), (tuning, "sqlite:///mlflow.db"), (leaderboard, "http://tracking:5000")]
+    ):
+        store = f"{store}?case={n}"  # the experiment lookup is cached per store and run
+        monkeypatch.setattr(context, "services", lambda s=store: fake(s, found))
+        assert page.mlflow_run_url(f"run{n}") == f"{ui}/#/experiments/7/runs/run{n}"
+        monkeypatch.setattr(context, "services", lambda s=store: fake(s + "-gone", gone))
+        assert page.mlflow_run_url(f"run{n}") == f"{ui}/#/runs/run{n}"  # the direct route
+    # one builder for every page: the Для бота panel's
+    assert leaderboard.mlflow_run_url is widgets.mlflow_run_url is tuning.mlflow_run_url
+    assert models.mlflow_run_link is widgets.mlflow_run_link and models.mlflow_model_link is widgets.mlflow_model_link

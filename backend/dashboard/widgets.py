@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import pandas as pd
 import streamlit as st
@@ -54,6 +55,9 @@ __all__ = [
     "job_panel",
     "jobs_frame",
     "metric_help",
+    "mlflow_model_link",
+    "mlflow_run_link",
+    "mlflow_run_url",
     "recorded",
     "run_action",
     "show_error",
@@ -236,6 +240,44 @@ def term(name: str) -> str:
     return f"**{t(f'glossary.{name}.term')}**: {t(f'glossary.{name}.desc')}"
 
 
+# -- links into the MLflow UI ------------------------------------------------------------------
+#
+# The UI's address is a setting (``ML_MLFLOW_UI_URL``, ``ServiceSettings.mlflow_ui_url``), whatever the
+# tracking store is (a database, a folder or an MLflow server): every page links through these.
+
+
+def mlflow_run_link(base: str, run_id: str, experiment_id: str | None) -> str:
+    """The run's page in the MLflow UI at ``base`` (the direct ``#/runs/<id>`` route without the experiment)."""
+    base = base.rstrip("/")
+    if experiment_id:
+        return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{base}/#/runs/{run_id}"
+
+
+def mlflow_model_link(base: str, name: str, version: int) -> str:
+    """The registered model version's page in the MLflow UI at ``base``."""
+    return f"{base.rstrip('/')}/#/models/{quote(name, safe='')}/versions/{version}"
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _experiment_of(_services: Any, store: str, run_id: str) -> str:
+    """A run's experiment id (it never changes: cached per store and run)."""
+    return str(_services.runs.client.get_run(run_id).info.experiment_id)
+
+
+def mlflow_run_url(run_id: str) -> str:
+    """The run's page in the MLflow UI at ``ML_MLFLOW_UI_URL``; the direct route when its experiment cannot
+    be looked up (the run is gone, the store is down)."""
+    services = context.services()
+    settings = services.settings
+    try:
+        experiment: str | None = _experiment_of(services, settings.mlflow_tracking_uri, run_id)
+    except Exception as exc:  # noqa: BLE001 - the link still names the run
+        logger.info("run %s: experiment not looked up: %s", run_id, type(exc).__name__)
+        experiment = None
+    return mlflow_run_link(settings.mlflow_ui_url, run_id, experiment)
+
+
 # -- errors --------------------------------------------------------------------------------
 
 _ERROR_KEYS: tuple[tuple[type[ServiceError], str], ...] = (
@@ -414,16 +456,17 @@ def cancel_box(job: JobPublic | None, prefix: str) -> None:
         return
     with st.expander(t("training.cancel")):
         st.text_input(t("access.token"), type="password", key=prefix + "cancel_token", help=t("access.token_help"))
-        if st.button(t("training.cancel_button"), key=prefix + "cancel_button"):
-            act(
-                prefix,
-                "cancel",
-                lambda: context.services().jobs.cancel_job(job.id),
-                token_key=prefix + "cancel_token",
-                action_name="cancel",
-                scope=job.id,
-            )
-        feedback(prefix, "cancel", _cancel_sent, scope=job.id)
+        # on_click: the answer is recorded before the page draws, so an earlier action's answer higher up
+        # (the form's "queued") is already gone in this run, and the job above shows its new state
+        job_id = job.id
+        st.button(
+            t("training.cancel_button"),
+            key=prefix + "cancel_button",
+            on_click=act,
+            args=(prefix, "cancel", lambda: context.services().jobs.cancel_job(job_id)),
+            kwargs={"token_key": prefix + "cancel_token", "action_name": "cancel", "scope": job_id},
+        )
+        feedback(prefix, "cancel", _cancel_sent, scope=job_id)
 
 
 def _cancel_sent(_job: Any) -> None:

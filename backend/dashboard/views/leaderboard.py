@@ -20,12 +20,15 @@ from backend.dashboard.widgets import (
     JOB_POLL_S,
     PAGE_PATHS,
     TERMINAL_JOB_STATUSES,
+    act,
     cancel_box,
-    check_token,
+    feedback,
     fmt_num,
     follow_job,
     form_body,
     jobs_frame,
+    keep,
+    mlflow_run_url,
     policy_body,
     policy_fields,
     recorded,
@@ -167,9 +170,7 @@ def _show(board: LeaderboardPublic) -> None:
             icon=":material/science:",
             query_params={"run": board.run_id},
         )
-        url = mlflow_run_url(board.run_id)
-        if url:
-            st.markdown(t("leaderboard.mlflow_link", url=url))
+        st.markdown(t("leaderboard.mlflow_link", url=mlflow_run_url(board.run_id)))
 
 
 def canonical(metric: str) -> str:
@@ -434,18 +435,6 @@ def policy_text(board: LeaderboardPublic) -> str:
     return f"`{board.policy}`" if board.policy else "—"
 
 
-def mlflow_run_url(run_id: str) -> str | None:
-    """The run in the MLflow UI when the tracking store is an MLflow server (http/https), else None."""
-    uri = context.settings().mlflow_tracking_uri
-    if not uri.startswith(("http://", "https://")):
-        return None
-    try:
-        experiment = context.services().runs.get_run(run_id).experiment_id
-    except ServiceError:
-        return None
-    return f"{uri.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
-
-
 # -- a new comparison ----------------------------------------------------------------------------
 
 
@@ -529,6 +518,7 @@ def _form(service: LeaderboardService) -> None:
         )
     if submitted:
         _submit(service, values, policy)
+    feedback(_STATE, "submit", _show_queued, invalid_key="leaderboard.invalid")
 
 
 def comparison_request(values: dict[str, Any], policy: dict[str, Any]) -> dict[str, Any]:
@@ -542,25 +532,26 @@ def comparison_request(values: dict[str, Any], policy: dict[str, Any]) -> dict[s
 
 
 def _submit(service: LeaderboardService, values: dict[str, Any], policy: dict[str, Any]) -> None:
+    """Check the form (a family chosen, the API's schema), then the token, and queue the comparison; the
+    outcome is kept for :func:`feedback` under the form's button until the next action."""
     if not values.get("families"):
-        st.error(t("leaderboard.invalid"))
-        st.markdown(f"- {t('leaderboard.pick_family')}")
+        keep(_STATE, "submit", "invalid", [t("leaderboard.pick_family")])
         return
     body = comparison_request(values, policy)
     try:
         params = ComparisonParams.model_validate(body)
     except ValidationError as exc:
-        st.error(t("leaderboard.invalid"))
-        for line in validation_messages(exc, "leaderboard.field"):
-            st.markdown(f"- {line}")
+        keep(_STATE, "submit", "invalid", validation_messages(exc, "leaderboard.field"))
         return
-    try:
-        check_token(_STATE + "token", "leaderboard")
-        job = service.submit(params)
-    except ServiceError as exc:
-        show_error(exc)
-        return
-    st.session_state[JOB_KEY] = job.id
+    outcome = act(
+        _STATE, "submit", lambda: service.submit(params), token_key=_STATE + "token", action_name="leaderboard"
+    )
+    if outcome.status == "ok":
+        st.session_state[JOB_KEY] = outcome.payload.id
+
+
+def _show_queued(job: JobPublic) -> None:
+    """A queued comparison, under the form's button (it stays until the next action)."""
     st.success(t("leaderboard.queued", id=job.id[:12]))
 
 

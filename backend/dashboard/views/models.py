@@ -8,7 +8,6 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pandas as pd
 import streamlit as st
@@ -23,6 +22,8 @@ from backend.dashboard.widgets import (
     fmt_num,
     fmt_sharpe,
     fmt_time,
+    mlflow_model_link,
+    mlflow_run_link,
     recorded,
     show_error,
     term,
@@ -343,19 +344,6 @@ def curl_snippet(name: str, rows: Any = "?", api_url: str = API_URL) -> str:
             "  -d @candles.json",
         ]
     )
-
-
-def mlflow_run_link(base: str, run_id: str, experiment_id: str | None) -> str:
-    """The run's page in the MLflow UI at ``base`` (the direct ``#/runs/<id>`` route without the experiment)."""
-    base = base.rstrip("/")
-    if experiment_id:
-        return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
-    return f"{base}/#/runs/{run_id}"
-
-
-def mlflow_model_link(base: str, name: str, version: int) -> str:
-    """The registered model version's page in the MLflow UI at ``base``."""
-    return f"{base.rstrip('/')}/#/models/{quote(name, safe='')}/versions/{version}"
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

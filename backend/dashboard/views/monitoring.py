@@ -22,11 +22,11 @@ import streamlit as st
 from backend.dashboard import charts, context
 from backend.dashboard.i18n import t
 from backend.dashboard.widgets import (
-    check_token,
+    act,
+    feedback,
     fmt_time,
     job_panel,
     recorded,
-    show_error,
     token_input,
     write_allowed,
 )
@@ -43,8 +43,9 @@ TOKEN_KEY = _STATE + "token"
 MODEL_KEY = _STATE + "model"
 VERSION_KEY = _STATE + "version"
 RECOMPUTE_BUTTON = _STATE + "recompute"
-#: The outcome of the recompute button (shown next to it once) and the job it queued (followed there).
-RECOMPUTE_KEY = _STATE + "recompute_result"
+#: The recompute button's slot: its outcome (``widgets.act``) is shown under it until the next action.
+RECOMPUTE_SLOT = "recompute"
+#: The job the recompute button queued (followed under the button).
 JOB_KEY = _STATE + "job"
 #: Live accuracy within this many percentage points of the test-time value reads "at the test's level".
 LEVEL_PP = 1.0
@@ -580,7 +581,7 @@ def _recompute() -> None:
             disabled=not allowed,
             on_click=_queue_monitoring,
         )
-        _recompute_outcome()
+        feedback(_STATE, RECOMPUTE_SLOT, _show_queued)
         job_id = st.session_state.get(JOB_KEY)
         if job_id:
             job_panel(job_id, view=_job_view)
@@ -590,25 +591,20 @@ def _recompute() -> None:
 
 
 def _queue_monitoring() -> None:
-    try:
-        check_token(TOKEN_KEY, "monitor")
-        job = context.services().jobs.submit_monitoring()
-    except ServiceError as exc:
-        st.session_state[RECOMPUTE_KEY] = ("error", exc)
-        return
-    st.session_state[RECOMPUTE_KEY] = ("ok", job)
-    st.session_state[JOB_KEY] = job.id
+    outcome = act(
+        _STATE,
+        RECOMPUTE_SLOT,
+        lambda: context.services().jobs.submit_monitoring(),
+        token_key=TOKEN_KEY,
+        action_name="monitor",
+    )
+    if outcome.status == "ok":
+        st.session_state[JOB_KEY] = outcome.payload.id
 
 
-def _recompute_outcome() -> None:
-    outcome = st.session_state.pop(RECOMPUTE_KEY, None)
-    if outcome is None:
-        return
-    status, payload = outcome
-    if status == "error":
-        show_error(payload)
-    else:
-        st.success(t("monitoring.queued", id=payload.id[:12]))
+def _show_queued(job: JobPublic) -> None:
+    """A queued outcome job, under the button (it stays until the next action)."""
+    st.success(t("monitoring.queued", id=job.id[:12]))
 
 
 def _job_view(job: JobPublic) -> None:

@@ -16,7 +16,6 @@ from pydantic import ValidationError
 
 from backend.dashboard import charts, context
 from backend.dashboard.i18n import current_language, has_text, t
-from backend.dashboard.views.leaderboard import mlflow_run_url
 from backend.dashboard.widgets import (
     PAGE_PATHS,
     act,
@@ -26,6 +25,7 @@ from backend.dashboard.widgets import (
     job_panel,
     jobs_frame,
     keep,
+    mlflow_run_url,
     recorded,
     show_error,
     token_input,
@@ -475,9 +475,7 @@ def _mlflow(study: StudyPublic) -> None:
             icon=":material/science:",
             query_params={"run": run_id},
         )
-        url = mlflow_run_url(run_id)
-        if url:
-            st.markdown(t("leaderboard.mlflow_link", url=url))
+        st.markdown(t("leaderboard.mlflow_link", url=mlflow_run_url(run_id)))
 
 
 # -- actions: promote the best trial, stop ---------------------------------------------------------
