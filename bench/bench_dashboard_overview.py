@@ -119,7 +119,7 @@ def measure(
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"streamlit did not start:\n{log_path.read_text()[-2000:]}") from None
                 time.sleep(0.2)
-        time.sleep(settle)  # the server warms its services up meanwhile (context.warm_up)
+        time.sleep(settle)  # the server imports MLflow meanwhile (context.warm_up)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
             cold = open_page(browser, base, "/", "Обзор")

@@ -38,15 +38,16 @@ def _services_from_environment() -> Services:
 
 
 def warm_up() -> None:
-    """Build the process-wide services and open the stores once, before the first browser session:
-    MLflow's modules (about 2 s of imports) and its SQL store (about 1 s) load lazily, so without this
-    the first Обзор after a server start takes 3 s longer than every later one. Run in a background
-    thread by ``python -m backend.dashboard``; a store that is down only leaves the pages to say so."""
+    """Import MLflow's client and SQL store modules once, before the first browser session (about 2 s
+    that the first Обзор after a server start would otherwise pay). Run in a background thread by
+    ``python -m backend.dashboard``. It does not open the store: on a fresh SQLite or PostgreSQL store
+    that would run MLflow's schema migrations at the same moment as the API, the worker and the
+    scheduler started beside it (`make up`), and two migrations at once fail."""
     try:
-        built = _services_from_environment()
-        built.runs.list_experiments()
-        built.models.list_models()
-    except Exception as exc:  # noqa: BLE001 - the pages report a store that is down, in the user's language
+        import mlflow.store.model_registry.sqlalchemy_store
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+        from mlflow import MlflowClient  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - only a head start: the pages import what they need anyway
         logger.info("dashboard: warm-up skipped: %s", type(exc).__name__)
 
 
