@@ -397,6 +397,8 @@ def test_in_chromium_tooltips_differ_and_help_lists_filters_that_find_runs(seed,
             page.goto(base + "/help")
             page.get_by_role("heading", name=t("glossary.title", "ru")).first.wait_for(timeout=60_000)
             page.wait_for_selector(RENDERED, timeout=60_000)
+            # the examples run their searches as the page draws: wait for their block, then read every block
+            page.locator('[data-testid="stCode"]', has_text="tags.trigger").first.wait_for(timeout=60_000)
             codes = page.locator('[data-testid="stCode"]').all_inner_texts()
             listed = next(c for c in codes if "tags.trigger" in c and "metrics." in c)
             filters = [line.strip() for line in listed.splitlines() if line.strip()]
