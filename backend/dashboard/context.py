@@ -43,10 +43,10 @@ def warm_up() -> None:
     ``python -m backend.dashboard``. It does not open the store: on a fresh SQLite or PostgreSQL store
     that would run MLflow's schema migrations at the same moment as the API, the worker and the
     scheduler started beside it (`make up`), and two migrations at once fail."""
+    from backend.services._mlflow import preload_mlflow
+
     try:
-        import mlflow.store.model_registry.sqlalchemy_store
-        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
-        from mlflow import MlflowClient  # noqa: F401
+        preload_mlflow()
     except Exception as exc:  # noqa: BLE001 - only a head start: the pages import what they need anyway
         logger.info("dashboard: warm-up skipped: %s", type(exc).__name__)
 

@@ -37,6 +37,16 @@ _verified: set[str] = set()
 _verified_guard = threading.Lock()
 
 
+def preload_mlflow() -> None:
+    """Import MLflow's client and SQL store modules (about 2 s) without opening any store: a process that
+    will serve its first request soon (the dashboard) calls it in a background thread at start."""
+    import mlflow.store.model_registry.sqlalchemy_store
+    import mlflow.store.tracking.sqlalchemy_store
+    from mlflow import MlflowClient
+
+    del MlflowClient, mlflow
+
+
 def ensure_store_reachable(tracking_uri: str, timeout_s: float = 3.0) -> None:
     """Fail fast with :class:`UnavailableError` while the tracking store cannot be reached.
 
