@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -435,21 +434,9 @@ def server_log(seed: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     """``python -m backend.dashboard`` over the seeded store, its stdout and stderr in a file; the
     environment has no MLFLOW_* of this process (the dashboard must quieten MLflow by itself)."""
     from dashboard_support import running_dashboard
+    from test_dashboard_e2e import dashboard_env
 
-    settings = seed.settings()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ML_", "MLFLOW_"))}
-    env.update(
-        {
-            "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-            "MLFLOW_ARTIFACT_LOCATION": settings.mlflow_artifact_location,
-            "ML_JOBS_DATABASE_URL": settings.jobs_database_url.get_secret_value(),
-            "ML_HUEY_SQLITE_PATH": settings.huey_sqlite_path,
-            "ML_OUTPUT_DIR": settings.output_dir,
-            "ML_CACHE_DIR": settings.cache_dir,
-            "ML_API_TOKEN": settings.api_token.get_secret_value() if settings.api_token else "",
-            "ML_DEVICE": "cpu",
-        }
-    )
+    env = dashboard_env(seed)  # MLFLOW_* of this process left out, as a deployment would have
     log = tmp_path_factory.mktemp("dashboard_tables") / "server.log"
     with running_dashboard(env, log) as base:
         yield base, log

@@ -10,7 +10,6 @@ with; who decided and what a version is, in the page's language. The numbers com
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +21,7 @@ from backend.services.schemas import ModelVersionPublic
 
 from .i18n import has_text, t
 from .metric_help import metric_help
+from .tables import _finite
 from .widgets import fmt_num, fmt_sharpe, sharpe_value
 
 __all__ = [
@@ -39,14 +39,6 @@ __all__ = [
 CLASSIFICATION: tuple[str, ...] = ("test_accuracy", "test_f1_macro")
 #: The headline tiles, in order: two classification metrics, the backtest's Sharpe and return.
 HEADLINE: tuple[str, ...] = (*CLASSIFICATION, "backtest_sharpe", "backtest_total_return")
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _value(key: str, metrics: Mapping[str, Any], yardstick: Yardstick | None) -> float | None:
